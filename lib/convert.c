@@ -1,0 +1,526 @@
+/* convert.c - the copy engine behind scimg convert, and scimg compare.
+ *
+ * The source is walked in chunks aligned to the output's unit (the
+ * compression unit with -c, else CHUNK bytes).  Block status skips holes and
+ * zero extents without reading them, so cost follows allocated data.  Data
+ * chunks are read once; runs of zeros of at least the -S size are left
+ * unwritten (a new image reads as zeros).  With -c, worker threads compress
+ * units while the calling thread reads ahead and writes results in order,
+ * which keeps sequential-only writers (streamOptimized VMDK) correct.
+ * Memory is bounded by the number of slots in flight.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "scimg-int.h"
+
+#define CHUNK (2u << 20)       /* plain copy unit */
+#define STATUS_SPAN (UINT64_C(1) << 40)
+
+/* ---- compression pipeline ------------------------------------------- */
+
+enum slot_state { SLOT_FREE, SLOT_FILLED, SLOT_BUSY, SLOT_DONE };
+
+struct slot {
+	enum slot_state state;
+	uint64_t off;
+	size_t len;
+	size_t clen;
+	int result;  /* 0 compressed, 1 store plain, <0 error */
+	uint8_t *in;
+	uint8_t *out;
+	size_t outcap;
+};
+
+struct pipeline {
+	struct scimg_image *dst;
+	pthread_mutex_t lock;
+	pthread_cond_t work;   /* a slot became FILLED, or stop */
+	pthread_cond_t done;   /* a slot became DONE */
+	struct slot *slots;
+	size_t nslots;
+	size_t next_fill;      /* sequence numbers; slot = seq % nslots */
+	size_t next_write;
+	size_t next_take;
+	int stop;
+	pthread_t *threads;
+	int nthreads;
+};
+
+static void *worker(void *arg)
+{
+	struct pipeline *p = arg;
+
+	pthread_mutex_lock(&p->lock);
+	for (;;) {
+		struct slot *s;
+
+		while (!p->stop && p->next_take == p->next_fill)
+			pthread_cond_wait(&p->work, &p->lock);
+		if (p->next_take == p->next_fill && p->stop)
+			break;
+		s = &p->slots[p->next_take % p->nslots];
+		p->next_take++;
+		s->state = SLOT_BUSY;
+		pthread_mutex_unlock(&p->lock);
+		s->clen = s->outcap;
+		s->result = p->dst->fmt->compress(p->dst, s->in, s->len, s->out, &s->clen);
+		pthread_mutex_lock(&p->lock);
+		s->state = SLOT_DONE;
+		pthread_cond_broadcast(&p->done);
+	}
+	pthread_mutex_unlock(&p->lock);
+	return NULL;
+}
+
+static void pipeline_free(struct pipeline *p)
+{
+	size_t i;
+
+	if (p->threads) {
+		pthread_mutex_lock(&p->lock);
+		p->stop = 1;
+		pthread_cond_broadcast(&p->work);
+		pthread_mutex_unlock(&p->lock);
+		for (int t = 0; t < p->nthreads; t++)
+			pthread_join(p->threads[t], NULL);
+		free(p->threads);
+	}
+	if (p->slots) {
+		for (i = 0; i < p->nslots; i++) {
+			free(p->slots[i].in);
+			free(p->slots[i].out);
+		}
+		free(p->slots);
+	}
+	pthread_mutex_destroy(&p->lock);
+	pthread_cond_destroy(&p->work);
+	pthread_cond_destroy(&p->done);
+}
+
+static int pipeline_init(struct pipeline *p, struct scimg_image *dst,
+			 size_t unit, int nthreads)
+{
+	struct scimg_ctx *ctx = dst->ctx;
+	size_t i;
+
+	memset(p, 0, sizeof(*p));
+	p->dst = dst;
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->work, NULL);
+	pthread_cond_init(&p->done, NULL);
+	p->nslots = (size_t)nthreads * 4 + 2;
+	p->slots = calloc(p->nslots, sizeof(*p->slots));
+	if (!p->slots)
+		return scimg_int_err(ctx, -ENOMEM, "out of memory");
+	for (i = 0; i < p->nslots; i++) {
+		p->slots[i].outcap = unit * 2 + 4096;
+		p->slots[i].in = malloc(unit);
+		p->slots[i].out = malloc(p->slots[i].outcap);
+		if (!p->slots[i].in || !p->slots[i].out)
+			return scimg_int_err(ctx, -ENOMEM, "out of memory");
+	}
+	p->threads = calloc((size_t)nthreads, sizeof(pthread_t));
+	if (!p->threads)
+		return scimg_int_err(ctx, -ENOMEM, "out of memory");
+	for (int t = 0; t < nthreads; t++) {
+		if (pthread_create(&p->threads[t], NULL, worker, p) != 0)
+			return scimg_int_err(ctx, -EAGAIN, "could not start a worker thread");
+		p->nthreads++;
+	}
+	return 0;
+}
+
+/* Write every finished slot at the head of the queue; with WAIT, block
+ * until the oldest one is finished (or, with ALL, until all are). */
+static int pipeline_drain(struct pipeline *p, int wait, int all)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&p->lock);
+	while (p->next_write < p->next_fill) {
+		struct slot *s = &p->slots[p->next_write % p->nslots];
+
+		if (s->state != SLOT_DONE) {
+			if (!wait)
+				break;
+			pthread_cond_wait(&p->done, &p->lock);
+			continue;
+		}
+		pthread_mutex_unlock(&p->lock);
+		if (s->result < 0)
+			ret = scimg_int_err(p->dst->ctx, s->result,
+					    "'%s': compression failed at offset %llu",
+					    p->dst->path, (unsigned long long)s->off);
+		else if (s->result == 1)
+			ret = p->dst->fmt->pwrite(p->dst, s->in, s->len, s->off);
+		else
+			ret = p->dst->fmt->pwrite_compressed(p->dst, s->off, s->out,
+							     s->clen, s->len);
+		pthread_mutex_lock(&p->lock);
+		s->state = SLOT_FREE;
+		p->next_write++;
+		if (ret < 0)
+			break;
+		if (!all)
+			wait = 0;
+	}
+	pthread_mutex_unlock(&p->lock);
+	return ret;
+}
+
+/* A free slot for the next unit (waits for the writer when all are used). */
+static int pipeline_slot(struct pipeline *p, struct slot **out)
+{
+	int ret;
+
+	while (p->next_fill - p->next_write >= p->nslots) {
+		ret = pipeline_drain(p, 1, 0);
+		if (ret < 0)
+			return ret;
+	}
+	*out = &p->slots[p->next_fill % p->nslots];
+	return 0;
+}
+
+static void pipeline_submit(struct pipeline *p, struct slot *s, uint64_t off,
+			    size_t len)
+{
+	pthread_mutex_lock(&p->lock);
+	s->off = off;
+	s->len = len;
+	s->state = SLOT_FILLED;
+	p->next_fill++;
+	pthread_cond_signal(&p->work);
+	pthread_mutex_unlock(&p->lock);
+}
+
+/* ---- convert ---------------------------------------------------------- */
+
+/* Does [off, off+len) of SRC hold any data?  Sets *skip_to to the end of
+ * the non-data extent when the whole range is non-data. */
+static int range_has_data(struct scimg_image *src, uint64_t off, uint64_t len,
+			  int *has_data, uint64_t *skip_to)
+{
+	uint64_t pos = off, end = off + len;
+	struct scimg_extent e;
+	int ret;
+
+	*has_data = 0;
+	*skip_to = end;
+	while (pos < end) {
+		uint64_t span = src->size - pos;
+		if (span > STATUS_SPAN)
+			span = STATUS_SPAN;
+		ret = scimg_image_block_status(src, pos, span, &e);
+		if (ret < 0)
+			return ret;
+		if (e.type == SCIMG_EXTENT_DATA) {
+			*has_data = 1;
+			return 0;
+		}
+		if (pos == off)
+			*skip_to = pos + e.length;
+		pos += e.length;
+	}
+	return 0;
+}
+
+static int write_plain(struct scimg_image *dst, const uint8_t *buf, size_t len,
+		       uint64_t off, uint64_t sparse)
+{
+	size_t i = 0;
+	int ret;
+
+	if (!sparse)
+		return dst->fmt->pwrite(dst, buf, len, off);
+	while (i < len) {
+		size_t blk = (size_t)(sparse - ((off + i) % sparse));
+		size_t j;
+		int zero;
+
+		if (blk > len - i)
+			blk = len - i;
+		zero = scimg_int_is_zero(buf + i, blk);
+		/* extend the run while blocks keep the same kind */
+		j = i + blk;
+		while (j < len) {
+			size_t b = (size_t)(sparse < len - j ? sparse : len - j);
+			if (scimg_int_is_zero(buf + j, b) != zero)
+				break;
+			j += b;
+		}
+		if (!zero) {
+			ret = dst->fmt->pwrite(dst, buf + i, j - i, off + i);
+			if (ret < 0)
+				return ret;
+		} else if (dst->fmt->write_zeroes) {
+			ret = dst->fmt->write_zeroes(dst, off + i, j - i);
+			if (ret < 0)
+				return ret;
+		}
+		i = j;
+	}
+	return 0;
+}
+
+static int cpu_count(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	if (n < 1)
+		return 1;
+	return n > 64 ? 64 : (int)n;
+}
+
+int scimg_convert(struct scimg_ctx *ctx, const struct scimg_convert_opts *o)
+{
+	struct scimg_image *src = NULL, *dst = NULL;
+	struct pipeline pl;
+	int have_pl = 0, ret;
+	uint8_t *buf = NULL, *zbuf = NULL;
+	uint64_t pos, size, unit, sparse = o->sparse_size;
+
+	scimg_ctx_clear_error(ctx);
+	ret = scimg_image_open(ctx, o->src, o->src_format, &src);
+	if (ret < 0)
+		return ret;
+	size = src->size;
+	ret = scimg_image_create(ctx, o->dst, o->dst_format, size, o->options,
+				 o->compress ? SCIMG_CREATE_COMPRESS : 0, &dst);
+	if (ret < 0)
+		goto out;
+	if (o->compress) {
+		int nt = o->threads > 0 ? o->threads : cpu_count();
+		unit = dst->fmt->compress_unit(dst);
+		if (unit == 0 || unit > (64u << 20)) {
+			ret = scimg_int_err(ctx, -ENOTSUP, "'%s': compression not possible with these options",
+					    o->dst);
+			goto out;
+		}
+		ret = pipeline_init(&pl, dst, (size_t)unit, nt);
+		have_pl = 1;
+		if (ret < 0)
+			goto out;
+	} else {
+		unit = CHUNK;
+		if (sparse > unit)
+			unit = sparse - sparse % CHUNK + (sparse % CHUNK ? CHUNK : 0);
+		buf = malloc((size_t)unit);
+		if (!buf) {
+			ret = scimg_int_err(ctx, -ENOMEM, "out of memory");
+			goto out;
+		}
+	}
+	if (!sparse) {
+		zbuf = calloc(1, (size_t)unit);
+		if (!zbuf) {
+			ret = scimg_int_err(ctx, -ENOMEM, "out of memory");
+			goto out;
+		}
+	}
+
+	pos = 0;
+	while (pos < size) {
+		uint64_t len = size - pos < unit ? size - pos : unit;
+		uint64_t skip_to;
+		int has_data;
+
+		if ((ret = scimg_int_check_cancel(ctx)) < 0)
+			goto out;
+		ret = range_has_data(src, pos, len, &has_data, &skip_to);
+		if (ret < 0)
+			goto out;
+		if (!has_data) {
+			uint64_t next = skip_to - skip_to % unit;
+			if (next <= pos)
+				next = pos + len;
+			if (!sparse) {
+				/* -S 0: allocate everything, zeros included */
+				for (uint64_t p = pos; p < next; ) {
+					uint64_t l = next - p < unit ? next - p : unit;
+					if (have_pl) {
+						struct slot *s;
+						if ((ret = pipeline_slot(&pl, &s)) < 0)
+							goto out;
+						memset(s->in, 0, (size_t)l);
+						pipeline_submit(&pl, s, p, (size_t)l);
+					} else if ((ret = dst->fmt->pwrite(dst, zbuf, (size_t)l, p)) < 0) {
+						goto out;
+					}
+					p += l;
+					if ((ret = scimg_int_check_cancel(ctx)) < 0)
+						goto out;
+				}
+			} else if (dst->fmt->write_zeroes) {
+				ret = dst->fmt->write_zeroes(dst, pos, next - pos);
+				if (ret < 0)
+					goto out;
+			}
+			pos = next;
+		} else if (have_pl) {
+			struct slot *s;
+
+			if ((ret = pipeline_slot(&pl, &s)) < 0)
+				goto out;
+			ret = scimg_image_pread(src, s->in, (size_t)len, pos);
+			if (ret < 0)
+				goto out;
+			if (sparse && scimg_int_is_zero(s->in, (size_t)len)) {
+				if (dst->fmt->write_zeroes &&
+				    (ret = dst->fmt->write_zeroes(dst, pos, len)) < 0)
+					goto out;
+			} else {
+				pipeline_submit(&pl, s, pos, (size_t)len);
+			}
+			if ((ret = pipeline_drain(&pl, 0, 0)) < 0)
+				goto out;
+			pos += len;
+		} else {
+			ret = scimg_image_pread(src, buf, (size_t)len, pos);
+			if (ret < 0)
+				goto out;
+			ret = write_plain(dst, buf, (size_t)len, pos, sparse);
+			if (ret < 0)
+				goto out;
+			pos += len;
+		}
+		if (o->progress)
+			o->progress(o->progress_opaque, pos, size);
+	}
+	if (have_pl && (ret = pipeline_drain(&pl, 1, 1)) < 0)
+		goto out;
+	if (have_pl) {
+		pipeline_free(&pl);
+		have_pl = 0;
+	}
+	ret = scimg_image_finish(dst);
+	dst = NULL;
+	if (ret < 0)
+		goto out;
+	if (o->progress)
+		o->progress(o->progress_opaque, size, size);
+out:
+	if (have_pl)
+		pipeline_free(&pl);
+	if (dst)
+		scimg_image_abort(dst);
+	scimg_image_close(src);
+	free(buf);
+	free(zbuf);
+	return ret;
+}
+
+/* ---- compare ---------------------------------------------------------- */
+
+static int status_at(struct scimg_image *img, uint64_t pos, uint64_t *len,
+		     int *data)
+{
+	struct scimg_extent e;
+	uint64_t span = img->size - pos;
+	int ret;
+
+	if (span > STATUS_SPAN)
+		span = STATUS_SPAN;
+	ret = scimg_image_block_status(img, pos, span, &e);
+	if (ret < 0)
+		return ret;
+	*len = e.length;
+	*data = e.type == SCIMG_EXTENT_DATA;
+	return 0;
+}
+
+/* first non-zero byte of BUF, or LEN */
+static size_t first_nonzero(const uint8_t *buf, size_t len)
+{
+	size_t i;
+	for (i = 0; i < len; i++)
+		if (buf[i])
+			break;
+	return i;
+}
+
+int scimg_compare(struct scimg_ctx *ctx, struct scimg_image *a,
+		  struct scimg_image *b, uint64_t *diff_off)
+{
+	const size_t chunk = 1u << 20;
+	uint8_t *ba = NULL, *bb = NULL;
+	uint64_t common = a->size < b->size ? a->size : b->size;
+	uint64_t pos = 0;
+	int ret = 0;
+
+	ba = malloc(chunk);
+	bb = malloc(chunk);
+	if (!ba || !bb) {
+		ret = scimg_int_err(ctx, -ENOMEM, "out of memory");
+		goto out;
+	}
+	/* common part, then the tail of the larger image must read as zeros */
+	while (pos < common) {
+		uint64_t la, lb, n;
+		int da, db;
+
+		if ((ret = scimg_int_check_cancel(ctx)) < 0)
+			goto out;
+		if ((ret = status_at(a, pos, &la, &da)) < 0 ||
+		    (ret = status_at(b, pos, &lb, &db)) < 0)
+			goto out;
+		n = la < lb ? la : lb;
+		if (n > common - pos)
+			n = common - pos;
+		if (!da && !db) {
+			pos += n;
+			continue;
+		}
+		if (n > chunk)
+			n = chunk;
+		if (da && (ret = scimg_image_pread(a, ba, (size_t)n, pos)) < 0)
+			goto out;
+		if (db && (ret = scimg_image_pread(b, bb, (size_t)n, pos)) < 0)
+			goto out;
+		if (!da)
+			memset(ba, 0, (size_t)n);
+		if (!db)
+			memset(bb, 0, (size_t)n);
+		if (memcmp(ba, bb, (size_t)n) != 0) {
+			size_t i = 0;
+			while (ba[i] == bb[i])
+				i++;
+			*diff_off = pos + i;
+			ret = 1;
+			goto out;
+		}
+		pos += n;
+	}
+	{
+		struct scimg_image *big = a->size > b->size ? a : b;
+		while (pos < big->size) {
+			uint64_t l, n;
+			int d;
+			size_t i;
+
+			if ((ret = status_at(big, pos, &l, &d)) < 0)
+				goto out;
+			if (!d) {
+				pos += l;
+				continue;
+			}
+			n = l < chunk ? l : chunk;
+			if ((ret = scimg_image_pread(big, ba, (size_t)n, pos)) < 0)
+				goto out;
+			i = first_nonzero(ba, (size_t)n);
+			if (i < n) {
+				*diff_off = pos + i;
+				ret = 1;
+				goto out;
+			}
+			pos += n;
+		}
+	}
+	ret = 0;
+out:
+	free(ba);
+	free(bb);
+	return ret;
+}

@@ -1,0 +1,243 @@
+/* ctx.c - library context, error recording, -o option parsing. */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "scimg-int.h"
+
+struct scimg_ctx *scimg_ctx_new(void)
+{
+	struct scimg_ctx *ctx = calloc(1, sizeof(*ctx));
+	return ctx;
+}
+
+void scimg_ctx_free(struct scimg_ctx *ctx)
+{
+	free(ctx);
+}
+
+int scimg_ctx_errcode(const struct scimg_ctx *ctx)
+{
+	return ctx->errcode;
+}
+
+const char *scimg_ctx_errmsg(const struct scimg_ctx *ctx)
+{
+	return ctx->errmsg[0] ? ctx->errmsg : "no error";
+}
+
+void scimg_ctx_clear_error(struct scimg_ctx *ctx)
+{
+	ctx->errcode = 0;
+	ctx->errmsg[0] = '\0';
+}
+
+void scimg_ctx_set_flags(struct scimg_ctx *ctx, unsigned flags)
+{
+	ctx->flags = flags;
+}
+
+unsigned scimg_ctx_get_flags(const struct scimg_ctx *ctx)
+{
+	return ctx->flags;
+}
+
+void scimg_ctx_cancel(struct scimg_ctx *ctx)
+{
+	ctx->cancelled = 1;
+}
+
+int scimg_int_err(struct scimg_ctx *ctx, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err >= 0)
+		err = -EIO;
+	ctx->errcode = err;
+	va_start(ap, fmt);
+	vsnprintf(ctx->errmsg, sizeof(ctx->errmsg), fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+void scimg_int_err_prefix(struct scimg_ctx *ctx, const char *fmt, ...)
+{
+	char pre[512], old[sizeof(ctx->errmsg)];
+	va_list ap;
+	size_t pl;
+
+	va_start(ap, fmt);
+	vsnprintf(pre, sizeof(pre), fmt, ap);
+	va_end(ap);
+
+	memcpy(old, ctx->errmsg, sizeof(old));
+	pl = strlen(pre);
+	if (pl > sizeof(ctx->errmsg) - 3)
+		pl = sizeof(ctx->errmsg) - 3;
+	memcpy(ctx->errmsg, pre, pl);
+	memcpy(ctx->errmsg + pl, ": ", 2);
+	pl += 2;
+	memcpy(ctx->errmsg + pl, old, sizeof(ctx->errmsg) - pl - 1);
+	ctx->errmsg[sizeof(ctx->errmsg) - 1] = '\0';
+}
+
+int scimg_int_check_cancel(struct scimg_ctx *ctx)
+{
+	if (ctx->cancelled)
+		return scimg_int_err(ctx, -ECANCELED, "interrupted");
+	return 0;
+}
+
+/* ---- options ---------------------------------------------------------- */
+
+void scimg_int_opts_free(struct scimg_opts *o)
+{
+	size_t i;
+
+	for (i = 0; i < o->n; i++) {
+		free(o->kv[i].key);
+		free(o->kv[i].val);
+	}
+	free(o->kv);
+	o->kv = NULL;
+	o->n = 0;
+}
+
+const char *scimg_int_opts_get(const struct scimg_opts *o, const char *key)
+{
+	size_t i;
+
+	/* the last one given wins, as with qemu-img */
+	for (i = o->n; i-- > 0;)
+		if (strcmp(o->kv[i].key, key) == 0)
+			return o->kv[i].val;
+	return NULL;
+}
+
+static int opt_allowed(const char *const *allowed, const char *key)
+{
+	if (!allowed)
+		return 0;
+	for (; *allowed; allowed++)
+		if (strcmp(*allowed, key) == 0)
+			return 1;
+	return 0;
+}
+
+int scimg_int_opts_parse(struct scimg_ctx *ctx, const char *s,
+			 const char *const *allowed, const char *fmtname,
+			 struct scimg_opts *out)
+{
+	char *buf = NULL, *w;
+	const char *r;
+	int ret = 0;
+
+	out->kv = NULL;
+	out->n = 0;
+	if (!s || !*s)
+		return 0;
+	buf = malloc(strlen(s) + 1);
+	if (!buf)
+		return scimg_int_err(ctx, -ENOMEM, "out of memory");
+	r = s;
+	while (*r) {
+		char *item, *eq;
+		struct scimg_kv *nkv;
+
+		w = buf;
+		while (*r) {
+			if (*r == ',') {
+				if (r[1] == ',') {
+					*w++ = ',';
+					r += 2;
+					continue;
+				}
+				r++;
+				break;
+			}
+			*w++ = *r++;
+		}
+		*w = '\0';
+		item = buf;
+		if (!*item)
+			continue;
+		eq = strchr(item, '=');
+		if (!eq || eq == item) {
+			ret = scimg_int_err(ctx, -EINVAL,
+					    "option '%s': expected key=value", item);
+			goto fail;
+		}
+		*eq = '\0';
+		if (!opt_allowed(allowed, item)) {
+			char list[512] = "";
+			const char *const *a;
+			size_t used = 0;
+
+			for (a = allowed; a && *a; a++) {
+				int n = snprintf(list + used, sizeof(list) - used,
+						 "%s%s", used ? ", " : "", *a);
+				if (n < 0 || (size_t)n >= sizeof(list) - used)
+					break;
+				used += (size_t)n;
+			}
+			ret = scimg_int_err(ctx, -EINVAL,
+					    "format '%s' has no option '%s' (it accepts: %s)",
+					    fmtname, item, used ? list : "none");
+			goto fail;
+		}
+		nkv = realloc(out->kv, (out->n + 1) * sizeof(*nkv));
+		if (!nkv) {
+			ret = scimg_int_err(ctx, -ENOMEM, "out of memory");
+			goto fail;
+		}
+		out->kv = nkv;
+		nkv[out->n].key = strdup(item);
+		nkv[out->n].val = strdup(eq + 1);
+		out->n++;
+		if (!nkv[out->n - 1].key || !nkv[out->n - 1].val) {
+			ret = scimg_int_err(ctx, -ENOMEM, "out of memory");
+			goto fail;
+		}
+	}
+	free(buf);
+	return 0;
+fail:
+	free(buf);
+	scimg_int_opts_free(out);
+	return ret;
+}
+
+int scimg_int_parse_size(const char *s, uint64_t *out)
+{
+	unsigned long long v;
+	char *end;
+	unsigned shift = 0;
+
+	if (!s || !isdigit((unsigned char)*s))
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return -EINVAL;
+	switch (*end) {
+	case '\0': break;
+	case 'b': case 'B': shift = 0; end++; break;
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	case 't': case 'T': shift = 40; end++; break;
+	case 'p': case 'P': shift = 50; end++; break;
+	default: return -EINVAL;
+	}
+	if (*end == 'i' && shift)
+		end++;
+	if ((*end == 'B' || *end == 'b') && shift)
+		end++;
+	if (*end)
+		return -EINVAL;
+	if (shift && v > (UINT64_MAX >> shift))
+		return -EINVAL;
+	*out = (uint64_t)v << shift;
+	return 0;
+}

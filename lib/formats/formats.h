@@ -1,0 +1,9 @@
+/* formats.h - the format drivers known to the registry. */
+#ifndef SCIMG_FORMATS_H
+#define SCIMG_FORMATS_H
+
+#include "scimg-int.h"
+
+extern const struct scimg_format scimg_format_raw;
+
+#endif

@@ -1,0 +1,76 @@
+/* formats/raw.c - raw disk images: the file is the disk.
+ *
+ * Raw never probes: it is chosen when the user names it, or as the announced
+ * last resort when nothing else matches.  Holes in the file (SEEK_DATA /
+ * SEEK_HOLE) are reported as holes so conversion cost follows allocation.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "scimg-int.h"
+#include "formats.h"
+
+static int raw_open(struct scimg_image *img)
+{
+	img->size = img->src->size;
+	return 0;
+}
+
+static void raw_close(struct scimg_image *img)
+{
+	(void)img;
+}
+
+static int raw_pread(struct scimg_image *img, void *buf, size_t len,
+		     uint64_t off)
+{
+	return img->src->ops->pread(img->src, buf, len, off);
+}
+
+static int raw_block_status(struct scimg_image *img, uint64_t off,
+			    uint64_t len, struct scimg_extent *ext)
+{
+	struct scimg_source *src = img->src;
+
+	if (src->ops->block_status)
+		return src->ops->block_status(src, off, len, ext);
+	ext->offset = off;
+	ext->length = len;
+	ext->type = SCIMG_EXTENT_DATA;
+	return 0;
+}
+
+static int raw_create(struct scimg_image *img, const struct scimg_opts *opts)
+{
+	(void)opts;
+	return scimg_int_out_truncate(img, img->size);
+}
+
+static int raw_pwrite(struct scimg_image *img, const void *buf, size_t len,
+		      uint64_t off)
+{
+	return scimg_int_out_pwrite(img, buf, len, off);
+}
+
+static int raw_write_zeroes(struct scimg_image *img, uint64_t off, uint64_t len)
+{
+	/* the file was created sparse at its full size */
+	(void)img; (void)off; (void)len;
+	return 0;
+}
+
+static const char *const raw_create_opts[] = { NULL };
+
+const struct scimg_format scimg_format_raw = {
+	.name = "raw",
+	.description = "raw disk image (the file is the disk)",
+	.probe = NULL,
+	.open = raw_open,
+	.close = raw_close,
+	.pread = raw_pread,
+	.block_status = raw_block_status,
+	.create_opts = raw_create_opts,
+	.create = raw_create,
+	.pwrite = raw_pwrite,
+	.write_zeroes = raw_write_zeroes,
+};

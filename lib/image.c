@@ -1,0 +1,561 @@
+/* image.c - format-neutral image handle: probe, open, read, create. */
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "scimg-int.h"
+
+static int probe_format(struct scimg_ctx *ctx, struct scimg_source *src,
+			const struct scimg_format **out)
+{
+	struct scimg_probe p;
+	uint8_t *head = NULL, *tail = NULL;
+	size_t i, hl, tl;
+	int best = 0, ret;
+
+	*out = NULL;
+	hl = src->size < SCIMG_PROBE_HEAD ? (size_t)src->size : SCIMG_PROBE_HEAD;
+	tl = src->size < SCIMG_PROBE_TAIL ? (size_t)src->size : SCIMG_PROBE_TAIL;
+	head = malloc(hl ? hl : 1);
+	tail = malloc(tl ? tl : 1);
+	if (!head || !tail) {
+		ret = scimg_int_err(ctx, -ENOMEM, "out of memory");
+		goto out;
+	}
+	if (hl && (ret = scimg_int_source_read(src, head, hl, 0, "header")) < 0)
+		goto out;
+	if (tl && (ret = scimg_int_source_read(src, tail, tl, src->size - tl,
+						"footer")) < 0)
+		goto out;
+	p.filename = src->name;
+	p.head = head;
+	p.head_len = hl;
+	p.tail = tail;
+	p.tail_len = tl;
+	p.file_size = src->size;
+	for (i = 0; i < scimg_int_format_count(); i++) {
+		const struct scimg_format *f = scimg_int_format_at(i);
+		int score;
+
+		if (!f->probe || !f->open)
+			continue;
+		score = f->probe(&p);
+		if (score > best) {
+			best = score;
+			*out = f;
+		}
+	}
+	ret = 0;
+out:
+	free(head);
+	free(tail);
+	return ret;
+}
+
+static int image_open_src(struct scimg_ctx *ctx, struct scimg_source *src,
+			  const char *path, const char *format, int probe_ok,
+			  int depth, const struct scimg_image *parent,
+			  struct scimg_image **out)
+{
+	const struct scimg_format *fmt = NULL;
+	struct scimg_image *img;
+	int ret, fallback = 0;
+
+	*out = NULL;
+	if (format) {
+		fmt = scimg_int_format_find(format);
+		if (!fmt) {
+			scimg_int_source_close(src);
+			return scimg_int_err(ctx, -ENOTSUP, "unknown format '%s'", format);
+		}
+		if (!fmt->open) {
+			scimg_int_source_close(src);
+			return scimg_int_err(ctx, -ENOTSUP, "format '%s' cannot be read", format);
+		}
+	} else {
+		ret = probe_format(ctx, src, &fmt);
+		if (ret < 0) {
+			scimg_int_source_close(src);
+			return ret;
+		}
+		if (!fmt) {
+			if (!probe_ok) {
+				scimg_int_source_close(src);
+				return scimg_int_err(ctx, -EINVAL,
+						     "'%s': no known format matched and its format is not given; refusing to guess raw (name the format explicitly)",
+						     path);
+			}
+			fmt = scimg_int_format_find("raw");
+			fallback = 1;
+		}
+	}
+	img = calloc(1, sizeof(*img));
+	if (!img) {
+		scimg_int_source_close(src);
+		return scimg_int_err(ctx, -ENOMEM, "out of memory");
+	}
+	img->ctx = ctx;
+	img->fmt = fmt;
+	img->src = src;
+	img->raw_fallback = fallback;
+	img->depth = depth;
+	img->parent = parent;
+	img->out_fd = -1;
+	img->path = strdup(path);
+	if (!img->path) {
+		ret = scimg_int_err(ctx, -ENOMEM, "out of memory");
+		goto fail;
+	}
+	ret = fmt->open(img);
+	if (ret < 0)
+		goto fail;
+	if (img->size > SCIMG_MAX_VIRTUAL_SIZE) {
+		ret = scimg_int_err(ctx, -EFBIG,
+				    "'%s': virtual size %llu exceeds the supported maximum %llu",
+				    path, (unsigned long long)img->size,
+				    (unsigned long long)SCIMG_MAX_VIRTUAL_SIZE);
+		fmt->close(img);
+		goto fail;
+	}
+	*out = img;
+	return 0;
+fail:
+	scimg_int_source_close(img->src);
+	free(img->path);
+	free(img);
+	return ret;
+}
+
+int scimg_image_open(struct scimg_ctx *ctx, const char *path,
+		     const char *format, struct scimg_image **out)
+{
+	struct scimg_source *src;
+	int ret;
+
+	*out = NULL;
+	scimg_ctx_clear_error(ctx);
+	ret = scimg_int_source_open(ctx, path, &src);
+	if (ret < 0)
+		return ret;
+	return image_open_src(ctx, src, path, format, 1, 0, NULL, out);
+}
+
+int scimg_int_resolve_path(struct scimg_ctx *ctx, const struct scimg_source *src,
+			   const char *name, int confine, char **out)
+{
+	char *p;
+	size_t n;
+
+	*out = NULL;
+	if (!*name)
+		return scimg_int_err(ctx, -EINVAL, "'%s': names an empty file name", src->name);
+	if (confine) {
+		const char *s = name;
+		if (*name == '/')
+			return scimg_int_err(ctx, -EPERM,
+					     "'%s': refusing absolute file name '%s' (must stay inside '%s')",
+					     src->name, name, src->dir);
+		/* refuse any ".." path component */
+		while (*s) {
+			const char *e = strchr(s, '/');
+			size_t l = e ? (size_t)(e - s) : strlen(s);
+			if (l == 2 && s[0] == '.' && s[1] == '.')
+				return scimg_int_err(ctx, -EPERM,
+						     "'%s': refusing file name '%s' that leaves '%s'",
+						     src->name, name, src->dir);
+			s += l;
+			while (*s == '/')
+				s++;
+		}
+	}
+	if (*name == '/') {
+		p = strdup(name);
+	} else {
+		n = strlen(src->dir) + 1 + strlen(name) + 1;
+		p = malloc(n);
+		if (p)
+			snprintf(p, n, "%s/%s", src->dir, name);
+	}
+	if (!p)
+		return scimg_int_err(ctx, -ENOMEM, "out of memory");
+	*out = p;
+	return 0;
+}
+
+int scimg_int_open_child(struct scimg_image *parent, const char *name,
+			 const char *format, int probe_ok,
+			 struct scimg_image **out)
+{
+	struct scimg_ctx *ctx = parent->ctx;
+	struct scimg_source *src;
+	const struct scimg_image *a;
+	char *path = NULL;
+	int ret;
+
+	*out = NULL;
+	if (!(ctx->flags & SCIMG_CTX_ALLOW_BACKING))
+		return scimg_int_err(ctx, -EPERM,
+				     "'%s' refers to '%s', and opening referenced files is not allowed",
+				     parent->path, name);
+	if (parent->depth + 1 >= SCIMG_MAX_CHAIN_DEPTH)
+		return scimg_int_err(ctx, -ELOOP,
+				     "'%s': chain of referenced images is deeper than %d",
+				     parent->path, SCIMG_MAX_CHAIN_DEPTH);
+	ret = scimg_int_resolve_path(ctx, parent->src, name, 0, &path);
+	if (ret < 0)
+		return ret;
+	ret = scimg_int_source_open(ctx, path, &src);
+	if (ret < 0)
+		goto out;
+	for (a = parent; a; a = a->parent) {
+		if (a->src && a->src->dev == src->dev && a->src->ino == src->ino) {
+			scimg_int_source_close(src);
+			ret = scimg_int_err(ctx, -ELOOP,
+					    "'%s': referenced file '%s' is already in the chain (loop)",
+					    parent->path, path);
+			goto out;
+		}
+	}
+	/* A referenced file is never guessed as raw. */
+	ret = image_open_src(ctx, src, path, format, 0, parent->depth + 1,
+			     parent, out);
+	(void)probe_ok;
+out:
+	free(path);
+	return ret;
+}
+
+void scimg_image_close(struct scimg_image *img)
+{
+	if (!img)
+		return;
+	if (img->writing) {
+		scimg_image_abort(img);
+		return;
+	}
+	img->fmt->close(img);
+	scimg_int_source_close(img->src);
+	free(img->path);
+	free(img);
+}
+
+const char *scimg_image_format(const struct scimg_image *img)
+{
+	return img->fmt->name;
+}
+
+const char *scimg_image_path(const struct scimg_image *img)
+{
+	return img->path;
+}
+
+uint64_t scimg_image_size(const struct scimg_image *img)
+{
+	return img->size;
+}
+
+int scimg_image_raw_fallback(const struct scimg_image *img)
+{
+	return img->raw_fallback;
+}
+
+static int check_range(struct scimg_image *img, uint64_t off, uint64_t len)
+{
+	uint64_t end;
+
+	if (!scimg_add_ok(off, len, &end) || end > img->size)
+		return scimg_int_err(img->ctx, -EINVAL,
+				     "'%s': access at offset %llu length %llu is beyond the virtual size %llu",
+				     img->path, (unsigned long long)off,
+				     (unsigned long long)len,
+				     (unsigned long long)img->size);
+	return 0;
+}
+
+int scimg_image_pread(struct scimg_image *img, void *buf, size_t len,
+		      uint64_t off)
+{
+	int ret;
+
+	if (img->writing)
+		return scimg_int_err(img->ctx, -EBADF, "'%s' is open for writing", img->path);
+	if ((ret = check_range(img, off, len)) < 0)
+		return ret;
+	if (!len)
+		return 0;
+	return img->fmt->pread(img, buf, len, off);
+}
+
+int scimg_image_block_status(struct scimg_image *img, uint64_t off,
+			     uint64_t len, struct scimg_extent *ext)
+{
+	int ret;
+
+	if ((ret = check_range(img, off, len)) < 0)
+		return ret;
+	if (!len)
+		return scimg_int_err(img->ctx, -EINVAL, "block status of an empty range");
+	if (!img->fmt->block_status) {
+		ext->offset = off;
+		ext->length = len;
+		ext->type = SCIMG_EXTENT_DATA;
+		return 0;
+	}
+	ret = img->fmt->block_status(img, off, len, ext);
+	if (ret < 0)
+		return ret;
+	if (ext->offset != off || ext->length == 0 || ext->length > len)
+		return scimg_int_err(img->ctx, -EIO,
+				     "'%s': internal error: format '%s' returned a bad extent",
+				     img->path, img->fmt->name);
+	return 0;
+}
+
+int scimg_image_info(struct scimg_image *img, json_object **out)
+{
+	json_object *o, *spec;
+	struct stat st;
+	int ret;
+
+	*out = NULL;
+	o = json_object_new_object();
+	spec = json_object_new_object();
+	if (!o || !spec) {
+		json_object_put(o);
+		json_object_put(spec);
+		return scimg_int_err(img->ctx, -ENOMEM, "out of memory");
+	}
+	json_object_object_add(o, "filename", json_object_new_string(img->path));
+	json_object_object_add(o, "format", json_object_new_string(img->fmt->name));
+	json_object_object_add(o, "virtual-size", json_object_new_int64((int64_t)img->size));
+	if (stat(img->path, &st) == 0)
+		json_object_object_add(o, "actual-size",
+				       json_object_new_int64((int64_t)st.st_blocks * 512));
+	json_object_object_add(o, "file-length", json_object_new_int64((int64_t)img->src->size));
+	if (img->raw_fallback)
+		json_object_object_add(o, "format-note",
+				       json_object_new_string("no format matched; read as raw"));
+	if (img->fmt->info) {
+		ret = img->fmt->info(img, spec);
+		if (ret < 0) {
+			json_object_put(o);
+			json_object_put(spec);
+			return ret;
+		}
+	}
+	json_object_object_add(o, "format-specific", spec);
+	*out = o;
+	return 0;
+}
+
+/* ---- writing ---------------------------------------------------------- */
+
+int scimg_int_out_pwrite(struct scimg_image *img, const void *buf, size_t len,
+			 uint64_t off)
+{
+	const uint8_t *p = buf;
+
+	while (len) {
+		ssize_t n = pwrite(img->out_fd, p, len, (off_t)off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return scimg_int_err(img->ctx, -errno,
+					     "'%s': write error at offset %llu: %s",
+					     img->path, (unsigned long long)off,
+					     strerror(errno));
+		}
+		p += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+int scimg_int_out_truncate(struct scimg_image *img, uint64_t size)
+{
+	if (ftruncate(img->out_fd, (off_t)size) < 0)
+		return scimg_int_err(img->ctx, -errno, "'%s': could not set size to %llu: %s",
+				     img->path, (unsigned long long)size, strerror(errno));
+	return 0;
+}
+
+static int make_temp(struct scimg_ctx *ctx, const char *path, char **tmp_out,
+		     int *fd_out)
+{
+	const char *slash = strrchr(path, '/');
+	size_t dlen = slash ? (size_t)(slash - path) + 1 : 0;
+	const char *base = slash ? slash + 1 : path;
+	static unsigned counter;
+	char *tmp;
+	size_t n;
+	int i;
+
+	if (!*base)
+		return scimg_int_err(ctx, -EISDIR, "'%s': output must be a file name", path);
+	n = dlen + strlen(base) + 40;
+	tmp = malloc(n);
+	if (!tmp)
+		return scimg_int_err(ctx, -ENOMEM, "out of memory");
+	for (i = 0; i < 100; i++) {
+		int fd;
+		snprintf(tmp, n, "%.*s.%s.scimg-%ld-%u", (int)dlen, path, base,
+			 (long)getpid(),
+			 __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED) ^
+				 (unsigned)time(NULL));
+		fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+		if (fd >= 0) {
+			*tmp_out = tmp;
+			*fd_out = fd;
+			return 0;
+		}
+		if (errno != EEXIST) {
+			int e = errno;
+			free(tmp);
+			return scimg_int_err(ctx, -e, "could not create a temporary file beside '%s': %s",
+					     path, strerror(e));
+		}
+	}
+	free(tmp);
+	return scimg_int_err(ctx, -EEXIST, "could not create a temporary file beside '%s'", path);
+}
+
+int scimg_image_create(struct scimg_ctx *ctx, const char *path,
+		       const char *format, uint64_t size, const char *options,
+		       unsigned flags, struct scimg_image **out)
+{
+	const struct scimg_format *fmt;
+	struct scimg_image *img;
+	int ret;
+
+	*out = NULL;
+	scimg_ctx_clear_error(ctx);
+	if (!format)
+		return scimg_int_err(ctx, -EINVAL, "an output format is required");
+	fmt = scimg_int_format_find(format);
+	if (!fmt)
+		return scimg_int_err(ctx, -ENOTSUP, "unknown format '%s'", format);
+	if (!fmt->create)
+		return scimg_int_err(ctx, -ENOTSUP, "format '%s' cannot be written", format);
+	if (size > SCIMG_MAX_VIRTUAL_SIZE)
+		return scimg_int_err(ctx, -EFBIG, "size %llu is too large",
+				     (unsigned long long)size);
+	if ((flags & SCIMG_CREATE_COMPRESS) && !fmt->compress_unit)
+		return scimg_int_err(ctx, -ENOTSUP,
+				     "format '%s' does not support compression (-c)", format);
+	img = calloc(1, sizeof(*img));
+	if (!img)
+		return scimg_int_err(ctx, -ENOMEM, "out of memory");
+	img->ctx = ctx;
+	img->fmt = fmt;
+	img->size = size;
+	img->writing = 1;
+	img->out_fd = -1;
+	img->create_flags = flags;
+	img->path = strdup(path);
+	if (!img->path) {
+		free(img);
+		return scimg_int_err(ctx, -ENOMEM, "out of memory");
+	}
+	ret = scimg_int_opts_parse(ctx, options, fmt->create_opts, fmt->name, &img->opts);
+	if (ret < 0)
+		goto fail;
+	ret = make_temp(ctx, path, &img->tmp_path, &img->out_fd);
+	if (ret < 0)
+		goto fail;
+	ret = fmt->create(img, &img->opts);
+	if (ret < 0) {
+		unlink(img->tmp_path);
+		goto fail;
+	}
+	*out = img;
+	return 0;
+fail:
+	if (img->out_fd >= 0)
+		close(img->out_fd);
+	scimg_int_opts_free(&img->opts);
+	free(img->tmp_path);
+	free(img->path);
+	free(img);
+	return ret;
+}
+
+int scimg_image_pwrite(struct scimg_image *img, const void *buf, size_t len,
+		       uint64_t off)
+{
+	int ret;
+
+	if (!img->writing)
+		return scimg_int_err(img->ctx, -EBADF, "'%s' is not open for writing", img->path);
+	if ((ret = check_range(img, off, len)) < 0)
+		return ret;
+	if (!len)
+		return 0;
+	return img->fmt->pwrite(img, buf, len, off);
+}
+
+int scimg_image_write_zeroes(struct scimg_image *img, uint64_t off,
+			     uint64_t len)
+{
+	int ret;
+
+	if (!img->writing)
+		return scimg_int_err(img->ctx, -EBADF, "'%s' is not open for writing", img->path);
+	if ((ret = check_range(img, off, len)) < 0)
+		return ret;
+	if (!len || !img->fmt->write_zeroes)
+		return 0;
+	return img->fmt->write_zeroes(img, off, len);
+}
+
+static void writer_free(struct scimg_image *img)
+{
+	if (img->fmt->close)
+		img->fmt->close(img);
+	if (img->out_fd >= 0)
+		close(img->out_fd);
+	scimg_int_opts_free(&img->opts);
+	free(img->tmp_path);
+	free(img->path);
+	free(img);
+}
+
+int scimg_image_finish(struct scimg_image *img)
+{
+	struct scimg_ctx *ctx = img->ctx;
+	int ret = 0;
+
+	if (!img->writing) {
+		scimg_image_close(img);
+		return scimg_int_err(ctx, -EBADF, "image is not open for writing");
+	}
+	if (img->fmt->finish)
+		ret = img->fmt->finish(img);
+	if (ret == 0 && fdatasync(img->out_fd) < 0 && errno != EINVAL)
+		ret = scimg_int_err(ctx, -errno, "'%s': could not flush: %s",
+				    img->path, strerror(errno));
+	if (ret == 0 && close(img->out_fd) < 0)
+		ret = scimg_int_err(ctx, -errno, "'%s': %s", img->path, strerror(errno));
+	img->out_fd = -1;
+	if (ret == 0 && rename(img->tmp_path, img->path) < 0)
+		ret = scimg_int_err(ctx, -errno, "could not rename into '%s': %s",
+				    img->path, strerror(errno));
+	if (ret < 0)
+		unlink(img->tmp_path);
+	writer_free(img);
+	return ret;
+}
+
+void scimg_image_abort(struct scimg_image *img)
+{
+	if (!img)
+		return;
+	if (img->tmp_path)
+		unlink(img->tmp_path);
+	writer_free(img);
+}

@@ -1,0 +1,58 @@
+/* registry.c - the list of format drivers.  Cheap, strong probes first;
+ * raw last (it never probes and is only chosen when asked for, or as the
+ * announced fallback). */
+#include <string.h>
+
+#include "scimg-int.h"
+#include "formats/formats.h"
+
+static const struct scimg_format *const formats[] = {
+	&scimg_format_raw,
+};
+
+size_t scimg_int_format_count(void)
+{
+	return SCIMG_ARRAY_SIZE(formats);
+}
+
+const struct scimg_format *scimg_int_format_at(size_t i)
+{
+	return i < SCIMG_ARRAY_SIZE(formats) ? formats[i] : NULL;
+}
+
+const struct scimg_format *scimg_int_format_find(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < SCIMG_ARRAY_SIZE(formats); i++)
+		if (strcmp(formats[i]->name, name) == 0)
+			return formats[i];
+	/* qemu-img calls VHD "vpc" */
+	if (strcmp(name, "vpc") == 0)
+		return scimg_int_format_find("vhd");
+	return NULL;
+}
+
+size_t scimg_format_count(void)
+{
+	return scimg_int_format_count();
+}
+
+const char *scimg_format_name(size_t i)
+{
+	const struct scimg_format *f = scimg_int_format_at(i);
+	return f ? f->name : NULL;
+}
+
+int scimg_format_caps(const char *name, int *can_read, int *can_write)
+{
+	const struct scimg_format *f = scimg_int_format_find(name);
+
+	if (!f)
+		return -ENOENT;
+	if (can_read)
+		*can_read = f->open != NULL;
+	if (can_write)
+		*can_write = f->create != NULL;
+	return 0;
+}

@@ -1,0 +1,326 @@
+/* scimg-int.h - internal interfaces shared by the files of libscimg.
+ *
+ * Nothing here is installed.  Names are scimg_int_* or struct members.
+ */
+#ifndef SCIMG_INT_H
+#define SCIMG_INT_H
+
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "scimg.h"
+
+#define SCIMG_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#define SCIMG_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define SCIMG_STATIC_ASSERT(c, m) _Static_assert(c, m)
+
+/* Largest number of images in a backing chain (qemu allows ~ 1000s; real
+ * chains are short, and each level costs memory). */
+#define SCIMG_MAX_CHAIN_DEPTH 64
+/* Largest virtual size any format may declare: 2^63-1 rounded down to 1 PiB
+ * multiples is far beyond real use; we cap at 64 PiB (qcow2's own limit
+ * with 2 MiB clusters is far below that). */
+#define SCIMG_MAX_VIRTUAL_SIZE (UINT64_C(1) << 56)
+
+/* ---- context ---------------------------------------------------------- */
+
+struct scimg_ctx {
+	int errcode;
+	char errmsg[1024];
+	unsigned flags;
+	volatile sig_atomic_t cancelled;
+};
+
+/* Record an error on CTX and return ERR (a negative errno).  The message
+ * names the file, the field/offset and what was expected.  Later errors
+ * replace earlier ones unless the earlier one is kept by
+ * scimg_int_err_prefix(). */
+int scimg_int_err(struct scimg_ctx *ctx, int err, const char *fmt, ...)
+	SCIMG_PRINTF(3, 4);
+/* Put "PREFIX: " in front of the message recorded on CTX (used when a
+ * child image fails: "'a.qcow2': backing file: 'b.qcow2': ..."). */
+void scimg_int_err_prefix(struct scimg_ctx *ctx, const char *fmt, ...)
+	SCIMG_PRINTF(2, 3);
+/* -ECANCELED with a message when scimg_ctx_cancel() was called. */
+int scimg_int_check_cancel(struct scimg_ctx *ctx);
+
+/* ---- byte sources ----------------------------------------------------- */
+
+struct scimg_source;
+
+struct scimg_source_ops {
+	const char *name; /* "file", "http" */
+	/* Read exactly LEN bytes at OFF; 0 or -errno (error recorded). */
+	int (*pread)(struct scimg_source *src, void *buf, size_t len,
+		     uint64_t off);
+	/* Optional: describe allocation of the source's bytes at OFF (DATA or
+	 * HOLE), at most LEN long, as lseek(SEEK_DATA/SEEK_HOLE) does. */
+	int (*block_status)(struct scimg_source *src, uint64_t off,
+			    uint64_t len, struct scimg_extent *ext);
+	void (*close)(struct scimg_source *src);
+};
+
+struct scimg_source {
+	const struct scimg_source_ops *ops;
+	struct scimg_ctx *ctx;
+	char *name;   /* as given by the user, for messages */
+	char *dir;    /* directory that relative names inside it resolve to */
+	uint64_t size;
+	dev_t dev;    /* identity, to refuse loops (0/0 for remote) */
+	ino_t ino;
+	void *priv;
+};
+
+/* Open NAME (a local path for now) read-only.  *out owned by the caller. */
+int scimg_int_source_open(struct scimg_ctx *ctx, const char *name,
+			  struct scimg_source **out);
+/* Read exactly LEN bytes at OFF.  A read past the end of the source is an
+ * error naming WHAT (e.g. "L2 table") and the offset. */
+int scimg_int_source_read(struct scimg_source *src, void *buf, size_t len,
+			  uint64_t off, const char *what);
+void scimg_int_source_close(struct scimg_source *src);
+
+/* ---- options (-o key=value,...) --------------------------------------- */
+
+struct scimg_kv {
+	char *key;
+	char *val;
+};
+
+struct scimg_opts {
+	struct scimg_kv *kv;
+	size_t n;
+};
+
+/* Parse "a=b,c=d" (",," escapes a comma).  Keys not in ALLOWED (NULL
+ * terminated) are refused, naming the key and listing the allowed ones. */
+int scimg_int_opts_parse(struct scimg_ctx *ctx, const char *s,
+			 const char *const *allowed, const char *fmtname,
+			 struct scimg_opts *out);
+void scimg_int_opts_free(struct scimg_opts *o);
+const char *scimg_int_opts_get(const struct scimg_opts *o, const char *key);
+/* Parse a size with optional suffix k/K, M, G, T (powers of 1024) or
+ * plain bytes.  -EINVAL on garbage or overflow. */
+int scimg_int_parse_size(const char *s, uint64_t *out);
+
+/* ---- formats ---------------------------------------------------------- */
+
+struct scimg_probe {
+	const char *filename;
+	const uint8_t *head;  /* first bytes of the file */
+	size_t head_len;      /* up to SCIMG_PROBE_HEAD */
+	const uint8_t *tail;  /* last bytes of the file */
+	size_t tail_len;      /* up to SCIMG_PROBE_TAIL */
+	uint64_t file_size;
+};
+#define SCIMG_PROBE_HEAD 65536
+#define SCIMG_PROBE_TAIL 4096
+
+enum {
+	/* Writer accepts writes only in increasing offset order. */
+	SCIMG_FMT_SEQUENTIAL_WRITE = 1u << 0,
+};
+
+struct scimg_image;
+
+/* A format driver.  Each lib/formats/<fmt>.c exports exactly one. */
+struct scimg_format {
+	/* Short name used with -f/-O, and a one-line description. */
+	const char *name;
+	const char *description;
+	/* Pure: score 0 (not this format) .. 100 (every magic and checksum
+	 * verified).  May be NULL (never probed; raw). */
+	int (*probe)(const struct scimg_probe *p);
+
+	/* --- reading --- */
+	/* Parse and validate metadata of img->src; set img->size and
+	 * img->priv.  On failure free what was allocated. */
+	int (*open)(struct scimg_image *img);
+	/* Free img->priv (reader or writer). */
+	void (*close)(struct scimg_image *img);
+	/* Read LEN bytes at OFF; the caller has checked OFF+LEN <= size. */
+	int (*pread)(struct scimg_image *img, void *buf, size_t len,
+		     uint64_t off);
+	/* Fill EXT with the extent starting at OFF, at most LEN long (LEN > 0,
+	 * within size).  NULL means everything is DATA. */
+	int (*block_status)(struct scimg_image *img, uint64_t off,
+			    uint64_t len, struct scimg_extent *ext);
+	/* Add format-specific keys to OBJ.  May be NULL. */
+	int (*info)(struct scimg_image *img, json_object *obj);
+
+	/* --- writing (NULL create: read-only format) --- */
+	/* Option keys accepted by create (NULL terminated, may be NULL). */
+	const char *const *create_opts;
+	/* Initialise a new image of img->size on img->out_fd (empty file). */
+	int (*create)(struct scimg_image *img, const struct scimg_opts *opts);
+	int (*pwrite)(struct scimg_image *img, const void *buf, size_t len,
+		      uint64_t off);
+	/* Make [OFF, OFF+LEN) read as zeros.  NULL: a new image already reads
+	 * as zeros everywhere and the engine never writes a range twice. */
+	int (*write_zeroes)(struct scimg_image *img, uint64_t off,
+			    uint64_t len);
+	/* Write remaining metadata; called once before the rename. */
+	int (*finish)(struct scimg_image *img);
+
+	/* --- compressed writing (all three or none) --- */
+	/* Size of a compression unit (cluster/grain); offsets of compressed
+	 * writes are multiples of it.  0 when -c is not possible. */
+	uint32_t (*compress_unit)(struct scimg_image *img);
+	/* Thread-safe, no image state changed: compress IN (LEN <= unit)
+	 * into OUT (capacity *OUTLEN, at least 2 * unit).  Returns 0 and sets
+	 * *OUTLEN, or 1 when the data does not shrink (caller stores it
+	 * uncompressed), or -errno. */
+	int (*compress)(struct scimg_image *img, const void *in, size_t len,
+			void *out, size_t *outlen);
+	/* Store compressed data made by compress() for the unit at OFF. */
+	int (*pwrite_compressed)(struct scimg_image *img, uint64_t off,
+				 const void *data, size_t clen, size_t len);
+
+	unsigned flags; /* SCIMG_FMT_* */
+};
+
+struct scimg_image {
+	struct scimg_ctx *ctx;
+	const struct scimg_format *fmt;
+	char *path;               /* as given */
+	uint64_t size;            /* virtual size in bytes */
+	void *priv;               /* the format's state */
+	int raw_fallback;
+	int depth;                /* 0 for the top image of a chain */
+	const struct scimg_image *parent; /* image that named this one */
+
+	/* reader */
+	struct scimg_source *src;
+
+	/* writer */
+	int writing;
+	int out_fd;
+	char *tmp_path;
+	unsigned create_flags;
+	struct scimg_opts opts;
+};
+
+/* Registry (lib/registry.c). */
+const struct scimg_format *scimg_int_format_find(const char *name);
+size_t scimg_int_format_count(void);
+const struct scimg_format *scimg_int_format_at(size_t i);
+
+/* Open another image named by PARENT (backing file, parent disk, extent
+ * owner): NAME is resolved relative to the parent's directory unless
+ * absolute.  FORMAT may be NULL only when PROBE_OK (e.g. a qcow2 backing file
+ * with no format extension is probed, but never guessed as raw).  Checks
+ * SCIMG_CTX_ALLOW_BACKING, the chain depth and loops. */
+int scimg_int_open_child(struct scimg_image *parent, const char *name,
+			 const char *format, int probe_ok,
+			 struct scimg_image **out);
+/* Resolve NAME relative to SRC's directory into a new string (caller
+ * frees).  With CONFINE, refuse a name that leaves that directory. */
+int scimg_int_resolve_path(struct scimg_ctx *ctx, const struct scimg_source *src,
+			   const char *name, int confine, char **out);
+
+/* Writers: write to the output file at absolute file offset OFF. */
+int scimg_int_out_pwrite(struct scimg_image *img, const void *buf, size_t len,
+			 uint64_t off);
+int scimg_int_out_truncate(struct scimg_image *img, uint64_t size);
+
+/* Helpers. */
+static inline bool scimg_int_is_zero(const void *buf, size_t len)
+{
+	const unsigned char *p = buf;
+	size_t i;
+	/* check the first 16 bytes cheaply, then compare with itself */
+	for (i = 0; i < len && i < 16; i++)
+		if (p[i])
+			return false;
+	if (len <= 16)
+		return true;
+	return __builtin_memcmp(p, p + 16, len - 16) == 0;
+}
+
+static inline uint16_t scimg_be16(const void *p)
+{
+	const uint8_t *b = p;
+	return (uint16_t)((b[0] << 8) | b[1]);
+}
+static inline uint32_t scimg_be32(const void *p)
+{
+	const uint8_t *b = p;
+	return ((uint32_t)b[0] << 24) | ((uint32_t)b[1] << 16) |
+	       ((uint32_t)b[2] << 8) | b[3];
+}
+static inline uint64_t scimg_be64(const void *p)
+{
+	const uint8_t *b = p;
+	return ((uint64_t)scimg_be32(b) << 32) | scimg_be32(b + 4);
+}
+static inline uint16_t scimg_le16(const void *p)
+{
+	const uint8_t *b = p;
+	return (uint16_t)(b[0] | (b[1] << 8));
+}
+static inline uint32_t scimg_le32(const void *p)
+{
+	const uint8_t *b = p;
+	return b[0] | ((uint32_t)b[1] << 8) | ((uint32_t)b[2] << 16) |
+	       ((uint32_t)b[3] << 24);
+}
+static inline uint64_t scimg_le64(const void *p)
+{
+	const uint8_t *b = p;
+	return scimg_le32(b) | ((uint64_t)scimg_le32(b + 4) << 32);
+}
+static inline void scimg_put_be16(void *p, uint16_t v)
+{
+	uint8_t *b = p;
+	b[0] = (uint8_t)(v >> 8);
+	b[1] = (uint8_t)v;
+}
+static inline void scimg_put_be32(void *p, uint32_t v)
+{
+	uint8_t *b = p;
+	b[0] = (uint8_t)(v >> 24);
+	b[1] = (uint8_t)(v >> 16);
+	b[2] = (uint8_t)(v >> 8);
+	b[3] = (uint8_t)v;
+}
+static inline void scimg_put_be64(void *p, uint64_t v)
+{
+	scimg_put_be32(p, (uint32_t)(v >> 32));
+	scimg_put_be32((uint8_t *)p + 4, (uint32_t)v);
+}
+static inline void scimg_put_le16(void *p, uint16_t v)
+{
+	uint8_t *b = p;
+	b[0] = (uint8_t)v;
+	b[1] = (uint8_t)(v >> 8);
+}
+static inline void scimg_put_le32(void *p, uint32_t v)
+{
+	uint8_t *b = p;
+	b[0] = (uint8_t)v;
+	b[1] = (uint8_t)(v >> 8);
+	b[2] = (uint8_t)(v >> 16);
+	b[3] = (uint8_t)(v >> 24);
+}
+static inline void scimg_put_le64(void *p, uint64_t v)
+{
+	scimg_put_le32(p, (uint32_t)v);
+	scimg_put_le32((uint8_t *)p + 4, (uint32_t)(v >> 32));
+}
+
+/* a + b without wrap-around; false on overflow. */
+static inline bool scimg_add_ok(uint64_t a, uint64_t b, uint64_t *r)
+{
+	return !__builtin_add_overflow(a, b, r);
+}
+static inline bool scimg_mul_ok(uint64_t a, uint64_t b, uint64_t *r)
+{
+	return !__builtin_mul_overflow(a, b, r);
+}
+
+#endif /* SCIMG_INT_H */

@@ -1,0 +1,151 @@
+/* scimg.h - public interface of libscimg.
+ *
+ * libscimg reads and writes virtual machine disk images (raw, qcow2 and the
+ * formats added by lib/formats/) and converts between them.
+ *
+ * Conventions
+ * - Every function that can fail returns 0 (or a non-negative count) on
+ *   success and a negative errno value on failure.  The failure is also
+ *   recorded on the context: scimg_ctx_errmsg() gives a message that names
+ *   the file, the field or offset and what was expected.
+ * - The library never prints and never exits.
+ * - Objects returned through an out-parameter belong to the caller, who
+ *   releases them with the matching _close/_free function.
+ */
+#ifndef SCIMG_H
+#define SCIMG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <json-c/json.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SCIMG_VERSION_STRING "0.1.0"
+
+/* ---- context ---------------------------------------------------------- */
+
+struct scimg_ctx;
+
+/* Create a context.  Returns NULL only when out of memory. */
+struct scimg_ctx *scimg_ctx_new(void);
+/* Free a context.  NULL is accepted. */
+void scimg_ctx_free(struct scimg_ctx *ctx);
+
+/* Last error recorded on the context: a negative errno (0 when none) and a
+ * message owned by the context, valid until the next failing call. */
+int scimg_ctx_errcode(const struct scimg_ctx *ctx);
+const char *scimg_ctx_errmsg(const struct scimg_ctx *ctx);
+void scimg_ctx_clear_error(struct scimg_ctx *ctx);
+
+/* Context flags. */
+enum {
+	/* Open backing files, external data files and extent files that an
+	 * image names.  Without it such images fail to open. */
+	SCIMG_CTX_ALLOW_BACKING = 1u << 0,
+};
+void scimg_ctx_set_flags(struct scimg_ctx *ctx, unsigned flags);
+unsigned scimg_ctx_get_flags(const struct scimg_ctx *ctx);
+
+/* Ask every running operation on the context to stop as soon as it can
+ * (with -ECANCELED).  Async-signal-safe: meant for SIGINT/SIGTERM handlers. */
+void scimg_ctx_cancel(struct scimg_ctx *ctx);
+
+/* ---- formats ---------------------------------------------------------- */
+
+/* Number of registered formats and their names ("raw", "qcow2", ...). */
+size_t scimg_format_count(void);
+const char *scimg_format_name(size_t i);
+/* Whether a registered format can be read / written; -ENOENT if unknown. */
+int scimg_format_caps(const char *name, int *can_read, int *can_write);
+
+/* ---- images ----------------------------------------------------------- */
+
+struct scimg_image;
+
+enum scimg_extent_type {
+	SCIMG_EXTENT_DATA = 0, /* allocated; read it */
+	SCIMG_EXTENT_ZERO = 1, /* allocated or not, reads as zeros */
+	SCIMG_EXTENT_HOLE = 2, /* not allocated anywhere in the chain; zeros */
+};
+
+struct scimg_extent {
+	uint64_t offset;
+	uint64_t length;
+	enum scimg_extent_type type;
+};
+
+/* Open PATH read-only.  FORMAT names the format, or NULL to probe.  When no
+ * format probes, the image is opened as raw and scimg_image_raw_fallback()
+ * says so.  The input file is never opened for writing. */
+int scimg_image_open(struct scimg_ctx *ctx, const char *path,
+		     const char *format, struct scimg_image **out);
+void scimg_image_close(struct scimg_image *img);
+
+const char *scimg_image_format(const struct scimg_image *img);
+const char *scimg_image_path(const struct scimg_image *img);
+uint64_t scimg_image_size(const struct scimg_image *img);
+/* 1 if the format was not given and nothing but raw matched. */
+int scimg_image_raw_fallback(const struct scimg_image *img);
+
+/* Read guest-visible bytes.  Reads past the virtual size fail. */
+int scimg_image_pread(struct scimg_image *img, void *buf, size_t len,
+		      uint64_t off);
+/* Describe the extent that starts at OFF (at most LEN bytes long). */
+int scimg_image_block_status(struct scimg_image *img, uint64_t off,
+			     uint64_t len, struct scimg_extent *ext);
+/* Information about the image as a JSON object the caller owns
+ * (json_object_put).  Keys: filename, format, virtual-size, actual-size,
+ * format-specific, backing-filename, ... (see docs/scimg-info.1). */
+int scimg_image_info(struct scimg_image *img, json_object **out);
+
+/* Create an image at PATH (written to a temporary file beside it, renamed
+ * by scimg_image_finish()).  OPTIONS is "key=value,..." or NULL; unknown
+ * keys fail. */
+enum { SCIMG_CREATE_COMPRESS = 1u << 0 };
+int scimg_image_create(struct scimg_ctx *ctx, const char *path,
+		       const char *format, uint64_t size, const char *options,
+		       unsigned flags, struct scimg_image **out);
+int scimg_image_pwrite(struct scimg_image *img, const void *buf, size_t len,
+		       uint64_t off);
+int scimg_image_write_zeroes(struct scimg_image *img, uint64_t off,
+			     uint64_t len);
+/* Complete the image and move it into place.  The handle is freed whether
+ * or not it succeeds; on failure nothing is left at PATH. */
+int scimg_image_finish(struct scimg_image *img);
+/* Drop an image being created: removes the temporary file. */
+void scimg_image_abort(struct scimg_image *img);
+
+/* ---- convert ---------------------------------------------------------- */
+
+typedef void (*scimg_progress_fn)(void *opaque, uint64_t done, uint64_t total);
+
+struct scimg_convert_opts {
+	const char *src;            /* input path */
+	const char *src_format;     /* NULL: probe */
+	const char *dst;            /* output path */
+	const char *dst_format;     /* required */
+	const char *options;        /* -o key=value,... or NULL */
+	int compress;               /* -c */
+	uint64_t sparse_size;       /* -S: zero runs of this size become holes; 0 = off */
+	int threads;                /* worker threads, 0 = number of CPUs */
+	scimg_progress_fn progress; /* may be NULL */
+	void *progress_opaque;
+};
+
+/* Convert an image.  Bounded memory whatever the size; holes are skipped.
+ * On failure or cancel, nothing is left at opts->dst. */
+int scimg_convert(struct scimg_ctx *ctx, const struct scimg_convert_opts *opts);
+
+/* Compare the guest-visible content of two open images.  Returns 0 when
+ * equal, 1 when different (*diff_off set to the first differing byte), or a
+ * negative errno. */
+int scimg_compare(struct scimg_ctx *ctx, struct scimg_image *a,
+		  struct scimg_image *b, uint64_t *diff_off);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SCIMG_H */

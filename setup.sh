@@ -1,0 +1,26 @@
+#!/bin/sh
+# setup.sh - install every Debian 12 package that scimg's build, tests and
+# benchmarks need.  Idempotent; run as root (or with sudo available).
+set -eu
+
+PKGS="
+build-essential autoconf automake libtool pkg-config
+libguestfs-dev zlib1g-dev libzstd-dev libarchive-dev libssl-dev
+libcurl4-openssl-dev libxml2-dev libjson-c-dev libdeflate-dev
+qemu-utils time python3
+"
+
+SUDO=
+if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
+
+missing=
+for p in $PKGS; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  echo "setup.sh: installing:$missing"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
+else
+  echo "setup.sh: all packages present"
+fi

@@ -1,0 +1,51 @@
+# functions.sh - sourced by the CLI tests (tests/cli/test-*.sh).
+# Environment from Makefile.am: SCIMG, top_srcdir, top_builddir, SHARED_DIR,
+# QEMU_IMG.  A test exits 0 pass, 1 fail, 77 skip.
+set -u
+
+: "${SCIMG:?SCIMG must point at the scimg binary}"
+TMPD=$(mktemp -d "${TMPDIR:-/tmp}/scimg-test.XXXXXX")
+cleanup_fns=""
+trap 'for f in $cleanup_fns; do $f; done; rm -rf "$TMPD"' EXIT
+
+skip() { echo "SKIP: $*"; exit 77; }
+fail() { echo "FAIL: $*"; exit 1; }
+
+requires() {
+  for t in "$@"; do command -v "$t" >/dev/null 2>&1 || skip "$t not installed"; done
+}
+
+requires_qemu_img() {
+  [ -n "${QEMU_IMG:-}" ] && [ -x "$QEMU_IMG" ] || skip "qemu-img not available"
+}
+
+# The shared real-world fixtures, unpacked once per test run into a cache.
+requires_external() {
+  ext="$SHARED_DIR/fixtures/external"
+  [ -f "$ext/images.tsv" ] || skip "no shared fixtures at $ext"
+  EXT_UNPACKED="${SCIMG_FIXTURE_CACHE:-${TMPDIR:-/tmp}/scimg-external-$(id -u)}"
+  if [ ! -f "$EXT_UNPACKED/.done" ]; then
+    mkdir -p "$EXT_UNPACKED"
+    lock="$EXT_UNPACKED.lock"
+    (
+      flock 9
+      if [ ! -f "$EXT_UNPACKED/.done" ]; then
+        sh "$ext/unpack.sh" "$EXT_UNPACKED" >/dev/null && touch "$EXT_UNPACKED/.done"
+      fi
+    ) 9>"$lock"
+  fi
+  [ -f "$EXT_UNPACKED/.done" ] || fail "could not unpack shared fixtures"
+}
+
+# sha256 of a file
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+
+# Make a raw file with mixed content: random, text, zeros, holes.
+make_mixed_raw() {
+  out=$1 size_mib=${2:-16}
+  truncate -s "${size_mib}M" "$out"
+  dd if=/dev/urandom of="$out" bs=64K count=3 seek=1 conv=notrunc status=none
+  yes "scimg test pattern line" | head -c 300000 | dd of="$out" bs=4K seek=100 conv=notrunc status=none
+  dd if=/dev/urandom of="$out" bs=1 count=777 seek=$((size_mib * 1048576 - 777)) conv=notrunc status=none
+  dd if=/dev/zero of="$out" bs=64K count=4 seek=40 conv=notrunc status=none
+}
