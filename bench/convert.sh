@@ -1,0 +1,98 @@
+#!/bin/bash
+# bench/convert.sh - time scimg against qemu-img on the same conversions, in
+# one run, and print ratios (scimg / qemu-img: below 1.0 means scimg is faster).
+#
+# Usage: bench/convert.sh [SCIMG] [WORKDIR]
+# Environment: VSIZE_GIB (virtual size, default 8), REGIONS (default 96: each
+#   region adds 8 MiB random + 4 MiB text + 2 MiB written zeros), CASES
+#   (space-separated list, default all that both tools support), REPEAT (2).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+SCIMG=${1:-$here/../build-plain/cmd/scimg}
+WORK=${2:-/var/tmp/scimg-bench}
+VSIZE_GIB=${VSIZE_GIB:-8}
+REGIONS=${REGIONS:-96}
+REPEAT=${REPEAT:-2}
+QEMU_IMG=${QEMU_IMG:-qemu-img}
+command -v "$QEMU_IMG" >/dev/null || { echo "qemu-img not found"; exit 77; }
+[ -x "$SCIMG" ] || { echo "scimg binary not found at $SCIMG"; exit 2; }
+mkdir -p "$WORK"
+
+src=$WORK/input.raw
+stamp="$VSIZE_GIB-$REGIONS"
+if [ ! -f "$src" ] || [ "$(cat "$WORK/input.stamp" 2>/dev/null)" != "$stamp" ]; then
+  echo "building input: ${VSIZE_GIB} GiB virtual, $REGIONS mixed regions"
+  rm -f "$src"; truncate -s "${VSIZE_GIB}G" "$src"
+  step=$(( VSIZE_GIB * 1024 / REGIONS ))       # MiB between regions
+  text=$WORK/text.bin
+  { yes "The quick brown fox jumps over the lazy dog; scimg bench $(date +%s)" || true; } | head -c 4M > "$text"
+  for ((i = 0; i < REGIONS; i++)); do
+    off=$(( i * step ))
+    head -c 8M /dev/urandom | dd of="$src" bs=1M seek=$off conv=notrunc status=none
+    dd if="$text" of="$src" bs=1M seek=$((off + 8)) conv=notrunc status=none
+    dd if=/dev/zero of="$src" bs=1M count=2 seek=$((off + 12)) conv=notrunc status=none
+  done
+  echo "$stamp" > "$WORK/input.stamp"
+fi
+alloc=$(du -B1 "$src" | cut -f1)
+echo "input: $(stat -c %s "$src") bytes virtual, $alloc bytes allocated"
+
+# Helper inputs in other formats, made by qemu-img (reference tool) once.
+mkinput() { # fmt opts file
+  [ -f "$3" ] || "$QEMU_IMG" convert -f raw -O "$1" $2 "$src" "$3"
+}
+
+# run_one LABEL CMD... -> prints seconds and peak KiB, leaves output
+measure() {
+  /usr/bin/time -o "$WORK/time.out" -f "%e %M" "$@" >/dev/null 2>"$WORK/cmd.err" ||
+    { echo "command failed: $* : $(cat "$WORK/cmd.err")" >&2; exit 1; }
+  tail -1 "$WORK/time.out"
+}
+
+best() { # best of REPEAT runs: prints "secs kib"
+  local out=$1; shift
+  local b="" m=""
+  for ((r = 0; r < REPEAT; r++)); do
+    rm -f "$out"
+    read -r s k < <(measure "$@")
+    if [ -z "$b" ] || awk "BEGIN{exit !($s < $b)}"; then b=$s; m=$k; fi
+  done
+  echo "$b $m"
+}
+
+cases=${CASES:-"raw:qcow2 raw:qcow2-c qcow2:raw qcow2:qcow2 raw:raw raw:vmdk-stream raw:vpc vmdk-stream:qcow2 qcow2-c:qcow2"}
+printf '%-22s %9s %9s %7s %10s %10s %9s %9s\n' case qemu-img scimg ratio q-MiB s-MiB q-size s-size
+for c in $cases; do
+  in=${c%%:*}; out=${c#*:}
+  case $in in
+    raw) infile=$src ;;
+    qcow2) infile=$WORK/in.qcow2; mkinput qcow2 "" "$infile" ;;
+    qcow2-c) infile=$WORK/in-c.qcow2; mkinput qcow2 "-c" "$infile" ;;
+    vmdk-stream) infile=$WORK/in-stream.vmdk; mkinput vmdk "-o subformat=streamOptimized" "$infile" ;;
+  esac
+  case $out in
+    qcow2) qa="-O qcow2"; sa="-O qcow2" ;;
+    qcow2-c) qa="-O qcow2 -c"; sa="-O qcow2 -c" ;;
+    raw) qa="-O raw"; sa="-O raw" ;;
+    vmdk-stream) qa="-O vmdk -o subformat=streamOptimized"; sa="-O vmdk -o subformat=streamOptimized" ;;
+    vpc) qa="-O vpc"; sa="-O vhd" ;;
+  esac
+  infmt=${in%-c}; infmt=${infmt%-stream}
+  sfmt=$(echo "$sa" | awk '{print $2}')
+  "$SCIMG" --help | grep -Eq " $sfmt\(r?w\)" || { printf '%-22s (scimg cannot write %s yet)\n' "$c" "$sfmt"; continue; }
+  "$SCIMG" --help | grep -Eq " $infmt\(rw?\)" || { printf '%-22s (scimg cannot read %s yet)\n' "$c" "$infmt"; continue; }
+  cat "$infile" > /dev/null  # warm the page cache for both
+  qo=$WORK/out-q; so=$WORK/out-s
+  read -r qt qm < <(best "$qo" "$QEMU_IMG" convert -f "$infmt" $qa "$infile" "$qo")
+  qsize=$(du -B1 "$qo" | cut -f1)
+  read -r st sm < <(best "$so" "$SCIMG" convert -f "$infmt" $sa "$infile" "$so")
+  ssize=$(du -B1 "$so" | cut -f1)
+  if ! "$QEMU_IMG" compare -q "$qo" "$so"; then
+    echo "MISMATCH: outputs of $c differ"; exit 1
+  fi
+  ratio=$(awk "BEGIN{printf \"%.2f\", ($qt > 0 ? $st / $qt : 0)}")
+  printf '%-22s %8ss %8ss %6sx %10d %10d %9d %9d\n' "$c" "$qt" "$st" "$ratio" \
+    $((qm / 1024)) $((sm / 1024)) $((qsize >> 20)) $((ssize >> 20))
+  rm -f "$qo" "$so"
+done
+echo "(times: best of $REPEAT; *-MiB: peak RSS; *-size: output MiB allocated)"
