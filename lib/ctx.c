@@ -1,5 +1,6 @@
 /* ctx.c - library context, error recording, -o option parsing. */
 #include <ctype.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,16 +49,22 @@ void scimg_ctx_cancel(struct scimg_ctx *ctx)
 	ctx->cancelled = 1;
 }
 
+/* Worker threads of the convert engine may fail at the same time; the
+ * message buffer is written under this lock. */
+static pthread_mutex_t err_lock = PTHREAD_MUTEX_INITIALIZER;
+
 int scimg_int_err(struct scimg_ctx *ctx, int err, const char *fmt, ...)
 {
 	va_list ap;
 
 	if (err >= 0)
 		err = -EIO;
+	pthread_mutex_lock(&err_lock);
 	ctx->errcode = err;
 	va_start(ap, fmt);
 	vsnprintf(ctx->errmsg, sizeof(ctx->errmsg), fmt, ap);
 	va_end(ap);
+	pthread_mutex_unlock(&err_lock);
 	return err;
 }
 

@@ -124,6 +124,10 @@ struct scimg_probe {
 enum {
 	/* Writer accepts writes only in increasing offset order. */
 	SCIMG_FMT_SEQUENTIAL_WRITE = 1u << 0,
+	/* pread and block_status may be called from several threads at once
+	 * (the format locks its own caches); the convert engine then reads and
+	 * decompresses on its worker threads. */
+	SCIMG_FMT_PARALLEL_READ = 1u << 1,
 };
 
 struct scimg_image;
