@@ -12,6 +12,7 @@
  * number of jobs in flight (a few per worker).
  */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -53,6 +54,7 @@ struct slot {
 	uint64_t len;
 	size_t clen;
 	int result;   /* enum job_result, or -errno */
+	char err[512]; /* message when result < 0 */
 	uint8_t *in;
 	uint8_t *out;
 	size_t outcap;
@@ -80,6 +82,7 @@ static void run_job(struct pipeline *p, struct slot *s)
 	size_t len = (size_t)s->len;
 	int r;
 
+	s->err[0] = '\0';
 	switch (s->kind) {
 	case JOB_ZERO:
 		s->result = RES_ZERO;
@@ -107,6 +110,9 @@ static void run_job(struct pipeline *p, struct slot *s)
 	}
 	s->clen = s->outcap;
 	r = p->dst->fmt->compress(p->dst, s->in, len, s->out, &s->clen);
+	if (r < 0 && !s->err[0])
+		snprintf(s->err, sizeof(s->err), "'%s': compression failed at offset %llu",
+			 p->dst->path, (unsigned long long)s->off);
 	s->result = r < 0 ? r : r == 1 ? RES_STORE : RES_COMPRESSED;
 }
 
@@ -126,7 +132,9 @@ static void *worker(void *arg)
 		p->next_take++;
 		s->state = SLOT_BUSY;
 		pthread_mutex_unlock(&p->lock);
+		scimg_int_err_redirect(s->err, sizeof(s->err));
 		run_job(p, s);
+		scimg_int_err_redirect(NULL, 0);
 		pthread_mutex_lock(&p->lock);
 		s->state = SLOT_DONE;
 		pthread_cond_broadcast(&p->done);
@@ -208,8 +216,11 @@ static int write_slot(struct pipeline *p, struct slot *s)
 {
 	struct scimg_image *dst = p->dst;
 
-	if (s->result < 0)
-		return s->result; /* message recorded by the reader/compressor */
+	if (s->result < 0) {
+		/* the reader's or compressor's message, recorded by the worker */
+		scimg_int_err_set(dst->ctx, s->result, s->err);
+		return s->result;
+	}
 	switch (s->result) {
 	case RES_ZERO:
 		return dst->fmt->write_zeroes ?
