@@ -635,7 +635,9 @@ static int write_header(struct scimg_image *img)
 	scimg_put_be32(h, Q2_MAGIC);
 	scimg_put_be32(h + 4, 3);
 	scimg_put_be32(h + 20, w->cb);
-	scimg_put_be64(h + 24, img->size);
+	/* QEMU counts qcow2 disks in 512-byte sectors and would drop a partial
+	 * last sector, so the size is rounded up (as qemu-img does) */
+	scimg_put_be64(h + 24, (img->size + 511) & ~UINT64_C(511));
 	scimg_put_be32(h + 36, (uint32_t)w->l1_size);
 	scimg_put_be64(h + 40, w->l1_offset);
 	scimg_put_be64(h + 48, w->reft_offset);

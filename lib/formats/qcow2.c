@@ -935,6 +935,8 @@ static int q2_info(struct scimg_image *img, json_object *o)
 			ADD(o, "backing-image", b);
 		}
 	}
+	if (!q->nsnaps)
+		return 0;
 	snaps = json_object_new_array();
 	if (!snaps)
 		return scimg_int_err(img->ctx, -ENOMEM, "out of memory");
