@@ -283,7 +283,7 @@ int scimg_convert(struct scimg_ctx *ctx, const struct scimg_convert_opts *o)
 	uint64_t pos, size, unit, sparse = o->sparse_size;
 
 	scimg_ctx_clear_error(ctx);
-	ret = scimg_image_open(ctx, o->src, o->src_format, &src);
+	ret = scimg_image_open_opts(ctx, o->src, o->src_format, o->src_options, &src);
 	if (ret < 0)
 		return ret;
 	size = src->size;

@@ -102,6 +102,8 @@ int scimg_int_source_open(struct scimg_ctx *ctx, const char *name,
 	int fd = -1, ret;
 
 	*out = NULL;
+	if (scimg_int_name_is_url(name))
+		return scimg_int_http_source_open(ctx, name, out);
 	fd = open(name, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
 		return scimg_int_err(ctx, -errno, "could not open '%s': %s",
