@@ -50,8 +50,14 @@ static void print_value(json_object *v, int indent)
 		n = json_object_array_length(v);
 		for (i = 0; i < n; i++) {
 			json_object *e = json_object_array_get_idx(v, i);
-			printf("%*s[%zu]:\n", indent, "", i);
-			print_value(e, indent + 4);
+			enum json_type t = json_object_get_type(e);
+			if (t == json_type_object || t == json_type_array) {
+				printf("%*s[%zu]:\n", indent, "", i);
+				print_value(e, indent + 4);
+			} else {
+				printf("%*s[%zu]: ", indent, "", i);
+				print_value(e, 0);
+			}
 		}
 		break;
 	case json_type_string:

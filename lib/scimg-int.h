@@ -254,6 +254,12 @@ int scimg_int_out_pwrite(struct scimg_image *img, const void *buf, size_t len,
 			 uint64_t off);
 int scimg_int_out_truncate(struct scimg_image *img, uint64_t size);
 
+/* Describe what the first LEN bytes of a disk hold ("GPT partition table",
+ * "ext4 filesystem (no partition table)", ...) into BUF; returns BUF.
+ * 128 KiB are enough for every check (lib/content.c). */
+const char *scimg_int_detect_content(const uint8_t *head, size_t len,
+				     char *buf, size_t buflen);
+
 /* Helpers. */
 static inline bool scimg_int_is_zero(const void *buf, size_t len)
 {
