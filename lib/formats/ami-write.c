@@ -10,9 +10,14 @@
  * The output is a directory (SCIMG_FMT_OUTPUT_DIR): parts go to image.c's
  * temporary directory and the manifest is moved into place last.  Writes
  * must come in increasing order (the copy engine's); unwritten ranges are
- * zeros and are fed through the pipeline (the tar member is not sparse, as
- * its map would be needed before the data).  Memory: a few 256 KiB
- * buffers and 20 bytes per part.
+ * zeros (the tar member is not sparse: its map would be needed before the
+ * data).  Long zero runs still go through SHA-1 (the tar digest covers
+ * them), but not through the compressor: the gzip stream is written as raw
+ * deflate with our own header and trailer, and a run of zeros becomes
+ * copies of one precomputed, self-contained deflate block sequence for
+ * ZRUN zeros (after a full flush, so no back-reference crosses it), with
+ * the CRC-32 advanced by crc32_combine().  Memory: a few 256 KiB buffers
+ * and 20 bytes per part.
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -30,6 +35,8 @@
 
 #define CHUNK (256u << 10)
 #define TAR_RECORD 10240u
+#define ZRUN CHUNK               /* zeros per precomputed deflate sequence */
+#define ZRUN_MIN (4 * ZRUN)      /* shorter runs are simply compressed */
 
 const char *const scimg_int_ami_create_opts[] = {
 	"cert", "privatekey", "ec2cert", "user", "prefix", "arch", "kernel",
@@ -49,6 +56,11 @@ struct ami_writer {
 	int zinit;
 	EVP_CIPHER_CTX *cc;
 	uint8_t *zbuf, *ebuf, *zeros;
+	uLong crc;           /* gzip CRC-32 and length of the tar stream */
+	uint32_t isize;
+	uint8_t *zblk;       /* ZRUN zeros, raw deflate, ending on a full flush */
+	size_t zblk_len;
+	uLong zblk_crc;
 	uint64_t pos;        /* member bytes fed */
 	uint64_t tar_len;    /* tar stream bytes fed */
 	int pfd;
@@ -267,8 +279,10 @@ static int tar_feed(struct scimg_image *img, struct ami_writer *w,
 	if (EVP_DigestUpdate(w->tarsha, p, n) != 1)
 		return scimg_int_err(img->ctx, -EIO, "SHA-1 failed");
 	w->tar_len += n;
+	w->isize += (uint32_t)n;
 	while (n) {
 		size_t k = n < (1u << 30) ? n : (1u << 30);
+		w->crc = crc32(w->crc, p, (uInt)k);
 		w->zs.next_in = (Bytef *)p;
 		w->zs.avail_in = (uInt)k;
 		if ((ret = z_run(img, w, Z_NO_FLUSH)) < 0)
@@ -283,6 +297,29 @@ static int feed_zeros(struct scimg_image *img, struct ami_writer *w, uint64_t n)
 {
 	int ret;
 
+	if (n >= ZRUN_MIN) {
+		uint64_t q = n / ZRUN, i;
+
+		/* SHA-1 must see them; the compressor need not */
+		for (i = 0; i < q; i++) {
+			if ((i & 63) == 0 && (ret = scimg_int_check_cancel(img->ctx)) < 0)
+				return ret;
+			if (EVP_DigestUpdate(w->tarsha, w->zeros, ZRUN) != 1)
+				return scimg_int_err(img->ctx, -EIO, "SHA-1 failed");
+		}
+		w->tar_len += q * ZRUN;
+		w->zs.next_in = NULL;
+		w->zs.avail_in = 0;
+		if ((ret = z_run(img, w, Z_FULL_FLUSH)) < 0)
+			return ret;
+		for (i = 0; i < q; i++) {
+			if ((ret = enc_feed(img, w, w->zblk, w->zblk_len)) < 0)
+				return ret;
+			w->crc = crc32_combine(w->crc, w->zblk_crc, ZRUN);
+			w->isize += ZRUN;
+		}
+		n -= q * ZRUN;
+	}
 	while (n) {
 		size_t k = n < CHUNK ? (size_t)n : CHUNK;
 		if ((ret = scimg_int_check_cancel(img->ctx)) < 0)
@@ -396,11 +433,38 @@ void scimg_int_ami_writer_close(struct scimg_image *img)
 	free(w->zbuf);
 	free(w->ebuf);
 	free(w->zeros);
+	free(w->zblk);
 	free(w->pdig);
 	OPENSSL_cleanse(w->aes_key, sizeof(w->aes_key));
 	OPENSSL_cleanse(w->keyhex, sizeof(w->keyhex));
 	free(w);
 	img->priv = NULL;
+}
+
+/* ZRUN zeros as raw deflate blocks from a fresh stream, ended by a full
+ * flush: byte-aligned, non-final, referring to nothing before it. */
+static int make_zblk(struct scimg_image *img, struct ami_writer *w)
+{
+	z_stream z;
+	uInt cap = ZRUN / 64;
+	int zr;
+
+	memset(&z, 0, sizeof(z));
+	w->zblk = malloc(cap);
+	if (!w->zblk || deflateInit2(&z, 9, Z_DEFLATED, -MAX_WBITS, 9,
+				     Z_DEFAULT_STRATEGY) != Z_OK)
+		return scimg_int_err(img->ctx, -ENOMEM, "out of memory");
+	z.next_in = w->zeros;
+	z.avail_in = ZRUN;
+	z.next_out = w->zblk;
+	z.avail_out = cap;
+	zr = deflate(&z, Z_FULL_FLUSH);
+	w->zblk_len = cap - z.avail_out;
+	deflateEnd(&z);
+	if (zr != Z_OK || z.avail_in != 0 || z.avail_out == 0)
+		return scimg_int_err(img->ctx, -EIO, "could not prepare the compressed zero block");
+	w->zblk_crc = crc32(crc32(0, NULL, 0), w->zeros, ZRUN);
+	return 0;
 }
 
 static int need_opt(struct scimg_image *img, const struct scimg_opts *o,
@@ -508,13 +572,22 @@ int scimg_int_ami_create(struct scimg_image *img, const struct scimg_opts *o)
 		ret = scimg_int_err(img->ctx, -EIO, "could not set up SHA-1 and AES-128-CBC");
 		goto fail;
 	}
-	/* gzip wrapper: what gunzip (and ec2-unbundle) expects */
-	if (deflateInit2(&w->zs, (int)level, Z_DEFLATED, 16 + MAX_WBITS, 9,
+	if ((ret = make_zblk(img, w)) < 0)
+		goto fail;
+	/* raw deflate inside our own gzip header and trailer (RFC 1952):
+	 * what gunzip, and so ec2-unbundle, expects */
+	if (deflateInit2(&w->zs, (int)level, Z_DEFLATED, -MAX_WBITS, 9,
 			 Z_DEFAULT_STRATEGY) != Z_OK) {
 		ret = scimg_int_err(img->ctx, -ENOMEM, "out of memory");
 		goto fail;
 	}
 	w->zinit = 1;
+	w->crc = crc32(0, NULL, 0);
+	{
+		static const uint8_t gz[10] = { 0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3 };
+		if ((ret = enc_feed(img, w, gz, sizeof(gz))) < 0)
+			goto fail;
+	}
 	if ((ret = write_tar_header(img, w)) < 0)
 		goto fail;
 	return 0;
@@ -821,6 +894,13 @@ int scimg_int_ami_finish(struct scimg_image *img)
 	w->zs.avail_in = 0;
 	if ((ret = z_run(img, w, Z_FINISH)) < 0)
 		return ret;
+	{
+		uint8_t tr[8];
+		scimg_put_le32(tr, (uint32_t)w->crc);
+		scimg_put_le32(tr + 4, w->isize);
+		if ((ret = enc_feed(img, w, tr, sizeof(tr))) < 0)
+			return ret;
+	}
 	if (EVP_EncryptFinal_ex(w->cc, w->ebuf, &outl) != 1)
 		return scimg_int_err(img->ctx, -EIO, "AES encryption failed");
 	if ((ret = part_write(img, w, w->ebuf, (size_t)outl)) < 0 ||
