@@ -222,7 +222,7 @@ static int fill(struct scimg_image *img, struct ami_reader *r, int *eof)
 			}
 			if (EVP_DecryptFinal_ex(r->cc, r->dbuf, &outl) != 1)
 				return scimg_int_err(img->ctx, -EINVAL,
-						     "'%s': decryption failed at the end of the last part '%s' (bad padding): wrong key, or a damaged or truncated bundle",
+						     "'%s': decryption failed at the end of the last part '%s' (bad padding): a part is missing from the manifest, or the bundle is damaged",
 						     img->path, part_name(r, r->m.nparts - 1));
 			r->cfinal = 1;
 			r->dlen = (size_t)outl;
@@ -747,14 +747,16 @@ static int ami_open(struct scimg_image *img)
 	if (r->certfile &&
 	    (ret = scimg_int_ami_load_cert(img->ctx, r->certfile, "cert", &r->cert)) < 0)
 		goto fail;
+	/* the key first: a wrong key is named as such, not as a bad signature */
+	if (r->key &&
+	    ((ret = rsa_decrypt_hex16(img, r, r->m.user_key, r->m.user_key_len,
+				      "user_encrypted_key", r->aes_key)) < 0 ||
+	     (ret = rsa_decrypt_hex16(img, r, r->m.user_iv, r->m.user_iv_len,
+				      "user_encrypted_iv", r->aes_iv)) < 0))
+		goto fail;
 	if ((ret = check_signature(img, r)) < 0)
 		goto fail;
 	if (r->key) {
-		if ((ret = rsa_decrypt_hex16(img, r, r->m.user_key, r->m.user_key_len,
-					     "user_encrypted_key", r->aes_key)) < 0 ||
-		    (ret = rsa_decrypt_hex16(img, r, r->m.user_iv, r->m.user_iv_len,
-					     "user_encrypted_iv", r->aes_iv)) < 0)
-			goto fail;
 		r->dbuf = malloc(CHUNK + 32);
 		r->tbuf = malloc(CHUNK);
 		if (!r->dbuf || !r->tbuf) {

@@ -25,7 +25,8 @@ rsa_enc() {
 
 # cli_bundle KEYDIR OUTDIR PREFIX SRCDIR FILE...: bundle the files of SRCDIR
 # (normally one image, named PREFIX) into OUTDIR, as ec2-bundle-image does.
-# <size> is the first file's.  CLI_TAR_OPTS adds tar options.
+# <size> is the first file's.  CLI_TAR_OPTS adds tar options; CLI_DEREF=""
+# stores symbolic links as links.
 cli_bundle() {
   kd=$1 od_=$2 prefix=$3 srcdir=$4
   shift 4
@@ -38,7 +39,7 @@ cli_bundle() {
   openssl sha1 < "$stage/digest.pipe" > "$stage/digest.out" &
   sha_pid=$!
   # shellcheck disable=SC2086
-  tar -c -h --sparse --owner 0 --group 0 ${CLI_TAR_OPTS:-} -C "$srcdir" "$@" |
+  tar -c ${CLI_DEREF--h} --sparse --owner 0 --group 0 ${CLI_TAR_OPTS:-} -C "$srcdir" "$@" |
     tee "$stage/digest.pipe" | gzip -9 |
     openssl enc -e -aes-128-cbc -K "$key" -iv "$iv" > "$stage/$prefix.tar.gz.enc" ||
     fail "cli bundle pipeline"
@@ -119,4 +120,20 @@ EOF
   openssl dgst -sha1 -verify "$out/.pub" -signature "$out/.sig" "$out/.signed" >/dev/null ||
     fail "cli unbundle: signature does not verify"
   rm -f "$out/.signed" "$out/.sig" "$out/.pub"
+}
+
+# resign MANIFEST KEY: sign an edited manifest again (to test the checks that
+# come after the signature)
+resign() {
+  python3 - "$1" > "$1.signed" <<'EOF'
+import sys
+t = open(sys.argv[1]).read()
+def cut(n):
+    a = t.find("<%s>" % n); b = t.find("</%s>" % n, a)
+    return t[a:b + len(n) + 3] if a >= 0 else ""
+sys.stdout.write(cut("machine_configuration") + cut("image"))
+EOF
+  sig=$(openssl dgst -sha1 -sign "$2" "$1.signed" | hex)
+  rm -f "$1.signed"
+  sed -i "s|<signature>[0-9a-f]*</signature>|<signature>$sig</signature>|" "$1"
 }
