@@ -81,4 +81,18 @@ grep -q "not the key of cert" "$TMPD/err" || fail "mismatch message: $(cat "$TMP
 grep -q "privatekey" "$TMPD/err" || fail "missing option message: $(cat "$TMPD/err")"
 [ ! -e "$TMPD/bad" ] || fail "failed convert left $TMPD/bad"
 ls -A "$TMPD" | grep -q scimg && fail "temporary directory left: $(ls -A "$TMPD")"
+
+# SIGTERM while bundling: the temporary directory goes with its parts
+truncate -s 64G "$TMPD/big.raw"
+"$SCIMG" convert -f raw -O ami -o "$K" "$TMPD/big.raw" "$TMPD/sig" 2>"$TMPD/err" &
+pid=$!
+sleep 1
+kill -TERM $pid
+wait $pid; rc=$?
+rm -f "$TMPD/big.raw"
+if [ $rc -ne 0 ]; then
+  grep -q "interrupted" "$TMPD/err" || fail "SIGTERM: $(cat "$TMPD/err")"
+  [ ! -e "$TMPD/sig" ] || fail "SIGTERM left $TMPD/sig"
+  ls -A "$TMPD" | grep -q scimg && fail "SIGTERM left a temporary directory: $(ls -A "$TMPD")"
+fi
 echo ok
