@@ -6,5 +6,6 @@
 
 extern const struct scimg_format scimg_format_qcow2;
 extern const struct scimg_format scimg_format_raw;
+extern const struct scimg_format scimg_format_ami;
 
 #endif
