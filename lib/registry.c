@@ -7,6 +7,8 @@
 #include "formats/formats.h"
 
 static const struct scimg_format *const formats[] = {
+	&scimg_format_vhdx,
+	&scimg_format_vhd,
 	&scimg_format_raw,
 };
 

@@ -4,6 +4,8 @@
 
 #include "scimg-int.h"
 
+extern const struct scimg_format scimg_format_vhd;
+extern const struct scimg_format scimg_format_vhdx;
 extern const struct scimg_format scimg_format_raw;
 
 #endif
