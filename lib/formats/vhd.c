@@ -183,8 +183,31 @@ static void vhd_close(struct scimg_image *img)
 
 /* ---- opening ------------------------------------------------------------ */
 
+/* For a damaged differencing footer: name the parent it refers to, best
+ * effort, so the message says what the disk depends on. */
+static void diff_hint(struct scimg_image *img, const uint8_t *f, char *out,
+		      size_t outlen)
+{
+	uint8_t h[VHD_DYNHDR];
+	uint64_t off = scimg_be64(f + F_DATA_OFFSET), end;
+	char *name;
+	size_t bad;
+
+	out[0] = 0;
+	if (scimg_be32(f + F_TYPE) != VHD_DIFF || !scimg_add_ok(off, VHD_DYNHDR, &end) ||
+	    end > img->src->size ||
+	    img->src->ops->pread(img->src, h, sizeof(h), off) < 0 ||
+	    memcmp(h, "cxsparse", 8) != 0)
+		return;
+	name = scimg_int_vhd_utf16_to_utf8(h + H_PARENT_NAME, 512, 1, &bad);
+	if (name && *name)
+		snprintf(out, outlen, "; it is a differencing disk whose parent is '%s'", name);
+	free(name);
+}
+
 static int read_footer(struct scimg_image *img, struct vhd *v)
 {
+	char hint[600];
 	struct scimg_source *src = img->src;
 	uint8_t tail[VHD_FOOTER], head[VHD_FOOTER];
 	uint64_t toff;
@@ -221,13 +244,16 @@ static int read_footer(struct scimg_image *img, struct vhd *v)
 		v->used_copy = 1;
 		return 0;
 	}
-	if (ts == FOOT_BADSUM)
+	if (ts == FOOT_BADSUM) {
+		diff_hint(img, tail, hint, sizeof(hint));
 		return scimg_int_err(img->ctx, -EINVAL,
-				     "'%s': VHD footer checksum at offset %llu is 0x%08x, expected 0x%08x%s",
+				     "'%s': VHD footer checksum at offset %llu is 0x%08x, expected 0x%08x%s%s",
 				     img->path, (unsigned long long)(toff + F_CHECKSUM),
 				     scimg_be32(tail + F_CHECKSUM),
 				     vhd_checksum(tail, (size_t)tlen, F_CHECKSUM),
-				     hs == FOOT_BADSUM ? " (the footer copy at offset 0 is damaged too)" : "");
+				     hs == FOOT_BADSUM ? " (the footer copy at offset 0 is damaged too)" : "",
+				     hint);
+	}
 	if (hs == FOOT_BADSUM)
 		return scimg_int_err(img->ctx, -EINVAL,
 				     "'%s': VHD footer copy checksum at offset %u is 0x%08x, expected 0x%08x (and no footer at offset %llu)",
@@ -780,7 +806,8 @@ static int vhd_info(struct scimg_image *img, json_object *o)
 	add_str(o, "parent-name", v->parent_name ? v->parent_name : "");
 	scimg_int_vhd_guid_str(v->dynhdr + H_PARENT_UID, 0, g);
 	add_str(o, "parent-unique-id", g);
-	add_time(o, "parent-timestamp", scimg_be32(v->dynhdr + H_PARENT_TS));
+	if (scimg_be32(v->dynhdr + H_PARENT_TS))
+		add_time(o, "parent-timestamp", scimg_be32(v->dynhdr + H_PARENT_TS));
 	{
 		json_object *arr = json_object_new_array();
 		for (i = 0; i < 8; i++) {
