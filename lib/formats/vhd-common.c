@@ -311,3 +311,38 @@ void scimg_int_vhd_guid_str(const uint8_t g[16], int mixed, char out[37])
 			 g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7],
 			 g[8], g[9], g[10], g[11], g[12], g[13], g[14], g[15]);
 }
+
+/* CHS geometry by the algorithm of the VHD specification (appendix). */
+void scimg_int_vhd_geometry(uint64_t size, uint16_t *cyl, uint8_t *heads,
+			    uint8_t *spt)
+{
+	uint64_t total = size / 512, cth;
+	uint32_t h, s;
+
+	if (total > UINT64_C(65535) * 16 * 255)
+		total = UINT64_C(65535) * 16 * 255;
+	if (total >= UINT64_C(65535) * 16 * 63) {
+		s = 255;
+		h = 16;
+		cth = total / s;
+	} else {
+		s = 17;
+		cth = total / s;
+		h = (uint32_t)((cth + 1023) / 1024);
+		if (h < 4)
+			h = 4;
+		if (cth >= (uint64_t)h * 1024 || h > 16) {
+			s = 31;
+			h = 16;
+			cth = total / s;
+		}
+		if (cth >= (uint64_t)h * 1024) {
+			s = 63;
+			h = 16;
+			cth = total / s;
+		}
+	}
+	*cyl = (uint16_t)(cth / h);
+	*heads = (uint8_t)h;
+	*spt = (uint8_t)s;
+}

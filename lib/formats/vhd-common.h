@@ -67,4 +67,9 @@ int scimg_int_vhd_random(struct scimg_ctx *ctx, void *buf, size_t len);
  * otherwise the bytes in order (VHD unique ids). */
 void scimg_int_vhd_guid_str(const uint8_t g[16], int mixed, char out[37]);
 
+/* VHD CHS geometry for SIZE bytes by the algorithm of the VHD
+ * specification's appendix (capped at 65535/16/255). */
+void scimg_int_vhd_geometry(uint64_t size, uint16_t *cyl, uint8_t *heads,
+			    uint8_t *spt);
+
 #endif

@@ -835,40 +835,6 @@ static int vhd_info(struct scimg_image *img, json_object *o)
 
 /* ---- writing ------------------------------------------------------------ */
 
-/* CHS geometry by the algorithm of the VHD specification (appendix). */
-static void vhd_geometry(uint64_t size, uint16_t *cyl, uint8_t *heads, uint8_t *spt)
-{
-	uint64_t total = size / VHD_SECTOR, cth;
-	uint32_t h, s;
-
-	if (total > UINT64_C(65535) * 16 * 255)
-		total = UINT64_C(65535) * 16 * 255;
-	if (total >= UINT64_C(65535) * 16 * 63) {
-		s = 255;
-		h = 16;
-		cth = total / s;
-	} else {
-		s = 17;
-		cth = total / s;
-		h = (uint32_t)((cth + 1023) / 1024);
-		if (h < 4)
-			h = 4;
-		if (cth >= (uint64_t)h * 1024 || h > 16) {
-			s = 31;
-			h = 16;
-			cth = total / s;
-		}
-		if (cth >= (uint64_t)h * 1024) {
-			s = 63;
-			h = 16;
-			cth = total / s;
-		}
-	}
-	*cyl = (uint16_t)(cth / h);
-	*heads = (uint8_t)h;
-	*spt = (uint8_t)s;
-}
-
 static const char *const vhd_create_opts[] = { "subformat", "force_size", NULL };
 
 static int parse_onoff(struct scimg_ctx *ctx, const char *key, const char *val,
@@ -934,7 +900,7 @@ static int vhd_create_priv(struct scimg_image *img, const struct scimg_opts *opt
 	memcpy(f + F_HOST, "Wi2k", 4);
 	scimg_put_be64(f + F_ORIG_SIZE, size);
 	scimg_put_be64(f + F_CUR_SIZE, size);
-	vhd_geometry(size, &cyl, &heads, &spt);
+	scimg_int_vhd_geometry(size, &cyl, &heads, &spt);
 	scimg_put_be16(f + F_CYL, cyl);
 	f[F_HEADS] = heads;
 	f[F_SPT] = spt;

@@ -426,6 +426,11 @@ static int replay_entry(struct logscan *s, const struct log_entry *e,
 		if (ret < 0)
 			return ret;
 	}
+	if (e->last > LOG_MAX_FILE_OFFSET)
+		return scimg_int_err(img->ctx, -EINVAL,
+				     "'%s': VHDX log entry at offset %llu has last file offset %llu, beyond any real file",
+				     img->path, (unsigned long long)(s->base + e->off + 56),
+				     (unsigned long long)e->last);
 	if (e->last > o->last_file_offset)
 		o->last_file_offset = e->last;
 	return 0;
