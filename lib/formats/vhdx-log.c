@@ -269,7 +269,6 @@ struct logscan {
 	uint64_t base;       /* log offset in the file */
 	const uint8_t *guid;
 	uint64_t budget;     /* bytes of CRC work left */
-	uint8_t *dbuf;       /* descriptor sectors of one entry */
 };
 
 static void circ_copy(const struct logscan *s, uint8_t *dst, uint64_t off, size_t n)
@@ -330,9 +329,14 @@ static int entry_valid(struct logscan *s, uint64_t off, struct log_entry *e)
 	e->dsect = (e->ndesc + 2 + 127) / 128;
 	if (e->dsect > total)
 		return 0;
-	circ_copy(s, s->dbuf, off, (size_t)e->dsect * VHDX_LOG_SECTOR);
+	/* descriptor checks and the CRC both draw on the work budget */
+	if (s->budget < (uint64_t)e->dsect * VHDX_LOG_SECTOR + e->len)
+		return -1;
+	s->budget -= (uint64_t)e->dsect * VHDX_LOG_SECTOR;
 	for (i = 0; i < e->ndesc; i++) {
-		const uint8_t *d = s->dbuf + 64 + 32 * (size_t)i;
+		uint8_t d[32];
+
+		circ_copy(s, d, off + 64 + 32 * (uint64_t)i, sizeof(d));
 		if (scimg_le64(d + 24) != e->seq || scimg_le64(d + 16) % VHDX_LOG_SECTOR)
 			return 0;
 		if (!memcmp(d, "desc", 4)) {
@@ -404,10 +408,11 @@ static int replay_entry(struct logscan *s, const struct log_entry *e,
 				     img->path, (unsigned long long)(s->base + e->off + 48),
 				     (unsigned long long)e->flushed,
 				     (unsigned long long)img->src->size);
-	circ_copy(s, s->dbuf, e->off, (size_t)e->dsect * VHDX_LOG_SECTOR);
 	for (i = 0; i < e->ndesc; i++) {
-		const uint8_t *d = s->dbuf + 64 + 32 * (size_t)i;
 		struct vhdx_olay_desc od;
+		uint8_t d[32];
+
+		circ_copy(s, d, e->off + 64 + 32 * (uint64_t)i, sizeof(d));
 
 		memset(&od, 0, sizeof(od));
 		od.file_off = scimg_le64(d + 16);
@@ -463,10 +468,9 @@ int scimg_int_vhdx_log_replay(struct vhdx *x)
 	s.budget = 16 * (uint64_t)ll + 64 * (uint64_t)VHDX_MiB;
 	nsect = ll / VHDX_LOG_SECTOR;
 	s.L = malloc(ll);
-	s.dbuf = malloc(ll);
 	ents = malloc(nsect * sizeof(*ents));
 	at = malloc(nsect * sizeof(*at));
-	if (!s.L || !s.dbuf || !ents || !at) {
+	if (!s.L || !ents || !at) {
 		ret = scimg_int_err(img->ctx, -ENOMEM, "out of memory");
 		goto out;
 	}
@@ -539,7 +543,6 @@ int scimg_int_vhdx_log_replay(struct vhdx *x)
 out:
 	scimg_int_vhdx_overlay_free(o);
 	free(s.L);
-	free(s.dbuf);
 	free(ents);
 	free(at);
 	return ret;
