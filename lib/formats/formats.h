@@ -5,6 +5,8 @@
 #include "scimg-int.h"
 
 extern const struct scimg_format scimg_format_qcow2;
+extern const struct scimg_format scimg_format_vhd;
+extern const struct scimg_format scimg_format_vhdx;
 extern const struct scimg_format scimg_format_raw;
 extern const struct scimg_format scimg_format_ami;
 
