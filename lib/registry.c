@@ -7,6 +7,7 @@
 #include "formats/formats.h"
 
 static const struct scimg_format *const formats[] = {
+	&scimg_format_vmdk,
 	&scimg_format_raw,
 };
 
