@@ -203,9 +203,10 @@ done:
 	return 0;
 }
 
-/* Record that grain G starts at SECTOR of the file. */
-static int set_gte(struct scimg_image *img, struct vmdk_writer *w, uint64_t g,
-		   uint64_t sector)
+/* Record that grain G starts at the next free sector of the file.  When G
+ * belongs to a new grain table, the finished one is stored first (a stream
+ * writes it right here, so this comes before placing the grain). */
+static int set_gte(struct scimg_image *img, struct vmdk_writer *w, uint64_t g)
 {
 	uint64_t t = g / W_GTES;
 	int ret;
@@ -216,15 +217,51 @@ static int set_gte(struct scimg_image *img, struct vmdk_writer *w, uint64_t g,
 		memset(w->gt, 0, W_GTES * sizeof(*w->gt));
 		w->cur_gt = t;
 	}
-	w->gt[g % W_GTES] = (uint32_t)sector;
+	w->gt[g % W_GTES] = (uint32_t)w->next;
 	w->gt_used = 1;
 	return 0;
 }
 
-static size_t grain_len(const struct scimg_image *img, uint64_t g)
+/* Bytes of grain G: a whole grain but for the last one, which ends with
+ * the capacity (the virtual size rounded up to a sector). */
+static size_t grain_len(const struct vmdk_writer *w, uint64_t g)
 {
-	uint64_t left = img->size - g * W_GRAIN;
+	uint64_t left = w->sectors * VMDK_SECTOR - g * W_GRAIN;
 	return left < W_GRAIN ? (size_t)left : W_GRAIN;
+}
+
+/* zlib-compress IN (LEN bytes) followed by zeros up to the next sector
+ * boundary into OUT (*OUTLEN capacity).  Thread-safe. */
+static int deflate_grain(const void *in, size_t len, void *out, size_t *outlen)
+{
+	static const uint8_t zeros[VMDK_SECTOR];
+	size_t pad = (VMDK_SECTOR - len % VMDK_SECTOR) % VMDK_SECTOR;
+	z_stream zs;
+	int zr;
+
+	if (!pad) {
+		uLongf dl = (uLongf)*outlen;
+		if (compress2(out, &dl, in, (uLong)len, Z_DEFAULT_COMPRESSION) != Z_OK)
+			return -EIO;
+		*outlen = (size_t)dl;
+		return 0;
+	}
+	memset(&zs, 0, sizeof(zs));
+	if (deflateInit(&zs, Z_DEFAULT_COMPRESSION) != Z_OK)
+		return -ENOMEM;
+	zs.next_in = (Bytef *)(uintptr_t)in;
+	zs.avail_in = (uInt)len;
+	zs.next_out = out;
+	zs.avail_out = (uInt)*outlen;
+	zr = deflate(&zs, Z_NO_FLUSH);
+	if (zr == Z_OK && zs.avail_in == 0) {
+		zs.next_in = (Bytef *)(uintptr_t)zeros;
+		zs.avail_in = (uInt)pad;
+		zr = deflate(&zs, Z_FINISH);
+	}
+	*outlen = zs.total_out;
+	deflateEnd(&zs);
+	return zr == Z_STREAM_END ? 0 : -EIO;
 }
 
 /* Write a compressed grain record (marker + CLEN bytes at w->cbuf + 12). */
@@ -234,13 +271,13 @@ static int put_record(struct scimg_image *img, struct vmdk_writer *w, uint64_t g
 	size_t rec = 12 + clen, padded = (rec + VMDK_SECTOR - 1) / VMDK_SECTOR * VMDK_SECTOR;
 	int ret;
 
-	if (w->next + padded / VMDK_SECTOR >= W_MAX_FILE_SECTORS)
-		return too_big(img);
 	scimg_put_le64(w->cbuf, g * W_GRAIN_SECTORS);
 	scimg_put_le32(w->cbuf + 8, (uint32_t)clen);
 	memset(w->cbuf + rec, 0, padded - rec);
-	if ((ret = set_gte(img, w, g, w->next)) < 0)
+	if ((ret = set_gte(img, w, g)) < 0)
 		return ret;
+	if (w->next + padded / VMDK_SECTOR >= W_MAX_FILE_SECTORS)
+		return too_big(img);
 	if ((ret = wr(img, w->cbuf, padded, w->next)) < 0)
 		return ret;
 	w->next += padded / VMDK_SECTOR;
@@ -252,7 +289,7 @@ static int put_record(struct scimg_image *img, struct vmdk_writer *w, uint64_t g
 static int put_grain(struct scimg_image *img, struct vmdk_writer *w, uint64_t g,
 		     const uint8_t *data)
 {
-	size_t len = grain_len(img, g);
+	size_t len = grain_len(w, g);
 	int ret;
 
 	if (g < w->next_grain)
@@ -261,14 +298,14 @@ static int put_grain(struct scimg_image *img, struct vmdk_writer *w, uint64_t g,
 				     img->path, (unsigned long long)g);
 	w->next_grain = g + 1;
 	if (w->sub == SUB_STREAM) {
-		uLongf clen = (uLongf)(w->ccap - 12);
-		if (compress2(w->cbuf + 12, &clen, data, (uLong)len, Z_DEFAULT_COMPRESSION) != Z_OK)
+		size_t clen = w->ccap - 12;
+		if (deflate_grain(data, len, w->cbuf + 12, &clen) < 0)
 			return scimg_int_err(img->ctx, -EIO, "'%s': deflate failed", img->path);
-		return put_record(img, w, g, (size_t)clen);
+		return put_record(img, w, g, clen);
 	}
 	if (w->next + W_GRAIN_SECTORS > W_MAX_FILE_SECTORS)
 		return too_big(img);
-	if ((ret = set_gte(img, w, g, w->next)) < 0)
+	if ((ret = set_gte(img, w, g)) < 0)
 		return ret;
 	if ((ret = wr(img, data, W_GRAIN, w->next)) < 0)
 		return ret;
@@ -295,7 +332,7 @@ int scimg_int_vmdk_pwrite(struct scimg_image *img, const void *buf, size_t len,
 		return scimg_int_sibling_pwrite(img, w->flat, buf, len, off);
 	while (len) {
 		uint64_t g = off / W_GRAIN;
-		size_t in = (size_t)(off % W_GRAIN), glen = grain_len(img, g);
+		size_t in = (size_t)(off % W_GRAIN), glen = grain_len(w, g);
 		size_t n = glen - in < len ? glen - in : len;
 
 		if (w->pending && w->cur != g) {
@@ -337,14 +374,9 @@ uint32_t scimg_int_vmdk_compress_unit(struct scimg_image *img)
 int scimg_int_vmdk_compress(struct scimg_image *img, const void *in, size_t len,
 			    void *out, size_t *outlen)
 {
-	uLongf dl = (uLongf)*outlen;
-
 	(void)img;
-	if (compress2(out, &dl, in, (uLong)len, Z_DEFAULT_COMPRESSION) != Z_OK)
-		return -EIO;
-	/* never "store plain": stream grains are always compressed */
-	*outlen = (size_t)dl;
-	return 0;
+	/* never "store plain" (1): stream grains are always compressed */
+	return deflate_grain(in, len, out, outlen);
 }
 
 int scimg_int_vmdk_pwrite_compressed(struct scimg_image *img, uint64_t off,
@@ -354,7 +386,8 @@ int scimg_int_vmdk_pwrite_compressed(struct scimg_image *img, uint64_t off,
 	uint64_t g = off / W_GRAIN;
 	int ret;
 
-	if (w->sub != SUB_STREAM || off % W_GRAIN || len != grain_len(img, g))
+	if (w->sub != SUB_STREAM || off % W_GRAIN || g >= w->n_grains ||
+	    (len + VMDK_SECTOR - 1) / VMDK_SECTOR * VMDK_SECTOR != grain_len(w, g))
 		return scimg_int_err(img->ctx, -EINVAL,
 				     "'%s': compressed write at offset %llu length %zu is not one whole grain of a streamOptimized VMDK",
 				     img->path, (unsigned long long)off, len);

@@ -103,7 +103,13 @@ static int vmdk_probe(const struct scimg_probe *p)
 	if (p->head_len >= 16 && scimg_le64(p->head) == SESPARSE_MAGIC &&
 	    scimg_le64(p->head + 8) == SESPARSE_VERSION)
 		return 95;
-	if (n == 0 || memchr(h, '\0', n))
+	/* a descriptor file is text, perhaps padded with NULs (qemu-img) */
+	{
+		const char *nul = n ? memchr(h, '\0', n) : NULL;
+		if (nul)
+			n = (size_t)(nul - h);
+	}
+	if (n == 0)
 		return 0;
 	if (memmem(h, n, "# Disk DescriptorFile", 21))
 		return 90;
