@@ -7,6 +7,7 @@
 #include "formats/formats.h"
 
 static const struct scimg_format *const formats[] = {
+	&scimg_format_qcow2,
 	&scimg_format_vmdk,
 	&scimg_format_raw,
 };
@@ -56,4 +57,14 @@ int scimg_format_caps(const char *name, int *can_read, int *can_write)
 	if (can_write)
 		*can_write = f->create != NULL;
 	return 0;
+}
+
+const char *const *scimg_format_create_options(const char *name)
+{
+	static const char *const none[] = { NULL };
+	const struct scimg_format *f = scimg_int_format_find(name);
+
+	if (!f || !f->create)
+		return NULL;
+	return f->create_opts ? f->create_opts : none;
 }

@@ -1,25 +1,48 @@
 #!/bin/sh
-# run-tests.sh - build scimg from a clean clone and run the whole test suite.
-# Used by README.md (command 2) and .ci/run.  Ends with "N passed, N failed".
+# run-tests.sh - build scimg from a clean clone and run the whole test suite:
+#   1. a -Werror build and `make check`,
+#   2. an ASan+UBSan build (--enable-sanitizers) and `make check` again,
+#   3. `make check-boot` (real guest boots under QEMU/Xen) when the build has
+#      that target and SCIMG_SKIP_BOOT is not set.
+# Used by README.md (command 2) and .ci/run.  Ends with "N passed, N failed"
+# counting every test of every stage (a skipped test counts as passed; the
+# skips are listed above the summary).
 set -u
 cd "$(dirname "$0")/.."
 jobs=$(nproc 2>/dev/null || echo 2)
 status=0
-summary() {
-  # collect automake's per-test results from every build tree we ran
-  pass=0; fail=0
-  for trs in $(find build-* -name '*.trs' 2>/dev/null); do
-    r=$(sed -n 's/^:test-result: //p' "$trs" | head -1)
-    case "$r" in
-      PASS|XFAIL|SKIP) pass=$((pass + 1)) ;;
-      *) fail=$((fail + 1)) ;;
-    esac
-  done
-  echo "$pass passed, $fail failed"
-}
+stage() { echo "==== $*"; }
+
 autoreconf -fi >/dev/null 2>&1 || { echo "autoreconf failed"; echo "0 passed, 1 failed"; exit 1; }
-rm -rf build-plain
-mkdir -p build-plain
-( cd build-plain && ../configure --enable-werror >/dev/null && make -j"$jobs" >/dev/null && make -j"$jobs" check ) || status=1
-summary
+# an in-tree configure (from building by hand) blocks out-of-tree builds
+[ -f config.status ] && make distclean >/dev/null 2>&1
+rm -rf build-plain build-asan
+buildfail=0
+for b in plain asan; do
+  mkdir -p build-$b
+  case $b in
+    plain) cfg="--enable-werror" ;;
+    asan) cfg="--enable-werror --enable-sanitizers" ;;
+  esac
+  stage "build-$b: configure $cfg && make check"
+  ( cd build-$b && ../configure $cfg >configure.out 2>&1 && make -j"$jobs" >make.out 2>&1 ) ||
+    { echo "build-$b: build failed"; tail -30 build-$b/make.out build-$b/configure.out 2>/dev/null; status=1; buildfail=$((buildfail + 1)); continue; }
+  ( cd build-$b && ASAN_OPTIONS=detect_leaks=1 make -j"$jobs" check ) || status=1
+done
+if [ -z "${SCIMG_SKIP_BOOT:-}" ] && grep -q '^check-boot:' build-plain/Makefile 2>/dev/null; then
+  stage "build-plain: make check-boot"
+  ( cd build-plain && make check-boot ) || status=1
+fi
+
+pass=0; fail=$buildfail; skip=0
+for trs in $(find build-plain build-asan -name '*.trs' 2>/dev/null); do
+  r=$(sed -n 's/^:test-result: //p' "$trs" | head -1)
+  case "$r" in
+    PASS|XFAIL) pass=$((pass + 1)) ;;
+    SKIP) skip=$((skip + 1)); pass=$((pass + 1)); echo "skipped: $trs" ;;
+    *) fail=$((fail + 1)); echo "failed: $trs" ;;
+  esac
+done
+[ $fail -eq 0 ] || status=1
+echo "$pass passed, $fail failed"
 exit $status

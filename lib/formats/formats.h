@@ -4,6 +4,7 @@
 
 #include "scimg-int.h"
 
+extern const struct scimg_format scimg_format_qcow2;
 extern const struct scimg_format scimg_format_raw;
 extern const struct scimg_format scimg_format_vmdk;
 
