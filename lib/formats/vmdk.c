@@ -13,6 +13,7 @@
  * live in a small LRU cache, one decompressed grain is kept, compressed
  * grains are bounded by the grain size.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,13 +72,24 @@ struct vmdk_state {
 	struct scimg_image *parent;
 	struct gt_slot cache[GT_CACHE];
 	uint64_t clock;
-	/* the last decompressed grain */
+	/* the last decompressed grain (partial reads), under LOCK */
 	const struct vmdk_extent *z_ext;
 	uint64_t z_idx;
-	uint8_t *z_out, *z_in;
-	size_t z_out_cap, z_in_cap;
+	uint8_t *z_out;
+	size_t z_out_cap;
+	struct zscratch *zc;
+	/* guards the caches: pread and block_status may run on several
+	 * threads (SCIMG_FMT_PARALLEL_READ) */
+	pthread_mutex_t lock;
+	int lock_init;
+};
+
+/* What inflating a grain needs; one per reading thread. */
+struct zscratch {
 	z_stream zs;
-	int zs_init;
+	int init;
+	uint8_t *in;
+	size_t cap;
 };
 
 enum gclass { G_HOLE, G_ZERO, G_DATA, G_COMP };
@@ -129,6 +141,16 @@ static void extent_free(struct vmdk_extent *e)
 	free(e->rgd);
 }
 
+static void zscratch_free(struct zscratch *z)
+{
+	if (!z)
+		return;
+	if (z->init)
+		inflateEnd(&z->zs);
+	free(z->in);
+	free(z);
+}
+
 static void reader_close(struct scimg_image *img)
 {
 	struct vmdk_state *s = img->priv;
@@ -141,10 +163,10 @@ static void reader_close(struct scimg_image *img)
 	free(s->ext);
 	for (i = 0; i < GT_CACHE; i++)
 		free(s->cache[i].tab);
-	if (s->zs_init)
-		inflateEnd(&s->zs);
-	free(s->z_in);
+	zscratch_free(s->zc);
 	free(s->z_out);
+	if (s->lock_init)
+		pthread_mutex_destroy(&s->lock);
 	scimg_image_close(s->parent);
 	scimg_int_vmdk_desc_free(&s->desc);
 	free(s->create_type);
@@ -594,8 +616,8 @@ static int gt_get(struct scimg_image *img, const struct vmdk_extent *e,
 /* Where the byte REL of sparse extent E lives; *SPAN is how many bytes
  * from REL share that answer (to the end of the grain, or of the grain
  * table when the whole table is unallocated). */
-static int lookup(struct scimg_image *img, const struct vmdk_extent *e,
-		  uint64_t rel, struct gloc *gl, uint64_t *span)
+static int lookup_nolock(struct scimg_image *img, const struct vmdk_extent *e,
+			 uint64_t rel, struct gloc *gl, uint64_t *span)
 {
 	uint64_t gidx = rel / e->grain, cover = e->grain * e->gt_entries;
 	uint64_t t = gidx / e->gt_entries, i = gidx % e->gt_entries;
@@ -651,34 +673,43 @@ static int lookup(struct scimg_image *img, const struct vmdk_extent *e,
 	return 0;
 }
 
-/* Decompress grain GIDX of E (marker/data at FOFF) into s->z_out. */
-static int read_comp(struct scimg_image *img, const struct vmdk_extent *e,
-		     uint64_t gidx, uint64_t foff)
+static int lookup(struct scimg_image *img, const struct vmdk_extent *e,
+		  uint64_t rel, struct gloc *gl, uint64_t *span)
 {
 	struct vmdk_state *s = img->priv;
+	int ret;
+
+	pthread_mutex_lock(&s->lock);
+	ret = lookup_nolock(img, e, rel, gl, span);
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
+/* Inflate grain GIDX of E (marker or data at FOFF) into OUT (e->grain
+ * bytes) with the scratch *ZP (allocated on first use). */
+static int inflate_grain(struct scimg_image *img, const struct vmdk_extent *e,
+			 uint64_t gidx, uint64_t foff, uint8_t *out,
+			 struct zscratch **zp)
+{
+	struct zscratch *z = *zp;
 	uint64_t need = e->size - gidx * e->grain, dpos = foff, avail, got;
 	size_t clen, cmax = (size_t)compressBound((uLong)e->grain) + 512;
 	int ret, zr;
 
-	if (s->z_ext == e && s->z_idx == gidx)
-		return 0;
 	if (need > e->grain)
 		need = e->grain;
-	if (s->z_out_cap < e->grain) {
-		uint8_t *p = realloc(s->z_out, (size_t)e->grain);
+	if (!z) {
+		z = *zp = calloc(1, sizeof(*z));
+		if (!z)
+			return scimg_int_err(img->ctx, -ENOMEM, "out of memory");
+	}
+	if (z->cap < cmax) {
+		uint8_t *p = realloc(z->in, cmax);
 		if (!p)
 			return scimg_int_err(img->ctx, -ENOMEM, "out of memory");
-		s->z_out = p;
-		s->z_out_cap = (size_t)e->grain;
+		z->in = p;
+		z->cap = cmax;
 	}
-	if (s->z_in_cap < cmax) {
-		uint8_t *p = realloc(s->z_in, cmax);
-		if (!p)
-			return scimg_int_err(img->ctx, -ENOMEM, "out of memory");
-		s->z_in = p;
-		s->z_in_cap = cmax;
-	}
-	s->z_ext = NULL;
 	if (foff >= e->src->size)
 		return scimg_int_err(img->ctx, -EINVAL,
 				     "'%s': VMDK compressed grain %llu at offset %llu lies beyond the end of the file (%llu bytes)",
@@ -711,24 +742,24 @@ static int read_comp(struct scimg_image *img, const struct vmdk_extent *e,
 	} else {
 		clen = avail < cmax ? (size_t)avail : cmax;
 	}
-	if ((ret = scimg_int_source_read(e->src, s->z_in, clen, dpos, "compressed grain")) < 0)
+	if ((ret = scimg_int_source_read(e->src, z->in, clen, dpos, "compressed grain")) < 0)
 		return ret;
-	if (!s->zs_init) {
-		memset(&s->zs, 0, sizeof(s->zs));
-		if (inflateInit2(&s->zs, 15 + 32) != Z_OK)
+	if (!z->init) {
+		memset(&z->zs, 0, sizeof(z->zs));
+		if (inflateInit2(&z->zs, 15 + 32) != Z_OK)
 			return scimg_int_err(img->ctx, -ENOMEM, "out of memory (zlib)");
-		s->zs_init = 1;
-	} else if (inflateReset(&s->zs) != Z_OK) {
+		z->init = 1;
+	} else if (inflateReset(&z->zs) != Z_OK) {
 		return scimg_int_err(img->ctx, -EIO, "zlib reset failed");
 	}
-	s->zs.next_in = s->z_in;
-	s->zs.avail_in = (uInt)clen;
-	s->zs.next_out = s->z_out;
-	s->zs.avail_out = (uInt)e->grain;
-	zr = inflate(&s->zs, Z_FINISH);
-	got = e->grain - s->zs.avail_out;
+	z->zs.next_in = z->in;
+	z->zs.avail_in = (uInt)clen;
+	z->zs.next_out = out;
+	z->zs.avail_out = (uInt)e->grain;
+	zr = inflate(&z->zs, Z_FINISH);
+	got = e->grain - z->zs.avail_out;
 	if (zr != Z_STREAM_END) {
-		if (s->zs.avail_out == 0 && zr != Z_DATA_ERROR)
+		if (z->zs.avail_out == 0 && zr != Z_DATA_ERROR)
 			return scimg_int_err(img->ctx, -EINVAL,
 					     "'%s': VMDK compressed grain %llu at offset %llu inflates to more than the grain size %llu",
 					     ext_name(e), (unsigned long long)gidx, (unsigned long long)dpos,
@@ -736,17 +767,47 @@ static int read_comp(struct scimg_image *img, const struct vmdk_extent *e,
 		return scimg_int_err(img->ctx, -EINVAL,
 				     "'%s': VMDK compressed grain %llu at offset %llu (%zu bytes) is corrupt: %s",
 				     ext_name(e), (unsigned long long)gidx, (unsigned long long)dpos, clen,
-				     s->zs.msg ? s->zs.msg : (zr == Z_BUF_ERROR ? "data cut short" : "inflate failed"));
+				     z->zs.msg ? z->zs.msg : (zr == Z_BUF_ERROR ? "data cut short" : "inflate failed"));
 	}
 	if (got < need)
 		return scimg_int_err(img->ctx, -EINVAL,
 				     "'%s': VMDK compressed grain %llu at offset %llu inflates to %llu bytes, expected %llu",
 				     ext_name(e), (unsigned long long)gidx, (unsigned long long)dpos,
 				     (unsigned long long)got, (unsigned long long)need);
-	memset(s->z_out + got, 0, (size_t)(e->grain - got));
-	s->z_ext = e;
-	s->z_idx = gidx;
+	memset(out + got, 0, (size_t)(e->grain - got));
 	return 0;
+}
+
+/* Copy N bytes at IN of grain GIDX into BUF through the one-grain cache
+ * (reads of part of a grain); takes the lock. */
+static int read_comp_cached(struct scimg_image *img, const struct vmdk_extent *e,
+			    uint64_t gidx, uint64_t foff, uint8_t *buf,
+			    size_t in, size_t n)
+{
+	struct vmdk_state *s = img->priv;
+	int ret = 0;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->z_ext != e || s->z_idx != gidx) {
+		s->z_ext = NULL;
+		if (s->z_out_cap < e->grain) {
+			uint8_t *p = realloc(s->z_out, (size_t)e->grain);
+			if (!p) {
+				ret = scimg_int_err(img->ctx, -ENOMEM, "out of memory");
+				goto out;
+			}
+			s->z_out = p;
+			s->z_out_cap = (size_t)e->grain;
+		}
+		if ((ret = inflate_grain(img, e, gidx, foff, s->z_out, &s->zc)) < 0)
+			goto out;
+		s->z_ext = e;
+		s->z_idx = gidx;
+	}
+	memcpy(buf, s->z_out + in, n);
+out:
+	pthread_mutex_unlock(&s->lock);
+	return ret;
 }
 
 /* ---- reading ------------------------------------------------------------ */
@@ -798,7 +859,7 @@ static int noaccess(struct scimg_image *img, const struct vmdk_extent *e)
 static int sparse_read(struct scimg_image *img, const struct vmdk_extent *e,
 		       uint8_t *buf, size_t len, uint64_t rel)
 {
-	struct vmdk_state *s = img->priv;
+	struct zscratch *z = NULL;
 	int ret = 0;
 
 	while (len) {
@@ -807,7 +868,7 @@ static int sparse_read(struct scimg_image *img, const struct vmdk_extent *e,
 		size_t n;
 
 		if ((ret = lookup(img, e, rel, &gl, &span)) < 0)
-			return ret;
+			break;
 		n = span < len ? (size_t)span : len;
 		switch (gl.cl) {
 		case G_HOLE:
@@ -823,7 +884,7 @@ static int sparse_read(struct scimg_image *img, const struct vmdk_extent *e,
 				struct gloc g2;
 				uint64_t sp2;
 				if ((ret = lookup(img, e, rel + n, &g2, &sp2)) < 0)
-					return ret;
+					goto out;
 				if (g2.cl != G_DATA || g2.foff != foff + n)
 					break;
 				n += sp2 < len - n ? (size_t)sp2 : len - n;
@@ -832,18 +893,23 @@ static int sparse_read(struct scimg_image *img, const struct vmdk_extent *e,
 			break;
 		}
 		case G_COMP:
-			ret = read_comp(img, e, rel / e->grain, gl.foff);
-			if (ret == 0)
-				memcpy(buf, s->z_out + in, n);
+			/* whole grains inflate straight into BUF, unlocked */
+			if (in == 0 && n == e->grain)
+				ret = inflate_grain(img, e, rel / e->grain, gl.foff, buf, &z);
+			else
+				ret = read_comp_cached(img, e, rel / e->grain, gl.foff, buf,
+						       (size_t)in, n);
 			break;
 		}
 		if (ret < 0)
-			return ret;
+			break;
 		buf += n;
 		len -= n;
 		rel += n;
 	}
-	return 0;
+out:
+	zscratch_free(z);
+	return ret;
 }
 
 static int vmdk_pread(struct scimg_image *img, void *buf, size_t len,
@@ -1169,6 +1235,12 @@ static int vmdk_open(struct scimg_image *img)
 	if (!s)
 		return scimg_int_err(img->ctx, -ENOMEM, "out of memory");
 	img->priv = s;
+	if (pthread_mutex_init(&s->lock, NULL) != 0) {
+		free(s);
+		img->priv = NULL;
+		return scimg_int_err(img->ctx, -ENOMEM, "could not create a lock");
+	}
+	s->lock_init = 1;
 	if (img->src->size < 4) {
 		ret = scimg_int_err(img->ctx, -EINVAL, "'%s': file is %llu bytes, too small for a VMDK",
 				    img->path, (unsigned long long)img->src->size);
@@ -1333,5 +1405,5 @@ const struct scimg_format scimg_format_vmdk = {
 	.compress_unit = scimg_int_vmdk_compress_unit,
 	.compress = scimg_int_vmdk_compress,
 	.pwrite_compressed = scimg_int_vmdk_pwrite_compressed,
-	.flags = SCIMG_FMT_SEQUENTIAL_WRITE,
+	.flags = SCIMG_FMT_SEQUENTIAL_WRITE | SCIMG_FMT_PARALLEL_READ,
 };
