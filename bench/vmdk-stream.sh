@@ -39,29 +39,30 @@ if [ ! -f "$src" ] || [ "$(cat "$WORK/input.stamp" 2>/dev/null)" != "$SIZE_MIB" 
 fi
 echo "input: $(stat -c %s "$src") bytes, $(du -B1 "$src" | cut -f1) allocated; $(nproc) CPUs"
 
-measure() { # prints "seconds peak-KiB"
-  /usr/bin/time -o "$WORK/time.out" -f "%e %M" "$@" >/dev/null 2>"$WORK/cmd.err" ||
+measure() { # prints "seconds peak-KiB cpu-seconds"
+  /usr/bin/time -o "$WORK/time.out" -f "%e %M %U %S" "$@" >/dev/null 2>"$WORK/cmd.err" ||
     { echo "command failed: $* : $(cat "$WORK/cmd.err")" >&2; exit 1; }
-  tail -1 "$WORK/time.out"
+  tail -1 "$WORK/time.out" | awk '{printf "%s %s %.2f\n", $1, $2, $3 + $4}'
 }
 
-best() { # OUT CMD... : best of REPEAT runs, "seconds peak-KiB"
+best() { # OUT CMD... : best of REPEAT runs, "seconds peak-KiB cpu-seconds"
   local out=$1; shift
-  local b="" m=""
+  local b="" m="" c=""
   for ((r = 0; r < REPEAT; r++)); do
     rm -f "$out"
-    read -r s k < <(measure "$@")
-    if [ -z "$b" ] || awk "BEGIN{exit !($s < $b)}"; then b=$s; m=$k; fi
+    read -r s k u < <(measure "$@")
+    if [ -z "$b" ] || awk "BEGIN{exit !($s < $b)}"; then b=$s; m=$k; c=$u; fi
   done
-  echo "$b $m"
+  echo "$b $m $c"
 }
 
 cat "$src" > /dev/null   # warm the page cache for every run
 qo=$WORK/out-qemu.vmdk
-read -r qt qm < <(best "$qo" "$QEMU_IMG" convert -f raw -O vmdk -o subformat=streamOptimized "$src" "$qo")
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+read -r qt qm qc < <(best "$qo" "$QEMU_IMG" convert -f raw -O vmdk -o subformat=streamOptimized "$src" "$qo")
 qs=$(stat -c %s "$qo")
-printf '%-26s %8s %8s %12s %7s %7s\n' tool seconds peak-MiB output-bytes t-ratio s-ratio
-printf '%-26s %8s %8d %12d %7s %7s\n' "qemu-img" "$qt" $((qm / 1024)) "$qs" 1.00 1.00
+printf '%-20s %8s %8s %8s %12s %7s %7s %7s\n' tool seconds cpu-s peak-MiB output-bytes t-ratio c-ratio s-ratio
+printf '%-20s %8s %8s %8d %12d %7s %7s %7s\n' "qemu-img" "$qt" "$qc" $((qm / 1024)) "$qs" 1.00 1.00 1.000
 mopt=()
 [ -n "${THREADS:-}" ] && mopt=(-m "$THREADS")
 for variant in plain c; do
@@ -71,13 +72,16 @@ for variant in plain c; do
   else
     args=(); label="scimg"
   fi
-  read -r st sm < <(best "$so" "$SCIMG" convert "${args[@]}" -f raw -O vmdk -o subformat=streamOptimized "$src" "$so")
+  read -r st sm sc < <(best "$so" "$SCIMG" convert "${args[@]}" -f raw -O vmdk -o subformat=streamOptimized "$src" "$so")
   ss=$(stat -c %s "$so")
   "$QEMU_IMG" compare -q -f raw -F vmdk "$src" "$so" || { echo "MISMATCH: $label output differs from the input"; exit 1; }
   "$QEMU_IMG" check -q -f vmdk "$so" || { echo "qemu-img check fails on $label output"; exit 1; }
-  printf '%-26s %8s %8d %12d %7s %7s\n' "$label" "$st" $((sm / 1024)) "$ss" \
-    "$(awk "BEGIN{printf \"%.2f\", $st / $qt}")" "$(awk "BEGIN{printf \"%.3f\", $ss / $qs}")"
+  printf '%-20s %8s %8s %8d %12d %7s %7s %7s\n' "$label" "$st" "$sc" $((sm / 1024)) "$ss" \
+    "$(awk "BEGIN{printf \"%.2f\", $st / $qt}")" "$(awk "BEGIN{printf \"%.2f\", $sc / $qc}")" \
+    "$(awk "BEGIN{printf \"%.3f\", $ss / $qs}")"
   rm -f "$so"
 done
 rm -f "$qo"
-echo "(best of $REPEAT; t-ratio = time / qemu-img's, s-ratio = output size / qemu-img's)"
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "(best of $REPEAT by wall time; t-ratio = wall time / qemu-img's, c-ratio = CPU (user+sys) / qemu-img's,"
+echo " s-ratio = output size / qemu-img's; scimg flushes its output (fdatasync) before renaming it)"
