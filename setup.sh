@@ -9,6 +9,7 @@ libguestfs-dev zlib1g-dev libzstd-dev libarchive-dev libssl-dev
 libcurl4-openssl-dev libxml2-dev libjson-c-dev libdeflate-dev
 qemu-utils time python3
 libvhdi-utils
+libvmdk-utils
 "
 
 SUDO=

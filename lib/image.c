@@ -438,19 +438,19 @@ int scimg_image_info(struct scimg_image *img, json_object **out)
 
 /* ---- writing ---------------------------------------------------------- */
 
-int scimg_int_out_pwrite(struct scimg_image *img, const void *buf, size_t len,
-			 uint64_t off)
+static int fd_pwrite(struct scimg_ctx *ctx, int fd, const char *name,
+		     const void *buf, size_t len, uint64_t off)
 {
 	const uint8_t *p = buf;
 
 	while (len) {
-		ssize_t n = pwrite(img->out_fd, p, len, (off_t)off);
+		ssize_t n = pwrite(fd, p, len, (off_t)off);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			return scimg_int_err(img->ctx, -errno,
+			return scimg_int_err(ctx, -errno,
 					     "'%s': write error at offset %llu: %s",
-					     img->path, (unsigned long long)off,
+					     name, (unsigned long long)off,
 					     strerror(errno));
 		}
 		p += n;
@@ -460,12 +460,37 @@ int scimg_int_out_pwrite(struct scimg_image *img, const void *buf, size_t len,
 	return 0;
 }
 
+static int fd_truncate(struct scimg_ctx *ctx, int fd, const char *name,
+		       uint64_t size)
+{
+	if (ftruncate(fd, (off_t)size) < 0)
+		return scimg_int_err(ctx, -errno, "'%s': could not set size to %llu: %s",
+				     name, (unsigned long long)size, strerror(errno));
+	return 0;
+}
+
+int scimg_int_out_pwrite(struct scimg_image *img, const void *buf, size_t len,
+			 uint64_t off)
+{
+	return fd_pwrite(img->ctx, img->out_fd, img->path, buf, len, off);
+}
+
 int scimg_int_out_truncate(struct scimg_image *img, uint64_t size)
 {
-	if (ftruncate(img->out_fd, (off_t)size) < 0)
-		return scimg_int_err(img->ctx, -errno, "'%s': could not set size to %llu: %s",
-				     img->path, (unsigned long long)size, strerror(errno));
-	return 0;
+	return fd_truncate(img->ctx, img->out_fd, img->path, size);
+}
+
+int scimg_int_sibling_pwrite(struct scimg_image *img, size_t idx, const void *buf,
+			     size_t len, uint64_t off)
+{
+	struct scimg_out_sibling *s = &img->sib[idx];
+	return fd_pwrite(img->ctx, s->fd, s->path, buf, len, off);
+}
+
+int scimg_int_sibling_truncate(struct scimg_image *img, size_t idx, uint64_t size)
+{
+	struct scimg_out_sibling *s = &img->sib[idx];
+	return fd_truncate(img->ctx, s->fd, s->path, size);
 }
 
 static int make_temp(struct scimg_ctx *ctx, const char *path, char **tmp_out,
@@ -685,6 +710,72 @@ static void remove_temp(struct scimg_image *img)
 		unlink(img->tmp_path);
 }
 
+int scimg_int_out_sibling(struct scimg_image *img, const char *name, size_t *idx)
+{
+	const char *slash = strrchr(img->path, '/');
+	size_t dlen = slash ? (size_t)(slash - img->path) + 1 : 0, i;
+	struct scimg_out_sibling *s;
+	char *path;
+	int ret;
+
+	if (!*name || strchr(name, '/'))
+		return scimg_int_err(img->ctx, -EINVAL, "'%s': bad companion file name '%s'",
+				     img->path, name);
+	path = malloc(dlen + strlen(name) + 1);
+	if (!path)
+		return scimg_int_err(img->ctx, -ENOMEM, "out of memory");
+	memcpy(path, img->path, dlen);
+	strcpy(path + dlen, name);
+	if (strcmp(path, img->path) == 0) {
+		free(path);
+		return scimg_int_err(img->ctx, -EINVAL, "'%s': companion file has the same name",
+				     img->path);
+	}
+	for (i = 0; i < img->nsib; i++)
+		if (strcmp(img->sib[i].path, path) == 0) {
+			free(path);
+			return scimg_int_err(img->ctx, -EINVAL, "'%s': companion file '%s' made twice",
+					     img->path, name);
+		}
+	s = realloc(img->sib, (img->nsib + 1) * sizeof(*s));
+	if (!s) {
+		free(path);
+		return scimg_int_err(img->ctx, -ENOMEM, "out of memory");
+	}
+	img->sib = s;
+	s = &img->sib[img->nsib];
+	memset(s, 0, sizeof(*s));
+	s->path = path;
+	s->fd = -1;
+	ret = make_temp(img->ctx, path, &s->tmp_path, &s->fd);
+	if (ret < 0) {
+		free(path);
+		return ret;
+	}
+	*idx = img->nsib++;
+	return 0;
+}
+
+/* Close the companion files; with DISCARD remove them (temporary names,
+ * and the final names of those already renamed). */
+static void siblings_release(struct scimg_image *img, int discard)
+{
+	size_t i;
+
+	for (i = 0; i < img->nsib; i++) {
+		struct scimg_out_sibling *s = &img->sib[i];
+		if (s->fd >= 0)
+			close(s->fd);
+		if (discard)
+			unlink(s->renamed ? s->path : s->tmp_path);
+		free(s->path);
+		free(s->tmp_path);
+	}
+	free(img->sib);
+	img->sib = NULL;
+	img->nsib = 0;
+}
+
 int scimg_image_create(struct scimg_ctx *ctx, const char *path,
 		       const char *format, uint64_t size, const char *options,
 		       unsigned flags, struct scimg_image **out)
@@ -735,6 +826,7 @@ int scimg_image_create(struct scimg_ctx *ctx, const char *path,
 	ret = fmt->create(img, &img->opts);
 	if (ret < 0) {
 		remove_temp(img);
+		siblings_release(img, 1);
 		goto fail;
 	}
 	*out = img;
@@ -802,6 +894,23 @@ int scimg_image_finish(struct scimg_image *img)
 	}
 	if (img->fmt->finish)
 		ret = img->fmt->finish(img);
+	for (size_t i = 0; ret == 0 && i < img->nsib; i++) {
+		struct scimg_out_sibling *s = &img->sib[i];
+		if (fdatasync(s->fd) < 0 && errno != EINVAL)
+			ret = scimg_int_err(ctx, -errno, "'%s': could not flush: %s",
+					    s->path, strerror(errno));
+		else if (close(s->fd) < 0)
+			ret = scimg_int_err(ctx, -errno, "'%s': %s", s->path, strerror(errno));
+		s->fd = -1;
+	}
+	for (size_t i = 0; ret == 0 && i < img->nsib; i++) {
+		struct scimg_out_sibling *s = &img->sib[i];
+		if (rename(s->tmp_path, s->path) < 0)
+			ret = scimg_int_err(ctx, -errno, "could not rename into '%s': %s",
+					    s->path, strerror(errno));
+		else
+			s->renamed = 1;
+	}
 	if (ret == 0 && fdatasync(img->out_fd) < 0 && errno != EINVAL)
 		ret = scimg_int_err(ctx, -errno, "'%s': could not flush: %s",
 				    img->path, strerror(errno));
@@ -815,6 +924,7 @@ int scimg_image_finish(struct scimg_image *img)
 				    img->path, strerror(errno));
 	if (ret < 0)
 		remove_temp(img);
+	siblings_release(img, ret < 0);
 	writer_free(img);
 	return ret;
 }
@@ -824,5 +934,6 @@ void scimg_image_abort(struct scimg_image *img)
 	if (!img)
 		return;
 	remove_temp(img);
+	siblings_release(img, 1);
 	writer_free(img);
 }

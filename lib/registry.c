@@ -11,6 +11,7 @@ static const struct scimg_format *const formats[] = {
 	&scimg_format_ami,
 	&scimg_format_vhdx,
 	&scimg_format_vhd,
+	&scimg_format_vmdk,
 	&scimg_format_raw,
 };
 

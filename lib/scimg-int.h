@@ -240,6 +240,19 @@ struct scimg_image {
 	/* SCIMG_FMT_OUTPUT_DIR writers */
 	int out_inside;           /* tmp_path is inside an existing target dir */
 	char *out_last;           /* file moved into place last (format sets it; freed by image.c) */
+	struct scimg_out_sibling *sib; /* companion output files */
+	size_t nsib;
+};
+
+/* A companion output file (e.g. the "-flat.vmdk" extent of a VMDK
+ * descriptor): written to a temporary name like the main output, renamed
+ * into place just before it by scimg_image_finish(), removed on failure or
+ * abort.  Owned by image.c. */
+struct scimg_out_sibling {
+	char *path;
+	char *tmp_path;
+	int fd;
+	int renamed;
 };
 
 /* Registry (lib/registry.c). */
@@ -266,6 +279,13 @@ int scimg_int_resolve_path(struct scimg_ctx *ctx, const struct scimg_source *src
 int scimg_int_out_pwrite(struct scimg_image *img, const void *buf, size_t len,
 			 uint64_t off);
 int scimg_int_out_truncate(struct scimg_image *img, uint64_t size);
+/* Create companion output file NAME (a plain file name, no '/') in the
+ * output's directory; *IDX names it in the calls below.  The format writes
+ * it like the main file; image.c commits or removes it with the main file. */
+int scimg_int_out_sibling(struct scimg_image *img, const char *name, size_t *idx);
+int scimg_int_sibling_pwrite(struct scimg_image *img, size_t idx, const void *buf,
+			     size_t len, uint64_t off);
+int scimg_int_sibling_truncate(struct scimg_image *img, size_t idx, uint64_t size);
 
 /* Describe what the first LEN bytes of a disk hold ("GPT partition table",
  * "ext4 filesystem (no partition table)", ...) into BUF; returns BUF.
