@@ -43,7 +43,6 @@ enum plugin_status { PLUGIN_LOADED, PLUGIN_REFUSED, PLUGIN_SHADOWED };
 struct plugin_fmt {
 	struct scimg_format fmt;           /* first: img->fmt points here */
 	struct scimg_plugin_format pf;     /* zero-extended copy */
-	const struct loaded_plugin *owner;
 };
 
 struct loaded_plugin {
@@ -274,7 +273,6 @@ static int wrap_format(struct loaded_plugin *lp, struct plugin_fmt *w,
 		return -1;
 	}
 	memset(&w->fmt, 0, sizeof(w->fmt));
-	w->owner = lp;
 	w->fmt.name = pf->name;
 	w->fmt.description = pf->description;
 	w->fmt.plugin = pf;

@@ -32,7 +32,13 @@ out = []
 def emit(name, b):
     out.append(name)
     with open(os.path.join(d, "x-%s.vdi" % name), "wb") as f:
-        f.write(b)
+        for i in range(0, len(b), 65536):   # sparse: zero chunks are holes
+            c = b[i:i + 65536]
+            if c.count(0) == len(c):
+                f.seek(len(c), 1)
+            else:
+                f.write(c)
+        f.truncate(len(b))
 # truncations
 for cut in (0, 1, 63, 64, 0x48, 0x150, 0x1c7, 0x1d7, 511, 512, len(data) // 2, len(data) - 1):
     if cut < len(data):
@@ -45,8 +51,7 @@ for off in fields:
         continue
     old = struct.unpack_from("<I", data, off)[0]
     for tag, val in (("z", 0), ("f", 0xffffffff), ("p", (old + 1) & 0xffffffff),
-                     ("m", (old - 1) & 0xffffffff), ("h", 0x80000000),
-                     ("r", rng.getrandbits(32))):
+                     ("h", 0x80000000), ("r", rng.getrandbits(32))):
         b = bytearray(data)
         struct.pack_into("<I", b, off, val)
         emit("h%x%s" % (off, tag), bytes(b))
@@ -63,7 +68,7 @@ if len(data) >= 0x188:
             struct.pack_into("<I", b, e, val)
             emit("m%d%s" % (k, tag), bytes(b))
 # random byte flips in the first 512 bytes
-for k in range(20):
+for k in range(12):
     b = bytearray(data)
     for _ in range(3):
         i = rng.randrange(min(512, len(b))) if b else 0

@@ -9,6 +9,17 @@ requires python3
 
 "$SCIMG" --help | grep -q ' vdi(rw)' || fail "vdi plugin not loaded (SCIMG_PLUGIN_PATH=${SCIMG_PLUGIN_PATH:-})"
 
+# 0. Every plugin has a man page; every -o key of vdi is documented.
+for d in "$top_srcdir"/plugins/*/; do
+  n=$(basename "$d")
+  [ -f "$d/scimg-$n.7" ] || fail "plugin $n has no man page plugins/$n/scimg-$n.7"
+done
+"$SCIMG" convert -O vdi -o help x y > "$TMPD/keys" || fail "-o help for vdi"
+for k in $(sed -n 's/^  //p' "$TMPD/keys"); do
+  grep -q "^\.BR $k " "$top_srcdir/plugins/vdi/scimg-vdi.7" || fail "vdi option $k not in scimg-vdi.7"
+  grep -q "$k" "$top_srcdir/docs/scimg-convert.1" || fail "vdi option $k not in scimg-convert.1"
+done
+
 # 1. Differencing chains with known content.
 python3 "$top_srcdir/tests/fixtures/make-vdi.py" chain "$TMPD/chain" || fail "make-vdi.py"
 c="$TMPD/chain"
