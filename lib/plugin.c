@@ -281,6 +281,7 @@ static int wrap_format(struct loaded_plugin *lp, struct plugin_fmt *w,
 		w->fmt.pread = pf->pread;
 		w->fmt.block_status = pf->block_status;
 		w->fmt.info = pf->info ? tr_info : NULL;
+		w->fmt.open_opts = pf->open_opts;
 	}
 	w->fmt.close = tr_close;
 	if (pf->create) {

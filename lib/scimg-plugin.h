@@ -118,6 +118,9 @@ struct scimg_plugin_format {
 			    uint64_t len, struct scimg_extent *ext);
 	/* Optional.  Add format-specific keys to OBJ (scimg info). */
 	int (*info)(struct scimg_image *img, json_object *obj);
+	/* NULL-terminated option keys accepted when reading (-I key=value);
+	 * may be NULL (none).  open() reads them with scimg_plugin_opt(). */
+	const char *const *open_opts;
 
 	/* --- writing: create and pwrite are both set, or neither --- */
 	/* NULL-terminated option keys accepted by -o; may be NULL (none).  The
@@ -275,7 +278,8 @@ int scimg_plugin_out_pwrite(struct scimg_image *img, const void *buf,
 			    size_t len, uint64_t off);
 /* Set the output file's length. */
 int scimg_plugin_out_truncate(struct scimg_image *img, uint64_t size);
-/* Value of -o KEY (the last one given wins), or NULL when not given. */
+/* Value of option KEY (the last one given wins), or NULL when not given:
+ * the -o options in create(), the -I options in open(). */
 const char *scimg_plugin_opt(struct scimg_image *img, const char *key);
 /* Flags the image is created with (SCIMG_CREATE_COMPRESS). */
 unsigned scimg_plugin_create_flags(struct scimg_image *img);

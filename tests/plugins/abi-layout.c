@@ -36,6 +36,7 @@ int main(void)
 	F(scimg_plugin_format, pread);
 	F(scimg_plugin_format, block_status);
 	F(scimg_plugin_format, info);
+	F(scimg_plugin_format, open_opts);
 	F(scimg_plugin_format, create_opts);
 	F(scimg_plugin_format, create);
 	F(scimg_plugin_format, pwrite);

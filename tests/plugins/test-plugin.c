@@ -67,6 +67,13 @@ static int t_open(struct scimg_image *img)
 		return scimg_plugin_err(img, -EINVAL, "'%s': v1test size at offset 8 is %llu, expected %llu (file size - %d)",
 					scimg_image_path(img), (unsigned long long)size,
 					(unsigned long long)(fsize - HDR), HDR);
+	if (scimg_plugin_opt(img, "min_size")) {
+		uint64_t min;
+		if (scimg_plugin_parse_size(scimg_plugin_opt(img, "min_size"), &min) < 0 || size < min)
+			return scimg_plugin_err(img, -EINVAL, "'%s': v1test size %llu is below -I min_size=%s",
+						scimg_image_path(img), (unsigned long long)size,
+						scimg_plugin_opt(img, "min_size"));
+	}
 	scimg_plugin_set_size(img, size);
 	return 0;
 }
@@ -121,6 +128,7 @@ static int t_finish(struct scimg_image *img)
 }
 
 static const char *const t_opts[] = { "tag", NULL };
+static const char *const t_open_opts[] = { "min_size", NULL };
 
 static const struct scimg_plugin_format fmt = {
 #ifdef TEST_SMALL
@@ -142,6 +150,7 @@ static const struct scimg_plugin_format fmt = {
 #endif
 	.block_status = t_block_status,
 	.info = t_info,
+	.open_opts = t_open_opts,
 	.create_opts = t_opts,
 	.create = t_create,
 	.pwrite = t_pwrite,
