@@ -9,14 +9,18 @@
 static void help(void)
 {
 	printf("Usage: %s convert [-f FMT] [-I KEY=VAL,...] -O FMT [-o KEY=VAL,...] [-c] [-p]\n"
-	       "                     [-S SIZE] [-m THREADS] [--no-backing] SRC DST\n\n"
+	       "                     [-S SIZE] [-m THREADS] [--no-backing] SRC DST\n"
+	       "       %s convert --provider=NAME [-o KEY=VAL,...] [OPTIONS] SRC DST\n\n"
 	       "Convert the disk image SRC into DST.  DST is written to a temporary file\n"
 	       "beside it and renamed into place when complete; on error or interrupt\n"
 	       "nothing is left behind.  SRC is only ever read.\n\n"
 	       "  -f, --format=FMT        read SRC as FMT instead of probing\n"
 	       "  -I, --input-options=K=V,... options of the input format (e.g. an AMI\n"
 	       "                          bundle's privatekey=FILE; -I help lists them)\n"
-	       "  -O, --output-format=FMT write DST as FMT (required)\n"
+	       "  -O, --output-format=FMT write DST as FMT (required unless --provider)\n"
+	       "      --provider=NAME     write what provider profile NAME demands: its\n"
+	       "                          format, options and size rounding (scimg plugins\n"
+	       "                          lists the profiles)\n"
 	       "  -o, --options=K=V,...   options of the output format (-o help lists them)\n"
 	       "  -c, --compress          compress the output (qcow2, vmdk streamOptimized)\n"
 	       "  -p, --progress          show progress on stderr\n"
@@ -26,7 +30,7 @@ static void help(void)
 	       "      --no-backing        do not open files SRC refers to\n"
 	       "  -h, --help              show this help\n"
 	       "  -V, --version           show the version\n\n"
-	       "Exit status: 0 success, 2 error.  See scimg-convert(1).\n", prog);
+	       "Exit status: 0 success, 2 error.  See scimg-convert(1).\n", prog, prog);
 }
 
 static void progress(void *opaque, uint64_t done, uint64_t total)
@@ -54,6 +58,7 @@ int cmd_convert(int argc, char **argv)
 		{ "sparse-size", required_argument, NULL, 'S' },
 		{ "threads", required_argument, NULL, 'm' },
 		{ "no-backing", no_argument, NULL, 'B' },
+		{ "provider", required_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -121,26 +126,46 @@ int cmd_convert(int argc, char **argv)
 			break;
 		}
 		case 'B': nobacking = 1; break;
+		case 'P': o.provider = optarg; break;
 		case 'h': help(); free(optstr); free(inoptstr); return EXIT_OK;
 		case 'V': print_version(); free(optstr); free(inoptstr); return EXIT_OK;
 		default: free(optstr); free(inoptstr); return usage_error("convert", "invalid option");
 		}
 	}
-	if (!o.dst_format) {
+	if (!o.dst_format && !o.provider) {
 		free(optstr);
 		free(inoptstr);
 		return usage_error("convert", "the output format (-O) is required");
 	}
 	if (optstr && strcmp(optstr, "help") == 0) {
-		const char *const *keys = scimg_format_create_options(o.dst_format);
+		const char *const *keys;
+		json_object *pinfo = NULL, *v;
+
+		if (!o.dst_format) {
+			/* --provider without -O: the profile's format */
+			struct scimg_ctx *pctx = cmd_ctx_new();
+			if (scimg_profile_info(pctx, o.provider, &pinfo) < 0) {
+				die_ctx("convert", pctx);
+				scimg_ctx_free(pctx);
+				free(optstr);
+				return EXIT_ERROR;
+			}
+			scimg_ctx_free(pctx);
+			if (json_object_object_get_ex(pinfo, "format", &v))
+				o.dst_format = json_object_get_string(v);
+		}
+		keys = o.dst_format ? scimg_format_create_options(o.dst_format) : NULL;
 		free(optstr);
 		if (!keys) {
-			fprintf(stderr, "%s convert: format '%s' cannot be written\n", prog, o.dst_format);
+			fprintf(stderr, "%s convert: format '%s' cannot be written\n", prog,
+				o.dst_format ? o.dst_format : "?");
+			json_object_put(pinfo);
 			return EXIT_ERROR;
 		}
 		printf("Options of format '%s' (-o KEY=VALUE; see scimg-convert(1)):\n", o.dst_format);
 		for (; *keys; keys++)
 			printf("  %s\n", *keys);
+		json_object_put(pinfo);
 		return EXIT_OK;
 	}
 	if (inoptstr && strcmp(inoptstr, "help") == 0) {

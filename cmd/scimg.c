@@ -14,6 +14,7 @@ static const struct {
 	{ "info", cmd_info, "show what an image is: format, sizes, format details" },
 	{ "convert", cmd_convert, "convert an image to another format" },
 	{ "compare", cmd_compare, "compare the guest-visible content of two images" },
+	{ "plugins", cmd_plugins, "list the plugins found and what they add" },
 };
 
 static void usage(FILE *f)

@@ -405,14 +405,25 @@ int scimg_convert(struct scimg_ctx *ctx, const struct scimg_convert_opts *o)
 	struct scimg_image *src = NULL, *dst = NULL;
 	struct pipeline pl;
 	int have_pl = 0, parallel_read, nt, ret;
-	uint64_t pos, size, unit, sparse = o->sparse_size;
+	uint64_t pos, size, dst_size, unit, sparse = o->sparse_size;
+	const char *dst_format;
+	char *provider_opts = NULL;
 
 	scimg_ctx_clear_error(ctx);
 	ret = scimg_image_open_opts(ctx, o->src, o->src_format, o->src_options, &src);
 	if (ret < 0)
 		return ret;
 	size = src->size;
-	ret = scimg_image_create(ctx, o->dst, o->dst_format, size, o->options,
+	dst_size = size;
+	dst_format = o->dst_format;
+	if (o->provider) {
+		ret = scimg_int_profile_apply(ctx, o->provider, &dst_format, o->options,
+					      &provider_opts, &dst_size);
+		if (ret < 0)
+			goto out;
+	}
+	ret = scimg_image_create(ctx, o->dst, dst_format, dst_size,
+				 provider_opts ? provider_opts : o->options,
 				 o->compress ? SCIMG_CREATE_COMPRESS : 0, &dst);
 	if (ret < 0)
 		goto out;
@@ -500,6 +511,7 @@ out:
 	if (dst)
 		scimg_image_abort(dst);
 	scimg_image_close(src);
+	free(provider_opts);
 	return ret;
 }
 

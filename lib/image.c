@@ -44,9 +44,14 @@ static int probe_format(struct scimg_ctx *ctx, struct scimg_source *src,
 		const struct scimg_format *f = scimg_int_format_at(i);
 		int score;
 
-		if (!f->probe || !f->open)
+		if (!f->open)
 			continue;
-		score = f->probe(&p);
+		if (f->probe)
+			score = f->probe(&p);
+		else if (f->plugin)
+			score = scimg_int_plugin_probe(f, &p);
+		else
+			continue;
 		if (score > best) {
 			best = score;
 			*out = f;
@@ -74,7 +79,7 @@ static int image_open_src(struct scimg_ctx *ctx, struct scimg_source *src,
 		fmt = scimg_int_format_find(format);
 		if (!fmt) {
 			scimg_int_source_close(src);
-			return scimg_int_err(ctx, -ENOTSUP, "unknown format '%s'", format);
+			return scimg_int_err_unknown_format(ctx, format);
 		}
 		if (!fmt->open) {
 			scimg_int_source_close(src);
@@ -790,7 +795,7 @@ int scimg_image_create(struct scimg_ctx *ctx, const char *path,
 		return scimg_int_err(ctx, -EINVAL, "an output format is required");
 	fmt = scimg_int_format_find(format);
 	if (!fmt)
-		return scimg_int_err(ctx, -ENOTSUP, "unknown format '%s'", format);
+		return scimg_int_err_unknown_format(ctx, format);
 	if (!fmt->create)
 		return scimg_int_err(ctx, -ENOTSUP, "format '%s' cannot be written", format);
 	if (size > SCIMG_MAX_VIRTUAL_SIZE)

@@ -1,6 +1,7 @@
-/* registry.c - the list of format drivers.  Cheap, strong probes first;
- * raw last (it never probes and is only chosen when asked for, or as the
- * announced fallback). */
+/* registry.c - the list of format drivers: the built-in ones (cheap, strong
+ * probes first; raw last: it never probes and is only chosen when asked
+ * for, or as the announced fallback), then the formats plugins add, in the
+ * order the plugins were loaded (lib/plugin.c). */
 #include <string.h>
 
 #include "scimg-int.h"
@@ -15,23 +16,44 @@ static const struct scimg_format *const formats[] = {
 	&scimg_format_raw,
 };
 
-size_t scimg_int_format_count(void)
-{
-	return SCIMG_ARRAY_SIZE(formats);
-}
-
-const struct scimg_format *scimg_int_format_at(size_t i)
-{
-	return i < SCIMG_ARRAY_SIZE(formats) ? formats[i] : NULL;
-}
-
-const struct scimg_format *scimg_int_format_find(const char *name)
+const struct scimg_format *scimg_int_builtin_format_find(const char *name)
 {
 	size_t i;
 
 	for (i = 0; i < SCIMG_ARRAY_SIZE(formats); i++)
 		if (strcmp(formats[i]->name, name) == 0)
 			return formats[i];
+	return NULL;
+}
+
+size_t scimg_int_format_count(void)
+{
+	scimg_int_plugins_load();
+	return SCIMG_ARRAY_SIZE(formats) + scimg_int_plugin_format_count();
+}
+
+const struct scimg_format *scimg_int_format_at(size_t i)
+{
+	scimg_int_plugins_load();
+	if (i < SCIMG_ARRAY_SIZE(formats))
+		return formats[i];
+	return scimg_int_plugin_format_at(i - SCIMG_ARRAY_SIZE(formats));
+}
+
+const struct scimg_format *scimg_int_format_find(const char *name)
+{
+	const struct scimg_format *f = scimg_int_builtin_format_find(name);
+	size_t i, n;
+
+	if (f)
+		return f;
+	scimg_int_plugins_load();
+	n = scimg_int_plugin_format_count();
+	for (i = 0; i < n; i++) {
+		f = scimg_int_plugin_format_at(i);
+		if (strcmp(f->name, name) == 0)
+			return f;
+	}
 	/* qemu-img calls VHD "vpc" */
 	if (strcmp(name, "vpc") == 0)
 		return scimg_int_format_find("vhd");

@@ -216,6 +216,11 @@ struct scimg_format {
 				 const void *data, size_t clen, size_t len);
 
 	unsigned flags; /* SCIMG_FMT_* */
+
+	/* Formats added by a plugin (lib/plugin.c): the plugin's own format
+	 * struct, whose probe image.c calls through scimg_int_plugin_probe().
+	 * NULL for built-in formats. */
+	const struct scimg_plugin_format *plugin;
 };
 
 struct scimg_image {
@@ -255,10 +260,42 @@ struct scimg_out_sibling {
 	int renamed;
 };
 
-/* Registry (lib/registry.c). */
+/* Registry (lib/registry.c): the built-in formats, then those plugins add. */
 const struct scimg_format *scimg_int_format_find(const char *name);
 size_t scimg_int_format_count(void);
 const struct scimg_format *scimg_int_format_at(size_t i);
+/* Built-in formats only (no plugin loading). */
+const struct scimg_format *scimg_int_builtin_format_find(const char *name);
+
+/* Plugins (lib/plugin.c).  Loaded once per process, on first use, from
+ * $SCIMG_PLUGIN_PATH and SCIMG_PLUGIN_DIR. */
+struct scimg_plugin;
+struct scimg_plugin_format;
+struct scimg_plugin_profile;
+void scimg_int_plugins_load(void);
+/* Register a plugin linked into the program (fuzzers, tests); PATH is what
+ * `scimg plugins` shows.  Returns 0 or -errno (the reason is listed). */
+int scimg_int_plugin_register(const struct scimg_plugin *p, const char *path);
+size_t scimg_int_plugin_format_count(void);
+const struct scimg_format *scimg_int_plugin_format_at(size_t i);
+int scimg_int_plugin_probe(const struct scimg_format *f,
+			   const struct scimg_probe *p);
+/* Provider profiles plugins add (zero-extended to the current struct), with
+ * the name of the plugin that added each. */
+size_t scimg_int_profile_count(void);
+const struct scimg_plugin_profile *scimg_int_profile_at(size_t i,
+							const char **plugin);
+const struct scimg_plugin_profile *scimg_int_profile_find(const char *name,
+							  const char **plugin);
+/* "unknown format 'x'", with a hint when plugins failed to load. */
+int scimg_int_err_unknown_format(struct scimg_ctx *ctx, const char *name);
+/* Apply provider profile NAME to a conversion: the output format (checked
+ * against *FORMAT when the user gave one), the options (profile defaults,
+ * then USER_OPTS; *OPTS_OUT is allocated, caller frees) and the output size
+ * (rounded up; refused beyond the provider's maximum). */
+int scimg_int_profile_apply(struct scimg_ctx *ctx, const char *name,
+			    const char **format, const char *user_opts,
+			    char **opts_out, uint64_t *size);
 
 /* Open another image named by PARENT (backing file, parent disk, extent
  * owner): NAME is resolved relative to the parent's directory unless

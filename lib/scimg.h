@@ -146,6 +146,10 @@ struct scimg_convert_opts {
 	scimg_progress_fn progress; /* may be NULL */
 	void *progress_opaque;
 	const char *src_options;    /* -I key=value,... for the reader, or NULL */
+	/* Provider profile (scimg convert --provider): chooses dst_format
+	 * (which may then be NULL), puts its options before OPTIONS and rounds
+	 * the output size up as the provider demands.  NULL: none. */
+	const char *provider;
 };
 
 /* Convert an image.  Bounded memory whatever the size; holes are skipped.
@@ -157,6 +161,36 @@ int scimg_convert(struct scimg_ctx *ctx, const struct scimg_convert_opts *opts);
  * negative errno. */
 int scimg_compare(struct scimg_ctx *ctx, struct scimg_image *a,
 		  struct scimg_image *b, uint64_t *diff_off);
+
+/* ---- plugins and provider profiles ------------------------------------ */
+
+/* Plugins (lib/scimg-plugin.h) are loaded once per process, on first use,
+ * from the directories or files in $SCIMG_PLUGIN_PATH (colon separated) and
+ * then from scimg_plugins_dir().  Their formats join the registry above. */
+const char *scimg_plugins_dir(void);
+/* Every plugin found, loaded or not, as a JSON object the caller owns:
+ * {"api-version", "plugin-dir", "plugin-path", "plugins": [{"name",
+ * "version", "api-version", "path", "status" ("loaded", "refused",
+ * "skipped"), "description", "error", "formats": [...], "profiles":
+ * [...]}]} (see docs/scimg-plugins.1). */
+int scimg_plugins_list(struct scimg_ctx *ctx, json_object **out);
+
+/* Provider profiles ("azure", "ec2", ...) the plugins add. */
+size_t scimg_profile_count(void);
+const char *scimg_profile_name(size_t i);
+/* A profile as a JSON object the caller owns: name, description, plugin,
+ * format, options, size-alignment, max-size, guest-modules, console.
+ * -ENOENT (message lists the known ones) when unknown. */
+int scimg_profile_info(struct scimg_ctx *ctx, const char *name,
+		       json_object **out);
+/* Check the open image IMG against profile NAME: the output format, the
+ * size rules and the profile's own check.  Each problem is appended to
+ * FINDINGS (a JSON array) as {"profile", "id", "message"}.  Returns the
+ * number of problems found (0: compliant) or a negative errno.  Guest
+ * requirements (guest-modules, console) need guest inspection and are not
+ * checked here. */
+int scimg_profile_check(struct scimg_ctx *ctx, const char *name,
+			struct scimg_image *img, json_object *findings);
 
 #ifdef __cplusplus
 }

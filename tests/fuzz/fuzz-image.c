@@ -17,6 +17,11 @@
 #include <unistd.h>
 
 #include "scimg.h"
+#ifdef FUZZ_STATIC_PLUGINS
+/* Plugins (FUZZ_PLUGIN_SOURCES) are linked in and registered directly. */
+#include "scimg-int.h"
+#include "scimg-plugin.h"
+#endif
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -43,6 +48,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (!ctx)
 		return 0;
+#ifdef FUZZ_STATIC_PLUGINS
+	{
+		static int registered;
+		if (!registered) {
+			registered = 1;
+			scimg_int_plugin_register(scimg_plugin_init(), "(linked into the fuzzer)");
+		}
+	}
+#endif
 	scimg_ctx_set_flags(ctx, 0);
 	fd = memfd_create("fuzz", MFD_CLOEXEC);
 	if (fd < 0)

@@ -11,7 +11,7 @@ secs=${FUZZ_SECONDS:-60}
 CC=${FUZZ_CC:-clang}
 out=$builddir/fuzz
 mkdir -p "$out"
-flags="-g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I$srcdir/lib -I$builddir"
+flags="-g -O1 -std=gnu11 -D_GNU_SOURCE -DSCIMG_NO_PLUGIN_LOADING -DFUZZ_STATIC_PLUGINS -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I$srcdir/lib -I$builddir"
 pc="zlib libzstd json-c libarchive libcrypto libcurl libxml-2.0 libguestfs"
 cflags=$(pkg-config --cflags $pc)
 libs="$(pkg-config --libs $pc) -pthread"
