@@ -14,6 +14,7 @@ static const struct {
 	{ "info", cmd_info, "show what an image is: format, sizes, format details" },
 	{ "convert", cmd_convert, "convert an image to another format" },
 	{ "compare", cmd_compare, "compare the guest-visible content of two images" },
+	{ "check", cmd_check, "check an image: container, digests, signature, guest compliance" },
 };
 
 static void usage(FILE *f)
@@ -31,7 +32,7 @@ static void usage(FILE *f)
 		fprintf(f, " %s(%s%s)", scimg_format_name(i), r ? "r" : "", w ? "w" : "");
 	}
 	fprintf(f, "\n\n'%s COMMAND --help' describes a command; man scimg-COMMAND has the details.\n"
-		   "Exit status: 0 success, 1 images differ (compare), 2 error.\n", prog);
+		   "Exit status: 0 success, 1 images differ (compare) or not compliant (check),\n2 error.\n", prog);
 }
 
 int main(int argc, char **argv)

@@ -145,6 +145,38 @@ int scimg_convert(struct scimg_ctx *ctx, const struct scimg_convert_opts *opts);
 int scimg_compare(struct scimg_ctx *ctx, struct scimg_image *a,
 		  struct scimg_image *b, uint64_t *diff_off);
 
+/* ---- Supercloud image and check ------------------------------------------ */
+
+/* scimg_convert() with dst_format "sci" builds a Supercloud image
+ * (docs/sci-format.md) instead of streaming into a format writer: the
+ * source is converted into a working qcow2 in a temporary directory beside
+ * dst, the guest is fixed by inject-drivers and inspected, and the package
+ * (descriptor, disk, xl.cfg, optional signature) is written to a temporary
+ * file that is renamed to dst.  opts->options keys: name=, sign-key=,
+ * sign-cert=, guest=fix|inspect|skip, disk-format=qcow2|raw
+ * (docs/scimg-convert.1). */
+
+struct scimg_check_opts {
+	const char *path;        /* the image */
+	const char *format;      /* NULL: probe */
+	const char *trust;       /* PEM file of trusted certificates, or NULL */
+	int container_only;      /* skip the guest compliance checks */
+	/* A one-line message the user should see (e.g. the appliance was
+	 * restarted with TCG).  May be NULL. */
+	void (*notice)(void *opaque, const char *msg);
+	void *notice_opaque;
+};
+
+/* Check that an image is a valid container and a compliant Supercloud
+ * guest.  Returns 0 when compliant, 1 when not, a negative errno when the
+ * check could not be done.  When it returns 0 or 1, *REPORT is a JSON
+ * object the caller owns (json_object_put), documented in
+ * docs/scimg-check.1: check-version, image, format, compliant, checks[],
+ * findings[] ({id, severity, message}), and descriptor, signature, guest,
+ * boot, content-sha256 where they apply. */
+int scimg_check(struct scimg_ctx *ctx, const struct scimg_check_opts *opts,
+		json_object **report);
+
 #ifdef __cplusplus
 }
 #endif

@@ -5,5 +5,6 @@
 #include "scimg-int.h"
 
 extern const struct scimg_format scimg_format_raw;
+extern const struct scimg_format scimg_format_sci;
 
 #endif
