@@ -175,10 +175,14 @@ static int sci_signature(struct ck *c, struct scimg_source *src, const struct sc
 	json_object_object_add(c->report, "signature", sig);
 	json_object_object_add(sig, "present", json_object_new_boolean(sm != NULL));
 	if (!sm) {
+		json_object_object_add(sig, "state", json_object_new_string("absent"));
+		if (!c->o->trust) {
+			check_result(c, "signature", "skipped");
+			goto out;
+		}
 		state = "absent";
-		if (c->o->trust)
-			scimg_int_finding(c->findings, "signature-missing", "error",
-					  "the image has no %s but --trust was given", SCI_SIGNATURE);
+		scimg_int_finding(c->findings, "signature-missing", "error",
+				  "the image has no %s but --trust was given", SCI_SIGNATURE);
 		goto done;
 	}
 	if ((ret = scimg_int_member_read(src, sm, &buf)) < 0) {

@@ -16,12 +16,18 @@
  * the library is not re-entered from here). */
 static const char *ossl_err(char *buf, size_t len)
 {
-	unsigned long e = ERR_peek_last_error();
+	const char *data = NULL;
+	int flags = 0;
+	unsigned long e = ERR_peek_last_error_data(&data, &flags);
 
-	if (!e)
+	if (!e) {
 		snprintf(buf, len, "unknown error");
-	else
-		ERR_error_string_n(e, buf, len);
+	} else {
+		const char *r = ERR_reason_error_string(e);
+		snprintf(buf, len, "%s%s%s", r ? r : "error",
+			 data && *data && (flags & ERR_TXT_STRING) ? ": " : "",
+			 data && (flags & ERR_TXT_STRING) ? data : "");
+	}
 	ERR_clear_error();
 	return buf;
 }
@@ -132,7 +138,7 @@ int scimg_int_verify(struct scimg_ctx *ctx, const void *data, size_t len,
 	X509_STORE *store = NULL;
 	BIO *in = NULL;
 	char eb[256];
-	int ret;
+	int ret, r;
 
 	*why = NULL;
 	if (signer)
@@ -167,10 +173,11 @@ int scimg_int_verify(struct scimg_ctx *ctx, const void *data, size_t len,
 		ret = scimg_int_err(ctx, -ENOMEM, "out of memory");
 		goto out;
 	}
+	/* first the signature itself, then the signer's trust */
+	r = CMS_verify(cms, NULL, NULL, in, NULL, CMS_BINARY | CMS_NO_SIGNER_CERT_VERIFY);
 	if (signer)
 		*signer = subject_of(cms);
-	/* first the signature itself, then the signer's trust */
-	if (CMS_verify(cms, NULL, NULL, in, NULL, CMS_BINARY | CMS_NO_SIGNER_CERT_VERIFY) != 1) {
+	if (r != 1) {
 		char m[300];
 		snprintf(m, sizeof(m), "signature does not match supercloud.xml: %s",
 			 ossl_err(eb, sizeof(eb)));

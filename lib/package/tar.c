@@ -347,6 +347,7 @@ struct sci_tar_writer {
 	time_t mtime;
 	int fd;
 	int err;
+	uint64_t pos; /* bytes of tar written so far (holes included) */
 };
 
 static la_ssize_t wr_write(struct archive *a, void *opaque, const void *buf,
@@ -357,17 +358,31 @@ static la_ssize_t wr_write(struct archive *a, void *opaque, const void *buf,
 	size_t left = len;
 
 	(void)a;
+	/* 4 KiB blocks of zeros become holes (the file is made to its full
+	 * length at the end), so a raw disk member stays sparse */
 	while (left) {
-		ssize_t n = write(w->fd, p, left);
+		size_t blk = 4096 - (size_t)(w->pos % 4096);
+		ssize_t n;
+
+		if (blk > left)
+			blk = left;
+		if (blk == 4096 && scimg_int_is_zero(p, blk)) {
+			p += blk;
+			left -= blk;
+			w->pos += blk;
+			continue;
+		}
+		n = pwrite(w->fd, p, blk, (off_t)w->pos);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			w->err = scimg_int_err(w->ctx, -errno, "'%s': write error: %s",
-					       w->path, strerror(errno));
+			w->err = scimg_int_err(w->ctx, -errno, "'%s': write error at offset %llu: %s",
+					       w->path, (unsigned long long)w->pos, strerror(errno));
 			return -1;
 		}
 		p += n;
 		left -= (size_t)n;
+		w->pos += (uint64_t)n;
 	}
 	return (la_ssize_t)len;
 }
@@ -525,6 +540,9 @@ int scimg_int_tar_writer_close(struct sci_tar_writer *w)
 		ret = w->err ? w->err
 			     : scimg_int_err(w->ctx, -EIO, "'%s': could not complete the tar: %s",
 					     w->path, archive_error_string(w->a));
+	if (ret == 0 && ftruncate(w->fd, (off_t)w->pos) < 0)
+		ret = scimg_int_err(w->ctx, -errno, "'%s': could not set the size to %llu: %s",
+				    w->path, (unsigned long long)w->pos, strerror(errno));
 	archive_write_free(w->a);
 	free(w);
 	return ret;
