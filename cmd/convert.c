@@ -118,9 +118,16 @@ int cmd_convert(int argc, char **argv)
 		return usage_error("convert", "the output format (-O) is required");
 	}
 	if (optstr && strcmp(optstr, "help") == 0) {
-		/* the library lists accepted keys in its error for an unknown key */
+		const char *const *keys = scimg_format_create_options(o.dst_format);
 		free(optstr);
-		optstr = strdup("help=1");
+		if (!keys) {
+			fprintf(stderr, "%s convert: format '%s' cannot be written\n", prog, o.dst_format);
+			return EXIT_ERROR;
+		}
+		printf("Options of format '%s' (-o KEY=VALUE; see scimg-convert(1)):\n", o.dst_format);
+		for (; *keys; keys++)
+			printf("  %s\n", *keys);
+		return EXIT_OK;
 	}
 	if (optind != argc - 2) {
 		free(optstr);

@@ -3,13 +3,16 @@
  * The source is walked in chunks aligned to the output's unit (the
  * compression unit with -c, else CHUNK bytes).  Block status skips holes and
  * zero extents without reading them, so cost follows allocated data.  Data
- * chunks are read once; runs of zeros of at least the -S size are left
- * unwritten (a new image reads as zeros).  With -c, worker threads compress
- * units while the calling thread reads ahead and writes results in order,
- * which keeps sequential-only writers (streamOptimized VMDK) correct.
- * Memory is bounded by the number of slots in flight.
+ * chunks go through an ordered pipeline: worker threads read them (when the
+ * source format supports parallel reads, so decompression runs on every
+ * core), find zero runs and compress; the calling thread writes results
+ * strictly in offset order, which keeps sequential-only writers
+ * (streamOptimized VMDK) correct.  Runs of zeros of at least the -S size are
+ * left unwritten (a new image reads as zeros).  Memory is bounded by the
+ * number of jobs in flight (a few per worker).
  */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -20,26 +23,51 @@
 #define CHUNK (2u << 20)       /* plain copy unit */
 #define STATUS_SPAN (UINT64_C(1) << 40)
 
-/* ---- compression pipeline ------------------------------------------- */
+/* ---- the pipeline ------------------------------------------------------
+ *
+ * The calling thread walks the source and queues jobs in offset order; worker
+ * threads read (when the source format allows parallel reads), detect zeros
+ * and compress; the calling thread writes finished jobs strictly in queue
+ * order.  Holes travel through the queue too, so even a sequential-only
+ * writer sees every range in order.
+ */
 
-enum slot_state { SLOT_FREE, SLOT_FILLED, SLOT_BUSY, SLOT_DONE };
+enum job_kind {
+	JOB_DATA,     /* read (maybe), then store */
+	JOB_ZERO,     /* range reads as zeros: write_zeroes or nothing */
+	JOB_FILL,     /* -S 0: store explicit zeros */
+};
+
+enum job_result {
+	RES_PLAIN,      /* write IN with zero-run detection */
+	RES_STORE,      /* write IN as it is (compressor declined) */
+	RES_COMPRESSED, /* write OUT with pwrite_compressed */
+	RES_ZERO,       /* nothing but zeros */
+};
+
+enum slot_state { SLOT_FREE, SLOT_QUEUED, SLOT_BUSY, SLOT_DONE };
 
 struct slot {
 	enum slot_state state;
+	enum job_kind kind;
+	int need_read;
 	uint64_t off;
-	size_t len;
+	uint64_t len;
 	size_t clen;
-	int result;  /* 0 compressed, 1 store plain, <0 error */
+	int result;   /* enum job_result, or -errno */
+	char err[512]; /* message when result < 0 */
 	uint8_t *in;
 	uint8_t *out;
 	size_t outcap;
 };
 
 struct pipeline {
-	struct scimg_image *dst;
+	struct scimg_image *src, *dst;
+	int compress;
+	uint64_t sparse;
 	pthread_mutex_t lock;
-	pthread_cond_t work;   /* a slot became FILLED, or stop */
-	pthread_cond_t done;   /* a slot became DONE */
+	pthread_cond_t work;   /* a job was queued, or stop */
+	pthread_cond_t done;   /* a job finished */
 	struct slot *slots;
 	size_t nslots;
 	size_t next_fill;      /* sequence numbers; slot = seq % nslots */
@@ -49,6 +77,45 @@ struct pipeline {
 	pthread_t *threads;
 	int nthreads;
 };
+
+static void run_job(struct pipeline *p, struct slot *s)
+{
+	size_t len = (size_t)s->len;
+	int r;
+
+	s->err[0] = '\0';
+	switch (s->kind) {
+	case JOB_ZERO:
+		s->result = RES_ZERO;
+		return;
+	case JOB_FILL:
+		memset(s->in, 0, len);
+		break;
+	case JOB_DATA:
+		if (s->need_read) {
+			r = p->src->fmt->pread(p->src, s->in, len, s->off);
+			if (r < 0) {
+				s->result = r;
+				return;
+			}
+		}
+		if (p->sparse && scimg_int_is_zero(s->in, len)) {
+			s->result = RES_ZERO;
+			return;
+		}
+		break;
+	}
+	if (!p->compress) {
+		s->result = s->kind == JOB_FILL ? RES_STORE : RES_PLAIN;
+		return;
+	}
+	s->clen = s->outcap;
+	r = p->dst->fmt->compress(p->dst, s->in, len, s->out, &s->clen);
+	if (r < 0 && !s->err[0])
+		snprintf(s->err, sizeof(s->err), "'%s': compression failed at offset %llu",
+			 p->dst->path, (unsigned long long)s->off);
+	s->result = r < 0 ? r : r == 1 ? RES_STORE : RES_COMPRESSED;
+}
 
 static void *worker(void *arg)
 {
@@ -60,14 +127,15 @@ static void *worker(void *arg)
 
 		while (!p->stop && p->next_take == p->next_fill)
 			pthread_cond_wait(&p->work, &p->lock);
-		if (p->next_take == p->next_fill && p->stop)
+		if (p->stop)
 			break;
 		s = &p->slots[p->next_take % p->nslots];
 		p->next_take++;
 		s->state = SLOT_BUSY;
 		pthread_mutex_unlock(&p->lock);
-		s->clen = s->outcap;
-		s->result = p->dst->fmt->compress(p->dst, s->in, s->len, s->out, &s->clen);
+		scimg_int_err_redirect(s->err, sizeof(s->err));
+		run_job(p, s);
+		scimg_int_err_redirect(NULL, 0);
 		pthread_mutex_lock(&p->lock);
 		s->state = SLOT_DONE;
 		pthread_cond_broadcast(&p->done);
@@ -80,15 +148,13 @@ static void pipeline_free(struct pipeline *p)
 {
 	size_t i;
 
-	if (p->threads) {
-		pthread_mutex_lock(&p->lock);
-		p->stop = 1;
-		pthread_cond_broadcast(&p->work);
-		pthread_mutex_unlock(&p->lock);
-		for (int t = 0; t < p->nthreads; t++)
-			pthread_join(p->threads[t], NULL);
-		free(p->threads);
-	}
+	pthread_mutex_lock(&p->lock);
+	p->stop = 1;
+	pthread_cond_broadcast(&p->work);
+	pthread_mutex_unlock(&p->lock);
+	for (int t = 0; t < p->nthreads; t++)
+		pthread_join(p->threads[t], NULL);
+	free(p->threads);
 	if (p->slots) {
 		for (i = 0; i < p->nslots; i++) {
 			free(p->slots[i].in);
@@ -101,27 +167,37 @@ static void pipeline_free(struct pipeline *p)
 	pthread_cond_destroy(&p->done);
 }
 
-static int pipeline_init(struct pipeline *p, struct scimg_image *dst,
+static int pipeline_init(struct pipeline *p, struct scimg_image *src,
+			 struct scimg_image *dst, int compress, uint64_t sparse,
 			 size_t unit, int nthreads)
 {
 	struct scimg_ctx *ctx = dst->ctx;
 	size_t i;
 
 	memset(p, 0, sizeof(*p));
+	p->src = src;
 	p->dst = dst;
+	p->compress = compress;
+	p->sparse = sparse;
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->work, NULL);
 	pthread_cond_init(&p->done, NULL);
-	p->nslots = (size_t)nthreads * 4 + 2;
+	/* enough jobs in flight to keep every worker busy while the writer
+	 * waits for the oldest; memory: nslots * unit (x3 with -c) */
+	p->nslots = compress ? (size_t)nthreads * 8 + 4 : (size_t)nthreads * 2 + 2;
 	p->slots = calloc(p->nslots, sizeof(*p->slots));
 	if (!p->slots)
 		return scimg_int_err(ctx, -ENOMEM, "out of memory");
 	for (i = 0; i < p->nslots; i++) {
-		p->slots[i].outcap = unit * 2 + 4096;
 		p->slots[i].in = malloc(unit);
-		p->slots[i].out = malloc(p->slots[i].outcap);
-		if (!p->slots[i].in || !p->slots[i].out)
+		if (!p->slots[i].in)
 			return scimg_int_err(ctx, -ENOMEM, "out of memory");
+		if (compress) {
+			p->slots[i].outcap = unit * 2 + 4096;
+			p->slots[i].out = malloc(p->slots[i].outcap);
+			if (!p->slots[i].out)
+				return scimg_int_err(ctx, -ENOMEM, "out of memory");
+		}
 	}
 	p->threads = calloc((size_t)nthreads, sizeof(pthread_t));
 	if (!p->threads)
@@ -134,8 +210,34 @@ static int pipeline_init(struct pipeline *p, struct scimg_image *dst,
 	return 0;
 }
 
-/* Write every finished slot at the head of the queue; with WAIT, block
- * until the oldest one is finished (or, with ALL, until all are). */
+static int write_plain(struct scimg_image *dst, const uint8_t *buf, size_t len,
+		       uint64_t off, uint64_t sparse);
+
+static int write_slot(struct pipeline *p, struct slot *s)
+{
+	struct scimg_image *dst = p->dst;
+
+	if (s->result < 0) {
+		/* the reader's or compressor's message, recorded by the worker */
+		scimg_int_err_set(dst->ctx, s->result, s->err);
+		return s->result;
+	}
+	switch (s->result) {
+	case RES_ZERO:
+		return dst->fmt->write_zeroes ?
+			dst->fmt->write_zeroes(dst, s->off, s->len) : 0;
+	case RES_PLAIN:
+		return write_plain(dst, s->in, (size_t)s->len, s->off, p->sparse);
+	case RES_STORE:
+		return dst->fmt->pwrite(dst, s->in, (size_t)s->len, s->off);
+	default:
+		return dst->fmt->pwrite_compressed(dst, s->off, s->out, s->clen,
+						   (size_t)s->len);
+	}
+}
+
+/* Write finished jobs at the head of the queue.  With WAIT, block for the
+ * oldest one (with ALL, for every queued one). */
 static int pipeline_drain(struct pipeline *p, int wait, int all)
 {
 	int ret = 0;
@@ -151,15 +253,7 @@ static int pipeline_drain(struct pipeline *p, int wait, int all)
 			continue;
 		}
 		pthread_mutex_unlock(&p->lock);
-		if (s->result < 0)
-			ret = scimg_int_err(p->dst->ctx, s->result,
-					    "'%s': compression failed at offset %llu",
-					    p->dst->path, (unsigned long long)s->off);
-		else if (s->result == 1)
-			ret = p->dst->fmt->pwrite(p->dst, s->in, s->len, s->off);
-		else
-			ret = p->dst->fmt->pwrite_compressed(p->dst, s->off, s->out,
-							     s->clen, s->len);
+		ret = write_slot(p, s);
 		pthread_mutex_lock(&p->lock);
 		s->state = SLOT_FREE;
 		p->next_write++;
@@ -172,7 +266,7 @@ static int pipeline_drain(struct pipeline *p, int wait, int all)
 	return ret;
 }
 
-/* A free slot for the next unit (waits for the writer when all are used). */
+/* A free slot for the next job (writes the oldest ones when all are used). */
 static int pipeline_slot(struct pipeline *p, struct slot **out)
 {
 	int ret;
@@ -186,16 +280,36 @@ static int pipeline_slot(struct pipeline *p, struct slot **out)
 	return 0;
 }
 
-static void pipeline_submit(struct pipeline *p, struct slot *s, uint64_t off,
-			    size_t len)
+static void pipeline_submit(struct pipeline *p, struct slot *s,
+			    enum job_kind kind, int need_read, uint64_t off,
+			    uint64_t len)
 {
 	pthread_mutex_lock(&p->lock);
+	s->kind = kind;
+	s->need_read = need_read;
 	s->off = off;
 	s->len = len;
-	s->state = SLOT_FILLED;
+	s->state = SLOT_QUEUED;
 	p->next_fill++;
 	pthread_cond_signal(&p->work);
 	pthread_mutex_unlock(&p->lock);
+}
+
+static int queue(struct pipeline *p, enum job_kind kind, int need_read,
+		 uint64_t off, uint64_t len, struct slot **filled)
+{
+	struct slot *s;
+	int ret;
+
+	if ((ret = pipeline_slot(p, &s)) < 0)
+		return ret;
+	if (filled) {
+		/* the caller fills s->in first, then calls pipeline_submit */
+		*filled = s;
+		return 0;
+	}
+	pipeline_submit(p, s, kind, need_read, off, len);
+	return pipeline_drain(p, 0, 0);
 }
 
 /* ---- convert ---------------------------------------------------------- */
@@ -279,8 +393,7 @@ int scimg_convert(struct scimg_ctx *ctx, const struct scimg_convert_opts *o)
 {
 	struct scimg_image *src = NULL, *dst = NULL;
 	struct pipeline pl;
-	int have_pl = 0, ret;
-	uint8_t *buf = NULL, *zbuf = NULL;
+	int have_pl = 0, parallel_read, nt, ret;
 	uint64_t pos, size, unit, sparse = o->sparse_size;
 
 	scimg_ctx_clear_error(ctx);
@@ -296,40 +409,30 @@ int scimg_convert(struct scimg_ctx *ctx, const struct scimg_convert_opts *o)
 				 o->compress ? SCIMG_CREATE_COMPRESS : 0, &dst);
 	if (ret < 0)
 		goto out;
+	nt = o->threads > 0 ? o->threads : cpu_count();
 	if (o->compress) {
-		int nt = o->threads > 0 ? o->threads : cpu_count();
 		unit = dst->fmt->compress_unit(dst);
 		if (unit == 0 || unit > (64u << 20)) {
 			ret = scimg_int_err(ctx, -ENOTSUP, "'%s': compression not possible with these options",
 					    o->dst);
 			goto out;
 		}
-		ret = pipeline_init(&pl, dst, (size_t)unit, nt);
-		have_pl = 1;
-		if (ret < 0)
-			goto out;
 	} else {
 		unit = CHUNK;
 		if (sparse > unit)
-			unit = sparse - sparse % CHUNK + (sparse % CHUNK ? CHUNK : 0);
-		buf = malloc((size_t)unit);
-		if (!buf) {
-			ret = scimg_int_err(ctx, -ENOMEM, "out of memory");
-			goto out;
-		}
+			unit = (sparse + CHUNK - 1) / CHUNK * CHUNK;
 	}
-	if (!sparse) {
-		zbuf = calloc(1, (size_t)unit);
-		if (!zbuf) {
-			ret = scimg_int_err(ctx, -ENOMEM, "out of memory");
-			goto out;
-		}
-	}
+	parallel_read = (src->fmt->flags & SCIMG_FMT_PARALLEL_READ) != 0;
+	ret = pipeline_init(&pl, src, dst, o->compress, sparse, (size_t)unit, nt);
+	have_pl = 1;
+	if (ret < 0)
+		goto out;
 
 	pos = 0;
 	while (pos < size) {
 		uint64_t len = size - pos < unit ? size - pos : unit;
-		uint64_t skip_to;
+		uint64_t skip_to, next;
+		struct slot *s;
 		int has_data;
 
 		if ((ret = scimg_int_check_cancel(ctx)) < 0)
@@ -337,69 +440,46 @@ int scimg_convert(struct scimg_ctx *ctx, const struct scimg_convert_opts *o)
 		ret = range_has_data(src, pos, len, &has_data, &skip_to);
 		if (ret < 0)
 			goto out;
-		if (!has_data) {
-			uint64_t next = skip_to - skip_to % unit;
-			if (next <= pos)
-				next = pos + len;
-			if (!sparse) {
-				/* -S 0: allocate everything, zeros included */
-				for (uint64_t p = pos; p < next; ) {
-					uint64_t l = next - p < unit ? next - p : unit;
-					if (have_pl) {
-						struct slot *s;
-						if ((ret = pipeline_slot(&pl, &s)) < 0)
-							goto out;
-						memset(s->in, 0, (size_t)l);
-						pipeline_submit(&pl, s, p, (size_t)l);
-					} else if ((ret = dst->fmt->pwrite(dst, zbuf, (size_t)l, p)) < 0) {
-						goto out;
-					}
-					p += l;
-					if ((ret = scimg_int_check_cancel(ctx)) < 0)
-						goto out;
+		if (has_data) {
+			if (parallel_read) {
+				ret = queue(&pl, JOB_DATA, 1, pos, len, NULL);
+			} else if ((ret = queue(&pl, JOB_DATA, 0, pos, len, &s)) == 0) {
+				ret = scimg_image_pread(src, s->in, (size_t)len, pos);
+				if (ret == 0) {
+					pipeline_submit(&pl, s, JOB_DATA, 0, pos, len);
+					ret = pipeline_drain(&pl, 0, 0);
 				}
-			} else if (dst->fmt->write_zeroes) {
-				ret = dst->fmt->write_zeroes(dst, pos, next - pos);
-				if (ret < 0)
-					goto out;
 			}
-			pos = next;
-		} else if (have_pl) {
-			struct slot *s;
-
-			if ((ret = pipeline_slot(&pl, &s)) < 0)
-				goto out;
-			ret = scimg_image_pread(src, s->in, (size_t)len, pos);
 			if (ret < 0)
-				goto out;
-			if (sparse && scimg_int_is_zero(s->in, (size_t)len)) {
-				if (dst->fmt->write_zeroes &&
-				    (ret = dst->fmt->write_zeroes(dst, pos, len)) < 0)
-					goto out;
-			} else {
-				pipeline_submit(&pl, s, pos, (size_t)len);
-			}
-			if ((ret = pipeline_drain(&pl, 0, 0)) < 0)
 				goto out;
 			pos += len;
 		} else {
-			ret = scimg_image_pread(src, buf, (size_t)len, pos);
-			if (ret < 0)
-				goto out;
-			ret = write_plain(dst, buf, (size_t)len, pos, sparse);
-			if (ret < 0)
-				goto out;
-			pos += len;
+			next = skip_to - skip_to % unit;
+			if (next <= pos)
+				next = pos + len;
+			if (next > size)
+				next = size;
+			if (sparse) {
+				if ((ret = queue(&pl, JOB_ZERO, 0, pos, next - pos, NULL)) < 0)
+					goto out;
+				pos = next;
+			} else {
+				/* -S 0: allocate everything, zeros included */
+				for (; pos < next; pos += len) {
+					len = next - pos < unit ? next - pos : unit;
+					if ((ret = queue(&pl, JOB_FILL, 0, pos, len, NULL)) < 0 ||
+					    (ret = scimg_int_check_cancel(ctx)) < 0)
+						goto out;
+				}
+			}
 		}
 		if (o->progress)
 			o->progress(o->progress_opaque, pos, size);
 	}
-	if (have_pl && (ret = pipeline_drain(&pl, 1, 1)) < 0)
+	if ((ret = pipeline_drain(&pl, 1, 1)) < 0)
 		goto out;
-	if (have_pl) {
-		pipeline_free(&pl);
-		have_pl = 0;
-	}
+	pipeline_free(&pl);
+	have_pl = 0;
 	ret = scimg_image_finish(dst);
 	dst = NULL;
 	if (ret < 0)
@@ -412,8 +492,6 @@ out:
 	if (dst)
 		scimg_image_abort(dst);
 	scimg_image_close(src);
-	free(buf);
-	free(zbuf);
 	return ret;
 }
 

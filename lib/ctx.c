@@ -1,5 +1,6 @@
 /* ctx.c - library context, error recording, -o option parsing. */
 #include <ctype.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,16 +49,38 @@ void scimg_ctx_cancel(struct scimg_ctx *ctx)
 	ctx->cancelled = 1;
 }
 
+/* Worker threads of the convert engine may fail at the same time; the
+ * message buffer is written under this lock. */
+static pthread_mutex_t err_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Where errors of this thread go instead of the context (worker threads). */
+static __thread char *err_redirect;
+static __thread size_t err_redirect_len;
+
+void scimg_int_err_redirect(char *buf, size_t len)
+{
+	err_redirect = buf;
+	err_redirect_len = len;
+}
+
 int scimg_int_err(struct scimg_ctx *ctx, int err, const char *fmt, ...)
 {
 	va_list ap;
 
 	if (err >= 0)
 		err = -EIO;
+	if (err_redirect) {
+		va_start(ap, fmt);
+		vsnprintf(err_redirect, err_redirect_len, fmt, ap);
+		va_end(ap);
+		return err;
+	}
+	pthread_mutex_lock(&err_lock);
 	ctx->errcode = err;
 	va_start(ap, fmt);
 	vsnprintf(ctx->errmsg, sizeof(ctx->errmsg), fmt, ap);
 	va_end(ap);
+	pthread_mutex_unlock(&err_lock);
 	return err;
 }
 
@@ -80,6 +103,11 @@ void scimg_int_err_prefix(struct scimg_ctx *ctx, const char *fmt, ...)
 	pl += 2;
 	memcpy(ctx->errmsg + pl, old, sizeof(ctx->errmsg) - pl - 1);
 	ctx->errmsg[sizeof(ctx->errmsg) - 1] = '\0';
+}
+
+void scimg_int_err_set(struct scimg_ctx *ctx, int err, const char *msg)
+{
+	scimg_int_err(ctx, err, "%s", msg);
 }
 
 int scimg_int_check_cancel(struct scimg_ctx *ctx)

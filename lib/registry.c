@@ -57,3 +57,13 @@ int scimg_format_caps(const char *name, int *can_read, int *can_write)
 		*can_write = f->create != NULL || strcmp(f->name, "sci") == 0;
 	return 0;
 }
+
+const char *const *scimg_format_create_options(const char *name)
+{
+	static const char *const none[] = { NULL };
+	const struct scimg_format *f = scimg_int_format_find(name);
+
+	if (!f || !f->create)
+		return NULL;
+	return f->create_opts ? f->create_opts : none;
+}

@@ -46,6 +46,12 @@ int scimg_int_err(struct scimg_ctx *ctx, int err, const char *fmt, ...)
  * child image fails: "'a.qcow2': backing file: 'b.qcow2': ..."). */
 void scimg_int_err_prefix(struct scimg_ctx *ctx, const char *fmt, ...)
 	SCIMG_PRINTF(2, 3);
+/* Send errors recorded by the calling thread to BUF instead of the context
+ * (NULL: back to the context).  The convert engine's workers use it so that
+ * the error reported is the one at the earliest failing offset. */
+void scimg_int_err_redirect(char *buf, size_t len);
+/* Record a ready-made message. */
+void scimg_int_err_set(struct scimg_ctx *ctx, int err, const char *msg);
 /* -ECANCELED with a message when scimg_ctx_cancel() was called. */
 int scimg_int_check_cancel(struct scimg_ctx *ctx);
 
@@ -131,6 +137,10 @@ struct scimg_probe {
 enum {
 	/* Writer accepts writes only in increasing offset order. */
 	SCIMG_FMT_SEQUENTIAL_WRITE = 1u << 0,
+	/* pread and block_status may be called from several threads at once
+	 * (the format locks its own caches); the convert engine then reads and
+	 * decompresses on its worker threads. */
+	SCIMG_FMT_PARALLEL_READ = 1u << 1,
 };
 
 struct scimg_image;

@@ -60,6 +60,9 @@ size_t scimg_format_count(void);
 const char *scimg_format_name(size_t i);
 /* Whether a registered format can be read / written; -ENOENT if unknown. */
 int scimg_format_caps(const char *name, int *can_read, int *can_write);
+/* NULL-terminated list of the -o keys a format's writer accepts (owned by
+ * the library), or NULL when the format is unknown or cannot be written. */
+const char *const *scimg_format_create_options(const char *name);
 
 /* ---- images ----------------------------------------------------------- */
 

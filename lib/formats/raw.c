@@ -73,4 +73,5 @@ const struct scimg_format scimg_format_raw = {
 	.create = raw_create,
 	.pwrite = raw_pwrite,
 	.write_zeroes = raw_write_zeroes,
+	.flags = SCIMG_FMT_PARALLEL_READ,
 };
