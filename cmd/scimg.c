@@ -14,6 +14,7 @@ static const struct {
 	{ "info", cmd_info, "show what an image is: format, sizes, format details" },
 	{ "convert", cmd_convert, "convert an image to another format" },
 	{ "compare", cmd_compare, "compare the guest-visible content of two images" },
+	{ "inject-drivers", cmd_inject_drivers, "make a Linux guest boot on every bus and as a Xen PV domU" },
 };
 
 static void usage(FILE *f)
