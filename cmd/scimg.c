@@ -15,6 +15,7 @@ static const struct {
 	{ "convert", cmd_convert, "convert an image to another format" },
 	{ "compare", cmd_compare, "compare the guest-visible content of two images" },
 	{ "check", cmd_check, "check an image: container, digests, signature, guest compliance" },
+	{ "inject-drivers", cmd_inject_drivers, "make a Linux guest boot on every bus and as a Xen PV domU" },
 };
 
 static void usage(FILE *f)

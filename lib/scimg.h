@@ -179,6 +179,44 @@ struct scimg_check_opts {
  * boot, content-sha256 where they apply. */
 int scimg_check(struct scimg_ctx *ctx, const struct scimg_check_opts *opts,
 		json_object **report);
+/* ---- bootfix (inject-drivers) ---------------------------------------- */
+
+/* Driver groups scimg_bootfix_run() puts into the guest's initramfs. */
+enum {
+	SCIMG_BOOTFIX_DRV_XEN = 1u << 0,    /* xen-blkfront, xen-netfront */
+	SCIMG_BOOTFIX_DRV_VIRTIO = 1u << 1, /* virtio_blk, _scsi, _net, _pci */
+	SCIMG_BOOTFIX_DRV_NVME = 1u << 2,   /* nvme */
+	SCIMG_BOOTFIX_DRV_ALL = 7u,
+};
+
+/* Called with a one-line message the user should see once, e.g. that the
+ * appliance could not start with KVM and was started again with TCG. */
+typedef void (*scimg_notice_fn)(void *opaque, const char *msg);
+
+struct scimg_bootfix_opts {
+	unsigned drivers;        /* SCIMG_BOOTFIX_DRV_*; 0 means all */
+	int dry_run;             /* inspect and plan; the image is not changed */
+	int partition;           /* wrap a partitionless filesystem into an
+				    MBR-partitioned disk with a bootloader */
+	scimg_notice_fn notice;  /* may be NULL */
+	void *notice_opaque;
+};
+
+/* Make the Linux guest in the image PATH (FORMAT "raw" or "qcow2"; NULL
+ * is refused) boot on IDE, virtio, NVMe and as a Xen PV domU: drivers into
+ * the initramfs of every kernel, GRUB2 with root=UUID and serial/Xen
+ * consoles, fstab/crypttab/resume by UUID, net rules, gettys.  The image is
+ * changed in place through libguestfs with one appliance launch (with
+ * opts->partition the image file is replaced by a new, partitioned one).
+ *
+ * *REPORT (may be NULL) receives a JSON object the caller owns: guest facts,
+ * kernels and their drivers, each change made (or planned with dry_run),
+ * warnings, and which boot methods work ("boot-methods").  It is set even
+ * when the run fails after inspection, so the caller can show what was
+ * found.  Returns 0, or -errno with the message on CTX. */
+int scimg_bootfix_run(struct scimg_ctx *ctx, const char *path,
+		      const char *format, const struct scimg_bootfix_opts *opts,
+		      json_object **report);
 
 #ifdef __cplusplus
 }
