@@ -221,10 +221,45 @@ static int working_disk(struct build *b)
  * go to CHANGES. */
 static int fix_guest(struct build *b, json_object *changes)
 {
-	(void)changes;
-	return scimg_int_err(b->ctx, -ENOTSUP,
-			     "inject-drivers is not available in this build, so the guest cannot be fixed; "
-			     "use -o guest=inspect to package the guest unchanged");
+	struct scimg_bootfix_opts bo;
+	json_object *report = NULL, *ch;
+	size_t i;
+	int ret;
+
+	memset(&bo, 0, sizeof(bo));
+	bo.drivers = SCIMG_BOOTFIX_DRV_ALL;
+	bo.partition = 1; /* a partitionless filesystem (old AMI) gets a disk */
+	ret = scimg_bootfix_run(b->ctx, b->workdisk, b->disk_format, &bo, &report);
+	if (ret < 0) {
+		scimg_int_err_prefix(b->ctx, "inject-drivers");
+		json_object_put(report);
+		return ret;
+	}
+	/* bootfix change {what, change} -> descriptor change {kind, path?, text} */
+	ch = jget(report, "changes");
+	for (i = 0; ch && i < json_object_array_length(ch); i++) {
+		json_object *c = json_object_array_get_idx(ch, i), *o;
+		const char *what = jget(c, "what") ? json_object_get_string(jget(c, "what")) : "";
+		const char *text = jget(c, "change") ? json_object_get_string(jget(c, "change")) : "";
+		char kind[64];
+		size_t k;
+
+		o = json_object_new_object();
+		if (what[0] == '/') {
+			json_object_object_add(o, "kind", json_object_new_string("file"));
+			json_object_object_add(o, "path", json_object_new_string(what));
+		} else {
+			snprintf(kind, sizeof(kind), "%s", *what ? what : "guest");
+			for (k = 0; kind[k]; k++)
+				if (kind[k] == ' ')
+					kind[k] = '-';
+			json_object_object_add(o, "kind", json_object_new_string(kind));
+		}
+		json_object_object_add(o, "text", json_object_new_string(text));
+		json_object_array_add(changes, o);
+	}
+	json_object_put(report);
+	return 0;
 }
 
 static int disk_facts(struct build *b, json_object *disks)
