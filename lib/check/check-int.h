@@ -37,6 +37,13 @@ void scimg_int_modname(const char *name, char *out, size_t outlen);
 
 /* ---- guest.c ---- */
 
+/* Pure: the default menu entry of a grub.cfg text (set default=N, numeric,
+ * else the first top-level menuentry): its linux path, the rest of the
+ * linux line, its initrd (each malloc'ed or NULL) and whether it uses
+ * linux16/linuxefi.  Returns the number of top-level menu entries. */
+int scimg_int_grub_default(const char *cfg, char **linux_path, char **args,
+			   char **initrd, int *linux16);
+
 struct scimg_guest_opts {
 	void (*notice)(void *opaque, const char *msg); /* may be NULL */
 	void *notice_opaque;

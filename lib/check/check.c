@@ -479,9 +479,8 @@ int scimg_check(struct scimg_ctx *ctx, const struct scimg_check_opts *o,
 		    memcmp(head + 257, "ustar", 5) == 0 &&
 		    (memcmp(head, SCI_DESCRIPTOR, sizeof(SCI_DESCRIPTOR)) == 0 || head[156] == 'x'))
 			fmt = "sci";
-		else if (src->size >= 512 && memcmp(head + 257, "ustar", 5) == 0 &&
-			 strlen(o->path) > 4 && !strcmp(o->path + strlen(o->path) - 4, ".sci"))
-			fmt = "sci"; /* a tar named .sci: check it as one */
+		else if (strlen(o->path) > 4 && !strcmp(o->path + strlen(o->path) - 4, ".sci"))
+			fmt = "sci"; /* named .sci: check it as one */
 		scimg_int_source_close(src);
 	}
 	if (fmt && !strcmp(fmt, "sci")) {

@@ -342,6 +342,20 @@ static char *word(const char **s)
 	return strndup(b, (size_t)(p - b));
 }
 
+static const char *skip_ws(const char *s)
+{
+	while (*s == ' ' || *s == '\t')
+		s++;
+	return s;
+}
+
+/* S starts with the word K followed by a blank (or the end) */
+static int kw(const char *s, const char *k)
+{
+	size_t n = strlen(k);
+	return !strncmp(s, k, n) && (s[n] == ' ' || s[n] == '\t' || s[n] == '\0');
+}
+
 /* Parse the menu entries of a grub.cfg text: the default top-level entry
  * (set default=N, numeric; else 0).  Returns the number of entries found. */
 static int grub_parse(const char *cfg, struct entry *def)
@@ -356,13 +370,14 @@ static int grub_parse(const char *cfg, struct entry *def)
 		const char *s = l;
 		while (*s == ' ' || *s == '\t')
 			s++;
-		if (!strncmp(s, "set default=", 12)) {
-			const char *v = s + 12;
+		if (kw(s, "set") && (s = skip_ws(s + 3)) && !strncmp(s, "default=", 8)) {
+			const char *v = s + 8;
 			if (*v == '"' || *v == '\'')
 				v++;
-			if (isdigit((unsigned char)*v))
+			if (isdigit((unsigned char)*v)) {
 				want = atoi(v);
-			break;
+				break;
+			}
 		}
 		l = e ? e + 1 : NULL;
 	}
@@ -375,26 +390,24 @@ static int grub_parse(const char *cfg, struct entry *def)
 
 		while (*s == ' ' || *s == '\t')
 			s++;
-		if (!strncmp(s, "menuentry ", 10) || !strncmp(s, "menuentry\t", 10)) {
+		if (kw(s, "menuentry") || kw(s, "submenu")) {
+			/* a submenu takes a number too; its entries are not
+			 * the default (default="1>0" is not followed) */
 			if (depth == 0) {
 				entry++;
 				n++;
-				in_entry = entry == want;
+				in_entry = entry == want && kw(s, "menuentry");
 				entry_depth = depth + 1;
 			}
 		} else if (in_entry && depth == entry_depth && !def->linux_path &&
-			   (!strncmp(s, "linux ", 6) || !strncmp(s, "linux16 ", 8) ||
-			    !strncmp(s, "linuxefi ", 9))) {
-			def->linux16 = s[5] != ' ';
-			s = strchr(s, ' ');
+			   (kw(s, "linux") || kw(s, "linux16") || kw(s, "linuxefi"))) {
+			def->linux16 = !kw(s, "linux");
+			s += strcspn(s, " \t");
 			def->linux_path = word(&s);
-			while (*s == ' ' || *s == '\t')
-				s++;
-			def->args = strdup(s);
+			def->args = strdup(skip_ws(s));
 		} else if (in_entry && depth == entry_depth && !def->initrd &&
-			   (!strncmp(s, "initrd ", 7) || !strncmp(s, "initrd16 ", 9) ||
-			    !strncmp(s, "initrdefi ", 10))) {
-			s = strchr(s, ' ');
+			   (kw(s, "initrd") || kw(s, "initrd16") || kw(s, "initrdefi"))) {
+			s += strcspn(s, " \t");
 			def->initrd = word(&s);
 		}
 		/* braces outside quotes (grub.cfg rarely quotes braces) */
@@ -412,6 +425,19 @@ static int grub_parse(const char *cfg, struct entry *def)
 		free(line);
 		l = e ? e + 1 : NULL;
 	}
+	return n;
+}
+
+int scimg_int_grub_default(const char *cfg, char **linux_path, char **args,
+			   char **initrd, int *linux16)
+{
+	struct entry e;
+	int n = grub_parse(cfg, &e);
+
+	*linux_path = e.linux_path;
+	*args = e.args;
+	*initrd = e.initrd;
+	*linux16 = e.linux16;
 	return n;
 }
 

@@ -211,6 +211,29 @@ int scimg_int_tar_list(struct scimg_source *src, struct sci_tar *out)
 		ret = scimg_int_err(ctx, -EINVAL, "'%s': the tar file has no members", src->name);
 		goto fail;
 	}
+	{
+		/* the two zero blocks that end a tar must be there: a file cut
+		 * short after its last member is truncated, not complete */
+		uint64_t end = t.m[t.n - 1].offset + (t.m[t.n - 1].size + 511) / 512 * 512;
+		if (src->size < end + 1024) {
+			ret = scimg_int_err(ctx, -EINVAL,
+					    "'%s': the tar file ends at %llu without the two zero blocks that close it (expected at least %llu bytes)",
+					    src->name, (unsigned long long)src->size,
+					    (unsigned long long)(end + 1024));
+			goto fail;
+		}
+		for (uint64_t o = end; o < end + 1024; o += 512) {
+			uint8_t z[512];
+			if ((ret = scimg_int_source_read(src, z, sizeof(z), o, "end of archive")) < 0)
+				goto fail;
+			if (!scimg_int_is_zero(z, sizeof(z))) {
+				ret = scimg_int_err(ctx, -EINVAL,
+						    "'%s': block at offset %llu after the last member is not zero",
+						    src->name, (unsigned long long)o);
+				goto fail;
+			}
+		}
+	}
 	archive_read_free(a);
 	free(r.buf);
 	*out = t;
