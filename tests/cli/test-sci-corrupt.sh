@@ -26,17 +26,17 @@ do
   head -c "$cut" base.sci > t.sci
   run t.sci; n=$((n + 1))
 done
-# bit flips: every 29th byte of the tar headers, every 61st of the first KiB of
-# each member, and 20 spread over the file
+# bit flips: every 47th byte of the tar headers, every 97th of the first KiB of
+# each member, and 12 spread over the file
 python3 - base.sci <<'EOF2' > offsets
 import sys, tarfile
 t = tarfile.open(sys.argv[1]); ms = t.getmembers()
 offs = set()
 for m in ms:
-    offs.update(range(m.offset, m.offset + 512, 29))
-    offs.update(range(m.offset_data, min(m.offset_data + m.size, m.offset_data + 1024), 61))
+    offs.update(range(m.offset, m.offset + 512, 47))
+    offs.update(range(m.offset_data, min(m.offset_data + m.size, m.offset_data + 1024), 97))
 size = ms[-1].offset_data + ms[-1].size
-offs.update(range(0, size, max(1, size // 20)))
+offs.update(range(0, size, max(1, size // 12)))
 print("\n".join(str(o) for o in sorted(offs)))
 EOF2
 for off in $(cat offsets); do
