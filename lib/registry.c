@@ -8,6 +8,8 @@
 
 static const struct scimg_format *const formats[] = {
 	&scimg_format_sci,
+	&scimg_format_qcow2,
+	&scimg_format_ami,
 	&scimg_format_raw,
 };
 

@@ -4,7 +4,9 @@
 
 #include "scimg-int.h"
 
+extern const struct scimg_format scimg_format_qcow2;
 extern const struct scimg_format scimg_format_raw;
+extern const struct scimg_format scimg_format_ami;
 extern const struct scimg_format scimg_format_sci;
 
 #endif

@@ -180,7 +180,8 @@ static int source_facts(struct build *b, json_object *src)
 	char *abs = NULL;
 	int ret;
 
-	if ((ret = scimg_image_open(b->ctx, b->o->src, b->o->src_format, &img)) < 0)
+	if ((ret = scimg_image_open_opts(b->ctx, b->o->src, b->o->src_format,
+					  b->o->src_options, &img)) < 0)
 		return ret;
 	json_object_object_add(src, "format", json_object_new_string(scimg_image_format(img)));
 	if (scimg_image_info(img, &info) == 0 && (spec = jget(info, "format-specific"))) {
