@@ -328,7 +328,7 @@ int scimg_int_open_member(struct scimg_image *parent, struct scimg_source *src,
 	}
 	/* a member is self-contained: it may not name other files */
 	ctx->flags &= ~(unsigned)SCIMG_CTX_ALLOW_BACKING;
-	ret = image_open_src(ctx, src, name, format, 0, parent->depth + 1, parent, out);
+	ret = image_open_src(ctx, src, name, format, NULL, 0, parent->depth + 1, parent, out);
 	ctx->flags = saved;
 	return ret;
 }
