@@ -11,6 +11,15 @@ make_mixed_raw d.raw 8
 
 # ---- build, read back -------------------------------------------------------
 "$SCIMG" convert -O sci -o guest=skip,name=tiny d.raw p.sci || fail "convert -O sci"
+if "$SCIMG" --help | grep -q ' qcow2(rw)'; then
+  tar tf p.sci | grep -qx disk0.qcow2 || fail "the disk member is not disk0.qcow2"
+  tar xOf p.sci disk0.qcow2 | head -c 8 | od -An -tx1 | grep -q '51 46 49 fb 00 00 00 03' ||
+    fail "disk0.qcow2 is not qcow2 version 3"
+  # a raw member is allowed too, and used in place
+  "$SCIMG" convert -O sci -o guest=skip,disk-format=raw d.raw r.sci || fail "disk-format=raw"
+  tar xOf r.sci disk0.raw | cmp -s - d.raw || fail "raw member is not the disk"
+  "$SCIMG" check --container-only r.sci >/dev/null || fail "check of a raw-member SCI"
+fi
 [ -f p.sci ] || fail "no p.sci"
 ls -a | grep -q 'scimg' && fail "temporary files left behind: $(ls -a)"
 tar tf p.sci > members || fail "tar cannot list p.sci"
@@ -85,7 +94,7 @@ EOF
 
 # flipped byte in the disk member (in the data the guest sees)
 cp p.sci flip.sci
-member_edit flip.sci "$DISK" 'i = next(i for i in range(65536, len(b)) if b[i]); b[i] ^= 0x01' 
+member_edit flip.sci "$DISK" 'i = bytes(b).index(b"scimg test pattern line") + 3; b[i] ^= 0x01' 
 expect_finding flip.sci disk-member-digest
 grep -q "^error: disk-content-digest: " out.txt || fail "flipped byte: content digest not named"
 
