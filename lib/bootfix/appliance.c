@@ -310,6 +310,9 @@ int bf_launch(struct bf *bf, const char *extra, const char *extra_fmt)
 	snprintf(first, sizeof(first), "%s",
 		 w.fired ? "no answer after the launch timeout"
 			 : (guestfs_last_error(bf->g) ? guestfs_last_error(bf->g) : "failed"));
+	first[strcspn(first, "\n")] = '\0'; /* libguestfs adds a paragraph of advice */
+	if (first[0] && first[strlen(first) - 1] == '.')
+		first[strlen(first) - 1] = '\0';
 	guestfs_close(bf->g);
 	bf->g = NULL;
 	bf_notice(bf, "the libguestfs appliance did not start with KVM (%s); "

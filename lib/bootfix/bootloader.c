@@ -114,6 +114,31 @@ static int edit_default_grub(struct bf *bf)
 	if (!t)
 		goto nomem;
 
+	/* GRUB's menu on the serial port as well as the screen; this also
+	 * keeps GRUB off gfxterm, whose VBE calls hang on machines without a
+	 * video adapter */
+	v = bf_shvar_get(t, "GRUB_TERMINAL");
+	if (!v || !strstr(v, "serial")) {
+		nt = bf_shvar_set(t, "GRUB_TERMINAL", "console serial", 1);
+		if (nt) {
+			char *sc = bf_shvar_get(nt, "GRUB_SERIAL_COMMAND"), *n2 = NULL;
+			if (!sc)
+				n2 = bf_shvar_set(nt, "GRUB_SERIAL_COMMAND",
+						  "serial --unit=0 --speed=115200", 1);
+			free(sc);
+			if (n2) {
+				free(nt);
+				nt = n2;
+			}
+		}
+		bf_change(bf, path, "GRUB_TERMINAL=\"%s\" -> \"console serial\"", v ? v : "");
+		free(t);
+		t = nt;
+	}
+	free(v);
+	if (!t)
+		goto nomem;
+
 	if (bf->default_kernel != bf->nkernels - 1 && bf->root_uuid) {
 		char *id = bf_printf("gnulinux-%s-advanced-%s", bf->kernels[bf->default_kernel].version,
 				     bf->root_uuid);
