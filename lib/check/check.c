@@ -122,6 +122,46 @@ static void tmp_raw_free(char *p)
 	free(p);
 }
 
+/* Does the start of the guest content carry a partition table or a
+ * filesystem/volume signature?  0 when it certainly does not (then there is
+ * no operating system for libguestfs to find, and no appliance is
+ * started), 1 when it does or cannot be told, < 0 on error. */
+static int has_disk_signature(struct ck *c, const char *path, const char *format)
+{
+	struct scimg_image *img = NULL;
+	const size_t n = 72 * 1024;
+	uint8_t *b;
+	int ret;
+
+	if ((ret = scimg_image_open(c->ctx, path, format, &img)) < 0)
+		return ret;
+	b = calloc(1, n);
+	if (!b) {
+		scimg_image_close(img);
+		return scimg_int_err(c->ctx, -ENOMEM, "out of memory");
+	}
+	ret = scimg_image_pread(img, b, img->size < n ? (size_t)img->size : n, 0);
+	scimg_image_close(img);
+	if (ret < 0) {
+		free(b);
+		return ret;
+	}
+	ret = (b[510] == 0x55 && b[511] == 0xaa) ||           /* MBR, protective MBR */
+	      !memcmp(b + 512, "EFI PART", 8) ||              /* GPT */
+	      (b[1080] == 0x53 && b[1081] == 0xef) ||         /* ext2/3/4 */
+	      !memcmp(b, "XFSB", 4) ||                        /* xfs */
+	      !memcmp(b + 65536 + 64, "_BHRfS_M", 8) ||       /* btrfs */
+	      !memcmp(b + 512, "LABELONE", 8) ||              /* LVM PV */
+	      !memcmp(b, "LUKS\xba\xbe", 6) ||              /* LUKS */
+	      !memcmp(b + 32769, "CD001", 5) ||               /* ISO 9660 */
+	      !memcmp(b + 3, "NTFS    ", 8) ||                /* NTFS */
+	      !memcmp(b + 54, "FAT", 3) || !memcmp(b + 82, "FAT", 3) || /* FAT */
+	      !memcmp(b + 4086, "SWAPSPACE2", 10) ||          /* swap */
+	      !memcmp(b + 1024, "\x10\x20\xf5\xf2", 4);      /* f2fs */
+	free(b);
+	return ret;
+}
+
 /* Guest compliance of the disk PATH (FORMAT), appended to the report. */
 static int guest_step(struct ck *c, const char *path, const char *format)
 {
@@ -136,6 +176,17 @@ static int guest_step(struct ck *c, const char *path, const char *format)
 
 	if (c->o->container_only) {
 		check_result(c, "guest", "skipped");
+		return 0;
+	}
+	if ((ret = has_disk_signature(c, path, format)) < 0)
+		return ret;
+	if (ret == 0) {
+		json_object *g = json_object_new_object();
+		json_object_object_add(g, "inspected", json_object_new_boolean(1));
+		json_object_object_add(c->report, "guest", g);
+		scimg_int_finding(c->findings, "guest-no-os", "error",
+				  "no operating system: the disk has no partition table and no filesystem signature");
+		check_result(c, "guest", "fail");
 		return 0;
 	}
 	/* qemu reads raw directly; everything else goes through scimg's own

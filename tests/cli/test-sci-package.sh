@@ -53,6 +53,26 @@ assert names["layout"] == "pass" and names["digests"] == "pass" and names["guest
 assert r["descriptor"]["disks"][0]["virtual-size"] == 8 << 20
 EOF
 
+# without --container-only: a disk with no partition table or filesystem is
+# found to hold no OS without starting an appliance; any format is checked
+"$SCIMG" check p.sci > out.txt 2>&1; rc=$?
+[ $rc -eq 1 ] && grep -q "^error: guest-no-os: " out.txt || { cat out.txt; fail "guest-less SCI: exit $rc"; }
+"$SCIMG" check -f raw --output=json d.raw > out.json 2>&1; rc=$?
+[ $rc -eq 1 ] || { cat out.json; fail "check d.raw: exit $rc"; }
+python3 - out.json "$(sha d.raw)" <<'EOF' || fail "check json of a raw disk"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["format"] == "raw" and r["content-sha256"] == sys.argv[2], r
+assert [c for c in r["checks"] if c["name"] == "container"][0]["result"] == "pass"
+assert [f["id"] for f in r["findings"]] == ["guest-no-os"], r["findings"]
+EOF
+"$SCIMG" convert -O qcow2 d.raw bad.qcow2 || fail "make a qcow2"
+# L1 table offset (header bytes 40..47) far past the end of the file
+python3 -c "f = open('bad.qcow2', 'r+b'); f.seek(40); f.write((1 << 50).to_bytes(8, 'big'))"
+"$SCIMG" check --container-only bad.qcow2 > out.txt 2>&1; rc=$?
+[ $rc -eq 1 ] && grep -q "^error: container-invalid: " out.txt || { cat out.txt; fail "broken qcow2: exit $rc"; }
+"$SCIMG" check nonexistent.img >/dev/null 2>&1; [ $? -eq 2 ] || fail "missing file must exit 2"
+
 # ---- signatures -------------------------------------------------------------
 openssl req -x509 -newkey rsa:2048 -nodes -keyout k.pem -out c.pem -days 30 \
   -subj /CN=scimg-test-signer >/dev/null 2>&1 || fail "openssl req"
