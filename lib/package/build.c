@@ -98,10 +98,16 @@ static int split_path(struct scimg_ctx *ctx, const char *dst, char **dir, char *
 	return 0;
 }
 
-static void iso_time(char *buf, size_t len)
+/* Creation time: SOURCE_DATE_EPOCH when set (reproducible builds). */
+static time_t build_time(void)
 {
 	const char *sde = getenv("SOURCE_DATE_EPOCH");
-	time_t t = sde && *sde ? (time_t)strtoll(sde, NULL, 10) : time(NULL);
+	return sde && *sde ? (time_t)strtoll(sde, NULL, 10) : time(NULL);
+}
+
+static void iso_time(char *buf, size_t len)
+{
+	time_t t = build_time();
 	struct tm tm;
 
 	gmtime_r(&t, &tm);
@@ -478,7 +484,7 @@ int scimg_int_sci_convert(struct scimg_ctx *ctx, const struct scimg_convert_opts
 		goto out;
 
 	/* the package */
-	if ((ret = scimg_int_tar_writer_new(ctx, b.outfd, o->dst, time(NULL), &w)) < 0)
+	if ((ret = scimg_int_tar_writer_new(ctx, b.outfd, o->dst, build_time(), &w)) < 0)
 		goto out;
 	if ((ret = scimg_int_tar_add_buffer(w, SCI_DESCRIPTOR, xml, xlen)) < 0)
 		goto out;
