@@ -172,10 +172,13 @@ static int fixed_copy(struct scimg_ctx *ctx, const char *src, const char *src_fm
 	free(dup);
 	fd = mkstemp(tmp);
 	if (fd < 0) {
-		fprintf(stderr, "%s inject-drivers: '%s': cannot create a temporary file: %s\n",
-			prog, tmp, strerror(errno));
+		/* let the library word it: opening the directory's temp name fails */
+		struct scimg_image *img = NULL;
+		int e = errno;
+		if (scimg_image_create(ctx, out, out_fmt, 512, NULL, 0, &img) == 0)
+			scimg_image_abort(img);
 		free(tmp);
-		return -EIO;
+		return -e;
 	}
 	close(fd);
 	memset(&co, 0, sizeof(co));
@@ -282,12 +285,15 @@ int cmd_inject_drivers(int argc, char **argv)
 			scimg_ctx_free(ctx);
 			return EXIT_ERROR;
 		}
-		probed = strdup(scimg_image_format(img));
+		/* raw only because nothing else matched: let the library check
+		 * the header (it knows qcow2 even where libscimg does not) */
+		if (!scimg_image_raw_fallback(img))
+			probed = strdup(scimg_image_format(img));
 		scimg_image_close(img);
 		fmt = probed;
 	}
 	if (out_fmt) {
-		r = fixed_copy(ctx, path, fmt, out, out_fmt, &bo, &rep);
+		r = fixed_copy(ctx, path, fmt ? fmt : "raw", out, out_fmt, &bo, &rep);
 	} else if (fmt && strcmp(fmt, "raw") != 0 && strcmp(fmt, "qcow2") != 0) {
 		fprintf(stderr, "%s inject-drivers: '%s' is %s; only raw and qcow2 images are changed "
 			"in place.\nConvert it first (%s convert -O qcow2 %s fixed.qcow2) or write a fixed "

@@ -213,7 +213,8 @@ struct scimg_bootfix_opts {
 };
 
 /* Make the Linux guest in the image PATH (FORMAT "raw" or "qcow2"; NULL
- * is refused) boot on IDE, virtio, NVMe and as a Xen PV domU: drivers into
+ * for an image no scimg format recognised: qcow2 by its magic, else raw
+ * unless its header names another format, which is refused) boot on IDE, virtio, NVMe and as a Xen PV domU: drivers into
  * the initramfs of every kernel, GRUB2 with root=UUID and serial/Xen
  * consoles, fstab/crypttab/resume by UUID, net rules, gettys.  The image is
  * changed in place through libguestfs with one appliance launch (with

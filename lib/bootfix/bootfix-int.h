@@ -79,6 +79,7 @@ struct bf {
 	char *root;            /* inspection root filesystem */
 	char *root_uuid;
 	int wrapped;           /* --partition made bootdisk */
+	int would_wrap;        /* dry run: --partition would make one */
 	char *wrap_tmp;        /* host path of the new disk */
 
 	/* facts */

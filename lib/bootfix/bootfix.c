@@ -102,11 +102,19 @@ int scimg_bootfix_run(struct scimg_ctx *ctx, const char *path,
 		memset(&defopts, 0, sizeof(defopts));
 		opts = &defopts;
 	}
-	if (!format || (strcmp(format, "raw") != 0 && strcmp(format, "qcow2") != 0))
+	const char *given = format;
+
+	if (!format) {
+		/* nothing in libscimg recognised it: qcow2 by its magic (libguestfs
+		 * opens it), anything else known is refused below, else raw */
+		const char *other = sniff(path, "raw");
+		format = other && strcmp(other, "qcow2") == 0 ? "qcow2" : "raw";
+	}
+	if (strcmp(format, "raw") != 0 && strcmp(format, "qcow2") != 0)
 		return scimg_int_err(ctx, -ENOTSUP,
 				     "'%s': inject-drivers changes raw or qcow2 images in place, not %s; "
 				     "convert it first (scimg convert -O qcow2) or write a fixed copy with -O",
-				     path, format ? format : "an unknown format");
+				     path, format);
 	if (access(path, opts->dry_run ? R_OK : R_OK | W_OK) != 0) {
 		int e = errno;
 		return scimg_int_err(ctx, -e, "'%s': %s", path, strerror(e));
@@ -116,9 +124,10 @@ int scimg_bootfix_run(struct scimg_ctx *ctx, const char *path,
 		const char *other = sniff(path, format);
 		if (other)
 			return scimg_int_err(ctx, -EINVAL,
-					     "'%s': given as %s but its header says %s; inject-drivers "
-					     "changes raw or qcow2 images only: convert it first or use -O",
-					     path, format, other);
+					     "'%s': %s%s%sits header says %s; inject-drivers changes raw "
+					     "or qcow2 images only: convert it first or use -O", path,
+					     given ? "given as " : "", given ? given : "", given ? " but " : "",
+					     other);
 	}
 
 	memset(&bf, 0, sizeof(bf));

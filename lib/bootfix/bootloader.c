@@ -276,6 +276,11 @@ static int install_bios(struct bf *bf)
 		bf_warn(bf, "GRUB for BIOS (i386-pc) is not installed in the guest: BIOS boot code not written");
 		return 0;
 	}
+	if (bf->would_wrap) {
+		bf_change(bf, "boot code", "GRUB i386-pc would be installed on the new partitioned disk");
+		bf->bios_ok = 1;
+		return 0;
+	}
 	if (strcmp(bf->bootdisk, bf->root) == 0) {
 		bf_warn(bf, "the root filesystem fills the whole disk (no partition table): "
 			"no BIOS boot code can be written; use --partition");
@@ -284,8 +289,15 @@ static int install_bios(struct bf *bf)
 	guestfs_push_error_handler(bf->g, NULL, NULL);
 	pt = guestfs_part_get_parttype(bf->g, bf->bootdisk);
 	guestfs_pop_error_handler(bf->g);
-	cmd = bf_printf("grub-install --target=i386-pc --recheck '%s' || "
-			"grub2-install --target=i386-pc '%s'", bf->bootdisk, bf->bootdisk);
+	/* The appliance kernel names disks in probe order, which need not be
+	 * libguestfs's names: find the disk that holds /boot/grub from inside
+	 * the guest. */
+	cmd = bf_printf("p=$(findmnt -nvo SOURCE -T /boot/grub 2>/dev/null || findmnt -nvo SOURCE /)\n"
+			"d=$(lsblk -npo PKNAME \"$p\" 2>/dev/null | head -1)\n"
+			"[ -b \"$d\" ] || d='%s'\n"
+			"echo \"boot disk: $d (holds $p)\"\n"
+			"if command -v grub-install >/dev/null; then grub-install --target=i386-pc \"$d\"\n"
+			"else grub2-install --target=i386-pc \"$d\"; fi", bf->bootdisk);
 	if (!cmd) {
 		free(pt);
 		return -ENOMEM;

@@ -30,7 +30,14 @@ static int mount_all(struct bf *bf, json_object *mps)
 	qsort(pairs, n, 2 * sizeof(char *), cmp_mp_len);
 	for (i = 0; i < n; i++) {
 		const char *m = pairs[2 * i], *dev = pairs[2 * i + 1];
-		int r = bf->dry_run ? guestfs_mount_ro(bf->g, dev, m)
+		int r;
+
+		/* "/" is the inspected root itself: the guest's fstab may name
+		 * it by a device name that means something else here (/dev/xvda1
+		 * of a partitionless AMI is translated to /dev/sda1) */
+		if (strcmp(m, "/") == 0)
+			dev = bf->root;
+		r = bf->dry_run ? guestfs_mount_ro(bf->g, dev, m)
 				    : guestfs_mount(bf->g, dev, m);
 		if (r == -1) {
 			if (strcmp(m, "/") == 0) {
@@ -342,6 +349,7 @@ static int kernel_drivers(struct bf *bf, struct bf_kernel *k, const char *moddir
 		return r;
 	if (text) {
 		scan_modlist(text, BF_MODULE, k->drv);
+		free(text);
 	} else {
 		/* no modules.dep: look for the .ko files themselves */
 		int d;

@@ -106,6 +106,7 @@ int bf_partition_wrap(struct bf *bf)
 		bf_change(bf, "disk", "the %s filesystem filling the disk would be moved into partition 1 "
 			  "of a new MBR disk that gets GRUB", fstype);
 		json_object_object_add(bf->report, "partitioned", json_object_new_string("would"));
+		bf->would_wrap = 1;
 		free(fstype);
 		return 0;
 	}

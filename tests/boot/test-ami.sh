@@ -14,7 +14,7 @@ qemu-img convert -O qcow2 "$WORK/ami.img" "$WORK/ami.qcow2" && rm -f "$WORK/ami.
 inject "$WORK/dry.json" --dry-run --partition "$WORK/ami.qcow2"
 report_check "$WORK/dry.json" '
 assert r["partitioned"] == "would"
-assert not m["hvm-bios-ide"]["works"]
+assert any("new partitioned disk" in c["change"] for c in r["changes"])
 '
 inject "$WORK/report.json" --partition "$WORK/ami.qcow2"
 report_check "$WORK/report.json" '
