@@ -193,4 +193,16 @@ expect_finding order.sci sci-layout
   fail "convert with a missing key succeeded"
 [ -e fail.sci ] && fail "failed convert left fail.sci"
 ls -a | grep -q '\.scimg' && fail "failed convert left temporary files: $(ls -a | grep scimg)"
+# SIGTERM while packaging: nothing is left (if it finished first, the
+# package must be complete)
+yes "scimg sci sigterm line" | head -c 200M > big.raw
+"$SCIMG" convert -O sci -o guest=skip big.raw term.sci 2>/dev/null & pid=$!
+sleep 0.5; kill -TERM $pid 2>/dev/null; wait $pid; rc=$?
+if [ $rc -eq 0 ]; then
+  "$SCIMG" check --container-only term.sci >/dev/null || fail "finished package after SIGTERM is broken"
+else
+  [ -e term.sci ] && fail "SIGTERM left term.sci"
+  ls -a | grep -q '\.scimg' && fail "SIGTERM left temporary files: $(ls -a | grep scimg)"
+fi
+rm -f big.raw
 echo ok
