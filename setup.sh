@@ -10,6 +10,8 @@ libcurl4-openssl-dev libxml2-dev libjson-c-dev libdeflate-dev
 qemu-utils time python3
 libvhdi-utils
 libvmdk-utils
+liblzma-dev
+qemu-system-x86 mmdebstrap fdisk e2fsprogs virt-v2v
 "
 
 SUDO=

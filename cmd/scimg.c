@@ -15,6 +15,8 @@ static const struct {
 	{ "convert", cmd_convert, "convert an image to another format" },
 	{ "compare", cmd_compare, "compare the guest-visible content of two images" },
 	{ "plugins", cmd_plugins, "list the plugins found and what they add" },
+	{ "check", cmd_check, "check an image: container, digests, signature, guest compliance" },
+	{ "inject-drivers", cmd_inject_drivers, "make a Linux guest boot on every bus and as a Xen PV domU" },
 };
 
 static void usage(FILE *f)
@@ -32,7 +34,7 @@ static void usage(FILE *f)
 		fprintf(f, " %s(%s%s)", scimg_format_name(i), r ? "r" : "", w ? "w" : "");
 	}
 	fprintf(f, "\n\n'%s COMMAND --help' describes a command; man scimg-COMMAND has the details.\n"
-		   "Exit status: 0 success, 1 images differ (compare), 2 error.\n", prog);
+		   "Exit status: 0 success, 1 images differ (compare) or not compliant (check),\n2 error.\n", prog);
 }
 
 int main(int argc, char **argv)

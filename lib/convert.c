@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "scimg-int.h"
+#include "package/package.h"
 
 #define CHUNK (2u << 20)       /* plain copy unit */
 #define STATUS_SPAN (UINT64_C(1) << 40)
@@ -410,6 +411,10 @@ int scimg_convert(struct scimg_ctx *ctx, const struct scimg_convert_opts *o)
 	char *provider_opts = NULL;
 
 	scimg_ctx_clear_error(ctx);
+	/* a Supercloud image is a package built around a working disk, not a
+	 * streaming format writer (lib/package/build.c) */
+	if (o->dst_format && strcmp(o->dst_format, "sci") == 0)
+		return scimg_int_sci_convert(ctx, o);
 	ret = scimg_image_open_opts(ctx, o->src, o->src_format, o->src_options, &src);
 	if (ret < 0)
 		return ret;

@@ -317,6 +317,27 @@ out:
 	return ret;
 }
 
+int scimg_int_open_member(struct scimg_image *parent, struct scimg_source *src,
+			  const char *name, const char *format,
+			  struct scimg_image **out)
+{
+	struct scimg_ctx *ctx = parent->ctx;
+	unsigned saved = ctx->flags;
+	int ret;
+
+	*out = NULL;
+	if (!format) {
+		scimg_int_source_close(src);
+		return scimg_int_err(ctx, -EINVAL, "'%s': the format of member '%s' is not known",
+				     parent->path, name);
+	}
+	/* a member is self-contained: it may not name other files */
+	ctx->flags &= ~(unsigned)SCIMG_CTX_ALLOW_BACKING;
+	ret = image_open_src(ctx, src, name, format, NULL, 0, parent->depth + 1, parent, out);
+	ctx->flags = saved;
+	return ret;
+}
+
 void scimg_image_close(struct scimg_image *img)
 {
 	if (!img)

@@ -8,6 +8,7 @@
 #include "formats/formats.h"
 
 static const struct scimg_format *const formats[] = {
+	&scimg_format_sci,
 	&scimg_format_qcow2,
 	&scimg_format_ami,
 	&scimg_format_vhdx,
@@ -79,8 +80,8 @@ int scimg_format_caps(const char *name, int *can_read, int *can_write)
 		return -ENOENT;
 	if (can_read)
 		*can_read = f->open != NULL;
-	if (can_write)
-		*can_write = f->create != NULL;
+	if (can_write) /* sci: written by scimg_convert (lib/package/build.c) */
+		*can_write = f->create != NULL || strcmp(f->name, "sci") == 0;
 	return 0;
 }
 

@@ -102,6 +102,13 @@ bool scimg_int_source_same(const struct scimg_source *a,
 int scimg_int_source_read(struct scimg_source *src, void *buf, size_t len,
 			  uint64_t off, const char *what);
 void scimg_int_source_close(struct scimg_source *src);
+/* A read-only window [OFF, OFF+LEN) of PARENT as a source of its own
+ * (lib/source/window.c), e.g. a member of a tar file used in place.  PARENT
+ * must outlive the window; names inside resolve to PARENT's directory.
+ * NAME names it in messages ("x.sci:disk0.qcow2"). */
+int scimg_int_source_window(struct scimg_source *parent, uint64_t off,
+			    uint64_t len, const char *name,
+			    struct scimg_source **out);
 
 /* ---- options (-o key=value,...) --------------------------------------- */
 
@@ -305,6 +312,13 @@ int scimg_int_profile_apply(struct scimg_ctx *ctx, const char *name,
 int scimg_int_open_child(struct scimg_image *parent, const char *name,
 			 const char *format, int probe_ok,
 			 struct scimg_image **out);
+/* Open SRC (a window on PARENT's file, see scimg_int_source_window) as an
+ * image in FORMAT (required: a member is never probed).  SRC is owned by the
+ * new image, and closed on failure.  The member may not refer to other
+ * files (backing files are refused).  NAME is used in messages. */
+int scimg_int_open_member(struct scimg_image *parent, struct scimg_source *src,
+			  const char *name, const char *format,
+			  struct scimg_image **out);
 /* Resolve NAME relative to SRC's directory into a new string (caller
  * frees).  With CONFINE, refuse a name that leaves that directory (absolute
  * names, URLs and ".." components).  Inside a remote (URL) source, names

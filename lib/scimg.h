@@ -192,6 +192,77 @@ int scimg_profile_info(struct scimg_ctx *ctx, const char *name,
 int scimg_profile_check(struct scimg_ctx *ctx, const char *name,
 			struct scimg_image *img, json_object *findings);
 
+/* ---- Supercloud image and check ------------------------------------------ */
+
+/* scimg_convert() with dst_format "sci" builds a Supercloud image
+ * (docs/sci-format.md) instead of streaming into a format writer: the
+ * source is converted into a working qcow2 in a temporary directory beside
+ * dst, the guest is fixed by inject-drivers and inspected, and the package
+ * (descriptor, disk, xl.cfg, optional signature) is written to a temporary
+ * file that is renamed to dst.  opts->options keys: name=, sign-key=,
+ * sign-cert=, guest=fix|inspect|skip, disk-format=qcow2|raw
+ * (docs/scimg-convert.1). */
+
+struct scimg_check_opts {
+	const char *path;        /* the image */
+	const char *format;      /* NULL: probe */
+	const char *trust;       /* PEM file of trusted certificates, or NULL */
+	int container_only;      /* skip the guest compliance checks */
+	/* A one-line message the user should see (e.g. the appliance was
+	 * restarted with TCG).  May be NULL. */
+	void (*notice)(void *opaque, const char *msg);
+	void *notice_opaque;
+};
+
+/* Check that an image is a valid container and a compliant Supercloud
+ * guest.  Returns 0 when compliant, 1 when not, a negative errno when the
+ * check could not be done.  When it returns 0 or 1, *REPORT is a JSON
+ * object the caller owns (json_object_put), documented in
+ * docs/scimg-check.1: check-version, image, format, compliant, checks[],
+ * findings[] ({id, severity, message}), and descriptor, signature, guest,
+ * boot, content-sha256 where they apply. */
+int scimg_check(struct scimg_ctx *ctx, const struct scimg_check_opts *opts,
+		json_object **report);
+/* ---- bootfix (inject-drivers) ---------------------------------------- */
+
+/* Driver groups scimg_bootfix_run() puts into the guest's initramfs. */
+enum {
+	SCIMG_BOOTFIX_DRV_XEN = 1u << 0,    /* xen-blkfront, xen-netfront */
+	SCIMG_BOOTFIX_DRV_VIRTIO = 1u << 1, /* virtio_blk, _scsi, _net, _pci */
+	SCIMG_BOOTFIX_DRV_NVME = 1u << 2,   /* nvme */
+	SCIMG_BOOTFIX_DRV_ALL = 7u,
+};
+
+/* Called with a one-line message the user should see once, e.g. that the
+ * appliance could not start with KVM and was started again with TCG. */
+typedef void (*scimg_notice_fn)(void *opaque, const char *msg);
+
+struct scimg_bootfix_opts {
+	unsigned drivers;        /* SCIMG_BOOTFIX_DRV_*; 0 means all */
+	int dry_run;             /* inspect and plan; the image is not changed */
+	int partition;           /* wrap a partitionless filesystem into an
+				    MBR-partitioned disk with a bootloader */
+	scimg_notice_fn notice;  /* may be NULL */
+	void *notice_opaque;
+};
+
+/* Make the Linux guest in the image PATH (FORMAT "raw" or "qcow2"; NULL
+ * for an image no scimg format recognised: qcow2 by its magic, else raw
+ * unless its header names another format, which is refused) boot on IDE, virtio, NVMe and as a Xen PV domU: drivers into
+ * the initramfs of every kernel, GRUB2 with root=UUID and serial/Xen
+ * consoles, fstab/crypttab/resume by UUID, net rules, gettys.  The image is
+ * changed in place through libguestfs with one appliance launch (with
+ * opts->partition the image file is replaced by a new, partitioned one).
+ *
+ * *REPORT (may be NULL) receives a JSON object the caller owns: guest facts,
+ * kernels and their drivers, each change made (or planned with dry_run),
+ * warnings, and which boot methods work ("boot-methods").  It is set even
+ * when the run fails after inspection, so the caller can show what was
+ * found.  Returns 0, or -errno with the message on CTX. */
+int scimg_bootfix_run(struct scimg_ctx *ctx, const char *path,
+		      const char *format, const struct scimg_bootfix_opts *opts,
+		      json_object **report);
+
 #ifdef __cplusplus
 }
 #endif

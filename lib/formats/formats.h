@@ -10,5 +10,6 @@ extern const struct scimg_format scimg_format_vhdx;
 extern const struct scimg_format scimg_format_raw;
 extern const struct scimg_format scimg_format_ami;
 extern const struct scimg_format scimg_format_vmdk;
+extern const struct scimg_format scimg_format_sci;
 
 #endif

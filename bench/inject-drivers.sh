@@ -1,0 +1,39 @@
+#!/bin/bash
+# bench/inject-drivers.sh - wall time of `scimg inject-drivers` against
+# `virt-v2v -i disk ... -o local` on the same Debian fixture guest (one run
+# each), and their ratio.  Goal: scimg takes at most half of virt-v2v's time.
+#
+# Usage: bench/inject-drivers.sh [FLAVOUR]    (vmware by default)
+# Env: SCIMG (default ./cmd/scimg), WORK (scratch dir, default under /var/tmp).
+# Both tools run their libguestfs appliance with TCG (force_tcg): on hosts
+# where nested KVM aborts, virt-v2v has no fallback of its own.
+set -uo pipefail
+HERE=$(cd "$(dirname "$0")/.." && pwd)
+FLAVOUR=${1:-vmware}
+SCIMG=${SCIMG:-$HERE/cmd/scimg}
+[ -x "$SCIMG" ] || SCIMG=$(command -v scimg || true)
+[ -x "$SCIMG" ] || { echo "bench: build scimg first (or set SCIMG)" >&2; exit 2; }
+command -v virt-v2v >/dev/null || { echo "bench: virt-v2v is not installed (setup.sh)" >&2; exit 2; }
+WORK=${WORK:-$(mktemp -d /var/tmp/scimg-bench.XXXXXX)}
+mkdir -p "$WORK"
+trap 'rm -rf "$WORK"' EXIT
+export LIBGUESTFS_BACKEND_SETTINGS=force_tcg
+
+"$HERE/tests/fixtures/build-guest.sh" "$FLAVOUR" "$WORK/a.img" >/dev/null || exit 2
+cp --sparse=always "$WORK/a.img" "$WORK/b.img"
+mkdir -p "$WORK/v2v"
+
+now() { date +%s.%N; }
+s=$(now)
+"$SCIMG" inject-drivers "$WORK/a.img" > "$WORK/scimg.log" 2>&1; src=$?
+e=$(now); t_scimg=$(python3 -c "print($e - $s)")
+s=$(now)
+virt-v2v -i disk "$WORK/b.img" -o local -os "$WORK/v2v" -on v2v > "$WORK/v2v.log" 2>&1; vrc=$?
+e=$(now); t_v2v=$(python3 -c "print($e - $s)")
+
+[ $src = 0 ] || { echo "bench: scimg inject-drivers failed:"; tail -5 "$WORK/scimg.log"; }
+[ $vrc = 0 ] || { echo "bench: virt-v2v failed (its time still counts as measured):"; tail -5 "$WORK/v2v.log"; }
+printf 'load average at end: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
+printf 'scimg inject-drivers: %8.1f s (exit %d)\n' "$t_scimg" $src
+printf 'virt-v2v -o local:    %8.1f s (exit %d)\n' "$t_v2v" $vrc
+printf 'ratio scimg/virt-v2v: %8.2f (goal <= 0.50)\n' "$(python3 -c "print($t_scimg / $t_v2v)")"

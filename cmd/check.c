@@ -1,0 +1,142 @@
+/* check.c - scimg check: the CI gate for Supercloud images and any image */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd.h"
+
+static void help(void)
+{
+	printf("Usage: %s check [-f FMT] [--trust=CERT] [--container-only]\n"
+	       "                   [--output=human|json] [--no-backing] IMAGE\n\n"
+	       "Check that IMAGE is a valid container and a compliant Supercloud guest.\n"
+	       "For a Supercloud image (.sci): tar layout, descriptor schema, member and\n"
+	       "guest-content digests, signature, then the guest.  For any other format:\n"
+	       "every piece of metadata parses and every extent reads, then the guest.\n"
+	       "The guest is checked read-only through libguestfs: the drivers in the\n"
+	       "default kernel's initramfs, a grub.cfg pvgrub2/pygrub can read, fstab\n"
+	       "and root= by UUID or LABEL.\n\n"
+	       "  -f, --format=FMT       read IMAGE as FMT instead of probing\n"
+	       "      --trust=CERT       PEM file of certificates the signature of an SCI\n"
+	       "                         must chain to; an SCI without signature fails\n"
+	       "      --container-only   skip the guest checks (no appliance is started)\n"
+	       "      --output=FMT       'human' (default) or 'json' (on stdout)\n"
+	       "      --no-backing       do not open files the image refers to\n"
+	       "  -h, --help             show this help\n"
+	       "  -V, --version          show the version\n\n"
+	       "Exit status: 0 compliant, 1 not compliant (each finding is named),\n"
+	       "2 could not check.  See scimg-check(1).\n", prog);
+}
+
+static void notice(void *opaque, const char *msg)
+{
+	(void)opaque;
+	fprintf(stderr, "%s check: %s\n", prog, msg);
+}
+
+static const char *jstr(json_object *o, const char *k)
+{
+	json_object *v;
+	return json_object_object_get_ex(o, k, &v) ? json_object_get_string(v) : "";
+}
+
+static void print_human(json_object *r, int rc)
+{
+	json_object *a, *g;
+	size_t i, nerr = 0, nwarn = 0;
+
+	printf("image: %s\nformat: %s\n", jstr(r, "image"), jstr(r, "format"));
+	if (json_object_object_get_ex(r, "checks", &a))
+		for (i = 0; i < json_object_array_length(a); i++) {
+			json_object *c = json_object_array_get_idx(a, i);
+			printf("check %-12s %s\n", jstr(c, "name"), jstr(c, "result"));
+		}
+	if (json_object_object_get_ex(r, "guest", &g) &&
+	    json_object_object_get_ex(g, "os", NULL))
+		printf("guest: %s %s %s %s\n", jstr(g, "os"), jstr(g, "distro"),
+		       jstr(g, "version"), jstr(g, "arch"));
+	if (json_object_object_get_ex(r, "boot", &g) &&
+	    json_object_object_get_ex(g, "methods", &a)) {
+		printf("boot methods:");
+		for (i = 0; i < json_object_array_length(a); i++) {
+			json_object *m = json_object_array_get_idx(a, i), *l;
+			printf(" %s", jstr(m, "name"));
+			if (json_object_object_get_ex(m, "loader", &l))
+				printf("(%s)", json_object_get_string(l));
+		}
+		printf("%s\n", json_object_array_length(a) ? "" : " none");
+	}
+	if (json_object_object_get_ex(r, "findings", &a))
+		for (i = 0; i < json_object_array_length(a); i++) {
+			json_object *f = json_object_array_get_idx(a, i);
+			int err = !strcmp(jstr(f, "severity"), "error");
+			nerr += err;
+			nwarn += !err;
+			printf("%s: %s: %s\n", jstr(f, "severity"), jstr(f, "id"), jstr(f, "message"));
+		}
+	printf("result: %s (%zu error%s, %zu warning%s)\n",
+	       rc == 0 ? "compliant" : "NOT COMPLIANT", nerr, nerr == 1 ? "" : "s",
+	       nwarn, nwarn == 1 ? "" : "s");
+}
+
+int cmd_check(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "format", required_argument, NULL, 'f' },
+		{ "trust", required_argument, NULL, 't' },
+		{ "container-only", no_argument, NULL, 'C' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "no-backing", no_argument, NULL, 'B' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct scimg_check_opts o;
+	struct scimg_ctx *ctx;
+	json_object *report = NULL;
+	int c, rc, json = 0, nobacking = 0;
+
+	memset(&o, 0, sizeof(o));
+	while ((c = getopt_long(argc, argv, "f:hV", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'f': o.format = optarg; break;
+		case 't': o.trust = optarg; break;
+		case 'C': o.container_only = 1; break;
+		case 'o':
+			if (!strcmp(optarg, "json"))
+				json = 1;
+			else if (!strcmp(optarg, "human"))
+				json = 0;
+			else
+				return usage_error("check", "--output must be 'human' or 'json', not '%s'", optarg);
+			break;
+		case 'B': nobacking = 1; break;
+		case 'h': help(); return EXIT_OK;
+		case 'V': print_version(); return EXIT_OK;
+		default: return usage_error("check", "invalid option");
+		}
+	}
+	if (optind != argc - 1)
+		return usage_error("check", "expected exactly one IMAGE");
+	o.path = argv[optind];
+	o.notice = notice;
+	ctx = cmd_ctx_new();
+	if (nobacking)
+		scimg_ctx_set_flags(ctx, scimg_ctx_get_flags(ctx) & ~(unsigned)SCIMG_CTX_ALLOW_BACKING);
+	install_cancel_handlers(ctx);
+	rc = scimg_check(ctx, &o, &report);
+	if (rc < 0) {
+		die_ctx("check", ctx);
+		scimg_ctx_free(ctx);
+		return EXIT_ERROR;
+	}
+	if (json)
+		printf("%s\n", json_object_to_json_string_ext(report, JSON_C_TO_STRING_PRETTY |
+								JSON_C_TO_STRING_SPACED |
+								JSON_C_TO_STRING_NOSLASHESCAPE));
+	else
+		print_human(report, rc);
+	json_object_put(report);
+	scimg_ctx_free(ctx);
+	return rc == 0 ? EXIT_OK : EXIT_DIFFERENT;
+}

@@ -1,0 +1,488 @@
+/* appliance.c - the libguestfs handle of a bootfix run: launch (KVM, then
+ * TCG), error capture, running commands in the guest, small text helpers. */
+#include <ctype.h>
+#include <dirent.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bootfix-int.h"
+
+const char *const bf_drv_name[BF_NDRV] = {
+	[BF_XEN_BLKFRONT] = "xen-blkfront",
+	[BF_XEN_NETFRONT] = "xen-netfront",
+	[BF_VIRTIO_BLK] = "virtio_blk",
+	[BF_VIRTIO_SCSI] = "virtio_scsi",
+	[BF_VIRTIO_NET] = "virtio_net",
+	[BF_VIRTIO_PCI] = "virtio_pci",
+	[BF_NVME] = "nvme",
+	[BF_SD_MOD] = "sd_mod",
+	[BF_ATA_PIIX] = "ata_piix",
+	[BF_ATA_GENERIC] = "ata_generic",
+	[BF_AHCI] = "ahci",
+};
+
+/* ---- strings ------------------------------------------------------------ */
+
+char *bf_strdup(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+char *bf_printf(const char *fmt, ...)
+{
+	va_list ap;
+	char *s = NULL;
+
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		s = NULL;
+	va_end(ap);
+	return s;
+}
+
+void bf_free_strv(char **v)
+{
+	size_t i;
+
+	if (!v)
+		return;
+	for (i = 0; v[i]; i++)
+		free(v[i]);
+	free(v);
+}
+
+void bf_modname(const char *path, char *out, size_t outlen)
+{
+	const char *b = path, *e, *q;
+	size_t i, n;
+	char *ko;
+
+	/* the first word of PATH (up to ':' or a blank), then its basename */
+	for (e = path; *e && *e != ':' && !isspace((unsigned char)*e); e++)
+		;
+	for (q = path; q < e; q++)
+		if (*q == '/')
+			b = q + 1;
+	n = (size_t)(e - b);
+	if (n >= outlen)
+		n = outlen - 1;
+	for (i = 0; i < n; i++)
+		out[i] = b[i] == '-' ? '_' : b[i];
+	out[n] = '\0';
+	ko = strstr(out, ".ko");
+	if (ko && (ko[3] == '\0' || ko[3] == '.'))
+		*ko = '\0';
+}
+
+/* ---- reporting ------------------------------------------------------------ */
+
+int bf_gerr(struct bf *bf, const char *fmt, ...)
+{
+	char what[512];
+	const char *ge = bf->g ? guestfs_last_error(bf->g) : NULL;
+	int en = bf->g ? guestfs_last_errno(bf->g) : 0;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	return scimg_int_err(bf->ctx, en > 0 ? -en : -EIO, "'%s': %s: %s",
+			     bf->path, what, ge ? ge : "libguestfs failed");
+}
+
+void bf_change(struct bf *bf, const char *what, const char *fmt, ...)
+{
+	json_object *o = json_object_new_object();
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	json_object_object_add(o, "what", json_object_new_string(what));
+	json_object_object_add(o, "change", json_object_new_string(msg));
+	json_object_array_add(bf->changes, o);
+}
+
+void bf_warn(struct bf *bf, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	json_object_array_add(bf->warnings, json_object_new_string(msg));
+}
+
+void bf_notice(struct bf *bf, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (bf->opts->notice)
+		bf->opts->notice(bf->opts->notice_opaque, msg);
+}
+
+/* ---- launch ----------------------------------------------------------------- */
+
+/* A launch with KVM that has not finished after this long is taken as hung
+ * (nested KVM can stall); its QEMU is killed and TCG is tried.  The
+ * appliance boots in a few seconds with KVM and ~15 s with TCG. */
+#define BF_KVM_LAUNCH_TIMEOUT 90
+
+struct watchdog {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int done;
+	int fired;
+	int timeout;
+};
+
+/* Kill the QEMU processes that are children of this process. */
+static void kill_our_qemu(void)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	pid_t me = getpid();
+
+	if (!d)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		char p[300], buf[512], *rp;
+		FILE *f;
+		int ppid;
+
+		if (!isdigit((unsigned char)de->d_name[0]))
+			continue;
+		snprintf(p, sizeof(p), "/proc/%s/stat", de->d_name);
+		f = fopen(p, "r");
+		if (!f)
+			continue;
+		if (!fgets(buf, sizeof(buf), f)) {
+			fclose(f);
+			continue;
+		}
+		fclose(f);
+		/* pid (comm) state ppid ... */
+		rp = strrchr(buf, ')');
+		if (!rp || sscanf(rp + 1, " %*c %d", &ppid) != 1 || ppid != me)
+			continue;
+		if (!strstr(buf, "(qemu"))
+			continue;
+		kill((pid_t)atoi(de->d_name), SIGKILL);
+	}
+	closedir(d);
+}
+
+static void *watchdog_main(void *arg)
+{
+	struct watchdog *w = arg;
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += w->timeout;
+	pthread_mutex_lock(&w->lock);
+	while (!w->done) {
+		if (pthread_cond_timedwait(&w->cond, &w->lock, &ts) != 0) {
+			if (!w->done) {
+				w->fired = 1;
+				kill_our_qemu();
+			}
+			break;
+		}
+	}
+	pthread_mutex_unlock(&w->lock);
+	return NULL;
+}
+
+static int env_forces_tcg(void)
+{
+	const char *s = getenv("LIBGUESTFS_BACKEND_SETTINGS");
+
+	return s && strstr(s, "force_tcg") != NULL;
+}
+
+static int set_force_tcg(guestfs_h *g)
+{
+	char **old = guestfs_get_backend_settings(g);
+	char **nv;
+	size_t n = 0, i;
+	int r;
+
+	if (!old)
+		return -1;
+	while (old[n])
+		n++;
+	nv = calloc(n + 2, sizeof(*nv));
+	if (!nv) {
+		bf_free_strv(old);
+		return -1;
+	}
+	for (i = 0; i < n; i++)
+		nv[i] = old[i];
+	nv[n] = (char *)"force_tcg";
+	r = guestfs_set_backend_settings(g, nv);
+	free(nv);
+	bf_free_strv(old);
+	return r;
+}
+
+static int add_drives(struct bf *bf, const char *extra, const char *extra_fmt)
+{
+	if (guestfs_add_drive_opts(bf->g, bf->path,
+				   GUESTFS_ADD_DRIVE_OPTS_FORMAT, bf->format,
+				   GUESTFS_ADD_DRIVE_OPTS_READONLY, bf->dry_run,
+				   GUESTFS_ADD_DRIVE_OPTS_CACHEMODE, "unsafe",
+				   -1) == -1)
+		return bf_gerr(bf, "adding the disk");
+	if (extra &&
+	    guestfs_add_drive_opts(bf->g, extra,
+				   GUESTFS_ADD_DRIVE_OPTS_FORMAT, extra_fmt,
+				   GUESTFS_ADD_DRIVE_OPTS_CACHEMODE, "unsafe",
+				   -1) == -1)
+		return bf_gerr(bf, "adding the new partitioned disk");
+	return 0;
+}
+
+static int new_handle(struct bf *bf, int tcg, const char *extra,
+		      const char *extra_fmt)
+{
+	int r;
+
+	bf->g = guestfs_create();
+	if (!bf->g)
+		return scimg_int_err(bf->ctx, -ENOMEM,
+				     "'%s': cannot create a libguestfs handle", bf->path);
+	guestfs_set_error_handler(bf->g, NULL, NULL);
+	/* dracut and update-initramfs of a generic kernel need room, and two
+	 * vCPUs let TCG compress the initramfs on both host cores. */
+	guestfs_set_memsize(bf->g, 1536);
+	guestfs_set_smp(bf->g, 2);
+	if (tcg && set_force_tcg(bf->g) == -1)
+		return bf_gerr(bf, "selecting TCG");
+	r = add_drives(bf, extra, extra_fmt);
+	return r;
+}
+
+int bf_launch(struct bf *bf, const char *extra, const char *extra_fmt)
+{
+	struct watchdog w;
+	pthread_t th;
+	char first[512];
+	int r, tcg = env_forces_tcg(), have_th = 0;
+	const char *t = getenv("SCIMG_KVM_LAUNCH_TIMEOUT");
+
+	r = new_handle(bf, tcg, extra, extra_fmt);
+	if (r < 0)
+		return r;
+	memset(&w, 0, sizeof(w));
+	w.timeout = t && atoi(t) > 0 ? atoi(t) : BF_KVM_LAUNCH_TIMEOUT;
+	if (!tcg) {
+		pthread_mutex_init(&w.lock, NULL);
+		pthread_cond_init(&w.cond, NULL);
+		have_th = pthread_create(&th, NULL, watchdog_main, &w) == 0;
+	}
+	r = guestfs_launch(bf->g);
+	if (have_th) {
+		pthread_mutex_lock(&w.lock);
+		w.done = 1;
+		pthread_cond_signal(&w.cond);
+		pthread_mutex_unlock(&w.lock);
+		pthread_join(th, NULL);
+		pthread_mutex_destroy(&w.lock);
+		pthread_cond_destroy(&w.cond);
+	}
+	json_object_object_add(bf->report, "accelerator-fallback",
+			       json_object_new_boolean(0));
+	if (r == 0)
+		return 0;
+	if (tcg)
+		return bf_gerr(bf, "starting the libguestfs appliance (TCG)");
+	snprintf(first, sizeof(first), "%s",
+		 w.fired ? "no answer after the launch timeout"
+			 : (guestfs_last_error(bf->g) ? guestfs_last_error(bf->g) : "failed"));
+	first[strcspn(first, "\n")] = '\0'; /* libguestfs adds a paragraph of advice */
+	if (first[0] && first[strlen(first) - 1] == '.')
+		first[strlen(first) - 1] = '\0';
+	guestfs_close(bf->g);
+	bf->g = NULL;
+	bf_notice(bf, "the libguestfs appliance did not start with KVM (%s); "
+		      "retrying with TCG, which is slower", first);
+	json_object_object_add(bf->report, "accelerator-fallback",
+			       json_object_new_boolean(1));
+	r = new_handle(bf, 1, extra, extra_fmt);
+	if (r < 0)
+		return r;
+	if (guestfs_launch(bf->g) == -1)
+		return bf_gerr(bf, "starting the libguestfs appliance (TCG, after KVM "
+			       "failed: %s)", first);
+	return 0;
+}
+
+/* ---- guest files and commands -------------------------------------------- */
+
+int bf_exists(struct bf *bf, const char *path)
+{
+	return guestfs_exists(bf->g, path) == 1;
+}
+
+int bf_is_dir(struct bf *bf, const char *path)
+{
+	return guestfs_is_dir(bf->g, path) == 1;
+}
+
+int bf_read(struct bf *bf, const char *path, size_t max, char **out)
+{
+	int64_t sz;
+	size_t n;
+	char *s, *r;
+
+	*out = NULL;
+	if (guestfs_is_file_opts(bf->g, path, GUESTFS_IS_FILE_OPTS_FOLLOWSYMLINKS, 1, -1) != 1)
+		return 0;
+	sz = guestfs_filesize(bf->g, path);
+	if (sz < 0)
+		return bf_gerr(bf, "size of '%s'", path);
+	if ((uint64_t)sz > max)
+		return scimg_int_err(bf->ctx, -EFBIG,
+				     "'%s': guest file '%s' is %lld bytes, expected at most %zu",
+				     bf->path, path, (long long)sz, max);
+	s = guestfs_read_file(bf->g, path, &n);
+	if (!s)
+		return bf_gerr(bf, "reading '%s'", path);
+	r = realloc(s, n + 1);
+	if (!r) {
+		free(s);
+		return scimg_int_err(bf->ctx, -ENOMEM, "out of memory");
+	}
+	r[n] = '\0';
+	*out = r;
+	return 0;
+}
+
+int bf_write(struct bf *bf, const char *path, const char *content)
+{
+	if (bf->dry_run)
+		return 0;
+	if (guestfs_write(bf->g, path, content, strlen(content)) == -1)
+		return bf_gerr(bf, "writing '%s'", path);
+	return 0;
+}
+
+int bf_sh(struct bf *bf, const char *script, char **out, int *rc)
+{
+	static const char marker[] = "@@SCIMG-RC=";
+	char *full, *res, *m, *p;
+
+	if (out)
+		*out = NULL;
+	*rc = -1;
+	full = bf_printf("export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
+			 "export LC_ALL=C\n(\n%s\n) </dev/null 2>&1\necho \"%s$?\"\n",
+			 script, marker);
+	if (!full)
+		return scimg_int_err(bf->ctx, -ENOMEM, "out of memory");
+	res = guestfs_sh(bf->g, full);
+	free(full);
+	if (!res)
+		return bf_gerr(bf, "running a command in the guest");
+	m = NULL;
+	for (p = strstr(res, marker); p; p = strstr(p + 1, marker))
+		m = p;
+	if (m) {
+		*rc = atoi(m + sizeof(marker) - 1);
+		*m = '\0';
+	}
+	if (out)
+		*out = res;
+	else
+		free(res);
+	return 0;
+}
+
+/* ---- NAME=value files ----------------------------------------------------- */
+
+/* Find the last line "NAME=" (optionally after "export "); its start and
+ * the end of the line. */
+static const char *shvar_find(const char *text, const char *name,
+			      const char **eol)
+{
+	const char *p = text, *found = NULL;
+	size_t nl = strlen(name);
+
+	while (p && *p) {
+		const char *s = p, *e = strchr(p, '\n');
+
+		while (*s == ' ' || *s == '\t')
+			s++;
+		if (strncmp(s, "export ", 7) == 0)
+			s += 7;
+		if (strncmp(s, name, nl) == 0 && s[nl] == '=') {
+			found = p;
+			*eol = e ? e : p + strlen(p);
+		}
+		p = e ? e + 1 : NULL;
+	}
+	return found;
+}
+
+char *bf_shvar_get(const char *text, const char *name)
+{
+	const char *line, *eol, *v;
+	char *out, *o;
+	char q = 0;
+
+	line = shvar_find(text, name, &eol);
+	if (!line)
+		return NULL;
+	v = strchr(line, '=') + 1;
+	out = malloc((size_t)(eol - v) + 1);
+	if (!out)
+		return NULL;
+	o = out;
+	for (; v < eol; v++) {
+		if (!q && (*v == '"' || *v == '\'')) {
+			q = *v;
+			continue;
+		}
+		if (q && *v == q) {
+			q = 0;
+			continue;
+		}
+		if (!q && (*v == '#' || *v == ' ' || *v == '\t'))
+			break;
+		if (q == '"' && *v == '\\' && v + 1 < eol)
+			v++;
+		*o++ = *v;
+	}
+	*o = '\0';
+	return out;
+}
+
+char *bf_shvar_set(const char *text, const char *name, const char *value,
+		   int quote)
+{
+	const char *line, *eol;
+	char *nl, *out;
+
+	nl = quote ? bf_printf("%s=\"%s\"", name, value) : bf_printf("%s=%s", name, value);
+	if (!nl)
+		return NULL;
+	line = shvar_find(text, name, &eol);
+	if (line)
+		out = bf_printf("%.*s%s%s", (int)(line - text), text, nl, eol);
+	else
+		out = bf_printf("%s%s%s\n", text,
+				*text && text[strlen(text) - 1] != '\n' ? "\n" : "", nl);
+	free(nl);
+	return out;
+}

@@ -1,0 +1,174 @@
+/* bootfix-int.h - private interfaces of lib/bootfix/ (inject-drivers).
+ *
+ * One run = one libguestfs handle, one appliance launch.  The steps live in
+ * separate files and share struct bf:
+ *   appliance.c  handle, launch (KVM, then TCG), errors, guest shell, text
+ *   inspect.c    OS facts, kernels, drivers, kernel compression
+ *   initramfs.c  initramfs tool configuration, rebuild, verification
+ *   bootloader.c GRUB2 configuration, grub.cfg, BIOS/UEFI boot code
+ *   devnames.c   fstab/crypttab/resume by UUID, net rules, consoles
+ *   partition.c  wrap a partitionless filesystem into a partitioned disk
+ *   bootfix.c    the public entry point and the report
+ * Library code: nothing prints; errors go to the scimg context.
+ */
+#ifndef SCIMG_BOOTFIX_INT_H
+#define SCIMG_BOOTFIX_INT_H
+
+#include <guestfs.h>
+
+#include "scimg-int.h"
+
+/* Drivers inject-drivers knows, by module name (as in modules.dep, with
+ * '-' and '_' equivalent). */
+enum bf_drv {
+	BF_XEN_BLKFRONT,
+	BF_XEN_NETFRONT,
+	BF_VIRTIO_BLK,
+	BF_VIRTIO_SCSI,
+	BF_VIRTIO_NET,
+	BF_VIRTIO_PCI,
+	BF_NVME,
+	/* not requested, but needed to boot on emulated disks (added when
+	 * the kernel has them) or only reported */
+	BF_SD_MOD,
+	BF_ATA_PIIX,
+	BF_ATA_GENERIC,
+	BF_AHCI,
+	BF_NDRV
+};
+extern const char *const bf_drv_name[BF_NDRV];
+
+enum bf_state { BF_MISSING = 0, BF_MODULE = 1, BF_BUILTIN = 2 };
+
+struct bf_kernel {
+	char *version;     /* "6.1.0-26-cloud-amd64" */
+	char *vmlinuz;     /* "/boot/vmlinuz-..." */
+	char *initrd;      /* "/boot/initrd.img-..." or NULL if none yet */
+	char *compression; /* gzip, xz, lz4, zstd, bzip2, lzma, lzo, none, unknown */
+	enum bf_state drv[BF_NDRV];
+	int in_initrd[BF_NDRV]; /* after the rebuild: found in the initramfs */
+	int verified;           /* in_initrd was filled */
+};
+
+enum bf_itool {
+	BF_ITOOL_NONE,
+	BF_ITOOL_INITRAMFS_TOOLS,
+	BF_ITOOL_DRACUT,
+	BF_ITOOL_MKINITCPIO,
+	BF_ITOOL_SUSE_MKINITRD,
+};
+
+struct bf {
+	struct scimg_ctx *ctx;
+	const struct scimg_bootfix_opts *opts;
+	const char *path;      /* the image, for messages */
+	const char *format;
+	guestfs_h *g;
+	int dry_run;
+	unsigned drivers;      /* SCIMG_BOOTFIX_DRV_* */
+
+	/* report */
+	json_object *report;   /* the whole object */
+	json_object *guest;    /* report.guest */
+	json_object *changes;  /* report.changes (array) */
+	json_object *warnings; /* report.warnings (array) */
+
+	/* devices */
+	char **devices;        /* appliance whole disks: /dev/sda ... */
+	char *bootdisk;        /* appliance disk that holds root */
+	char *root;            /* inspection root filesystem */
+	char *root_uuid;
+	int wrapped;           /* --partition made bootdisk */
+	int would_wrap;        /* dry run: --partition would make one */
+	char *wrap_tmp;        /* host path of the new disk */
+
+	/* facts */
+	char *distro, *os_type, *arch, *product;
+	int major, minor;
+	enum bf_itool itool;
+	struct bf_kernel *kernels;
+	size_t nkernels;
+	size_t default_kernel; /* index into kernels */
+	int has_grub2;         /* grub-mkconfig / update-grub present */
+	int has_grub_pc;       /* i386-pc modules present */
+	int has_grub_efi;      /* x86_64-efi modules present */
+	char *grub_cfg;        /* /boot/grub/grub.cfg or /boot/grub2/grub.cfg */
+	char *esp;             /* appliance device of the ESP, NULL if none */
+	int bios_ok, uefi_ok;  /* boot code installed / present */
+};
+
+/* ---- appliance.c ---- */
+/* Create the handle, add the drive(s) and launch; retries with TCG when
+ * the launch with KVM fails (or hangs), reporting it once. */
+int bf_launch(struct bf *bf, const char *extra_disk, const char *extra_fmt);
+/* Record the libguestfs error of the last call as the context's error. */
+int bf_gerr(struct bf *bf, const char *fmt, ...) SCIMG_PRINTF(2, 3);
+/* Run SCRIPT with /bin/sh inside the guest (chroot).  *OUT (may be NULL)
+ * gets stdout+stderr (the caller frees), *RC the exit status.  Returns 0
+ * when the script could be run at all. */
+int bf_sh(struct bf *bf, const char *script, char **out, int *rc);
+/* Read a whole guest file into a NUL-terminated string; NULL + 0 ret when
+ * it does not exist.  Files over MAX bytes are an error. */
+int bf_read(struct bf *bf, const char *path, size_t max, char **out);
+/* Write (create or replace) a guest file, unless dry run. */
+int bf_write(struct bf *bf, const char *path, const char *content);
+int bf_exists(struct bf *bf, const char *path);
+int bf_is_dir(struct bf *bf, const char *path);
+/* Record a change (made, or planned under dry run). */
+void bf_change(struct bf *bf, const char *what, const char *fmt, ...)
+	SCIMG_PRINTF(3, 4);
+void bf_warn(struct bf *bf, const char *fmt, ...) SCIMG_PRINTF(2, 3);
+void bf_notice(struct bf *bf, const char *fmt, ...) SCIMG_PRINTF(2, 3);
+/* Strings. */
+char *bf_strdup(const char *s);
+char *bf_printf(const char *fmt, ...) SCIMG_PRINTF(1, 2);
+void bf_free_strv(char **v);
+/* Make '-' and '_' the same and drop .ko[.xz|.zst|.gz]: "xen_blkfront". */
+void bf_modname(const char *path, char *out, size_t outlen);
+
+/* Shell-like "NAME=value" files (/etc/default/grub, initramfs.conf). */
+/* Value of NAME with one level of quotes removed, or NULL (caller frees). */
+char *bf_shvar_get(const char *text, const char *name);
+/* New text with NAME set to VALUE (quoted with double quotes when
+ * QUOTE); the last assignment is replaced, or a line is appended. */
+char *bf_shvar_set(const char *text, const char *name, const char *value,
+		   int quote);
+
+/* ---- inspect.c ---- */
+int bf_inspect(struct bf *bf);
+int bf_find_kernels(struct bf *bf);
+/* Pure: compression of a bzImage (head = its first bytes) -- "gzip", "xz",
+ * "lz4", ... -- given a function to read more bytes (payload). */
+const char *bf_kernel_compression(const unsigned char *head, size_t len,
+				  const unsigned char *payload, size_t plen);
+/* Offset of the compressed payload in a bzImage, or -1. */
+long long bf_bzimage_payload_offset(const unsigned char *head, size_t len);
+
+/* ---- initramfs.c ---- */
+int bf_initramfs(struct bf *bf);
+/* Requested drivers plus the ones every bus needs, as module names. */
+int bf_drv_wanted(const struct bf *bf, enum bf_drv d);
+
+/* ---- bootloader.c ---- */
+int bf_bootloader(struct bf *bf);
+/* After the rest: what boot paths work, into report["boot-methods"]. */
+void bf_boot_methods(struct bf *bf);
+
+/* ---- devnames.c ---- */
+int bf_devnames(struct bf *bf);
+/* Map a guest device name (/dev/sda1, /dev/xvdb, /dev/nvme0n1p2, ...) to
+ * "UUID=..." or "LABEL=..."; NULL if not a disk name or unknown. */
+char *bf_devname_to_stable(struct bf *bf, const char *name);
+/* Pure: disk index and partition number (0 = whole disk) of a guest disk
+ * name; -1 if NAME is not /dev/sdX, hdX, vdX, xvdX, nvmeXnY[pZ]. */
+int bf_parse_devname(const char *name, int *disk, int *part);
+int bf_consoles(struct bf *bf);
+int bf_netrules(struct bf *bf);
+
+/* ---- partition.c ---- */
+/* Before launch: host path for the new disk when --partition may be
+ * needed (NULL when not asked).  After launch: copy the filesystem. */
+int bf_partition_prepare(struct bf *bf, char **tmp, uint64_t *size);
+int bf_partition_wrap(struct bf *bf);
+
+#endif

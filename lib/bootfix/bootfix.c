@@ -1,0 +1,215 @@
+/* bootfix.c - scimg_bootfix_run(): one appliance launch that makes a Linux
+ * guest boot on every bus and as a Xen PV domU, and the report of it. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bootfix-int.h"
+
+static void bf_free(struct bf *bf)
+{
+	size_t i;
+
+	if (bf->g) {
+		guestfs_close(bf->g);
+		bf->g = NULL;
+	}
+	for (i = 0; i < bf->nkernels; i++) {
+		free(bf->kernels[i].version);
+		free(bf->kernels[i].vmlinuz);
+		free(bf->kernels[i].initrd);
+		free(bf->kernels[i].compression);
+	}
+	free(bf->kernels);
+	bf_free_strv(bf->devices);
+	free(bf->bootdisk);
+	free(bf->root);
+	free(bf->root_uuid);
+	free(bf->distro);
+	free(bf->os_type);
+	free(bf->arch);
+	free(bf->product);
+	free(bf->grub_cfg);
+	free(bf->esp);
+}
+
+static json_object *drivers_json(unsigned drivers)
+{
+	json_object *a = json_object_new_array();
+
+	if (drivers & SCIMG_BOOTFIX_DRV_XEN)
+		json_object_array_add(a, json_object_new_string("xen"));
+	if (drivers & SCIMG_BOOTFIX_DRV_VIRTIO)
+		json_object_array_add(a, json_object_new_string("virtio"));
+	if (drivers & SCIMG_BOOTFIX_DRV_NVME)
+		json_object_array_add(a, json_object_new_string("nvme"));
+	return a;
+}
+
+/* An image handed over as raw must not be another format: libguestfs
+ * would write through its metadata. */
+static const char *sniff(const char *path, const char *format)
+{
+	unsigned char h[512];
+	FILE *f = fopen(path, "rb");
+	size_t n;
+
+	if (!f)
+		return NULL;
+	n = fread(h, 1, sizeof(h), f);
+	fclose(f);
+	if (n >= 4 && memcmp(h, "QFI\xfb", 4) == 0)
+		return strcmp(format, "qcow2") == 0 ? NULL : "qcow2";
+	if (strcmp(format, "qcow2") == 0)
+		return "not qcow2";
+	if (n >= 4 && memcmp(h, "KDMV", 4) == 0)
+		return "vmdk";
+	if (n >= 21 && memcmp(h, "# Disk DescriptorFile", 21) == 0)
+		return "vmdk";
+	if (n >= 8 && memcmp(h, "conectix", 8) == 0)
+		return "vpc";
+	if (n >= 8 && memcmp(h, "vhdxfile", 8) == 0)
+		return "vhdx";
+	if (n >= 4 && memcmp(h, "COWD", 4) == 0)
+		return "vmdk";
+	return NULL;
+}
+
+#define STEP(call)                                    \
+	do {                                          \
+		r = (call);                           \
+		if (r < 0)                            \
+			goto out;                     \
+		r = scimg_int_check_cancel(ctx);      \
+		if (r < 0)                            \
+			goto out;                     \
+	} while (0)
+
+int scimg_bootfix_run(struct scimg_ctx *ctx, const char *path,
+		      const char *format, const struct scimg_bootfix_opts *opts,
+		      json_object **report)
+{
+	struct scimg_bootfix_opts defopts;
+	struct bf bf;
+	uint64_t newsize = 0;
+	char *tmp = NULL;
+	int r;
+
+	if (report)
+		*report = NULL;
+	if (!opts) {
+		memset(&defopts, 0, sizeof(defopts));
+		opts = &defopts;
+	}
+	const char *given = format;
+
+	if (!format) {
+		/* nothing in libscimg recognised it: qcow2 by its magic (libguestfs
+		 * opens it), anything else known is refused below, else raw */
+		const char *other = sniff(path, "raw");
+		format = other && strcmp(other, "qcow2") == 0 ? "qcow2" : "raw";
+	}
+	if (strcmp(format, "raw") != 0 && strcmp(format, "qcow2") != 0)
+		return scimg_int_err(ctx, -ENOTSUP,
+				     "'%s': inject-drivers changes raw or qcow2 images in place, not %s; "
+				     "convert it first (scimg convert -O qcow2) or write a fixed copy with -O",
+				     path, format);
+	if (access(path, opts->dry_run ? R_OK : R_OK | W_OK) != 0) {
+		int e = errno;
+		return scimg_int_err(ctx, -e, "'%s': %s", path, strerror(e));
+	}
+
+	{
+		const char *other = sniff(path, format);
+		if (other)
+			return scimg_int_err(ctx, -EINVAL,
+					     "'%s': %s%s%sits header says %s; inject-drivers changes raw "
+					     "or qcow2 images only: convert it first or use -O", path,
+					     given ? "given as " : "", given ? given : "", given ? " but " : "",
+					     other);
+	}
+
+	memset(&bf, 0, sizeof(bf));
+	bf.ctx = ctx;
+	bf.opts = opts;
+	bf.path = path;
+	bf.format = format;
+	bf.dry_run = opts->dry_run;
+	bf.drivers = opts->drivers ? opts->drivers & SCIMG_BOOTFIX_DRV_ALL : SCIMG_BOOTFIX_DRV_ALL;
+	bf.report = json_object_new_object();
+	bf.guest = json_object_new_object();
+	bf.changes = json_object_new_array();
+	bf.warnings = json_object_new_array();
+	if (!bf.report || !bf.guest || !bf.changes || !bf.warnings) {
+		json_object_put(bf.report);
+		json_object_put(bf.guest);
+		json_object_put(bf.changes);
+		json_object_put(bf.warnings);
+		return scimg_int_err(ctx, -ENOMEM, "out of memory");
+	}
+	json_object_object_add(bf.report, "image", json_object_new_string(path));
+	json_object_object_add(bf.report, "format", json_object_new_string(format));
+	json_object_object_add(bf.report, "dry-run", json_object_new_boolean(bf.dry_run));
+	json_object_object_add(bf.report, "drivers", drivers_json(bf.drivers));
+	json_object_object_add(bf.report, "guest", bf.guest);
+	json_object_object_add(bf.report, "changes", bf.changes);
+	json_object_object_add(bf.report, "warnings", bf.warnings);
+
+	if (opts->partition && !bf.dry_run) {
+		r = bf_partition_prepare(&bf, &tmp, &newsize);
+		if (r < 0)
+			goto out;
+		bf.wrap_tmp = tmp;
+	}
+	STEP(bf_launch(&bf, tmp, format));
+	bf.devices = guestfs_list_devices(bf.g);
+	if (!bf.devices) {
+		r = bf_gerr(&bf, "listing the disks");
+		goto out;
+	}
+	if (opts->partition)
+		STEP(bf_partition_wrap(&bf));
+	STEP(bf_inspect(&bf));
+	STEP(bf_find_kernels(&bf));
+	STEP(bf_devnames(&bf));
+	STEP(bf_netrules(&bf));
+	STEP(bf_consoles(&bf));
+	STEP(bf_initramfs(&bf));
+	STEP(bf_bootloader(&bf));
+	bf_boot_methods(&bf);
+
+	if (guestfs_umount_all(bf.g) == -1) {
+		r = bf_gerr(&bf, "unmounting the guest filesystems");
+		goto out;
+	}
+	/* shutdown flushes every write to the image and reports a failure */
+	if (guestfs_shutdown(bf.g) == -1) {
+		r = bf_gerr(&bf, "closing the appliance");
+		goto out;
+	}
+	if (tmp && bf.wrapped) {
+		if (rename(tmp, path) != 0) {
+			int e = errno;
+			r = scimg_int_err(ctx, -e, "'%s': replacing it with the partitioned disk: %s",
+					  path, strerror(e));
+			goto out;
+		}
+		free(tmp);
+		tmp = NULL;
+	}
+	r = 0;
+out:
+	if (tmp) {
+		unlink(tmp);
+		free(tmp);
+	}
+	json_object_object_add(bf.report, "result",
+			       json_object_new_string(r == 0 ? "ok" : scimg_ctx_errmsg(ctx)));
+	bf_free(&bf);
+	if (report)
+		*report = bf.report;
+	else
+		json_object_put(bf.report);
+	return r;
+}

@@ -1,0 +1,64 @@
+/* check-int.h - internals of scimg check (lib/check/): container checks,
+ * guest compliance through libguestfs, initramfs listing.
+ *
+ * Findings are json-c objects { "id", "severity", "message", ... } appended
+ * to an array; ids are stable (docs/scimg-check.1 lists them).
+ */
+#ifndef SCIMG_CHECK_INT_H
+#define SCIMG_CHECK_INT_H
+
+#include "scimg-int.h"
+
+/* The drivers a Supercloud guest needs in (or built into) the default
+ * kernel's initramfs, by module name as modules.dep spells it. */
+#define SCIMG_CHECK_NDRIVERS 7
+extern const char *const scimg_int_check_drivers[SCIMG_CHECK_NDRIVERS];
+
+/* Append a finding to the array FINDINGS.  SEVERITY "error" makes the image
+ * not compliant; "warning" does not. */
+void scimg_int_finding(json_object *findings, const char *id,
+		       const char *severity, const char *fmt, ...)
+	SCIMG_PRINTF(4, 5);
+
+/* ---- initrd.c ---- */
+
+/* Module names (basename without .ko[.xz|.zst|.gz], '-' turned into '_')
+ * of every kernel module in the initramfs file PATH (a host file): a
+ * concatenation of cpio "newc" archives, each possibly compressed with
+ * gzip, zstd, xz or lzma.  Memory stays bounded whatever the size.
+ * *MODS is a json array of strings the caller owns.  Returns 0, or -errno
+ * with a message naming the file, the offset and the problem (an
+ * unsupported compression is -ENOTSUP). */
+int scimg_int_initrd_modules(struct scimg_ctx *ctx, const char *path,
+			     json_object **mods);
+/* Normalise a module file name or module name: "xen-blkfront.ko.zst" ->
+ * "xen_blkfront". */
+void scimg_int_modname(const char *name, char *out, size_t outlen);
+
+/* ---- guest.c ---- */
+
+/* Pure: the default menu entry of a grub.cfg text (set default=N, numeric,
+ * else the first top-level menuentry): its linux path, the rest of the
+ * linux line, its initrd (each malloc'ed or NULL) and whether it uses
+ * linux16/linuxefi.  Returns the number of top-level menu entries. */
+int scimg_int_grub_default(const char *cfg, char **linux_path, char **args,
+			   char **initrd, int *linux16);
+
+struct scimg_guest_opts {
+	void (*notice)(void *opaque, const char *msg); /* may be NULL */
+	void *notice_opaque;
+	const char *tmpdir; /* for downloaded initramfs files; NULL: $TMPDIR */
+};
+
+/* Inspect the guest in the disk image PATH (FORMAT "raw" or "qcow2", a file
+ * libguestfs/qemu opens read-only) and check Supercloud compliance.
+ * *FACTS (caller owns) gets { "guest": {descriptor guest model},
+ * "boot": {descriptor boot model}, "findings": [...] }.  Returns 0 when the
+ * inspection ran (whatever it found), -errno when it could not (appliance
+ * did not start, I/O error). */
+int scimg_int_guest_check(struct scimg_ctx *ctx, const char *path,
+			  const char *format,
+			  const struct scimg_guest_opts *opts,
+			  json_object **facts);
+
+#endif

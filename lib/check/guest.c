@@ -1,0 +1,910 @@
+/* check/guest.c - Supercloud compliance of the guest inside a disk, checked
+ * read-only through libguestfs (never by mounting on the host).
+ *
+ * One appliance launch: inspect the OS, mount its filesystems read-only,
+ * then look at what a Xen PV boot needs: /boot/grub/grub.cfg that pygrub and
+ * pvgrub2 read, the default entry's kernel (and its compression: GRUB 2.06's
+ * pvgrub2 cannot load LZ4), the drivers in that kernel's initramfs
+ * (downloaded and listed on the host, lib/check/initrd.c), fstab and root=
+ * by UUID/LABEL, and the BIOS/UEFI boot code.  When the launch fails with
+ * KVM it is retried once with TCG, and the caller is told once.
+ */
+#include <ctype.h>
+#include <guestfs.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check-int.h"
+
+const char *const scimg_int_check_drivers[SCIMG_CHECK_NDRIVERS] = {
+	"xen-blkfront", "xen-netfront", "virtio_blk", "virtio_scsi",
+	"virtio_net", "virtio_pci", "nvme",
+};
+
+void scimg_int_finding(json_object *findings, const char *id,
+		       const char *severity, const char *fmt, ...)
+{
+	json_object *f = json_object_new_object();
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	json_object_object_add(f, "id", json_object_new_string(id));
+	json_object_object_add(f, "severity", json_object_new_string(severity));
+	json_object_object_add(f, "message", json_object_new_string(msg));
+	json_object_array_add(findings, f);
+}
+
+struct gc {
+	struct scimg_ctx *ctx;
+	const struct scimg_guest_opts *opts;
+	const char *path;
+	guestfs_h *g;
+	char *tmpdir;
+	json_object *guest, *boot, *findings;
+};
+
+static void free_strv(char **v)
+{
+	size_t i;
+
+	if (!v)
+		return;
+	for (i = 0; v[i]; i++)
+		free(v[i]);
+	free(v);
+}
+
+static int gerr(struct gc *c, const char *what)
+{
+	const char *e = c->g ? guestfs_last_error(c->g) : NULL;
+
+	return scimg_int_err(c->ctx, -EIO, "'%s': libguestfs: %s: %s", c->path, what,
+			     e ? e : "failed");
+}
+
+/* ---- launch ---------------------------------------------------------- */
+
+static int launch_once(struct gc *c, const char *format, int tcg)
+{
+	c->g = guestfs_create();
+	if (!c->g)
+		return scimg_int_err(c->ctx, -ENOMEM, "could not create a libguestfs handle");
+	guestfs_set_error_handler(c->g, NULL, NULL);
+	if (tcg) {
+		char *settings[] = { (char *)"force_tcg", NULL };
+		guestfs_set_backend_settings(c->g, settings);
+	}
+	if (guestfs_add_drive_opts(c->g, c->path, GUESTFS_ADD_DRIVE_OPTS_FORMAT, format,
+				   GUESTFS_ADD_DRIVE_OPTS_READONLY, 1, -1) < 0)
+		return gerr(c, "add drive");
+	if (guestfs_launch(c->g) < 0)
+		return gerr(c, "launch");
+	return 0;
+}
+
+static int launch(struct gc *c, const char *format)
+{
+	static int told;
+	const char *bs = getenv("LIBGUESTFS_BACKEND_SETTINGS");
+	int ret;
+
+	ret = launch_once(c, format, 0);
+	if (ret == 0 || (bs && strstr(bs, "force_tcg")))
+		return ret;
+	guestfs_close(c->g);
+	c->g = NULL;
+	if (c->opts && c->opts->notice && !told) {
+		told = 1;
+		c->opts->notice(c->opts->notice_opaque,
+				"the libguestfs appliance did not start with KVM; retrying with TCG (slower)");
+	}
+	scimg_ctx_clear_error(c->ctx);
+	return launch_once(c, format, 1);
+}
+
+/* ---- guest files ----------------------------------------------------- */
+
+static int is_file(struct gc *c, const char *p)
+{
+	return guestfs_is_file_opts(c->g, p, GUESTFS_IS_FILE_OPTS_FOLLOWSYMLINKS, 1, -1) == 1;
+}
+
+static int is_dir(struct gc *c, const char *p)
+{
+	return guestfs_is_dir_opts(c->g, p, GUESTFS_IS_DIR_OPTS_FOLLOWSYMLINKS, 1, -1) == 1;
+}
+
+/* Download guest file P to a host temp file; the host path (caller frees)
+ * or NULL with an error recorded. */
+static char *fetch(struct gc *c, const char *p, const char *tag)
+{
+	size_t n = strlen(c->tmpdir) + strlen(tag) + 2;
+	char *local = malloc(n);
+
+	if (!local) {
+		scimg_int_err(c->ctx, -ENOMEM, "out of memory");
+		return NULL;
+	}
+	snprintf(local, n, "%s/%s", c->tmpdir, tag);
+	if (guestfs_download(c->g, p, local) < 0) {
+		char what[300];
+		snprintf(what, sizeof(what), "download of '%s'", p);
+		gerr(c, what);
+		unlink(local);
+		free(local);
+		return NULL;
+	}
+	return local;
+}
+
+/* Read a small guest text file (<= 4 MiB), NUL-terminated, or NULL. */
+static char *read_small(struct gc *c, const char *p)
+{
+	int64_t sz;
+	size_t len = 0;
+	char *b, *r;
+
+	if (!is_file(c, p))
+		return NULL;
+	sz = guestfs_filesize(c->g, p);
+	if (sz < 0 || sz > (4 << 20))
+		return NULL;
+	b = guestfs_read_file(c->g, p, &len);
+	if (!b)
+		return NULL;
+	r = malloc(len + 1);
+	if (r) {
+		memcpy(r, b, len);
+		r[len] = '\0';
+	}
+	free(b);
+	return r;
+}
+
+/* ---- kernels --------------------------------------------------------- */
+
+static const char *kernel_compression(struct gc *c, const char *vmlinuz)
+{
+	size_t n = 0, pn = 0;
+	char *h = guestfs_pread(c->g, vmlinuz, 1024, 0, &n), *p = NULL;
+	const unsigned char *u = (const unsigned char *)h;
+	const char *r = "unknown";
+	uint64_t off;
+	unsigned setup;
+
+	if (!h)
+		return r;
+	if (n >= 4 && !memcmp(h, "\x7f" "ELF", 4)) {
+		r = "none";
+		goto out;
+	}
+	if (n < 0x250 || memcmp(h + 0x202, "HdrS", 4) != 0 || scimg_le16(u + 0x206) < 0x208)
+		goto out;
+	setup = u[0x1f1] ? u[0x1f1] : 4;
+	off = (uint64_t)(setup + 1) * 512 + scimg_le32(u + 0x248);
+	p = guestfs_pread(c->g, vmlinuz, 16, (int64_t)off, &pn);
+	if (!p || pn < 6)
+		goto out;
+	if ((unsigned char)p[0] == 0x1f && ((unsigned char)p[1] == 0x8b || (unsigned char)p[1] == 0x9e))
+		r = "gzip";
+	else if (!memcmp(p, "\xfd" "7zXZ", 5))
+		r = "xz";
+	else if (!memcmp(p, "\x5d\x00\x00", 3))
+		r = "lzma";
+	else if (!memcmp(p, "BZh", 3))
+		r = "bzip2";
+	else if (!memcmp(p, "\x89LZO", 4))
+		r = "lzo";
+	else if (!memcmp(p, "\x02\x21\x4c\x18", 4))
+		r = "lz4";
+	else if (!memcmp(p, "\x28\xb5\x2f\xfd", 4))
+		r = "zstd";
+	else if (!memcmp(p, "\x7f" "ELF", 4))
+		r = "none";
+out:
+	free(h);
+	free(p);
+	return r;
+}
+
+/* Module names listed in a modules.dep / modules.builtin text. */
+static int list_has(const char *text, const char *mod)
+{
+	char want[64], got[256];
+	const char *l = text;
+
+	scimg_int_modname(mod, want, sizeof(want));
+	while (l && *l) {
+		const char *e = strchr(l, '\n'), *colon;
+		size_t len = e ? (size_t)(e - l) : strlen(l);
+		char path[512];
+
+		colon = memchr(l, ':', len);
+		if (colon)
+			len = (size_t)(colon - l);
+		if (len < sizeof(path)) {
+			memcpy(path, l, len);
+			path[len] = '\0';
+			scimg_int_modname(path, got, sizeof(got));
+			if (strcmp(got, want) == 0)
+				return 1;
+		}
+		l = e ? e + 1 : NULL;
+	}
+	return 0;
+}
+
+static int json_has(json_object *arr, const char *mod)
+{
+	char want[64];
+	size_t i;
+
+	scimg_int_modname(mod, want, sizeof(want));
+	for (i = 0; arr && i < json_object_array_length(arr); i++)
+		if (strcmp(json_object_get_string(json_object_array_get_idx(arr, i)), want) == 0)
+			return 1;
+	return 0;
+}
+
+static char *initrd_of(struct gc *c, const char *ver)
+{
+	static const char *const pat[] = { "/boot/initrd.img-%s", "/boot/initramfs-%s.img",
+					   "/boot/initrd-%s", "/boot/initrd-%s.img" };
+	char p[512];
+	size_t i;
+
+	for (i = 0; i < SCIMG_ARRAY_SIZE(pat); i++) {
+		snprintf(p, sizeof(p), pat[i], ver);
+		if (is_file(c, p))
+			return strdup(p);
+	}
+	return NULL;
+}
+
+/* Fill one kernel object: path, initrd, compression, drivers.  *ERR gets
+ * the initramfs problem (malloc'ed) when it could not be listed. */
+static json_object *kernel_facts(struct gc *c, const char *ver, char **err)
+{
+	json_object *k = json_object_new_object(), *drv = json_object_new_object();
+	json_object *mods = NULL;
+	char p[512], *initrd, *dep, *builtin;
+	size_t i;
+
+	*err = NULL;
+	json_object_object_add(k, "version", json_object_new_string(ver));
+	json_object_object_add(k, "default", json_object_new_boolean(0));
+	snprintf(p, sizeof(p), "/boot/vmlinuz-%s", ver);
+	json_object_object_add(k, "path", json_object_new_string(p));
+	json_object_object_add(k, "compression", json_object_new_string(kernel_compression(c, p)));
+	initrd = initrd_of(c, ver);
+	if (initrd) {
+		char *local = fetch(c, initrd, "initrd");
+		json_object_object_add(k, "initrd", json_object_new_string(initrd));
+		if (!local || scimg_int_initrd_modules(c->ctx, local, &mods) < 0) {
+			*err = strdup(scimg_ctx_errmsg(c->ctx));
+			scimg_ctx_clear_error(c->ctx);
+		}
+		if (local) {
+			unlink(local);
+			free(local);
+		}
+		free(initrd);
+	}
+	snprintf(p, sizeof(p), "/lib/modules/%s/modules.dep", ver);
+	dep = read_small(c, p);
+	snprintf(p, sizeof(p), "/lib/modules/%s/modules.builtin", ver);
+	builtin = read_small(c, p);
+	for (i = 0; i < SCIMG_CHECK_NDRIVERS; i++) {
+		const char *d = scimg_int_check_drivers[i], *w = "missing";
+		if (builtin && list_has(builtin, d))
+			w = "builtin";
+		else if (json_has(mods, d))
+			w = "initramfs";
+		else if (dep && list_has(dep, d))
+			w = "module";
+		json_object_object_add(drv, d, json_object_new_string(w));
+	}
+	json_object_object_add(k, "drivers", drv);
+	free(dep);
+	free(builtin);
+	json_object_put(mods);
+	return k;
+}
+
+/* ---- grub.cfg -------------------------------------------------------- */
+
+struct entry {
+	char *linux_path;
+	char *args;
+	char *initrd;
+	int linux16; /* linux16/linuxefi: not for pvgrub2 */
+};
+
+static char *word(const char **s)
+{
+	const char *p = *s, *b;
+	char q = 0;
+
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (*p == '"' || *p == '\'')
+		q = *p++;
+	b = p;
+	while (*p && (q ? *p != q : (*p != ' ' && *p != '\t')))
+		p++;
+	*s = *p && q ? p + 1 : p;
+	return strndup(b, (size_t)(p - b));
+}
+
+static const char *skip_ws(const char *s)
+{
+	while (*s == ' ' || *s == '\t')
+		s++;
+	return s;
+}
+
+/* S starts with the word K followed by a blank (or the end) */
+static int kw(const char *s, const char *k)
+{
+	size_t n = strlen(k);
+	return !strncmp(s, k, n) && (s[n] == ' ' || s[n] == '\t' || s[n] == '\0');
+}
+
+/* Parse the menu entries of a grub.cfg text: the default top-level entry
+ * (set default=N, numeric; else 0).  Returns the number of entries found. */
+static int grub_parse(const char *cfg, struct entry *def)
+{
+	const char *l = cfg;
+	int depth = 0, entry = -1, in_entry = 0, want = 0, n = 0, entry_depth = 0;
+
+	memset(def, 0, sizeof(*def));
+	/* default first */
+	for (l = cfg; l && *l; ) {
+		const char *e = strchr(l, '\n');
+		const char *s = l;
+		while (*s == ' ' || *s == '\t')
+			s++;
+		if (kw(s, "set") && (s = skip_ws(s + 3)) && !strncmp(s, "default=", 8)) {
+			const char *v = s + 8;
+			if (*v == '"' || *v == '\'')
+				v++;
+			if (isdigit((unsigned char)*v)) {
+				want = atoi(v);
+				break;
+			}
+		}
+		l = e ? e + 1 : NULL;
+	}
+	for (l = cfg; l && *l; ) {
+		const char *e = strchr(l, '\n');
+		size_t len = e ? (size_t)(e - l) : strlen(l);
+		char *line = strndup(l, len);
+		const char *s = line;
+		const char *b;
+
+		while (*s == ' ' || *s == '\t')
+			s++;
+		if (kw(s, "menuentry") || kw(s, "submenu")) {
+			/* a submenu takes a number too; its entries are not
+			 * the default (default="1>0" is not followed) */
+			if (depth == 0) {
+				entry++;
+				n++;
+				in_entry = entry == want && kw(s, "menuentry");
+				entry_depth = depth + 1;
+			}
+		} else if (in_entry && depth == entry_depth && !def->linux_path &&
+			   (kw(s, "linux") || kw(s, "linux16") || kw(s, "linuxefi"))) {
+			def->linux16 = !kw(s, "linux");
+			s += strcspn(s, " \t");
+			def->linux_path = word(&s);
+			def->args = strdup(skip_ws(s));
+		} else if (in_entry && depth == entry_depth && !def->initrd &&
+			   (kw(s, "initrd") || kw(s, "initrd16") || kw(s, "initrdefi"))) {
+			s += strcspn(s, " \t");
+			def->initrd = word(&s);
+		}
+		/* braces outside quotes (grub.cfg rarely quotes braces) */
+		for (b = line; *b; b++) {
+			if (*b == '#')
+				break;
+			if (*b == '{')
+				depth++;
+			else if (*b == '}' && depth > 0) {
+				depth--;
+				if (depth < entry_depth)
+					in_entry = 0;
+			}
+		}
+		free(line);
+		l = e ? e + 1 : NULL;
+	}
+	return n;
+}
+
+int scimg_int_grub_default(const char *cfg, char **linux_path, char **args,
+			   char **initrd, int *linux16)
+{
+	struct entry e;
+	int n = grub_parse(cfg, &e);
+
+	*linux_path = e.linux_path;
+	*args = e.args;
+	*initrd = e.initrd;
+	*linux16 = e.linux16;
+	return n;
+}
+
+static void entry_free(struct entry *e)
+{
+	free(e->linux_path);
+	free(e->args);
+	free(e->initrd);
+}
+
+/* /dev/sda1, /dev/hdb, /dev/vda2, /dev/xvda1, /dev/nvme0n1p1 */
+static int is_devname(const char *s)
+{
+	const char *p;
+
+	if (strncmp(s, "/dev/", 5) != 0)
+		return 0;
+	p = s + 5;
+	if (!strncmp(p, "nvme", 4)) {
+		p += 4;
+		if (!isdigit((unsigned char)*p))
+			return 0;
+		while (isdigit((unsigned char)*p))
+			p++;
+		if (*p++ != 'n' || !isdigit((unsigned char)*p))
+			return 0;
+		while (isdigit((unsigned char)*p))
+			p++;
+		if (*p == 'p') {
+			p++;
+			if (!isdigit((unsigned char)*p))
+				return 0;
+			while (isdigit((unsigned char)*p))
+				p++;
+		}
+		return *p == '\0';
+	}
+	if (!strncmp(p, "xvd", 3))
+		p += 3;
+	else if (!strncmp(p, "sd", 2) || !strncmp(p, "hd", 2) || !strncmp(p, "vd", 2))
+		p += 2;
+	else
+		return 0;
+	if (!islower((unsigned char)*p))
+		return 0;
+	while (islower((unsigned char)*p))
+		p++;
+	while (isdigit((unsigned char)*p))
+		p++;
+	return *p == '\0';
+}
+
+static char *cmdline_value(const char *args, const char *key)
+{
+	const char *p = args;
+	size_t kl = strlen(key);
+
+	while (p && *p) {
+		while (*p == ' ')
+			p++;
+		if (!strncmp(p, key, kl) && p[kl] == '=') {
+			const char *v = p + kl + 1, *e = v;
+			while (*e && *e != ' ')
+				e++;
+			return strndup(v, (size_t)(e - v));
+		}
+		p = strchr(p, ' ');
+	}
+	return NULL;
+}
+
+static void check_fstab(struct gc *c, const char *file)
+{
+	char *t = read_small(c, file);
+	const char *l;
+	int lineno = 0;
+
+	if (!t)
+		return;
+	for (l = t; l && *l; ) {
+		const char *e = strchr(l, '\n');
+		char *line = strndup(l, e ? (size_t)(e - l) : strlen(l));
+		const char *s = line;
+		char *spec, *mp;
+
+		lineno++;
+		while (*s == ' ' || *s == '\t')
+			s++;
+		if (*s && *s != '#') {
+			spec = word(&s);
+			mp = word(&s);
+			if (is_devname(spec))
+				scimg_int_finding(c->findings, "guest-fstab-device", "error",
+						  "%s line %d: '%s' is named by device name '%s', which changes between buses; use UUID= or LABEL=",
+						  file, lineno, mp, spec);
+			free(spec);
+			free(mp);
+		}
+		free(line);
+		l = e ? e + 1 : NULL;
+	}
+	free(t);
+}
+
+/* ---- boot code ------------------------------------------------------- */
+
+static int has_bios_boot(struct gc *c)
+{
+	size_t n = 0;
+	char *mbr, *pt;
+	int ok = 0;
+
+	mbr = guestfs_pread_device(c->g, "/dev/sda", 512, 0, &n);
+	if (!mbr || n < 512)
+		goto out;
+	if ((unsigned char)mbr[510] != 0x55 || (unsigned char)mbr[511] != 0xaa)
+		goto out;
+	for (size_t i = 0; i < 440; i++)
+		if (mbr[i]) {
+			ok = 1;
+			break;
+		}
+	pt = guestfs_part_get_parttype(c->g, "/dev/sda");
+	if (ok && pt && !strcmp(pt, "gpt")) {
+		/* GRUB for BIOS on GPT needs a BIOS boot partition */
+		char **parts = guestfs_list_partitions(c->g);
+		ok = 0;
+		for (size_t i = 0; parts && parts[i]; i++) {
+			int num = guestfs_part_to_partnum(c->g, parts[i]);
+			char *ty = num > 0 ? guestfs_part_get_gpt_type(c->g, "/dev/sda", num) : NULL;
+			if (ty && !strcasecmp(ty, "21686148-6449-6E6F-744E-656564454649"))
+				ok = 1;
+			free(ty);
+		}
+		free_strv(parts);
+	}
+	free(pt);
+	if (ok && !is_dir(c, "/boot/grub/i386-pc") && !is_dir(c, "/boot/grub2/i386-pc"))
+		ok = 0;
+out:
+	free(mbr);
+	return ok;
+}
+
+static int has_uefi_boot(struct gc *c)
+{
+	char *p;
+	int ok = 0;
+
+	if (!is_dir(c, "/boot/efi"))
+		return 0;
+	p = guestfs_case_sensitive_path(c->g, "/boot/efi/EFI/BOOT/BOOTX64.EFI");
+	if (p && is_file(c, p))
+		ok = 1;
+	free(p);
+	return ok;
+}
+
+/* ---- the whole check -------------------------------------------------- */
+
+static int cmp_len(const void *a, const void *b)
+{
+	const char *const *x = a, *const *y = b;
+	return (int)strlen(x[0]) - (int)strlen(y[0]);
+}
+
+static int mount_all(struct gc *c, const char *root)
+{
+	char **mp = guestfs_inspect_get_mountpoints(c->g, root);
+	size_t n = 0, i;
+
+	if (!mp)
+		return gerr(c, "inspect mountpoints");
+	while (mp[n])
+		n++;
+	qsort(mp, n / 2, 2 * sizeof(char *), cmp_len);
+	for (i = 0; i + 1 < n; i += 2)
+		if (guestfs_mount_ro(c->g, mp[i + 1], mp[i]) < 0 && strcmp(mp[i], "/") == 0) {
+			int r = gerr(c, "mount of the root filesystem");
+			free_strv(mp);
+			return r;
+		}
+	free_strv(mp);
+	return 0;
+}
+
+static void gstr(json_object *o, const char *key, char *v)
+{
+	if (v && *v && strcmp(v, "unknown") != 0)
+		json_object_object_add(o, key, json_object_new_string(v));
+	free(v);
+}
+
+static int run(struct gc *c, const char *format)
+{
+	char **roots = NULL, **boot = NULL, *cfg = NULL, *cfgpath = NULL;
+	json_object *kernels, *methods, *def = NULL;
+	struct entry ent;
+	int ret, n, xen_ok = 0, def_idx = -1;
+	char *root_dev = NULL;
+	size_t i;
+
+	memset(&ent, 0, sizeof(ent));
+	if ((ret = launch(c, format)) < 0)
+		return ret;
+	roots = guestfs_inspect_os(c->g);
+	if (!roots)
+		return gerr(c, "inspection");
+	if (!roots[0]) {
+		json_object_object_add(c->guest, "inspected", json_object_new_boolean(1));
+		scimg_int_finding(c->findings, "guest-no-os", "error",
+				  "no operating system found on the disk");
+		free_strv(roots);
+		return 0;
+	}
+	if (roots[1])
+		scimg_int_finding(c->findings, "guest-multiple-os", "warning",
+				  "more than one operating system found; checking the one on '%s'", roots[0]);
+	root_dev = roots[0];
+	json_object_object_add(c->guest, "inspected", json_object_new_boolean(1));
+	gstr(c->guest, "os", guestfs_inspect_get_type(c->g, root_dev));
+	gstr(c->guest, "distro", guestfs_inspect_get_distro(c->g, root_dev));
+	{
+		int ma = guestfs_inspect_get_major_version(c->g, root_dev);
+		int mi = guestfs_inspect_get_minor_version(c->g, root_dev);
+		char v[32];
+		if (ma > 0) {
+			snprintf(v, sizeof(v), "%d.%d", ma, mi < 0 ? 0 : mi);
+			json_object_object_add(c->guest, "version", json_object_new_string(v));
+		}
+	}
+	gstr(c->guest, "arch", guestfs_inspect_get_arch(c->g, root_dev));
+	gstr(c->guest, "product", guestfs_inspect_get_product_name(c->g, root_dev));
+	json_object_object_add(c->guest, "root", json_object_new_string(root_dev));
+	{
+		char *t = guestfs_inspect_get_type(c->g, root_dev);
+		int linux_guest = t && !strcmp(t, "linux");
+		free(t);
+		if (!linux_guest) {
+			scimg_int_finding(c->findings, "guest-not-linux", "error",
+					  "the guest is not Linux; a Supercloud image boots a Linux Xen PV domU");
+			goto done;
+		}
+	}
+	if ((ret = mount_all(c, root_dev)) < 0)
+		goto out;
+	if (is_dir(c, "/etc/initramfs-tools"))
+		json_object_object_add(c->guest, "initramfs-tool", json_object_new_string("initramfs-tools"));
+	else if (is_dir(c, "/etc/dracut.conf.d") || is_file(c, "/etc/dracut.conf"))
+		json_object_object_add(c->guest, "initramfs-tool", json_object_new_string("dracut"));
+	else if (is_file(c, "/etc/mkinitcpio.conf"))
+		json_object_object_add(c->guest, "initramfs-tool", json_object_new_string("mkinitcpio"));
+
+	/* kernels */
+	kernels = json_object_new_array();
+	json_object_object_add(c->guest, "kernels", kernels);
+	boot = guestfs_ls(c->g, "/boot");
+	for (i = 0; boot && boot[i]; i++) {
+		char *err = NULL;
+		json_object *k;
+		if (strncmp(boot[i], "vmlinuz-", 8) != 0)
+			continue;
+		k = kernel_facts(c, boot[i] + 8, &err);
+		if (err) {
+			json_object_object_add(k, "initramfs-error", json_object_new_string(err));
+			free(err);
+		}
+		json_object_array_add(kernels, k);
+	}
+	if (json_object_array_length(kernels) == 0)
+		scimg_int_finding(c->findings, "guest-no-kernel", "error",
+				  "no kernel found in /boot (vmlinuz-VERSION)");
+
+	/* bootloader configuration: what pygrub and pvgrub2 read */
+	if (is_file(c, "/boot/grub/grub.cfg"))
+		cfgpath = strdup("/boot/grub/grub.cfg");
+	else if (is_file(c, "/boot/grub2/grub.cfg"))
+		cfgpath = strdup("/boot/grub2/grub.cfg");
+	if (cfgpath) {
+		json_object_object_add(c->guest, "bootloader", json_object_new_string("grub2"));
+		cfg = read_small(c, cfgpath);
+	} else if (is_file(c, "/boot/grub/menu.lst")) {
+		json_object_object_add(c->guest, "bootloader", json_object_new_string("grub-legacy"));
+	}
+	if (!cfg) {
+		scimg_int_finding(c->findings, "guest-grub-cfg-missing", "error",
+				  "no readable /boot/grub/grub.cfg: pvgrub2 and pygrub need a GRUB 2 configuration");
+	} else if ((n = grub_parse(cfg, &ent)) == 0 || !ent.linux_path) {
+		scimg_int_finding(c->findings, "guest-grub-cfg-no-entry", "error",
+				  "%s has %s: pvgrub2 has nothing to boot", cfgpath,
+				  n == 0 ? "no menuentry" : "no 'linux' line in its default menuentry");
+	} else {
+		const char *base = strrchr(ent.linux_path, '/');
+		char kpath[600];
+		base = base ? base + 1 : ent.linux_path;
+		json_object_object_add(c->boot, "cmdline", json_object_new_string(ent.args ? ent.args : ""));
+		if (ent.linux16)
+			scimg_int_finding(c->findings, "guest-grub-cfg-linux16", "error",
+					  "%s: the default entry boots with linux16/linuxefi, which pvgrub2 does not have",
+					  cfgpath);
+		snprintf(kpath, sizeof(kpath), "%s", ent.linux_path);
+		if (!is_file(c, kpath))
+			snprintf(kpath, sizeof(kpath), "/boot%s", ent.linux_path);
+		if (!is_file(c, kpath))
+			scimg_int_finding(c->findings, "guest-grub-kernel-missing", "error",
+					  "%s: the default entry's kernel '%s' does not exist",
+					  cfgpath, ent.linux_path);
+		for (i = 0; i < json_object_array_length(kernels); i++) {
+			json_object *k = json_object_array_get_idx(kernels, i), *v;
+			json_object_object_get_ex(k, "version", &v);
+			if (!strncmp(base, "vmlinuz-", 8) && !strcmp(base + 8, json_object_get_string(v)))
+				def_idx = (int)i;
+		}
+		{
+			char *root = cmdline_value(ent.args ? ent.args : "", "root");
+			if (!root)
+				scimg_int_finding(c->findings, "guest-cmdline-root", "error",
+						  "%s: the default entry has no root= on its kernel command line",
+						  cfgpath);
+			else if (is_devname(root))
+				scimg_int_finding(c->findings, "guest-cmdline-root", "error",
+						  "%s: the default entry has root=%s, a device name that changes between buses; use root=UUID=",
+						  cfgpath, root);
+			free(root);
+			if (!ent.args || !strstr(ent.args, "console=hvc0"))
+				scimg_int_finding(c->findings, "guest-cmdline-console", "warning",
+						  "%s: the default entry has no console=hvc0: a Xen PV console shows nothing",
+						  cfgpath);
+		}
+	}
+	if (def_idx < 0 && json_object_array_length(kernels) > 0) {
+		/* without a usable grub.cfg: the newest (last listed) kernel */
+		def_idx = (int)json_object_array_length(kernels) - 1;
+	}
+	if (def_idx >= 0) {
+		json_object *v, *drv, *ie;
+		const char *ver, *initrd = NULL;
+		def = json_object_array_get_idx(kernels, (size_t)def_idx);
+		json_object_object_add(def, "default", json_object_new_boolean(1));
+		json_object_object_get_ex(def, "version", &v);
+		ver = json_object_get_string(v);
+		if (json_object_object_get_ex(def, "initrd", &v))
+			initrd = json_object_get_string(v);
+		json_object_object_get_ex(def, "drivers", &drv);
+		if (json_object_object_get_ex(def, "initramfs-error", &ie)) {
+			scimg_int_finding(c->findings, "guest-initramfs-unreadable", "error",
+					  "default kernel %s: its initramfs could not be listed: %s",
+					  ver, json_object_get_string(ie));
+		} else {
+			for (i = 0; i < SCIMG_CHECK_NDRIVERS; i++) {
+				const char *d = scimg_int_check_drivers[i], *w;
+				json_object *wo;
+				json_object_object_get_ex(drv, d, &wo);
+				w = json_object_get_string(wo);
+				if (!strcmp(w, "initramfs") || !strcmp(w, "builtin"))
+					continue;
+				if (!initrd)
+					scimg_int_finding(c->findings, "guest-driver-missing", "error",
+							  "default kernel %s: %s is not built in and the kernel has no initramfs",
+							  ver, d);
+				else
+					scimg_int_finding(c->findings, "guest-driver-missing", "error",
+							  "default kernel %s: %s is not in its initramfs %s%s",
+							  ver, d, initrd,
+							  !strcmp(w, "module") ? " (the module is on the root filesystem only)"
+									       : " (and the kernel has no such module)");
+			}
+		}
+	}
+
+	check_fstab(c, "/etc/fstab");
+
+	/* boot methods that the findings allow */
+	methods = json_object_new_array();
+	json_object_object_add(c->boot, "methods", methods);
+	if (cfg && ent.linux_path && def) {
+		json_object *drv, *w1, *comp;
+		json_object_object_get_ex(def, "drivers", &drv);
+		json_object_object_get_ex(drv, "xen-blkfront", &w1);
+		const char *w = json_object_get_string(w1);
+		if (!strcmp(w, "initramfs") || !strcmp(w, "builtin"))
+			xen_ok = 1;
+		if (xen_ok) {
+			json_object *m = json_object_new_object();
+			json_object_object_add(m, "name", json_object_new_string("xen-pv"));
+			json_object_object_add(m, "loader", json_object_new_string("pygrub"));
+			json_object_array_add(methods, m);
+			json_object_object_get_ex(def, "compression", &comp);
+			if (!ent.linux16 && strcmp(json_object_get_string(comp), "lz4") != 0 &&
+			    strcmp(json_object_get_string(comp), "unknown") != 0) {
+				m = json_object_new_object();
+				json_object_object_add(m, "name", json_object_new_string("xen-pv"));
+				json_object_object_add(m, "loader", json_object_new_string("pvgrub2"));
+				json_object_array_add(methods, m);
+			} else {
+				scimg_int_finding(c->findings, "guest-kernel-pvgrub2", "warning",
+						  "default kernel is %s-compressed: GRUB 2.06's pvgrub2 cannot load it; boot it with pygrub",
+						  json_object_get_string(comp));
+			}
+		}
+	}
+	if (!xen_ok)
+		scimg_int_finding(c->findings, "guest-no-xen-pv-boot", "error",
+				  "the image cannot boot as a Xen PV domU (see the other findings)");
+	if (has_bios_boot(c)) {
+		json_object *m = json_object_new_object();
+		json_object_object_add(m, "name", json_object_new_string("hvm-bios"));
+		json_object_array_add(methods, m);
+	}
+	if (has_uefi_boot(c)) {
+		json_object *m = json_object_new_object();
+		json_object_object_add(m, "name", json_object_new_string("hvm-uefi"));
+		json_object_array_add(methods, m);
+	}
+done:
+	ret = 0;
+out:
+	entry_free(&ent);
+	free(cfg);
+	free(cfgpath);
+	free_strv(boot);
+	free_strv(roots);
+	return ret;
+}
+
+int scimg_int_guest_check(struct scimg_ctx *ctx, const char *path,
+			  const char *format,
+			  const struct scimg_guest_opts *opts,
+			  json_object **facts)
+{
+	struct gc c;
+	const char *td = opts && opts->tmpdir ? opts->tmpdir : getenv("TMPDIR");
+	char tmpl[4096];
+	int ret;
+
+	*facts = NULL;
+	memset(&c, 0, sizeof(c));
+	c.ctx = ctx;
+	c.opts = opts;
+	c.path = path;
+	snprintf(tmpl, sizeof(tmpl), "%s/scimg-check-XXXXXX", td && *td ? td : "/tmp");
+	if (!mkdtemp(tmpl))
+		return scimg_int_err(ctx, -errno, "could not create a temporary directory '%s': %s",
+				     tmpl, strerror(errno));
+	c.tmpdir = tmpl;
+	c.guest = json_object_new_object();
+	c.boot = json_object_new_object();
+	c.findings = json_object_new_array();
+	json_object_object_add(c.guest, "inspected", json_object_new_boolean(0));
+	ret = run(&c, format);
+	if (c.g) {
+		guestfs_umount_all(c.g);
+		guestfs_shutdown(c.g);
+		guestfs_close(c.g);
+	}
+	rmdir(tmpl);
+	if (ret < 0) {
+		json_object_put(c.guest);
+		json_object_put(c.boot);
+		json_object_put(c.findings);
+		return ret;
+	}
+	if (!json_object_object_get_ex(c.boot, "methods", NULL))
+		json_object_object_add(c.boot, "methods", json_object_new_array());
+	*facts = json_object_new_object();
+	json_object_object_add(*facts, "guest", c.guest);
+	json_object_object_add(*facts, "boot", c.boot);
+	json_object_object_add(*facts, "findings", c.findings);
+	return 0;
+}

@@ -1,0 +1,544 @@
+/* package/build.c - scimg convert -O sci: build a Supercloud image.
+ *
+ *   source (any readable format)
+ *     -> working disk (qcow2 v3) in a temporary directory beside OUT
+ *     -> inject-drivers on it (lib/bootfix), then a read-only inspection
+ *        (lib/check/guest.c) for the descriptor's guest facts
+ *     -> digests, descriptor, xl.cfg, optional CMS signature
+ *     -> tar written to a temporary file beside OUT, renamed into place.
+ * On any failure or cancel, the working directory and the temporary file
+ * are removed and nothing is left at OUT.
+ */
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "package.h"
+#include "check/check-int.h"
+
+static const char *const sci_create_opts[] = {
+	"name", "sign-key", "sign-cert", "guest", "disk-format", NULL,
+};
+
+struct build {
+	struct scimg_ctx *ctx;
+	const struct scimg_convert_opts *o;
+	struct scimg_opts opts;
+	char *workdir;   /* temporary directory beside dst */
+	char *workdisk;  /* workdir/disk0.<fmt> */
+	char *tmpout;    /* temporary package beside dst */
+	int outfd;
+	const char *disk_format;
+	json_object *desc;
+};
+
+static json_object *jget(json_object *o, const char *k)
+{
+	json_object *v;
+	return o && json_object_object_get_ex(o, k, &v) ? v : NULL;
+}
+
+static int name_ok(const char *s)
+{
+	size_t n = 0;
+
+	for (; *s; s++, n++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || *s == '.' || *s == '_' || *s == '-' || *s == '+'))
+			return 0;
+	return n > 0 && n <= 64;
+}
+
+/* Default name: the output file name without directory and ".sci", with
+ * characters xl does not like replaced. */
+static char *default_name(const char *dst)
+{
+	const char *b = strrchr(dst, '/');
+	char *n;
+	size_t l, i;
+
+	b = b ? b + 1 : dst;
+	l = strlen(b);
+	if (l > 4 && !strcmp(b + l - 4, ".sci"))
+		l -= 4;
+	if (l > 64)
+		l = 64;
+	n = strndup(b, l ? l : 1);
+	if (!n)
+		return NULL;
+	if (!l)
+		n[0] = 'x';
+	for (i = 0; n[i]; i++)
+		if (!name_ok((char[]){ n[i], 0 }))
+			n[i] = '-';
+	return n;
+}
+
+static int split_path(struct scimg_ctx *ctx, const char *dst, char **dir, char **base)
+{
+	const char *slash = strrchr(dst, '/');
+
+	*dir = slash ? strndup(dst, slash == dst ? 1 : (size_t)(slash - dst)) : strdup(".");
+	*base = strdup(slash ? slash + 1 : dst);
+	if (!*dir || !*base) {
+		free(*dir);
+		free(*base);
+		return scimg_int_err(ctx, -ENOMEM, "out of memory");
+	}
+	if (!**base) {
+		free(*dir);
+		free(*base);
+		return scimg_int_err(ctx, -EISDIR, "'%s': output must be a file name", dst);
+	}
+	return 0;
+}
+
+/* Creation time: SOURCE_DATE_EPOCH when set (reproducible builds). */
+static time_t build_time(void)
+{
+	const char *sde = getenv("SOURCE_DATE_EPOCH");
+	return sde && *sde ? (time_t)strtoll(sde, NULL, 10) : time(NULL);
+}
+
+static void iso_time(char *buf, size_t len)
+{
+	time_t t = build_time();
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* ---- steps ------------------------------------------------------------ */
+
+static int make_workdir(struct build *b)
+{
+	char *dir = NULL, *base = NULL;
+	size_t n;
+	int ret;
+
+	if ((ret = split_path(b->ctx, b->o->dst, &dir, &base)) < 0)
+		return ret;
+	n = strlen(dir) + strlen(base) + 64;
+	b->workdir = malloc(n);
+	b->tmpout = malloc(n);
+	b->workdisk = malloc(n + 16);
+	if (!b->workdir || !b->tmpout || !b->workdisk) {
+		ret = scimg_int_err(b->ctx, -ENOMEM, "out of memory");
+		goto out;
+	}
+	snprintf(b->workdir, n, "%s/.%s.scimg-work-XXXXXX", dir, base);
+	if (!mkdtemp(b->workdir)) {
+		ret = scimg_int_err(b->ctx, -errno,
+				    "could not create a working directory beside '%s': %s",
+				    b->o->dst, strerror(errno));
+		free(b->workdir);
+		b->workdir = NULL;
+		goto out;
+	}
+	snprintf(b->workdisk, n + 16, "%s/disk0.%s", b->workdir, b->disk_format);
+	snprintf(b->tmpout, n, "%s/.%s.scimg-XXXXXX", dir, base);
+	b->outfd = mkostemp(b->tmpout, O_CLOEXEC);
+	if (b->outfd < 0) {
+		ret = scimg_int_err(b->ctx, -errno,
+				    "could not create a temporary file beside '%s': %s",
+				    b->o->dst, strerror(errno));
+		free(b->tmpout);
+		b->tmpout = NULL;
+		goto out;
+	}
+	fchmod(b->outfd, 0644 & ~(mode_t)0);
+	ret = 0;
+out:
+	free(dir);
+	free(base);
+	return ret;
+}
+
+static void cleanup(struct build *b, int keep_out)
+{
+	if (b->workdisk)
+		unlink(b->workdisk);
+	if (b->workdir)
+		rmdir(b->workdir);
+	if (b->outfd >= 0)
+		close(b->outfd);
+	if (b->tmpout && !keep_out)
+		unlink(b->tmpout);
+	free(b->workdir);
+	free(b->workdisk);
+	free(b->tmpout);
+	scimg_int_opts_free(&b->opts);
+	json_object_put(b->desc);
+}
+
+/* Source facts: format, subformat, size and digest of the file, origin. */
+static int source_facts(struct build *b, json_object *src)
+{
+	struct scimg_image *img = NULL;
+	json_object *info = NULL, *spec, *sub;
+	scimg_sha256_hex h;
+	char *abs = NULL;
+	int ret;
+
+	if ((ret = scimg_image_open_opts(b->ctx, b->o->src, b->o->src_format,
+					  b->o->src_options, &img)) < 0)
+		return ret;
+	json_object_object_add(src, "format", json_object_new_string(scimg_image_format(img)));
+	if (scimg_image_info(img, &info) == 0 && (spec = jget(info, "format-specific"))) {
+		if ((sub = jget(spec, "subformat")) || (sub = jget(spec, "create-type")) ||
+		    (sub = jget(spec, "type")))
+			if (json_object_is_type(sub, json_object_get_type(sub)) &&
+			    json_object_get_type(sub) == json_type_string)
+				json_object_object_add(src, "subformat",
+						       json_object_new_string(json_object_get_string(sub)));
+	}
+	json_object_put(info);
+	json_object_object_add(src, "size", json_object_new_uint64(img->src->size));
+	ret = scimg_int_sha256_source(img->src, 0, img->src->size, h);
+	scimg_image_close(img);
+	if (ret < 0)
+		return ret;
+	json_object_object_add(src, "sha256", json_object_new_string(h));
+	if (!strstr(b->o->src, "://"))
+		abs = realpath(b->o->src, NULL);
+	json_object_object_add(src, "origin", json_object_new_string(abs ? abs : b->o->src));
+	free(abs);
+	return 0;
+}
+
+static int working_disk(struct build *b)
+{
+	struct scimg_convert_opts co = *b->o;
+
+	co.dst = b->workdisk;
+	co.dst_format = b->disk_format;
+	co.options = NULL;
+	if (strcmp(b->disk_format, "qcow2") != 0)
+		co.compress = 0;
+	return scimg_convert(b->ctx, &co);
+}
+
+/* inject-drivers on the working disk: the changes, in descriptor form,
+ * go to CHANGES. */
+static int fix_guest(struct build *b, json_object *changes)
+{
+	struct scimg_bootfix_opts bo;
+	json_object *report = NULL, *ch;
+	size_t i;
+	int ret;
+
+	memset(&bo, 0, sizeof(bo));
+	bo.drivers = SCIMG_BOOTFIX_DRV_ALL;
+	bo.partition = 1; /* a partitionless filesystem (old AMI) gets a disk */
+	ret = scimg_bootfix_run(b->ctx, b->workdisk, b->disk_format, &bo, &report);
+	if (ret < 0) {
+		scimg_int_err_prefix(b->ctx, "inject-drivers");
+		json_object_put(report);
+		return ret;
+	}
+	/* bootfix change {what, change} -> descriptor change {kind, path?, text} */
+	ch = jget(report, "changes");
+	for (i = 0; ch && i < json_object_array_length(ch); i++) {
+		json_object *c = json_object_array_get_idx(ch, i), *o;
+		const char *what = jget(c, "what") ? json_object_get_string(jget(c, "what")) : "";
+		const char *text = jget(c, "change") ? json_object_get_string(jget(c, "change")) : "";
+		char kind[64];
+		size_t k;
+
+		o = json_object_new_object();
+		if (what[0] == '/') {
+			json_object_object_add(o, "kind", json_object_new_string("file"));
+			json_object_object_add(o, "path", json_object_new_string(what));
+		} else {
+			snprintf(kind, sizeof(kind), "%s", *what ? what : "guest");
+			for (k = 0; kind[k]; k++)
+				if (kind[k] == ' ')
+					kind[k] = '-';
+			json_object_object_add(o, "kind", json_object_new_string(kind));
+		}
+		json_object_object_add(o, "text", json_object_new_string(text));
+		json_object_array_add(changes, o);
+	}
+	json_object_put(report);
+	return 0;
+}
+
+static int disk_facts(struct build *b, json_object *disks)
+{
+	struct scimg_image *img = NULL;
+	json_object *d = json_object_new_object();
+	scimg_sha256_hex h;
+	char member[32];
+	int ret;
+
+	json_object_array_add(disks, d);
+	snprintf(member, sizeof(member), "disk0.%s", b->disk_format);
+	if ((ret = scimg_image_open(b->ctx, b->workdisk, b->disk_format, &img)) < 0)
+		return ret;
+	ret = scimg_int_sha256_image(img, h);
+	json_object_object_add(d, "index", json_object_new_int(0));
+	json_object_object_add(d, "member", json_object_new_string(member));
+	json_object_object_add(d, "format", json_object_new_string(b->disk_format));
+	json_object_object_add(d, "virtual-size", json_object_new_uint64(img->size));
+	scimg_image_close(img);
+	if (ret < 0)
+		return ret;
+	json_object_object_add(d, "content-sha256", json_object_new_string(h));
+	return 0;
+}
+
+static int member_digest(struct build *b, json_object *disk)
+{
+	struct scimg_source *src = NULL;
+	scimg_sha256_hex h;
+	int ret;
+
+	if ((ret = scimg_int_source_open(b->ctx, b->workdisk, &src)) < 0)
+		return ret;
+	ret = scimg_int_sha256_source(src, 0, src->size, h);
+	json_object_object_add(disk, "member-size", json_object_new_uint64(src->size));
+	scimg_int_source_close(src);
+	if (ret < 0)
+		return ret;
+	json_object_object_add(disk, "member-sha256", json_object_new_string(h));
+	return 0;
+}
+
+static char *make_xlcfg(struct build *b, const char *name, json_object *boot)
+{
+	json_object *methods = jget(boot, "methods");
+	int pygrub = 0, pvgrub2 = 0;
+	size_t i;
+	char *s = NULL;
+
+	for (i = 0; methods && i < json_object_array_length(methods); i++) {
+		json_object *m = json_object_array_get_idx(methods, i);
+		const char *l = jget(m, "loader") ? json_object_get_string(jget(m, "loader")) : "";
+		if (!strcmp(l, "pygrub"))
+			pygrub = 1;
+		else if (!strcmp(l, "pvgrub2"))
+			pvgrub2 = 1;
+	}
+	if (asprintf(&s,
+		     "# xl.cfg - Xen domain configuration of the Supercloud image '%s'\n"
+		     "# written by scimg %s; use it after 'tar xf' of the image, beside disk0\n"
+		     "name = \"%s\"\n"
+		     "type = \"pv\"\n"
+		     "%s"
+		     "memory = 1024\n"
+		     "vcpus = 2\n"
+		     "disk = [ \"format=%s, vdev=xvda, access=rw, target=disk0.%s\" ]\n"
+		     "vif = [ \"bridge=xenbr0\" ]\n"
+		     "on_crash = \"destroy\"\n",
+		     name, SCIMG_VERSION_STRING, name,
+		     (pvgrub2 && !pygrub)
+			     ? "kernel = \"/usr/lib/grub-xen/grub-x86_64-xen.bin\"\n"
+			     : "bootloader = \"pygrub\"\n",
+		     b->disk_format, b->disk_format) < 0)
+		return NULL;
+	return s;
+}
+
+int scimg_int_sci_convert(struct scimg_ctx *ctx, const struct scimg_convert_opts *o)
+{
+	struct build b;
+	struct sci_tar_writer *w = NULL;
+	json_object *d, *src, *guest, *boot, *disks, *files, *changes, *f;
+	const char *gmode, *key, *cert, *v;
+	char *name = NULL, *xml = NULL, *xl = NULL, created[32];
+	uint8_t *sig = NULL;
+	size_t xlen = 0, siglen = 0;
+	scimg_sha256_hex h, copied;
+	uint64_t copied_size;
+	int ret;
+
+	memset(&b, 0, sizeof(b));
+	b.ctx = ctx;
+	b.o = o;
+	b.outfd = -1;
+	if ((ret = scimg_int_opts_parse(ctx, o->options, sci_create_opts, "sci", &b.opts)) < 0)
+		goto out;
+	gmode = scimg_int_opts_get(&b.opts, "guest");
+	if (!gmode)
+		gmode = "fix";
+	if (strcmp(gmode, "fix") && strcmp(gmode, "inspect") && strcmp(gmode, "skip")) {
+		ret = scimg_int_err(ctx, -EINVAL, "sci: guest=%s: expected fix, inspect or skip", gmode);
+		goto out;
+	}
+	key = scimg_int_opts_get(&b.opts, "sign-key");
+	cert = scimg_int_opts_get(&b.opts, "sign-cert");
+	if (!key != !cert) {
+		ret = scimg_int_err(ctx, -EINVAL, "sci: sign-key and sign-cert go together");
+		goto out;
+	}
+	b.disk_format = scimg_int_opts_get(&b.opts, "disk-format");
+	if (!b.disk_format) {
+		const struct scimg_format *q = scimg_int_format_find("qcow2");
+		b.disk_format = q && q->create ? "qcow2" : "raw";
+	}
+	if (strcmp(b.disk_format, "qcow2") && strcmp(b.disk_format, "raw")) {
+		ret = scimg_int_err(ctx, -EINVAL, "sci: disk-format=%s: expected qcow2 or raw",
+				    b.disk_format);
+		goto out;
+	}
+	if (!scimg_int_format_find(b.disk_format) || !scimg_int_format_find(b.disk_format)->create) {
+		ret = scimg_int_err(ctx, -ENOTSUP, "sci: this build cannot write %s disks",
+				    b.disk_format);
+		goto out;
+	}
+	v = scimg_int_opts_get(&b.opts, "name");
+	name = v ? strdup(v) : default_name(o->dst);
+	if (!name) {
+		ret = scimg_int_err(ctx, -ENOMEM, "out of memory");
+		goto out;
+	}
+	if (!name_ok(name)) {
+		ret = scimg_int_err(ctx, -EINVAL,
+				    "sci: name '%s' must be 1..64 characters from A-Z a-z 0-9 . _ - +",
+				    name);
+		goto out;
+	}
+
+	b.desc = d = json_object_new_object();
+	json_object_object_add(d, "schema-version", json_object_new_int(SCI_SCHEMA_VERSION));
+	json_object_object_add(d, "name", json_object_new_string(name));
+	iso_time(created, sizeof(created));
+	json_object_object_add(d, "created", json_object_new_string(created));
+	f = json_object_new_object();
+	json_object_object_add(f, "name", json_object_new_string("scimg"));
+	json_object_object_add(f, "version", json_object_new_string(SCIMG_VERSION_STRING));
+	json_object_object_add(d, "creator", f);
+	src = json_object_new_object();
+	json_object_object_add(d, "source", src);
+	changes = json_object_new_array();
+	disks = json_object_new_array();
+	files = json_object_new_array();
+
+	if ((ret = source_facts(&b, src)) < 0)
+		goto out_arrays;
+	if ((ret = make_workdir(&b)) < 0)
+		goto out_arrays;
+	if ((ret = working_disk(&b)) < 0)
+		goto out_arrays;
+	if (!strcmp(gmode, "fix") && (ret = fix_guest(&b, changes)) < 0)
+		goto out_arrays;
+	if (strcmp(gmode, "skip") != 0) {
+		json_object *facts = NULL;
+		struct scimg_guest_opts go = { 0 };
+		json_object *gi;
+		if ((ret = scimg_int_guest_check(ctx, b.workdisk, b.disk_format, &go, &facts)) < 0)
+			goto out_arrays;
+		guest = json_object_get(jget(facts, "guest"));
+		boot = json_object_get(jget(facts, "boot"));
+		gi = jget(guest, "os");
+		json_object_put(facts);
+		if (!gi) {
+			json_object_put(guest);
+			json_object_put(boot);
+			ret = scimg_int_err(ctx, -EINVAL,
+					    "'%s': no operating system found on the disk; use -o guest=skip to package it as a data disk",
+					    o->src);
+			goto out_arrays;
+		}
+		/* drop what the descriptor has no place for */
+		gi = jget(guest, "kernels");
+		for (size_t i = 0; gi && i < json_object_array_length(gi); i++)
+			json_object_object_del(json_object_array_get_idx(gi, i), "initramfs-error");
+	} else {
+		guest = json_object_new_object();
+		json_object_object_add(guest, "inspected", json_object_new_boolean(0));
+		boot = json_object_new_object();
+		json_object_object_add(boot, "methods", json_object_new_array());
+	}
+	json_object_object_add(d, "guest", guest);
+	json_object_object_add(d, "boot", boot);
+	json_object_object_add(d, "disks", disks);
+	json_object_object_add(d, "files", files);
+	json_object_object_add(d, "changes", changes);
+
+	if ((ret = disk_facts(&b, disks)) < 0)
+		goto out;
+	if ((ret = member_digest(&b, json_object_array_get_idx(disks, 0))) < 0)
+		goto out;
+	xl = make_xlcfg(&b, name, boot);
+	if (!xl) {
+		ret = scimg_int_err(ctx, -ENOMEM, "out of memory");
+		goto out;
+	}
+	if ((ret = scimg_int_sha256_buf(ctx, xl, strlen(xl), h)) < 0)
+		goto out;
+	f = json_object_new_object();
+	json_object_object_add(f, "member", json_object_new_string(SCI_XLCFG));
+	json_object_object_add(f, "size", json_object_new_uint64(strlen(xl)));
+	json_object_object_add(f, "sha256", json_object_new_string(h));
+	json_object_array_add(files, f);
+	if ((ret = scimg_int_desc_write(ctx, d, &xml, &xlen)) < 0)
+		goto out;
+	if (key && (ret = scimg_int_sign(ctx, xml, xlen, key, cert, &sig, &siglen)) < 0)
+		goto out;
+
+	/* the package */
+	if ((ret = scimg_int_tar_writer_new(ctx, b.outfd, o->dst, build_time(), &w)) < 0)
+		goto out;
+	if ((ret = scimg_int_tar_add_buffer(w, SCI_DESCRIPTOR, xml, xlen)) < 0)
+		goto out;
+	{
+		json_object *d0 = json_object_array_get_idx(disks, 0);
+		ret = scimg_int_tar_add_file(w, json_object_get_string(jget(d0, "member")),
+					     b.workdisk, &copied_size, copied);
+		if (ret < 0)
+			goto out;
+		if (strcmp(copied, json_object_get_string(jget(d0, "member-sha256"))) != 0 ||
+		    copied_size != json_object_get_uint64(jget(d0, "member-size"))) {
+			ret = scimg_int_err(ctx, -EIO, "'%s' changed while it was packaged", b.workdisk);
+			goto out;
+		}
+	}
+	if ((ret = scimg_int_tar_add_buffer(w, SCI_XLCFG, xl, strlen(xl))) < 0)
+		goto out;
+	if (sig && (ret = scimg_int_tar_add_buffer(w, SCI_SIGNATURE, sig, siglen)) < 0)
+		goto out;
+	ret = scimg_int_tar_writer_close(w);
+	w = NULL;
+	if (ret < 0)
+		goto out;
+	if (fdatasync(b.outfd) < 0 && errno != EINVAL) {
+		ret = scimg_int_err(ctx, -errno, "'%s': could not flush: %s", o->dst, strerror(errno));
+		goto out;
+	}
+	if (close(b.outfd) < 0) {
+		b.outfd = -1;
+		ret = scimg_int_err(ctx, -errno, "'%s': %s", o->dst, strerror(errno));
+		goto out;
+	}
+	b.outfd = -1;
+	if ((ret = scimg_int_check_cancel(ctx)) < 0)
+		goto out;
+	if (rename(b.tmpout, o->dst) < 0) {
+		ret = scimg_int_err(ctx, -errno, "could not rename into '%s': %s", o->dst,
+				    strerror(errno));
+		goto out;
+	}
+	free(b.tmpout);
+	b.tmpout = NULL;
+	ret = 0;
+	goto out;
+out_arrays:
+	json_object_put(changes);
+	json_object_put(disks);
+	json_object_put(files);
+out:
+	scimg_int_tar_writer_abort(w);
+	cleanup(&b, 0);
+	free(name);
+	free(xml);
+	free(xl);
+	free(sig);
+	return ret;
+}

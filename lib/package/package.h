@@ -1,0 +1,156 @@
+/* package.h - internals of the Supercloud image (SCI) package
+ * (docs/sci-format.md): tar layout, descriptor, digests, signatures.
+ *
+ * Nothing here is installed.  Every function returns 0 or -errno with the
+ * error recorded on the context (scimg_int_err), unless it says otherwise.
+ * The descriptor is handled as a json-c object (the "descriptor model",
+ * below), which is also what `scimg info` shows for an SCI.
+ */
+#ifndef SCIMG_PACKAGE_H
+#define SCIMG_PACKAGE_H
+
+#include <stdint.h>
+#include <time.h>
+
+#include "scimg-int.h"
+
+#define SCI_SCHEMA_VERSION 1
+#define SCI_NS "urn:scimg:supercloud:1"
+#define SCI_DESCRIPTOR "supercloud.xml"
+#define SCI_SIGNATURE "supercloud.sig"
+#define SCI_XLCFG "xl.cfg"
+#define SCI_MAX_DISKS 16
+/* A descriptor, an xl.cfg or a signature larger than this is refused. */
+#define SCI_MAX_SMALL_MEMBER (4u << 20)
+/* More members than this is not an SCI (v1 has at most 16 + 3). */
+#define SCI_MAX_MEMBERS 64
+
+/* ---- digests -------------------------------------------------------- */
+
+/* 64 lower-case hex digits and a NUL. */
+typedef char scimg_sha256_hex[65];
+
+void scimg_int_sha256_hex(const uint8_t md[32], scimg_sha256_hex out);
+int scimg_int_sha256_buf(struct scimg_ctx *ctx, const void *buf, size_t len,
+			 scimg_sha256_hex out);
+/* SHA-256 of [OFF, OFF+LEN) of SRC. */
+int scimg_int_sha256_source(struct scimg_source *src, uint64_t off,
+			    uint64_t len, scimg_sha256_hex out);
+/* SHA-256 of the guest-visible content of IMG (all of its virtual size;
+ * holes and zero extents hashed as zeros without reading them). */
+int scimg_int_sha256_image(struct scimg_image *img, scimg_sha256_hex out);
+
+/* ---- tar (lib/package/tar.c) ---------------------------------------- */
+
+struct sci_member {
+	char *name;
+	uint64_t offset; /* of the data, from the start of the file */
+	uint64_t size;
+};
+
+struct sci_tar {
+	struct sci_member *m;
+	size_t n;
+};
+
+/* List the members of the tar file SRC through libarchive.  Refuses (and
+ * names) a member with an absolute name or a ".." component, a link, a
+ * device, a directory, a FIFO, a sparse member, more than SCI_MAX_MEMBERS
+ * members, data not 512-byte aligned or past the end of the file. */
+int scimg_int_tar_list(struct scimg_source *src, struct sci_tar *out);
+void scimg_int_tar_free(struct sci_tar *t);
+const struct sci_member *scimg_int_tar_find(const struct sci_tar *t,
+					    const char *name);
+
+/* Check the SCI v1 member list: names, order, no duplicates or unknown
+ * members.  WHAT names the file in messages. */
+int scimg_int_sci_layout(struct scimg_ctx *ctx, const char *what,
+			 const struct sci_tar *t);
+
+struct sci_tar_writer;
+/* Write a tar on FD (an empty file; PATH for messages).  Members get mode
+ * 0644, owner root and MTIME. */
+int scimg_int_tar_writer_new(struct scimg_ctx *ctx, int fd, const char *path,
+			     time_t mtime, struct sci_tar_writer **out);
+int scimg_int_tar_add_buffer(struct sci_tar_writer *w, const char *name,
+			     const void *data, size_t len);
+/* Copy the file at FILE_PATH in as NAME; *SIZE and SHA (may be NULL) get its
+ * size and SHA-256. */
+int scimg_int_tar_add_file(struct sci_tar_writer *w, const char *name,
+			   const char *file_path, uint64_t *size,
+			   scimg_sha256_hex sha);
+/* Write the end of the archive and free W (also on failure). */
+int scimg_int_tar_writer_close(struct sci_tar_writer *w);
+/* Free W without completing the archive. */
+void scimg_int_tar_writer_abort(struct sci_tar_writer *w);
+
+/* ---- descriptor (lib/package/descriptor.c) -------------------------- */
+
+/* The descriptor model, a json-c object:
+ *   schema-version: 1
+ *   name, created: strings
+ *   creator: { name, version }
+ *   source: { format, subformat?, size, sha256, origin }
+ *   guest: { inspected: bool, os?, distro?, version?, arch?, product?,
+ *            root?, initramfs-tool?, bootloader?,
+ *            kernels: [ { version, default: bool, path?, initrd?,
+ *                         compression?, drivers: { NAME: WHERE, ... } } ] }
+ *   boot: { methods: [ { name, loader? } ], cmdline? }
+ *   disks: [ { index, member, format, virtual-size, member-size,
+ *              member-sha256, content-sha256 } ]
+ *   files: [ { member, size, sha256 } ]
+ *   changes: [ { kind, path?, text } ]
+ */
+
+/* Serialise the model into XML (*xml malloc'ed, caller frees), validated
+ * against the schema before it is returned. */
+int scimg_int_desc_write(struct scimg_ctx *ctx, json_object *desc,
+			 char **xml, size_t *len);
+
+enum {
+	SCI_DESC_ERR_XML = 1,    /* not well-formed, DTD, too large */
+	SCI_DESC_ERR_SCHEMA = 2, /* well-formed but not valid */
+};
+/* Parse and validate descriptor XML (WHAT names it in messages) into a new
+ * model *OUT.  On failure *KIND (may be NULL) says which step failed. */
+int scimg_int_desc_parse(struct scimg_ctx *ctx, const char *what,
+			 const void *xml, size_t len, json_object **out,
+			 int *kind);
+
+/* ---- signatures (lib/package/sign.c) -------------------------------- */
+
+/* Sign DATA: a detached DER CMS SignedData, SHA-256, with the signer
+ * certificate.  *SIG malloc'ed. */
+int scimg_int_sign(struct scimg_ctx *ctx, const void *data, size_t len,
+		   const char *key_path, const char *cert_path, uint8_t **sig,
+		   size_t *siglen);
+
+enum sci_sig_result {
+	SCI_SIG_OK = 0,        /* verified, signer chains to TRUST */
+	SCI_SIG_BAD = 1,       /* not a valid signature of the data */
+	SCI_SIG_UNTRUSTED = 2, /* valid signature, signer not trusted */
+	SCI_SIG_UNCHECKED = 3, /* valid signature, no trust anchor given */
+};
+/* Verify SIG over DATA.  TRUST_PATH: PEM file of trusted certificates, or
+ * NULL (then only the signature itself is checked).  Returns a
+ * sci_sig_result >= 0, the reason in *WHY (malloc'ed, may be NULL), and the
+ * signer's subject in *SIGNER (malloc'ed, may be NULL); < 0 when TRUST_PATH
+ * cannot be loaded. */
+int scimg_int_verify(struct scimg_ctx *ctx, const void *data, size_t len,
+		     const void *sig, size_t siglen, const char *trust_path,
+		     char **why, char **signer);
+
+/* ---- members ------------------------------------------------------ */
+
+/* Read a whole small member (<= SCI_MAX_SMALL_MEMBER) into *BUF
+ * (malloc'ed, NUL-terminated). */
+int scimg_int_member_read(struct scimg_source *src, const struct sci_member *m,
+			  char **buf);
+
+/* ---- building (lib/package/build.c) ---------------------------------- */
+
+/* scimg_convert() for dst_format "sci" (see scimg.h). */
+int scimg_int_sci_convert(struct scimg_ctx *ctx,
+			  const struct scimg_convert_opts *o);
+
+#endif /* SCIMG_PACKAGE_H */

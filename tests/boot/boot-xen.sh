@@ -1,0 +1,165 @@
+#!/bin/bash
+# boot-xen.sh - start IMAGE as a Xen PV domU under a nested Xen: QEMU (TCG)
+# boots the Xen hypervisor with a small Debian 12 dom0, whose test unit
+# creates the domU with xl and relays its console.
+#
+# Usage: boot-xen.sh IMAGE MODE LOG [TIMEOUT]
+#   MODE pygrub : bootloader = "pygrub" (dom0 reads the image's grub.cfg and
+#                 loads kernel + initramfs)
+#   MODE pvgrub : kernel = grub-x86_64-xen.bin (pvgrub2 runs in the domU and
+#                 reads /boot/grub/grub.cfg; GRUB 2.06 loads gzip/xz kernels)
+#   exit 0 when the domU printed SCIMG-BOOT-OK on hvc0, 1 otherwise, 2 usage.
+#   The failure is printed; "not xen image" is pvgrub2 refusing the kernel.
+# The dom0 (Xen 4.17, xl) is built once with mmdebstrap into $CACHE
+# (default /var/tmp/scimg-xen-cache); that needs root and Debian's archive.
+# IMAGE is attached with snapshot=on: it is never written.
+# Env: CACHE, MIRROR, MEM (QEMU MiB, 2048), DOMU_MEM (MiB, 512).
+set -euo pipefail
+
+IMG=${1:?usage: boot-xen.sh IMAGE pygrub|pvgrub LOG [TIMEOUT]}
+MODE=${2:?usage: boot-xen.sh IMAGE pygrub|pvgrub LOG [TIMEOUT]}
+LOG=${3:?usage: boot-xen.sh IMAGE pygrub|pvgrub LOG [TIMEOUT]}
+TIMEOUT=${4:-900}
+CACHE=${CACHE:-/var/tmp/scimg-xen-cache}
+MIRROR=${MIRROR:-http://deb.debian.org/debian}
+MEM=${MEM:-2048}
+DOMU_MEM=${DOMU_MEM:-512}
+case "$MODE" in pygrub|pvgrub) ;; *) echo "boot-xen: mode must be pygrub or pvgrub" >&2; exit 2 ;; esac
+[ -r "$IMG" ] || { echo "boot-xen: cannot read $IMG" >&2; exit 2; }
+
+DOM0_UUID=5c1a6e00-0d00-4d00-9a00-0000000000d0
+PKGS=linux-image-amd64,xen-system-amd64,grub-xen-host,systemd-sysv,udev,initramfs-tools,kmod,e2fsprogs,procps
+KEY=$(printf '%s\n' bookworm "$PKGS" scimg-dom0-v1 | sha256sum | cut -c1-12)
+D0=$CACHE/dom0-$KEY
+
+build_dom0() {
+  [ "$(id -u)" = 0 ] || { echo "boot-xen: building the dom0 needs root" >&2; exit 1; }
+  command -v mmdebstrap >/dev/null || { echo "boot-xen: mmdebstrap missing (setup.sh)" >&2; exit 1; }
+  local root=$D0.root
+  rm -rf "$root" "$D0.img.tmp"
+  mkdir -p "$CACHE"
+  echo "boot-xen: building the dom0 (once) with mmdebstrap" >&2
+  mmdebstrap --mode=root --variant=minbase --include="$PKGS" \
+    --aptopt='APT::Install-Recommends "false"' \
+    --dpkgopt='path-exclude=/usr/share/man/*' \
+    --dpkgopt='path-exclude=/usr/share/locale/*' \
+    --dpkgopt='path-exclude=/usr/share/doc/*' \
+    bookworm "$root" "$MIRROR" >&2
+  echo scimg-dom0 > "$root/etc/hostname"
+  chroot "$root" passwd -d root
+  chroot "$root" systemctl set-default multi-user.target
+  echo "UUID=$DOM0_UUID / ext4 errors=remount-ro 0 1" > "$root/etc/fstab"
+  echo 'XENCONSOLED_ARGS="--log=guest --log-dir=/var/log/xen/console"' > "$root/etc/default/xen"
+  # the test: start the domU named on the kernel command line, relay its console
+  cat > "$root/usr/local/sbin/scimg-domu-test" <<'EOF'
+#!/bin/sh
+exec >/dev/hvc0 2>&1
+say() { echo "[dom0] $*"; }
+MODE=pygrub; MEM=512; TMO=800; STALL=240
+for a in $(cat /proc/cmdline); do case "$a" in
+  scimg.mode=*) MODE=${a#*=} ;; scimg.mem=*) MEM=${a#*=} ;; scimg.timeout=*) TMO=${a#*=} ;; esac; done
+say "SCIMG-DOM0-UP mode=$MODE $(xl info | grep -E '^xen_version' | tr -s ' ')"
+modprobe xen-blkback
+DISK=/dev/disk/by-id/virtio-scimg-domu
+for i in $(seq 60); do [ -b "$DISK" ] && break; sleep 1; done
+[ -b "$DISK" ] || { say "SCIMG-XEN-FAIL no domU disk"; systemctl poweroff; exit 1; }
+CFG=/run/domu.cfg
+{
+  echo 'name = "scimg-domu"'; echo 'type = "pv"'; echo "memory = $MEM"; echo 'vcpus = 1'
+  echo "disk = [ 'format=raw, vdev=xvda, access=rw, target=$(readlink -f $DISK)' ]"
+  echo 'on_poweroff = "destroy"'; echo 'on_reboot = "destroy"'; echo 'on_crash = "destroy"'
+  if [ "$MODE" = pvgrub ]; then echo 'kernel = "/usr/lib/grub-xen/grub-x86_64-xen.bin"'
+  else echo 'bootloader = "pygrub"'; fi
+} > $CFG
+CLOG=/var/log/xen/console/guest-scimg-domu.log
+mkdir -p /var/log/xen/console; rm -f $CLOG
+start=$(date +%s)
+xl create $CFG || { say "SCIMG-XEN-FAIL xl create failed"; systemctl poweroff; exit 1; }
+tail -n +1 -F $CLOG 2>/dev/null | sed -u 's/^/[domU] /' &
+res=timeout; last=-1; changed=$(date +%s)
+while [ $(( $(date +%s) - start )) -lt $TMO ]; do
+  grep -aq SCIMG-BOOT-OK $CLOG 2>/dev/null && { res=ok; break; }
+  f=$(grep -aoE 'not xen image|you need to load the kernel first|Gave up waiting for root[^.]*|ALERT! .* does not exist|Kernel panic.{0,60}|You are in emergency mode|Entering emergency mode' $CLOG 2>/dev/null | head -1)
+  [ -n "$f" ] && { sleep 3; res="domU failure: $f"; break; }
+  xl list scimg-domu >/dev/null 2>&1 || { sleep 2; grep -aq SCIMG-BOOT-OK $CLOG && res=ok || res="domU gone"; break; }
+  sz=$(stat -c %s $CLOG 2>/dev/null || echo 0)
+  [ "$sz" != "$last" ] && { last=$sz; changed=$(date +%s); }
+  [ $(( $(date +%s) - changed )) -ge $STALL ] && { res="domU console silent for ${STALL}s"; break; }
+  sleep 2
+done
+sleep 2
+if [ "$res" = ok ]; then say "SCIMG-XEN-OK after $(( $(date +%s) - start ))s"
+else say "SCIMG-XEN-FAIL ($res after $(( $(date +%s) - start ))s)"; fi
+xl destroy scimg-domu 2>/dev/null
+systemctl poweroff
+EOF
+  chmod 755 "$root/usr/local/sbin/scimg-domu-test"
+  cat > "$root/etc/systemd/system/scimg-domu-test.service" <<'EOF'
+[Unit]
+Description=scimg: start the PV domU and relay its console
+After=xen.service xenconsoled.service local-fs.target
+Wants=xen.service
+
+[Service]
+Type=oneshot
+ExecStart=/usr/local/sbin/scimg-domu-test
+TimeoutStartSec=infinity
+
+[Install]
+WantedBy=multi-user.target
+EOF
+  ln -sf /etc/systemd/system/scimg-domu-test.service \
+    "$root/etc/systemd/system/multi-user.target.wants/scimg-domu-test.service"
+  ln -sf /dev/null "$root/etc/systemd/system/getty@tty1.service"
+  ln -sf /dev/null "$root/etc/systemd/system/serial-getty@hvc0.service"
+  local kver
+  kver=$(ls "$root"/boot/vmlinuz-* | sed 's|.*/vmlinuz-||' | sort -V | tail -1)
+  # QEMU's multiboot loader wants the uncompressed Xen ELF
+  gunzip -c "$(ls "$root"/boot/xen-*-amd64.gz | sort -V | tail -1)" > "$D0.xen"
+  cp "$root/boot/vmlinuz-$kver" "$D0.vmlinuz"
+  cp "$root/boot/initrd.img-$kver" "$D0.initrd"
+  truncate -s 3G "$D0.img.tmp"
+  mkfs.ext4 -q -F -U "$DOM0_UUID" -E root_owner=0:0 -d "$root" "$D0.img.tmp"
+  mv "$D0.img.tmp" "$D0.img"
+  rm -rf "$root"
+  touch "$D0.complete"
+}
+
+if [ ! -e "$D0.complete" ]; then
+  mkdir -p "$CACHE"
+  exec 9>"$CACHE/.lock"
+  flock 9
+  [ -e "$D0.complete" ] || build_dom0
+  exec 9>&-
+fi
+
+case "$IMG" in *.qcow2) FMT=qcow2 ;; *) FMT=raw ;; esac
+# smap=0: under QEMU 7.2 TCG a PV dom0 crashes at its first bounce frame
+# with SMAP on ("d0v0 Unhandled: vec 14, #PF[0001]")
+XEN_ARGS="console=com1 com1=115200,8n1 smap=0 dom0_mem=1024M,max:1024M dom0_max_vcpus=1 noreboot"
+DOM0_ARGS="root=UUID=$DOM0_UUID ro console=hvc0 quiet scimg.mode=$MODE scimg.mem=$DOMU_MEM scimg.timeout=$TIMEOUT"
+: > "$LOG"
+t0=$(date +%s)
+qemu-system-x86_64 -accel tcg -cpu max -m "$MEM" -smp 2 -nodefaults -no-reboot \
+  -display none -vga none -monitor none -serial "file:$LOG" \
+  -kernel "$D0.xen" -append "$XEN_ARGS" \
+  -initrd "$D0.vmlinuz $DOM0_ARGS,$D0.initrd" \
+  -drive "file=$D0.img,format=raw,if=ide,index=0,snapshot=on,cache=unsafe" \
+  -drive "file=$IMG,format=$FMT,if=none,id=g0,snapshot=on,cache=unsafe" \
+  -device virtio-blk-pci,drive=g0,serial=scimg-domu \
+  </dev/null >"$LOG.qemu" 2>&1 &
+QPID=$!
+trap 'kill $QPID 2>/dev/null; wait $QPID 2>/dev/null' EXIT INT TERM
+rc=1; why=timeout
+while [ $(( $(date +%s) - t0 )) -lt $(( TIMEOUT + 300 )) ]; do
+  if grep -aq 'SCIMG-XEN-OK' "$LOG"; then rc=0; why=ok; break; fi
+  if grep -aq 'SCIMG-XEN-FAIL' "$LOG"; then why=$(grep -a 'SCIMG-XEN-FAIL' "$LOG" | head -1 | tr -d '\r'); break; fi
+  if grep -aqE 'Panic on CPU|Dom0 crashed|Domain 0 \(vcpu#[0-9]+\) crashed' "$LOG"; then
+    why="xen: $(grep -aE 'Panic on CPU|Dom0 crashed|crashed' "$LOG" | head -1 | tr -d '\r')"; break; fi
+  kill -0 $QPID 2>/dev/null || { why="qemu stopped: $(tail -c 200 "$LOG.qemu" | tr '\n' ' ')"; break; }
+  sleep 2
+done
+for i in $(seq 20); do kill -0 $QPID 2>/dev/null || break; sleep 1; done
+echo "boot-xen: $(basename "$IMG") mode=$MODE result=$why rc=$rc time=$(( $(date +%s) - t0 ))s"
+[ $rc = 0 ] && grep -a 'SCIMG-BOOT-OK' "$LOG" | head -1 | tr -d '\r'
+exit $rc

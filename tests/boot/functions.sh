@@ -1,0 +1,103 @@
+# functions.sh - sourced by the boot tests (tests/boot/test-*.sh), which run
+# under `make check-boot`.  Each builds (or reuses) a Debian fixture guest,
+# runs scimg inject-drivers on a copy and boots it for real under QEMU (TCG)
+# on several buses and as a Xen PV domU.  Exit 0 pass, 1 fail, 77 skip.
+# Env from Makefile.am: SCIMG, top_srcdir.  Optional: SCIMG_BOOT_WORK (kept
+# work directory with logs), SCIMG_BOOT_TIMEOUT (per boot, default 600 s).
+set -u
+
+: "${SCIMG:?SCIMG must point at the scimg binary}"
+HERE=$(cd "$(dirname "$0")" && pwd)
+BOOT_TIMEOUT=${SCIMG_BOOT_TIMEOUT:-600}
+T0=$(date +%s)
+NAME=$(basename "$0" .sh)
+if [ -n "${SCIMG_BOOT_WORK:-}" ]; then
+  WORK=$SCIMG_BOOT_WORK/$NAME
+  rm -rf "$WORK"; mkdir -p "$WORK"
+else
+  WORK=$(mktemp -d "${TMPDIR:-/var/tmp}/scimg-boot.XXXXXX")
+  trap 'rm -rf "$WORK"' EXIT
+fi
+FAILED=0
+
+skip() { echo "SKIP: $*"; exit 77; }
+fail() { echo "FAIL: $*"; exit 1; }
+say() { printf '[%s +%ss] %s\n' "$NAME" $(( $(date +%s) - T0 )) "$*"; }
+
+requires_boot_tools() {
+  for t in qemu-system-x86_64 python3 sha256sum; do
+    command -v $t >/dev/null 2>&1 || skip "$t not installed"
+  done
+  [ -e /usr/lib/x86_64-linux-gnu/guestfs/supermin.d ] || [ -d /usr/lib/x86_64-linux-gnu/guestfs ] ||
+    skip "libguestfs appliance not installed"
+  [ "$(id -u)" = 0 ] || [ -e "$(guest_cached vmware)" ] || skip "building the fixture guests needs root"
+}
+
+# Path of the cached fixture image of FLAVOUR (may not exist yet).
+guest_cached() {
+  echo "${CACHE:-/var/tmp/scimg-guest-cache}/guest-$1-$(sha256sum "$top_srcdir/tests/fixtures/build-guest.sh" | cut -c1-12).img"
+}
+
+# Build (once) and copy the fixture of FLAVOUR to OUT.
+guest_copy() {
+  "$top_srcdir/tests/fixtures/build-guest.sh" "$1" "$2" >/dev/null 2>"$WORK/build-$1.log" ||
+    { tail -20 "$WORK/build-$1.log"; fail "building the $1 fixture failed"; }
+}
+
+# expect_boot ok|fail IMAGE BUS: boot under QEMU and compare with what was expected.
+expect_boot() {
+  local want=$1 img=$2 bus=$3 out rc
+  out=$("$HERE/boot-qemu.sh" "$img" "$bus" "$WORK/boot-$(basename "$img" .img)-$bus.log" "$BOOT_TIMEOUT")
+  rc=$?
+  printf '%s\n' "$out" | while IFS= read -r l; do say "$l"; done
+  if [ "$want" = ok ] && [ $rc != 0 ]; then FAILED=1; say "UNEXPECTED: $bus did not boot"; fi
+  if [ "$want" = fail ] && [ $rc = 0 ]; then FAILED=1; say "UNEXPECTED: $bus booted"; fi
+  return 0
+}
+
+# expect_xen ok|fail IMAGE MODE [PATTERN]: boot as a Xen PV domU; with fail,
+# PATTERN must be in the log (e.g. "not xen image").
+expect_xen() {
+  local want=$1 img=$2 mode=$3 pat=${4:-} log out rc
+  log="$WORK/xen-$(basename "$img" .img)-$mode.log"
+  out=$("$HERE/boot-xen.sh" "$img" "$mode" "$log" "$BOOT_TIMEOUT" 2>"$log.err")
+  rc=$?
+  printf '%s\n' "$out" | while IFS= read -r l; do say "$l"; done
+  if [ "$want" = ok ] && [ $rc != 0 ]; then FAILED=1; say "UNEXPECTED: Xen $mode did not boot"; tail -5 "$log.err"; fi
+  if [ "$want" = fail ]; then
+    [ $rc = 0 ] && { FAILED=1; say "UNEXPECTED: Xen $mode booted"; }
+    [ -n "$pat" ] && ! grep -aq "$pat" "$log" && { FAILED=1; say "UNEXPECTED: Xen $mode failed without '$pat'"; }
+  fi
+  return 0
+}
+
+# inject REPORT ARGS...: run scimg inject-drivers --output=json ARGS.
+inject() {
+  local rep=$1 s rc; shift
+  s=$(date +%s)
+  "$SCIMG" inject-drivers --output=json "$@" >"$rep" 2>"$rep.err"
+  rc=$?
+  say "inject-drivers $*: exit $rc in $(( $(date +%s) - s ))s"
+  cat "$rep.err"
+  [ $rc = 0 ] || { cat "$rep"; fail "inject-drivers failed"; }
+}
+
+# report_check REPORT PYTHON-ASSERTIONS (r = the report object, m = boot methods by name)
+report_check() {
+  python3 - "$1" "$2" <<'EOF' || fail "report check failed: $2"
+import json, sys
+r = json.load(open(sys.argv[1]))
+m = {x["method"]: x for x in r.get("boot-methods", [])}
+k = [k for k in r["kernels"] if k["default"]][0]
+exec(sys.argv[2])
+EOF
+}
+
+finish() {
+  if [ -n "${SCIMG_BOOT_LOGS:-}" ]; then
+    mkdir -p "$SCIMG_BOOT_LOGS/$NAME"
+    cp "$WORK"/*.log "$WORK"/*.json "$WORK"/*.err "$SCIMG_BOOT_LOGS/$NAME/" 2>/dev/null
+  fi
+  say "done, $( [ $FAILED = 0 ] && echo passed || echo FAILED ) in $(( $(date +%s) - T0 ))s"
+  exit $FAILED
+}

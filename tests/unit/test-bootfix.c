@@ -1,0 +1,128 @@
+/* test-bootfix.c - the pure helpers of lib/bootfix/: guest device names,
+ * kernel compression from a bzImage header, NAME=value files, module names. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "bootfix/bootfix-int.h"
+#include "unit.h"
+
+static void devnames(void)
+{
+	int d = -9, p = -9;
+
+	CHECK(bf_parse_devname("/dev/sda1", &d, &p) == 0 && d == 0 && p == 1);
+	CHECK(bf_parse_devname("/dev/sdb", &d, &p) == 0 && d == 1 && p == 0);
+	CHECK(bf_parse_devname("/dev/xvda1", &d, &p) == 0 && d == 0 && p == 1);
+	CHECK(bf_parse_devname("/dev/xvdc12", &d, &p) == 0 && d == 2 && p == 12);
+	CHECK(bf_parse_devname("/dev/vda2", &d, &p) == 0 && d == 0 && p == 2);
+	CHECK(bf_parse_devname("/dev/hda", &d, &p) == 0 && d == 0 && p == 0);
+	CHECK(bf_parse_devname("/dev/sdaa1", &d, &p) == 0 && d == 26 && p == 1);
+	CHECK(bf_parse_devname("/dev/nvme0n1p3", &d, &p) == 0 && d == 0 && p == 3);
+	CHECK(bf_parse_devname("/dev/nvme1n1", &d, &p) == 0 && d == 1 && p == 0);
+	CHECK(bf_parse_devname("/dev/mapper/root", &d, &p) < 0);
+	CHECK(bf_parse_devname("UUID=abc", &d, &p) < 0);
+	CHECK(bf_parse_devname("/dev/sd", &d, &p) < 0);
+	CHECK(bf_parse_devname("/dev/sda1x", &d, &p) < 0);
+	CHECK(bf_parse_devname("/dev/nvme0", &d, &p) < 0);
+	CHECK(bf_parse_devname("/dev/nvme0n1p", &d, &p) < 0);
+	CHECK(bf_parse_devname("/dev/sda99999999999", &d, &p) < 0);
+	CHECK(bf_parse_devname("/dev/sdzzzzzzzz1", &d, &p) < 0);
+}
+
+static void compression(void)
+{
+	unsigned char h[4096];
+	static const struct {
+		const char *magic;
+		size_t len;
+		const char *name;
+	} m[] = {
+		{ "\x1f\x8b\x08", 3, "gzip" },
+		{ "\xfd" "7zXZ\0", 6, "xz" },
+		{ "\x02\x21\x4c\x18", 4, "lz4" },
+		{ "\x28\xb5\x2f\xfd", 4, "zstd" },
+		{ "BZh9", 4, "bzip2" },
+		{ "\x5d\x00\x00\x80", 4, "lzma" },
+		{ "\x89LZO", 4, "lzo" },
+		{ "\x7f" "ELF", 4, "none" },
+		{ "????", 4, "unknown" },
+	};
+	size_t i;
+
+	memset(h, 0, sizeof(h));
+	CHECK(bf_bzimage_payload_offset(h, sizeof(h)) == -1);
+	CHECK(strcmp(bf_kernel_compression(h, sizeof(h), NULL, 0), "unknown") == 0);
+	memcpy(h + 0x202, "HdrS", 4);
+	scimg_put_le16(h + 0x206, 0x020f);
+	h[0x1f1] = 27;
+	scimg_put_le32(h + 0x248, 0x3a5);
+	CHECK(bf_bzimage_payload_offset(h, sizeof(h)) == 28 * 512 + 0x3a5);
+	CHECK(bf_bzimage_payload_offset(h, 0x100) == -1); /* short head */
+	for (i = 0; i < sizeof(m) / sizeof(m[0]); i++)
+		CHECK(strcmp(bf_kernel_compression(h, sizeof(h), (const unsigned char *)m[i].magic,
+						   m[i].len), m[i].name) == 0);
+	scimg_put_le16(h + 0x206, 0x0207); /* no payload fields before 2.08 */
+	CHECK(bf_bzimage_payload_offset(h, sizeof(h)) == -1);
+	h[0x1f1] = 0;
+	scimg_put_le16(h + 0x206, 0x0208);
+	scimg_put_le32(h + 0x248, 0);
+	CHECK(bf_bzimage_payload_offset(h, sizeof(h)) == 5 * 512); /* 0 means 4 */
+	CHECK(strcmp(bf_kernel_compression((const unsigned char *)"\x7f" "ELF", 4, NULL, 0), "none") == 0);
+}
+
+static void shvars(void)
+{
+	const char *t = "# comment\nGRUB_DEFAULT=0\nGRUB_CMDLINE_LINUX=\"quiet splash\"\n"
+			"export MODULES=dep # trailing\nA='x y'\n";
+	char *v, *n;
+
+	v = bf_shvar_get(t, "GRUB_CMDLINE_LINUX");
+	CHECK(v && strcmp(v, "quiet splash") == 0);
+	free(v);
+	v = bf_shvar_get(t, "MODULES");
+	CHECK(v && strcmp(v, "dep") == 0);
+	free(v);
+	v = bf_shvar_get(t, "A");
+	CHECK(v && strcmp(v, "x y") == 0);
+	free(v);
+	CHECK(bf_shvar_get(t, "GRUB") == NULL);
+	CHECK(bf_shvar_get(t, "NOPE") == NULL);
+
+	n = bf_shvar_set(t, "MODULES", "most", 0);
+	CHECK(n && strstr(n, "\nMODULES=most\nA=") != NULL && !strstr(n, "dep"));
+	free(n);
+	n = bf_shvar_set(t, "GRUB_CMDLINE_LINUX", "console=hvc0", 1);
+	CHECK(n && strstr(n, "GRUB_CMDLINE_LINUX=\"console=hvc0\"\n") != NULL);
+	free(n);
+	n = bf_shvar_set("X=1", "Y", "2", 0); /* no final newline */
+	CHECK(n && strcmp(n, "X=1\nY=2\n") == 0);
+	free(n);
+	n = bf_shvar_set("", "Y", "2", 1);
+	CHECK(n && strcmp(n, "Y=\"2\"\n") == 0);
+	free(n);
+}
+
+static void modnames(void)
+{
+	char b[64];
+
+	bf_modname("kernel/drivers/block/xen-blkfront.ko: kernel/drivers/xen/x.ko\nnext/line.ko", b, sizeof(b));
+	CHECK(strcmp(b, "xen_blkfront") == 0);
+	bf_modname("kernel/drivers/nvme/host/nvme.ko.xz", b, sizeof(b));
+	CHECK(strcmp(b, "nvme") == 0);
+	bf_modname("virtio_blk", b, sizeof(b));
+	CHECK(strcmp(b, "virtio_blk") == 0);
+	bf_modname("usr/lib/modules/6.1/kernel/drivers/ata/ahci.ko.zst\n", b, sizeof(b));
+	CHECK(strcmp(b, "ahci") == 0);
+	bf_modname("a/very-long-module-name-that-does-not-fit.ko", b, 8);
+	CHECK(strlen(b) == 7);
+}
+
+int main(void)
+{
+	devnames();
+	compression();
+	shvars();
+	modnames();
+	UNIT_DONE();
+}
