@@ -13,7 +13,7 @@ FLAVOUR=${1:-vmware}
 SCIMG=${SCIMG:-$HERE/cmd/scimg}
 [ -x "$SCIMG" ] || SCIMG=$(command -v scimg || true)
 [ -x "$SCIMG" ] || { echo "bench: build scimg first (or set SCIMG)" >&2; exit 2; }
-command -v virt-v2v >/dev/null || { echo "bench: virt-v2v is not installed (setup.sh)" >&2; exit 2; }
+for t in virt-v2v nbdkit; do command -v $t >/dev/null || { echo "bench: $t is not installed (setup.sh)" >&2; exit 2; }; done
 WORK=${WORK:-$(mktemp -d /var/tmp/scimg-bench.XXXXXX)}
 mkdir -p "$WORK"
 trap 'rm -rf "$WORK"' EXIT

@@ -13,7 +13,7 @@
 # The dom0 (Xen 4.17, xl) is built once with mmdebstrap into $CACHE
 # (default /var/tmp/scimg-xen-cache); that needs root and Debian's archive.
 # IMAGE is attached with snapshot=on: it is never written.
-# Env: CACHE, MIRROR, MEM (QEMU MiB, 2048), DOMU_MEM (MiB, 512).
+# Env: CACHE, MIRROR, MEM (QEMU MiB, 2048), DOMU_MEM (MiB, 512), STALL (600 s).
 set -euo pipefail
 
 IMG=${1:?usage: boot-xen.sh IMAGE pygrub|pvgrub LOG [TIMEOUT]}
@@ -24,6 +24,7 @@ CACHE=${CACHE:-/var/tmp/scimg-xen-cache}
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
 MEM=${MEM:-2048}
 DOMU_MEM=${DOMU_MEM:-512}
+STALL=${STALL:-600}  # the domU console may be silent this long (quiet boot, loaded host)
 case "$MODE" in pygrub|pvgrub) ;; *) echo "boot-xen: mode must be pygrub or pvgrub" >&2; exit 2 ;; esac
 [ -r "$IMG" ] || { echo "boot-xen: cannot read $IMG" >&2; exit 2; }
 
@@ -32,32 +33,16 @@ PKGS=linux-image-amd64,xen-system-amd64,grub-xen-host,systemd-sysv,udev,initramf
 KEY=$(printf '%s\n' bookworm "$PKGS" scimg-dom0-v1 | sha256sum | cut -c1-12)
 D0=$CACHE/dom0-$KEY
 
-build_dom0() {
-  [ "$(id -u)" = 0 ] || { echo "boot-xen: building the dom0 needs root" >&2; exit 1; }
-  command -v mmdebstrap >/dev/null || { echo "boot-xen: mmdebstrap missing (setup.sh)" >&2; exit 1; }
-  local root=$D0.root
-  rm -rf "$root" "$D0.img.tmp"
-  mkdir -p "$CACHE"
-  echo "boot-xen: building the dom0 (once) with mmdebstrap" >&2
-  mmdebstrap --mode=root --variant=minbase --include="$PKGS" \
-    --aptopt='APT::Install-Recommends "false"' \
-    --dpkgopt='path-exclude=/usr/share/man/*' \
-    --dpkgopt='path-exclude=/usr/share/locale/*' \
-    --dpkgopt='path-exclude=/usr/share/doc/*' \
-    bookworm "$root" "$MIRROR" >&2
-  echo scimg-dom0 > "$root/etc/hostname"
-  chroot "$root" passwd -d root
-  chroot "$root" systemctl set-default multi-user.target
-  echo "UUID=$DOM0_UUID / ext4 errors=remount-ro 0 1" > "$root/etc/fstab"
-  echo 'XENCONSOLED_ARGS="--log=guest --log-dir=/var/log/xen/console"' > "$root/etc/default/xen"
-  # the test: start the domU named on the kernel command line, relay its console
-  cat > "$root/usr/local/sbin/scimg-domu-test" <<'EOF'
+# The test run in dom0: start the domU named on the kernel command line and
+# relay its console.  Written into the dom0 image when it changes.
+dom0_script() {
+  cat <<'EOF'
 #!/bin/sh
 exec >/dev/hvc0 2>&1
 say() { echo "[dom0] $*"; }
-MODE=pygrub; MEM=512; TMO=800; STALL=240
+MODE=pygrub; MEM=512; TMO=800; STALL=600
 for a in $(cat /proc/cmdline); do case "$a" in
-  scimg.mode=*) MODE=${a#*=} ;; scimg.mem=*) MEM=${a#*=} ;; scimg.timeout=*) TMO=${a#*=} ;; esac; done
+  scimg.mode=*) MODE=${a#*=} ;; scimg.mem=*) MEM=${a#*=} ;; scimg.timeout=*) TMO=${a#*=} ;; scimg.stall=*) STALL=${a#*=} ;; esac; done
 say "SCIMG-DOM0-UP mode=$MODE $(xl info | grep -E '^xen_version' | tr -s ' ')"
 modprobe xen-blkback
 DISK=/dev/disk/by-id/virtio-scimg-domu
@@ -93,6 +78,27 @@ else say "SCIMG-XEN-FAIL ($res after $(( $(date +%s) - start ))s)"; fi
 xl destroy scimg-domu 2>/dev/null
 systemctl poweroff
 EOF
+}
+
+build_dom0() {
+  [ "$(id -u)" = 0 ] || { echo "boot-xen: building the dom0 needs root" >&2; exit 1; }
+  command -v mmdebstrap >/dev/null || { echo "boot-xen: mmdebstrap missing (setup.sh)" >&2; exit 1; }
+  local root=$D0.root
+  rm -rf "$root" "$D0.img.tmp"
+  mkdir -p "$CACHE"
+  echo "boot-xen: building the dom0 (once) with mmdebstrap" >&2
+  mmdebstrap --mode=root --variant=minbase --include="$PKGS" \
+    --aptopt='APT::Install-Recommends "false"' \
+    --dpkgopt='path-exclude=/usr/share/man/*' \
+    --dpkgopt='path-exclude=/usr/share/locale/*' \
+    --dpkgopt='path-exclude=/usr/share/doc/*' \
+    bookworm "$root" "$MIRROR" >&2
+  echo scimg-dom0 > "$root/etc/hostname"
+  chroot "$root" passwd -d root
+  chroot "$root" systemctl set-default multi-user.target
+  echo "UUID=$DOM0_UUID / ext4 errors=remount-ro 0 1" > "$root/etc/fstab"
+  echo 'XENCONSOLED_ARGS="--log=guest --log-dir=/var/log/xen/console"' > "$root/etc/default/xen"
+  dom0_script > "$root/usr/local/sbin/scimg-domu-test"
   chmod 755 "$root/usr/local/sbin/scimg-domu-test"
   cat > "$root/etc/systemd/system/scimg-domu-test.service" <<'EOF'
 [Unit]
@@ -133,11 +139,26 @@ if [ ! -e "$D0.complete" ]; then
   exec 9>&-
 fi
 
+# keep the test script in the (cached) dom0 image current, without a rebuild
+want=$(dom0_script | sha256sum | cut -c1-16)
+if [ "$(cat "$D0.script" 2>/dev/null)" != "$want" ]; then
+  exec 9>"$CACHE/.lock"
+  flock 9
+  if [ "$(cat "$D0.script" 2>/dev/null)" != "$want" ]; then
+    dom0_script > "$CACHE/script.tmp"
+    printf 'rm /usr/local/sbin/scimg-domu-test\nwrite %s /usr/local/sbin/scimg-domu-test\nsif /usr/local/sbin/scimg-domu-test mode 0100755\n' \
+      "$CACHE/script.tmp" > "$CACHE/debugfs.cmd"
+    debugfs -w -f "$CACHE/debugfs.cmd" "$D0.img" >/dev/null 2>&1 || { echo "boot-xen: debugfs failed" >&2; exit 1; }
+    echo "$want" > "$D0.script"
+  fi
+  exec 9>&-
+fi
+
 case "$IMG" in *.qcow2) FMT=qcow2 ;; *) FMT=raw ;; esac
 # smap=0: under QEMU 7.2 TCG a PV dom0 crashes at its first bounce frame
 # with SMAP on ("d0v0 Unhandled: vec 14, #PF[0001]")
 XEN_ARGS="console=com1 com1=115200,8n1 smap=0 dom0_mem=1024M,max:1024M dom0_max_vcpus=1 noreboot"
-DOM0_ARGS="root=UUID=$DOM0_UUID ro console=hvc0 quiet scimg.mode=$MODE scimg.mem=$DOMU_MEM scimg.timeout=$TIMEOUT"
+DOM0_ARGS="root=UUID=$DOM0_UUID ro console=hvc0 quiet scimg.mode=$MODE scimg.mem=$DOMU_MEM scimg.timeout=$TIMEOUT scimg.stall=$STALL"
 : > "$LOG"
 t0=$(date +%s)
 qemu-system-x86_64 -accel tcg -cpu max -m "$MEM" -smp 2 -nodefaults -no-reboot \
