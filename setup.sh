@@ -9,7 +9,8 @@ libguestfs-dev zlib1g-dev libzstd-dev libarchive-dev libssl-dev
 libcurl4-openssl-dev libxml2-dev libjson-c-dev libdeflate-dev
 qemu-utils time python3
 libvhdi-utils libvmdk-utils liblzma-dev
-qemu-system-x86 mmdebstrap fdisk e2fsprogs virt-v2v nbdkit
+qemu-system-x86 mmdebstrap fdisk e2fsprogs virt-v2v nbdkit linux-image-amd64
+clang libclang-rt-14-dev
 "
 
 SUDO=

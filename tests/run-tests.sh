@@ -11,7 +11,8 @@ set -u
 cd "$(dirname "$0")/.."
 jobs=$(nproc 2>/dev/null || echo 2)
 status=0
-stage() { echo "==== $*"; }
+start=$(date +%s)
+stage() { echo "==== [$(( $(date +%s) - start ))s] $*"; }
 
 autoreconf -fi >/dev/null 2>&1 || { echo "autoreconf failed"; echo "0 passed, 1 failed"; exit 1; }
 # an in-tree configure (from building by hand) blocks out-of-tree builds
@@ -44,5 +45,6 @@ for trs in $(find build-plain build-asan -name '*.trs' 2>/dev/null); do
   esac
 done
 [ $fail -eq 0 ] || status=1
+stage "done"
 echo "$pass passed, $fail failed"
 exit $status
