@@ -553,66 +553,59 @@ static int q2_block_status(struct scimg_image *img, uint64_t off, uint64_t len,
 static int load_l1(struct scimg_image *img)
 {
 	struct q2 *q = img->priv;
-	uint64_t i, n = q->h.l1_needed;
-	uint8_t *raw = NULL;
+	uint64_t i, n = q->h.l1_needed, nz = 0;
 	int ret = 0, k;
 
 	if (!n)
 		return 0;
-	raw = malloc((size_t)n * 8);
-	q->l1 = calloc((size_t)n, sizeof(uint64_t));
-	q->l2_sorted = malloc((size_t)n * sizeof(uint64_t));
-	if (!raw || !q->l1 || !q->l2_sorted) {
-		ret = scimg_int_err(img->ctx, -ENOMEM, "out of memory");
-		goto out;
-	}
-	ret = scimg_int_source_read(img->src, raw, (size_t)n * 8, q->h.l1_table_offset,
+	/* n <= l1_size <= 4M entries (32 MiB), checked with the header */
+	q->l1 = malloc((size_t)n * sizeof(uint64_t));
+	if (!q->l1)
+		return scimg_int_err(img->ctx, -ENOMEM, "out of memory");
+	ret = scimg_int_source_read(img->src, q->l1, (size_t)n * 8, q->h.l1_table_offset,
 				    "qcow2 L1 table");
 	if (ret < 0)
-		goto out;
+		return ret;
 	q->l1_n = n;
 	for (i = 0; i < n; i++) {
-		uint64_t e = scimg_be64(raw + i * 8), l2o = e & Q2_L1E_OFFSET_MASK;
+		uint64_t e = scimg_be64(&q->l1[i]), l2o = e & Q2_L1E_OFFSET_MASK;
 		uint64_t foff = q->h.l1_table_offset + i * 8;
-		const char *why = NULL;
+		char why[96];
 
+		why[0] = '\0';
 		if (e & Q2_L1E_RESERVED)
-			why = "reserved bits are set";
+			snprintf(why, sizeof(why), "reserved bits are set");
 		else if (l2o % q->cs)
-			why = "the L2 table offset is not a multiple of the cluster size";
+			snprintf(why, sizeof(why), "the L2 table offset is not a multiple of the cluster size");
 		else if (l2o && (l2o > img->src->size || img->src->size - l2o < q->cs))
-			why = "the L2 table lies past the end of the file";
+			snprintf(why, sizeof(why), "the L2 table lies past the end of the file");
 		else if (l2o && l2o < q->cs)
-			why = "the L2 table overlaps the header";
-		for (k = 0; !why && l2o && k < q->nmeta; k++)
+			snprintf(why, sizeof(why), "the L2 table overlaps the header");
+		for (k = 0; !why[0] && l2o && k < q->nmeta; k++)
 			if (in_range(&q->meta[k], l2o, q->cs))
-				why = q->meta[k].what[0] == 'L' ? "the L2 table overlaps the L1 table" :
-				      q->meta[k].what[0] == 'r' ? "the L2 table overlaps the refcount table" :
-								   "the L2 table overlaps the snapshot table";
-		if (why) {
-			ret = scimg_int_err(img->ctx, -EINVAL,
-					    "'%s': qcow2 L1 entry %llu at offset %llu is 0x%016llx: %s",
-					    img->path, (unsigned long long)i,
-					    (unsigned long long)foff, (unsigned long long)e, why);
-			goto out;
-		}
+				snprintf(why, sizeof(why), "the L2 table overlaps the %s", q->meta[k].what);
+		if (why[0])
+			return scimg_int_err(img->ctx, -EINVAL,
+					     "'%s': qcow2 L1 entry %llu at offset %llu is 0x%016llx: %s",
+					     img->path, (unsigned long long)i,
+					     (unsigned long long)foff, (unsigned long long)e, why);
 		q->l1[i] = l2o;
-		if (l2o)
-			q->l2_sorted[q->n_l2++] = l2o;
+		nz += l2o != 0;
 	}
+	q->l2_sorted = malloc((size_t)(nz ? nz : 1) * sizeof(uint64_t));
+	if (!q->l2_sorted)
+		return scimg_int_err(img->ctx, -ENOMEM, "out of memory");
+	for (i = 0; i < n; i++)
+		if (q->l1[i])
+			q->l2_sorted[q->n_l2++] = q->l1[i];
 	qsort(q->l2_sorted, q->n_l2, sizeof(uint64_t), cmp_u64);
-	for (i = 1; i < q->n_l2; i++) {
-		if (q->l2_sorted[i] == q->l2_sorted[i - 1]) {
-			ret = scimg_int_err(img->ctx, -EINVAL,
-					    "'%s': qcow2 L1 table at offset %llu names the L2 table at offset %llu twice (loop or overlap)",
-					    img->path, (unsigned long long)q->h.l1_table_offset,
-					    (unsigned long long)q->l2_sorted[i]);
-			goto out;
-		}
-	}
-out:
-	free(raw);
-	return ret;
+	for (i = 1; i < q->n_l2; i++)
+		if (q->l2_sorted[i] == q->l2_sorted[i - 1])
+			return scimg_int_err(img->ctx, -EINVAL,
+					     "'%s': qcow2 L1 table at offset %llu names the L2 table at offset %llu twice (loop or overlap)",
+					     img->path, (unsigned long long)q->h.l1_table_offset,
+					     (unsigned long long)q->l2_sorted[i]);
+	return 0;
 }
 
 static int load_snapshots(struct scimg_image *img)
