@@ -8,6 +8,7 @@ build-essential autoconf automake libtool pkg-config
 libguestfs-dev zlib1g-dev libzstd-dev libarchive-dev libssl-dev
 libcurl4-openssl-dev libxml2-dev libjson-c-dev libdeflate-dev
 qemu-utils time python3
+libvhdi-utils
 libvmdk-utils
 "
 

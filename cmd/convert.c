@@ -8,12 +8,14 @@
 
 static void help(void)
 {
-	printf("Usage: %s convert [-f FMT] -O FMT [-o KEY=VAL,...] [-c] [-p] [-S SIZE]\n"
-	       "                     [-m THREADS] [--no-backing] SRC DST\n\n"
+	printf("Usage: %s convert [-f FMT] [-I KEY=VAL,...] -O FMT [-o KEY=VAL,...] [-c] [-p]\n"
+	       "                     [-S SIZE] [-m THREADS] [--no-backing] SRC DST\n\n"
 	       "Convert the disk image SRC into DST.  DST is written to a temporary file\n"
 	       "beside it and renamed into place when complete; on error or interrupt\n"
 	       "nothing is left behind.  SRC is only ever read.\n\n"
 	       "  -f, --format=FMT        read SRC as FMT instead of probing\n"
+	       "  -I, --input-options=K=V,... options of the input format (e.g. an AMI\n"
+	       "                          bundle's privatekey=FILE; -I help lists them)\n"
 	       "  -O, --output-format=FMT write DST as FMT (required)\n"
 	       "  -o, --options=K=V,...   options of the output format (-o help lists them)\n"
 	       "  -c, --compress          compress the output (qcow2, vmdk streamOptimized)\n"
@@ -46,6 +48,7 @@ int cmd_convert(int argc, char **argv)
 		{ "format", required_argument, NULL, 'f' },
 		{ "output-format", required_argument, NULL, 'O' },
 		{ "options", required_argument, NULL, 'o' },
+		{ "input-options", required_argument, NULL, 'I' },
 		{ "compress", no_argument, NULL, 'c' },
 		{ "progress", no_argument, NULL, 'p' },
 		{ "sparse-size", required_argument, NULL, 'S' },
@@ -57,12 +60,12 @@ int cmd_convert(int argc, char **argv)
 	};
 	struct scimg_convert_opts o;
 	struct scimg_ctx *ctx;
-	char *optstr = NULL;
+	char *optstr = NULL, *inoptstr = NULL;
 	int c, ret, last = -1, show_progress = 0, nobacking = 0;
 
 	memset(&o, 0, sizeof(o));
 	o.sparse_size = 4096;
-	while ((c = getopt_long(argc, argv, "f:O:o:cpS:m:hV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "f:I:O:o:cpS:m:hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f': o.src_format = optarg; break;
 		case 'O': o.dst_format = optarg; break;
@@ -75,6 +78,16 @@ int cmd_convert(int argc, char **argv)
 			snprintf(s, n, "%s%s%s", optstr ? optstr : "", optstr ? "," : "", optarg);
 			free(optstr);
 			optstr = s;
+			break;
+		}
+		case 'I': {
+			size_t n = (inoptstr ? strlen(inoptstr) + 1 : 0) + strlen(optarg) + 1;
+			char *s = malloc(n);
+			if (!s)
+				return EXIT_ERROR;
+			snprintf(s, n, "%s%s%s", inoptstr ? inoptstr : "", inoptstr ? "," : "", optarg);
+			free(inoptstr);
+			inoptstr = s;
 			break;
 		}
 		case 'c': o.compress = 1; break;
@@ -108,13 +121,14 @@ int cmd_convert(int argc, char **argv)
 			break;
 		}
 		case 'B': nobacking = 1; break;
-		case 'h': help(); free(optstr); return EXIT_OK;
-		case 'V': print_version(); free(optstr); return EXIT_OK;
-		default: free(optstr); return usage_error("convert", "invalid option");
+		case 'h': help(); free(optstr); free(inoptstr); return EXIT_OK;
+		case 'V': print_version(); free(optstr); free(inoptstr); return EXIT_OK;
+		default: free(optstr); free(inoptstr); return usage_error("convert", "invalid option");
 		}
 	}
 	if (!o.dst_format) {
 		free(optstr);
+		free(inoptstr);
 		return usage_error("convert", "the output format (-O) is required");
 	}
 	if (optstr && strcmp(optstr, "help") == 0) {
@@ -129,13 +143,19 @@ int cmd_convert(int argc, char **argv)
 			printf("  %s\n", *keys);
 		return EXIT_OK;
 	}
+	if (inoptstr && strcmp(inoptstr, "help") == 0) {
+		free(inoptstr);
+		inoptstr = strdup("help=1");
+	}
 	if (optind != argc - 2) {
 		free(optstr);
+		free(inoptstr);
 		return usage_error("convert", "expected SRC and DST");
 	}
 	o.src = argv[optind];
 	o.dst = argv[optind + 1];
 	o.options = optstr;
+	o.src_options = inoptstr;
 	if (show_progress) {
 		o.progress = progress;
 		o.progress_opaque = &last;
@@ -152,5 +172,6 @@ int cmd_convert(int argc, char **argv)
 	}
 	scimg_ctx_free(ctx);
 	free(optstr);
+	free(inoptstr);
 	return ret < 0 ? EXIT_ERROR : EXIT_OK;
 }

@@ -7,9 +7,12 @@
 
 static void help(void)
 {
-	printf("Usage: %s info [-f FMT] [--output=human|json] [--no-backing] IMAGE\n\n"
-	       "Show the format, virtual size, allocation and format details of IMAGE.\n\n"
+	printf("Usage: %s info [-f FMT] [-I KEY=VAL,...] [--output=human|json] [--no-backing] IMAGE\n\n"
+	       "Show the format, virtual size, allocation and format details of IMAGE\n"
+	       "(a file or an http:// or https:// URL).\n\n"
 	       "  -f, --format=FMT     read IMAGE as FMT instead of probing\n"
+	       "  -I, --input-options=K=V,...  options of IMAGE's format (e.g. an AMI\n"
+	       "                       bundle's privatekey=FILE,cert=FILE)\n"
 	       "      --output=FMT     'human' (default) or 'json'\n"
 	       "      --no-backing     do not open files the image refers to\n"
 	       "  -h, --help           show this help\n"
@@ -47,8 +50,14 @@ static void print_value(json_object *v, int indent)
 		n = json_object_array_length(v);
 		for (i = 0; i < n; i++) {
 			json_object *e = json_object_array_get_idx(v, i);
-			printf("%*s[%zu]:\n", indent, "", i);
-			print_value(e, indent + 4);
+			enum json_type t = json_object_get_type(e);
+			if (t == json_type_object || t == json_type_array) {
+				printf("%*s[%zu]:\n", indent, "", i);
+				print_value(e, indent + 4);
+			} else {
+				printf("%*s[%zu]: ", indent, "", i);
+				print_value(e, 0);
+			}
 		}
 		break;
 	case json_type_string:
@@ -108,6 +117,7 @@ int cmd_info(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "format", required_argument, NULL, 'f' },
+		{ "input-options", required_argument, NULL, 'I' },
 		{ "output", required_argument, NULL, 'o' },
 		{ "no-backing", no_argument, NULL, 'B' },
 		{ "help", no_argument, NULL, 'h' },
@@ -118,31 +128,48 @@ int cmd_info(int argc, char **argv)
 	struct scimg_image *img = NULL;
 	json_object *info = NULL;
 	const char *fmt = NULL;
+	char *inopts = NULL;
 	int json = 0, nobacking = 0, c, ret = EXIT_ERROR;
 
-	while ((c = getopt_long(argc, argv, "f:hV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "f:I:hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f': fmt = optarg; break;
+		case 'I': {
+			size_t n = (inopts ? strlen(inopts) + 1 : 0) + strlen(optarg) + 1;
+			char *s = malloc(n);
+			if (!s)
+				return EXIT_ERROR;
+			snprintf(s, n, "%s%s%s", inopts ? inopts : "", inopts ? "," : "", optarg);
+			free(inopts);
+			inopts = s;
+			break;
+		}
 		case 'o':
 			if (!strcmp(optarg, "json"))
 				json = 1;
 			else if (!strcmp(optarg, "human"))
 				json = 0;
 			else
-				return usage_error("info", "--output must be 'human' or 'json', not '%s'", optarg);
+				return free(inopts), usage_error("info", "--output must be 'human' or 'json', not '%s'", optarg);
 			break;
 		case 'B': nobacking = 1; break;
-		case 'h': help(); return EXIT_OK;
-		case 'V': print_version(); return EXIT_OK;
-		default: return usage_error("info", "invalid option");
+		case 'h': help(); free(inopts); return EXIT_OK;
+		case 'V': print_version(); free(inopts); return EXIT_OK;
+		default: free(inopts); return usage_error("info", "invalid option");
 		}
 	}
-	if (optind != argc - 1)
+	if (optind != argc - 1) {
+		free(inopts);
 		return usage_error("info", "expected exactly one IMAGE");
+	}
+	if (inopts && strcmp(inopts, "help") == 0) {
+		free(inopts);
+		inopts = strdup("help=1");
+	}
 	ctx = cmd_ctx_new();
 	if (nobacking)
 		scimg_ctx_set_flags(ctx, scimg_ctx_get_flags(ctx) & ~(unsigned)SCIMG_CTX_ALLOW_BACKING);
-	if (scimg_image_open(ctx, argv[optind], fmt, &img) < 0 ||
+	if (scimg_image_open_opts(ctx, argv[optind], fmt, inopts, &img) < 0 ||
 	    scimg_image_info(img, &info) < 0) {
 		die_ctx("info", ctx);
 		goto out;
@@ -158,5 +185,6 @@ out:
 	json_object_put(info);
 	scimg_image_close(img);
 	scimg_ctx_free(ctx);
+	free(inopts);
 	return ret;
 }

@@ -408,7 +408,7 @@ int scimg_convert(struct scimg_ctx *ctx, const struct scimg_convert_opts *o)
 	uint64_t pos, size, unit, sparse = o->sparse_size;
 
 	scimg_ctx_clear_error(ctx);
-	ret = scimg_image_open(ctx, o->src, o->src_format, &src);
+	ret = scimg_image_open_opts(ctx, o->src, o->src_format, o->src_options, &src);
 	if (ret < 0)
 		return ret;
 	size = src->size;
@@ -429,7 +429,8 @@ int scimg_convert(struct scimg_ctx *ctx, const struct scimg_convert_opts *o)
 		if (sparse > unit)
 			unit = (sparse + CHUNK - 1) / CHUNK * CHUNK;
 	}
-	parallel_read = (src->fmt->flags & SCIMG_FMT_PARALLEL_READ) != 0;
+	parallel_read = (src->fmt->flags & SCIMG_FMT_PARALLEL_READ) &&
+			src->src->ops->thread_safe;
 	ret = pipeline_init(&pl, src, dst, o->compress, sparse, (size_t)unit, nt);
 	have_pl = 1;
 	if (ret < 0)

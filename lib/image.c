@@ -1,9 +1,11 @@
 /* image.c - format-neutral image handle: probe, open, read, create. */
+#include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -58,8 +60,9 @@ out:
 }
 
 static int image_open_src(struct scimg_ctx *ctx, struct scimg_source *src,
-			  const char *path, const char *format, int probe_ok,
-			  int depth, const struct scimg_image *parent,
+			  const char *path, const char *format,
+			  const char *options, int probe_ok, int depth,
+			  const struct scimg_image *parent,
 			  struct scimg_image **out)
 {
 	const struct scimg_format *fmt = NULL;
@@ -111,6 +114,9 @@ static int image_open_src(struct scimg_ctx *ctx, struct scimg_source *src,
 		ret = scimg_int_err(ctx, -ENOMEM, "out of memory");
 		goto fail;
 	}
+	ret = scimg_int_opts_parse(ctx, options, fmt->open_opts, fmt->name, &img->opts);
+	if (ret < 0)
+		goto fail;
 	ret = fmt->open(img);
 	if (ret < 0)
 		goto fail;
@@ -126,13 +132,15 @@ static int image_open_src(struct scimg_ctx *ctx, struct scimg_source *src,
 	return 0;
 fail:
 	scimg_int_source_close(img->src);
+	scimg_int_opts_free(&img->opts);
 	free(img->path);
 	free(img);
 	return ret;
 }
 
-int scimg_image_open(struct scimg_ctx *ctx, const char *path,
-		     const char *format, struct scimg_image **out)
+int scimg_image_open_opts(struct scimg_ctx *ctx, const char *path,
+			  const char *format, const char *options,
+			  struct scimg_image **out)
 {
 	struct scimg_source *src;
 	int ret;
@@ -142,7 +150,56 @@ int scimg_image_open(struct scimg_ctx *ctx, const char *path,
 	ret = scimg_int_source_open(ctx, path, &src);
 	if (ret < 0)
 		return ret;
-	return image_open_src(ctx, src, path, format, 1, 0, NULL, out);
+	return image_open_src(ctx, src, path, format, options, 1, 0, NULL, out);
+}
+
+int scimg_image_open(struct scimg_ctx *ctx, const char *path,
+		     const char *format, struct scimg_image **out)
+{
+	return scimg_image_open_opts(ctx, path, format, NULL, out);
+}
+
+int scimg_int_name_is_url(const char *name)
+{
+	return strncasecmp(name, "http://", 7) == 0 ||
+	       strncasecmp(name, "https://", 8) == 0;
+}
+
+bool scimg_int_source_same(const struct scimg_source *a,
+			   const struct scimg_source *b)
+{
+	int ra = strcmp(a->ops->name, "file") != 0;
+	int rb = strcmp(b->ops->name, "file") != 0;
+
+	if (ra || rb)
+		return ra && rb && strcmp(a->name, b->name) == 0;
+	return a->dev == b->dev && a->ino == b->ino;
+}
+
+/* Percent-encode NAME (a relative file name inside a remote image) for use
+ * in a URL path: everything but unreserved characters and '/'. */
+static char *url_escape_path(const char *name)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t n = strlen(name), i;
+	char *p = malloc(n * 3 + 1), *w = p;
+
+	if (!p)
+		return NULL;
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)name[i];
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+		    c == '_' || c == '~' || c == '/') {
+			*w++ = (char)c;
+		} else {
+			*w++ = '%';
+			*w++ = hex[c >> 4];
+			*w++ = hex[c & 15];
+		}
+	}
+	*w = '\0';
+	return p;
 }
 
 int scimg_int_resolve_path(struct scimg_ctx *ctx, const struct scimg_source *src,
@@ -156,6 +213,10 @@ int scimg_int_resolve_path(struct scimg_ctx *ctx, const struct scimg_source *src
 		return scimg_int_err(ctx, -EINVAL, "'%s': names an empty file name", src->name);
 	if (confine) {
 		const char *s = name;
+		if (scimg_int_name_is_url(name))
+			return scimg_int_err(ctx, -EPERM,
+					     "'%s': refusing URL '%s' (must be a file inside '%s')",
+					     src->name, name, src->dir);
 		if (*name == '/')
 			return scimg_int_err(ctx, -EPERM,
 					     "'%s': refusing absolute file name '%s' (must stay inside '%s')",
@@ -173,7 +234,28 @@ int scimg_int_resolve_path(struct scimg_ctx *ctx, const struct scimg_source *src
 				s++;
 		}
 	}
-	if (*name == '/') {
+	if (scimg_int_name_is_url(name)) {
+		p = strdup(name);
+	} else if (scimg_int_name_is_url(src->dir)) {
+		/* never a local file: "/x" is relative to the server root */
+		char *esc = url_escape_path(name);
+		const char *base = src->dir;
+		size_t bl = strlen(base);
+
+		if (!esc)
+			return scimg_int_err(ctx, -ENOMEM, "out of memory");
+		if (*name == '/') {
+			const char *hs = strstr(base, "://") + 3;
+			const char *sl = strchr(hs, '/');
+			bl = sl ? (size_t)(sl - base) : bl;
+		}
+		n = bl + 1 + strlen(esc) + 1;
+		p = malloc(n);
+		if (p)
+			snprintf(p, n, "%.*s%s%s", (int)bl, base,
+				 *esc == '/' ? "" : "/", esc);
+		free(esc);
+	} else if (*name == '/') {
 		p = strdup(name);
 	} else {
 		n = strlen(src->dir) + 1 + strlen(name) + 1;
@@ -213,7 +295,7 @@ int scimg_int_open_child(struct scimg_image *parent, const char *name,
 	if (ret < 0)
 		goto out;
 	for (a = parent; a; a = a->parent) {
-		if (a->src && a->src->dev == src->dev && a->src->ino == src->ino) {
+		if (a->src && scimg_int_source_same(a->src, src)) {
 			scimg_int_source_close(src);
 			ret = scimg_int_err(ctx, -ELOOP,
 					    "'%s': referenced file '%s' is already in the chain (loop)",
@@ -222,7 +304,7 @@ int scimg_int_open_child(struct scimg_image *parent, const char *name,
 		}
 	}
 	/* A referenced file is never guessed as raw. */
-	ret = image_open_src(ctx, src, path, format, 0, parent->depth + 1,
+	ret = image_open_src(ctx, src, path, format, NULL, 0, parent->depth + 1,
 			     parent, out);
 	(void)probe_ok;
 out:
@@ -240,6 +322,7 @@ void scimg_image_close(struct scimg_image *img)
 	}
 	img->fmt->close(img);
 	scimg_int_source_close(img->src);
+	scimg_int_opts_free(&img->opts);
 	free(img->path);
 	free(img);
 }
@@ -514,6 +597,181 @@ static void siblings_release(struct scimg_image *img, int discard)
 	free(img->sib);
 	img->sib = NULL;
 	img->nsib = 0;
+/* Remove the files in directory DIR (flat: writers make no
+ * subdirectories), then DIR itself.  Best effort. */
+static void remove_dir(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+
+	if (d) {
+		while ((e = readdir(d)) != NULL) {
+			if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+				continue;
+			unlinkat(dirfd(d), e->d_name, 0);
+		}
+		closedir(d);
+	}
+	rmdir(dir);
+}
+
+static int dir_is_empty(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int empty = 1;
+
+	if (!d)
+		return 0;
+	while ((e = readdir(d)) != NULL)
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+			empty = 0;
+			break;
+		}
+	closedir(d);
+	return empty;
+}
+
+/* Temporary directory for a SCIMG_FMT_OUTPUT_DIR writer: beside PATH when
+ * PATH does not exist or is an empty directory (renamed over it at the
+ * end), inside PATH when it is a directory with files in it. */
+static int make_temp_dir(struct scimg_ctx *ctx, const char *path,
+			 char **tmp_out, int *fd_out, int *inside)
+{
+	static unsigned counter;
+	struct stat st;
+	char *p, *tmp = NULL;
+	const char *slash, *base;
+	size_t dlen, n;
+	int i, ret;
+
+	p = strdup(path);
+	if (!p)
+		return scimg_int_err(ctx, -ENOMEM, "out of memory");
+	n = strlen(p);
+	while (n > 1 && p[n - 1] == '/')
+		p[--n] = '\0';
+	*inside = 0;
+	if (stat(p, &st) == 0) {
+		if (!S_ISDIR(st.st_mode)) {
+			ret = scimg_int_err(ctx, -ENOTDIR,
+					    "'%s' exists and is not a directory (this format writes a directory of files)",
+					    path);
+			goto out;
+		}
+		*inside = !dir_is_empty(p);
+	} else if (errno != ENOENT) {
+		ret = scimg_int_err(ctx, -errno, "'%s': %s", path, strerror(errno));
+		goto out;
+	}
+	slash = strrchr(p, '/');
+	dlen = slash ? (size_t)(slash - p) + 1 : 0;
+	base = slash ? slash + 1 : p;
+	if (!*base || !strcmp(base, ".") || !strcmp(base, "..")) {
+		if (!*inside) {
+			ret = scimg_int_err(ctx, -EINVAL,
+					    "'%s': name a new or existing directory for the output",
+					    path);
+			goto out;
+		}
+	}
+	n = strlen(p) + strlen(base) + 48;
+	tmp = malloc(n);
+	if (!tmp) {
+		ret = scimg_int_err(ctx, -ENOMEM, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < 100; i++) {
+		unsigned c = __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED) ^
+			     (unsigned)time(NULL);
+		if (*inside)
+			snprintf(tmp, n, "%s/.scimg-%ld-%u", p, (long)getpid(), c);
+		else
+			snprintf(tmp, n, "%.*s.%s.scimg-%ld-%u", (int)dlen, p, base,
+				 (long)getpid(), c);
+		if (mkdir(tmp, 0777) == 0)
+			break;
+		if (errno != EEXIST) {
+			ret = scimg_int_err(ctx, -errno,
+					    "could not create a temporary directory for '%s': %s",
+					    path, strerror(errno));
+			goto out;
+		}
+	}
+	if (i == 100) {
+		ret = scimg_int_err(ctx, -EEXIST, "could not create a temporary directory for '%s'", path);
+		goto out;
+	}
+	*fd_out = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (*fd_out < 0) {
+		ret = scimg_int_err(ctx, -errno, "'%s': %s", tmp, strerror(errno));
+		rmdir(tmp);
+		goto out;
+	}
+	*tmp_out = tmp;
+	tmp = NULL;
+	ret = 0;
+out:
+	free(tmp);
+	free(p);
+	return ret;
+}
+
+/* Move the finished temporary directory of IMG into place. */
+static int place_dir(struct scimg_image *img)
+{
+	struct scimg_ctx *ctx = img->ctx;
+	DIR *d;
+	struct dirent *e;
+	int tfd, dfd, ret = 0;
+
+	if (!img->out_inside) {
+		if (rename(img->tmp_path, img->path) < 0)
+			return scimg_int_err(ctx, -errno, "could not rename into '%s': %s",
+					     img->path, strerror(errno));
+		return 0;
+	}
+	dfd = open(img->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return scimg_int_err(ctx, -errno, "'%s': %s", img->path, strerror(errno));
+	d = opendir(img->tmp_path);
+	if (!d) {
+		close(dfd);
+		return scimg_int_err(ctx, -errno, "'%s': %s", img->tmp_path, strerror(errno));
+	}
+	tfd = dirfd(d);
+	while ((e = readdir(d)) != NULL) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		if (img->out_last && !strcmp(e->d_name, img->out_last))
+			continue;
+		if (renameat(tfd, e->d_name, dfd, e->d_name) < 0) {
+			ret = scimg_int_err(ctx, -errno, "could not move '%s' into '%s': %s",
+					    e->d_name, img->path, strerror(errno));
+			break;
+		}
+	}
+	if (ret == 0 && img->out_last &&
+	    renameat(tfd, img->out_last, dfd, img->out_last) < 0)
+		ret = scimg_int_err(ctx, -errno, "could not move '%s' into '%s': %s",
+				    img->out_last, img->path, strerror(errno));
+	closedir(d);
+	if (ret == 0)
+		fsync(dfd);
+	close(dfd);
+	if (ret == 0)
+		rmdir(img->tmp_path);
+	return ret;
+}
+
+static void remove_temp(struct scimg_image *img)
+{
+	if (!img->tmp_path)
+		return;
+	if (img->fmt->flags & SCIMG_FMT_OUTPUT_DIR)
+		remove_dir(img->tmp_path);
+	else
+		unlink(img->tmp_path);
 }
 
 int scimg_image_create(struct scimg_ctx *ctx, const char *path,
@@ -556,12 +814,16 @@ int scimg_image_create(struct scimg_ctx *ctx, const char *path,
 	ret = scimg_int_opts_parse(ctx, options, fmt->create_opts, fmt->name, &img->opts);
 	if (ret < 0)
 		goto fail;
-	ret = make_temp(ctx, path, &img->tmp_path, &img->out_fd);
+	if (fmt->flags & SCIMG_FMT_OUTPUT_DIR)
+		ret = make_temp_dir(ctx, path, &img->tmp_path, &img->out_fd,
+				    &img->out_inside);
+	else
+		ret = make_temp(ctx, path, &img->tmp_path, &img->out_fd);
 	if (ret < 0)
 		goto fail;
 	ret = fmt->create(img, &img->opts);
 	if (ret < 0) {
-		unlink(img->tmp_path);
+		remove_temp(img);
 		siblings_release(img, 1);
 		goto fail;
 	}
@@ -571,6 +833,7 @@ fail:
 	if (img->out_fd >= 0)
 		close(img->out_fd);
 	scimg_int_opts_free(&img->opts);
+	free(img->out_last);
 	free(img->tmp_path);
 	free(img->path);
 	free(img);
@@ -612,6 +875,7 @@ static void writer_free(struct scimg_image *img)
 	if (img->out_fd >= 0)
 		close(img->out_fd);
 	scimg_int_opts_free(&img->opts);
+	free(img->out_last);
 	free(img->tmp_path);
 	free(img->path);
 	free(img);
@@ -651,11 +915,13 @@ int scimg_image_finish(struct scimg_image *img)
 	if (ret == 0 && close(img->out_fd) < 0)
 		ret = scimg_int_err(ctx, -errno, "'%s': %s", img->path, strerror(errno));
 	img->out_fd = -1;
-	if (ret == 0 && rename(img->tmp_path, img->path) < 0)
+	if (ret == 0 && (img->fmt->flags & SCIMG_FMT_OUTPUT_DIR))
+		ret = place_dir(img);
+	else if (ret == 0 && rename(img->tmp_path, img->path) < 0)
 		ret = scimg_int_err(ctx, -errno, "could not rename into '%s': %s",
 				    img->path, strerror(errno));
 	if (ret < 0)
-		unlink(img->tmp_path);
+		remove_temp(img);
 	siblings_release(img, ret < 0);
 	writer_free(img);
 	return ret;
@@ -665,8 +931,7 @@ void scimg_image_abort(struct scimg_image *img)
 {
 	if (!img)
 		return;
-	if (img->tmp_path)
-		unlink(img->tmp_path);
+	remove_temp(img);
 	siblings_release(img, 1);
 	writer_free(img);
 }

@@ -69,6 +69,8 @@ struct scimg_source_ops {
 	int (*block_status)(struct scimg_source *src, uint64_t off,
 			    uint64_t len, struct scimg_extent *ext);
 	void (*close)(struct scimg_source *src);
+	/* pread and block_status may run on several threads at once. */
+	int thread_safe;
 };
 
 struct scimg_source {
@@ -82,9 +84,19 @@ struct scimg_source {
 	void *priv;
 };
 
-/* Open NAME (a local path for now) read-only.  *out owned by the caller. */
+/* Open NAME read-only: a local path, or an http:// or https:// URL (read
+ * with Range requests through lib/source/http.c).  *out owned by the
+ * caller. */
 int scimg_int_source_open(struct scimg_ctx *ctx, const char *name,
 			  struct scimg_source **out);
+/* 1 when NAME is an http:// or https:// URL. */
+int scimg_int_name_is_url(const char *name);
+/* Open an http(s) URL (lib/source/http.c). */
+int scimg_int_http_source_open(struct scimg_ctx *ctx, const char *url,
+			       struct scimg_source **out);
+/* Whether A and B are the same file (same inode, or the same URL). */
+bool scimg_int_source_same(const struct scimg_source *a,
+			   const struct scimg_source *b);
 /* Read exactly LEN bytes at OFF.  A read past the end of the source is an
  * error naming WHAT (e.g. "L2 table") and the offset. */
 int scimg_int_source_read(struct scimg_source *src, void *buf, size_t len,
@@ -133,7 +145,16 @@ enum {
 	/* pread and block_status may be called from several threads at once
 	 * (the format locks its own caches); the convert engine then reads and
 	 * decompresses on its worker threads. */
-	SCIMG_FMT_PARALLEL_READ = 1u << 1,
+	SCIMG_FMT_PARALLEL_READ = 1u << 1, /* used only when the image's byte
+					    * source is thread_safe too */
+	/* The output is a directory of files, not one file: image.c makes a
+	 * temporary directory (img->tmp_path, opened as img->out_fd with
+	 * O_DIRECTORY) that the writer fills with openat(); it is renamed
+	 * to the target on success and removed with its content on failure.
+	 * When the target is an existing non-empty directory, the temporary
+	 * directory is made inside it and its files are moved in on success
+	 * (img->out_last, if set, is moved last). */
+	SCIMG_FMT_OUTPUT_DIR = 1u << 2,
 };
 
 struct scimg_image;
@@ -162,6 +183,9 @@ struct scimg_format {
 			    uint64_t len, struct scimg_extent *ext);
 	/* Add format-specific keys to OBJ.  May be NULL. */
 	int (*info)(struct scimg_image *img, json_object *obj);
+	/* Option keys accepted when reading (-I key=value,...; NULL
+	 * terminated, may be NULL).  open() finds them in img->opts. */
+	const char *const *open_opts;
 
 	/* --- writing (NULL create: read-only format) --- */
 	/* Option keys accepted by create (NULL terminated, may be NULL). */
@@ -212,7 +236,10 @@ struct scimg_image {
 	int out_fd;
 	char *tmp_path;
 	unsigned create_flags;
-	struct scimg_opts opts;
+	struct scimg_opts opts;   /* -o for writers, -I for readers */
+	/* SCIMG_FMT_OUTPUT_DIR writers */
+	int out_inside;           /* tmp_path is inside an existing target dir */
+	char *out_last;           /* file moved into place last (format sets it; freed by image.c) */
 	struct scimg_out_sibling *sib; /* companion output files */
 	size_t nsib;
 };
@@ -242,7 +269,9 @@ int scimg_int_open_child(struct scimg_image *parent, const char *name,
 			 const char *format, int probe_ok,
 			 struct scimg_image **out);
 /* Resolve NAME relative to SRC's directory into a new string (caller
- * frees).  With CONFINE, refuse a name that leaves that directory. */
+ * frees).  With CONFINE, refuse a name that leaves that directory (absolute
+ * names, URLs and ".." components).  Inside a remote (URL) source, names
+ * resolve against the URL's directory and never to a local file. */
 int scimg_int_resolve_path(struct scimg_ctx *ctx, const struct scimg_source *src,
 			   const char *name, int confine, char **out);
 
@@ -257,6 +286,12 @@ int scimg_int_out_sibling(struct scimg_image *img, const char *name, size_t *idx
 int scimg_int_sibling_pwrite(struct scimg_image *img, size_t idx, const void *buf,
 			     size_t len, uint64_t off);
 int scimg_int_sibling_truncate(struct scimg_image *img, size_t idx, uint64_t size);
+
+/* Describe what the first LEN bytes of a disk hold ("GPT partition table",
+ * "ext4 filesystem (no partition table)", ...) into BUF; returns BUF.
+ * 128 KiB are enough for every check (lib/content.c). */
+const char *scimg_int_detect_content(const uint8_t *head, size_t len,
+				     char *buf, size_t buflen);
 
 /* Helpers. */
 static inline bool scimg_int_is_zero(const void *buf, size_t len)

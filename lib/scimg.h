@@ -85,6 +85,13 @@ struct scimg_extent {
  * says so.  The input file is never opened for writing. */
 int scimg_image_open(struct scimg_ctx *ctx, const char *path,
 		     const char *format, struct scimg_image **out);
+/* As scimg_image_open(), with OPTIONS ("key=value,..." or NULL) for the
+ * format's reader (scimg -I), e.g. "privatekey=pk.pem" for an AMI bundle.
+ * A key the format does not accept fails, listing the accepted ones.
+ * PATH may also be an http:// or https:// URL for every format. */
+int scimg_image_open_opts(struct scimg_ctx *ctx, const char *path,
+			  const char *format, const char *options,
+			  struct scimg_image **out);
 void scimg_image_close(struct scimg_image *img);
 
 const char *scimg_image_format(const struct scimg_image *img);
@@ -106,7 +113,9 @@ int scimg_image_info(struct scimg_image *img, json_object **out);
 
 /* Create an image at PATH (written to a temporary file beside it, renamed
  * by scimg_image_finish()).  OPTIONS is "key=value,..." or NULL; unknown
- * keys fail. */
+ * keys fail.  Formats whose output is a directory of files (ami) write a
+ * temporary directory instead, renamed (or, when PATH is an existing
+ * non-empty directory, moved into it) on success. */
 enum { SCIMG_CREATE_COMPRESS = 1u << 0 };
 int scimg_image_create(struct scimg_ctx *ctx, const char *path,
 		       const char *format, uint64_t size, const char *options,
@@ -136,6 +145,7 @@ struct scimg_convert_opts {
 	int threads;                /* worker threads, 0 = number of CPUs */
 	scimg_progress_fn progress; /* may be NULL */
 	void *progress_opaque;
+	const char *src_options;    /* -I key=value,... for the reader, or NULL */
 };
 
 /* Convert an image.  Bounded memory whatever the size; holes are skipped.

@@ -5,7 +5,10 @@
 #include "scimg-int.h"
 
 extern const struct scimg_format scimg_format_qcow2;
+extern const struct scimg_format scimg_format_vhd;
+extern const struct scimg_format scimg_format_vhdx;
 extern const struct scimg_format scimg_format_raw;
+extern const struct scimg_format scimg_format_ami;
 extern const struct scimg_format scimg_format_vmdk;
 
 #endif

@@ -90,6 +90,7 @@ static const struct scimg_source_ops file_ops = {
 	.pread = file_pread,
 	.block_status = file_block_status,
 	.close = file_close,
+	.thread_safe = 1, /* pread(2) and lseek(SEEK_DATA) on a shared fd */
 };
 
 int scimg_int_source_open(struct scimg_ctx *ctx, const char *name,
@@ -102,6 +103,8 @@ int scimg_int_source_open(struct scimg_ctx *ctx, const char *name,
 	int fd = -1, ret;
 
 	*out = NULL;
+	if (scimg_int_name_is_url(name))
+		return scimg_int_http_source_open(ctx, name, out);
 	fd = open(name, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
 		return scimg_int_err(ctx, -errno, "could not open '%s': %s",
