@@ -597,6 +597,8 @@ static void siblings_release(struct scimg_image *img, int discard)
 	free(img->sib);
 	img->sib = NULL;
 	img->nsib = 0;
+}
+
 /* Remove the files in directory DIR (flat: writers make no
  * subdirectories), then DIR itself.  Best effort. */
 static void remove_dir(const char *dir)
