@@ -505,6 +505,12 @@ int scimg_int_vmdk_create(struct scimg_image *img, const struct scimg_opts *opts
 		goto fail;
 	}
 	w->sectors = div_up(img->size, VMDK_SECTOR);
+	if (w->sectors == 0) {
+		ret = scimg_int_err(img->ctx, -EINVAL,
+				    "'%s': a VMDK disk holds at least one sector; the input is empty",
+				    img->path);
+		goto fail;
+	}
 	if (w->sub != SUB_FLAT && img->size > W_MAX_SPARSE) {
 		ret = scimg_int_err(img->ctx, -EFBIG,
 				    "'%s': %llu bytes is larger than the %llu bytes a sparse VMDK may hold; use subformat=monolithicFlat",

@@ -82,6 +82,10 @@ struct vmdk_state {
 	 * threads (SCIMG_FMT_PARALLEL_READ) */
 	pthread_mutex_t lock;
 	int lock_init;
+	/* a byte source that is not thread-safe (http) takes part: whole
+	 * reads go one at a time under IO_LOCK */
+	int serialize;
+	pthread_mutex_t io_lock;
 };
 
 /* What inflating a grain needs; one per reading thread. */
@@ -165,8 +169,10 @@ static void reader_close(struct scimg_image *img)
 		free(s->cache[i].tab);
 	zscratch_free(s->zc);
 	free(s->z_out);
-	if (s->lock_init)
+	if (s->lock_init) {
 		pthread_mutex_destroy(&s->lock);
+		pthread_mutex_destroy(&s->io_lock);
+	}
 	scimg_image_close(s->parent);
 	scimg_int_vmdk_desc_free(&s->desc);
 	free(s->create_type);
@@ -912,8 +918,26 @@ out:
 	return ret;
 }
 
+static int vmdk_pread_locked(struct scimg_image *img, void *buf, size_t len,
+			     uint64_t off);
+
 static int vmdk_pread(struct scimg_image *img, void *buf, size_t len,
 		      uint64_t off)
+{
+	struct vmdk_state *s = img->priv;
+	int ret;
+
+	if (!s->serialize)
+		return vmdk_pread_locked(img, buf, len, off);
+	pthread_mutex_lock(&s->io_lock);
+	ret = vmdk_pread_locked(img, buf, len, off);
+	pthread_mutex_unlock(&s->io_lock);
+	return ret;
+}
+
+/* The read itself; thread-safe as long as the byte sources are. */
+static int vmdk_pread_locked(struct scimg_image *img, void *buf, size_t len,
+			     uint64_t off)
 {
 	struct vmdk_state *s = img->priv;
 	uint8_t *p = buf;
@@ -946,8 +970,25 @@ static int vmdk_pread(struct scimg_image *img, void *buf, size_t len,
 	return 0;
 }
 
+static int block_status_locked(struct scimg_image *img, uint64_t off,
+			       uint64_t len, struct scimg_extent *ext);
+
 static int vmdk_block_status(struct scimg_image *img, uint64_t off,
 			     uint64_t len, struct scimg_extent *ext)
+{
+	struct vmdk_state *s = img->priv;
+	int ret;
+
+	if (!s->serialize)
+		return block_status_locked(img, off, len, ext);
+	pthread_mutex_lock(&s->io_lock);
+	ret = block_status_locked(img, off, len, ext);
+	pthread_mutex_unlock(&s->io_lock);
+	return ret;
+}
+
+static int block_status_locked(struct scimg_image *img, uint64_t off,
+			       uint64_t len, struct scimg_extent *ext)
 {
 	struct vmdk_state *s = img->priv;
 	const struct vmdk_extent *e = find_extent(s, off);
@@ -1240,6 +1281,12 @@ static int vmdk_open(struct scimg_image *img)
 		img->priv = NULL;
 		return scimg_int_err(img->ctx, -ENOMEM, "could not create a lock");
 	}
+	if (pthread_mutex_init(&s->io_lock, NULL) != 0) {
+		pthread_mutex_destroy(&s->lock);
+		free(s);
+		img->priv = NULL;
+		return scimg_int_err(img->ctx, -ENOMEM, "could not create a lock");
+	}
 	s->lock_init = 1;
 	if (img->src->size < 4) {
 		ret = scimg_int_err(img->ctx, -EINVAL, "'%s': file is %llu bytes, too small for a VMDK",
@@ -1300,6 +1347,10 @@ static int vmdk_open(struct scimg_image *img)
 	}
 	if ((ret = open_parent(img)) < 0)
 		goto fail;
+	s->serialize = !img->src->ops->thread_safe;
+	for (size_t i = 0; i < s->n_ext; i++)
+		if (s->ext[i].src && !s->ext[i].src->ops->thread_safe)
+			s->serialize = 1;
 	return 0;
 fail:
 	reader_close(img);

@@ -130,6 +130,9 @@ for bad in subformat=twoGbMaxExtentSparse adapter_type=scsi hwversion=x hwversio
   [ $rc -eq 2 ] || fail "-o $bad: exit $rc"
   grep -q "${bad%%=*}" "$TMPD/err" || fail "-o $bad: message does not name it: $(cat "$TMPD/err")"
 done
+: > "$TMPD/zero.raw"
+"$SCIMG" convert -f raw -O vmdk "$TMPD/zero.raw" "$TMPD/empty/x.vmdk" 2>"$TMPD/err" && fail "empty disk accepted"
+grep -q "at least one sector" "$TMPD/err" || fail "empty disk message: $(cat "$TMPD/err")"
 "$SCIMG" convert -c -f raw -O vmdk "$TMPD/odd.raw" "$TMPD/empty/x.vmdk" 2>/dev/null && fail "-c with monolithicSparse accepted"
 "$SCIMG" convert -c -f raw -O vmdk -o subformat=monolithicFlat "$TMPD/odd.raw" "$TMPD/empty/x.vmdk" 2>/dev/null &&
   fail "-c with monolithicFlat accepted"
