@@ -49,3 +49,15 @@ make_mixed_raw() {
   dd if=/dev/urandom of="$out" bs=1 count=777 seek=$((size_mib * 1048576 - 777)) conv=notrunc status=none
   dd if=/dev/zero of="$out" bs=64K count=4 seek=40 conv=notrunc status=none
 }
+
+# wait_for_temp DIR PID: wait (up to 60 s) until a scimg temporary file or
+# directory appears in DIR, so a signal sent next reaches a running convert
+# and not a process still starting up.
+wait_for_temp() {
+  i=0
+  while [ $i -lt 600 ]; do
+    ls -A "$1" 2>/dev/null | grep -q 'scimg' && return 0
+    kill -0 "$2" 2>/dev/null || return 0
+    sleep 0.1; i=$((i + 1))
+  done
+}

@@ -86,7 +86,7 @@ ls -A "$TMPD" | grep -q scimg && fail "temporary directory left: $(ls -A "$TMPD"
 truncate -s 64G "$TMPD/big.raw"
 "$SCIMG" convert -f raw -O ami -o "$K" "$TMPD/big.raw" "$TMPD/sig" 2>"$TMPD/err" &
 pid=$!
-sleep 1
+wait_for_temp "$TMPD" $pid
 kill -TERM $pid
 wait $pid; rc=$?
 rm -f "$TMPD/big.raw"

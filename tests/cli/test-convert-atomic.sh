@@ -23,7 +23,8 @@ for sig in TERM INT; do
   truncate -s 8G "$TMPD/big.raw"
   "$SCIMG" convert -S 0 -f raw -O raw "$TMPD/big.raw" "$TMPD/out/big.raw" 2>"$TMPD/err" &
   pid=$!
-  sleep 1
+  wait_for_temp "$TMPD/out" $pid
+  sleep 0.3
   kill -$sig $pid
   wait $pid; rc=$?
   [ $rc -ne 0 ] || fail "SIG$sig: convert finished before the signal (machine too fast?)"

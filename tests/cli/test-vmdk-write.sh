@@ -147,7 +147,7 @@ mkdir "$TMPD/sig"
 truncate -s 8G "$TMPD/big.raw"
 "$SCIMG" convert -S 0 -f raw -O vmdk -o subformat=monolithicFlat "$TMPD/big.raw" "$TMPD/sig/big.vmdk" 2>"$TMPD/err" &
 pid=$!
-sleep 1
+wait_for_temp "$TMPD/sig" $pid
 kill -TERM $pid
 wait $pid; rc=$?
 [ $rc -ne 0 ] || fail "flat conversion finished before SIGTERM"
