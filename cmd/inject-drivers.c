@@ -277,6 +277,19 @@ int cmd_inject_drivers(int argc, char **argv)
 			return usage_error("inject-drivers", "cannot write format '%s'", out_fmt);
 		}
 	}
+	if (!fmt && !out_fmt) {
+		/* refuse another format by its header before its reader runs,
+		 * so the hint comes even when that reader would fail */
+		const char *pf = NULL;
+		if (scimg_image_probe(ctx, path, &pf) == 0 && pf &&
+		    strcmp(pf, "raw") != 0 && strcmp(pf, "qcow2") != 0) {
+			fprintf(stderr, "%s inject-drivers: '%s' is %s; only raw and qcow2 images are changed "
+				"in place.\nConvert it first (%s convert -O qcow2 %s fixed.qcow2) or write a fixed "
+				"copy with -O qcow2 OUT\n", prog, path, pf, prog, path);
+			scimg_ctx_free(ctx);
+			return EXIT_ERROR;
+		}
+	}
 	if (!fmt) {
 		struct scimg_image *img;
 		r = scimg_image_open(ctx, path, NULL, &img);

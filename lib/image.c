@@ -158,6 +158,26 @@ int scimg_image_open_opts(struct scimg_ctx *ctx, const char *path,
 	return image_open_src(ctx, src, path, format, options, 1, 0, NULL, out);
 }
 
+int scimg_image_probe(struct scimg_ctx *ctx, const char *path,
+		      const char **format)
+{
+	const struct scimg_format *fmt = NULL;
+	struct scimg_source *src;
+	int ret;
+
+	*format = NULL;
+	scimg_ctx_clear_error(ctx);
+	ret = scimg_int_source_open(ctx, path, &src);
+	if (ret < 0)
+		return ret;
+	ret = probe_format(ctx, src, &fmt);
+	scimg_int_source_close(src);
+	if (ret < 0)
+		return ret;
+	*format = fmt ? fmt->name : NULL;
+	return 0;
+}
+
 int scimg_image_open(struct scimg_ctx *ctx, const char *path,
 		     const char *format, struct scimg_image **out)
 {

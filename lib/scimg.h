@@ -93,6 +93,12 @@ int scimg_image_open_opts(struct scimg_ctx *ctx, const char *path,
 			  const char *format, const char *options,
 			  struct scimg_image **out);
 void scimg_image_close(struct scimg_image *img);
+/* Probe PATH (file or URL) without opening it as an image: *FORMAT is set
+ * to the name of the best-scoring format (a static string, not to be
+ * freed) or NULL when none matched (raw is never guessed here).  Returns 0,
+ * or -errno when PATH cannot be read. */
+int scimg_image_probe(struct scimg_ctx *ctx, const char *path,
+		      const char **format);
 
 const char *scimg_image_format(const struct scimg_image *img);
 const char *scimg_image_path(const struct scimg_image *img);
