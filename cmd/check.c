@@ -8,7 +8,7 @@
 static void help(void)
 {
 	printf("Usage: %s check [-f FMT] [--trust=CERT] [--container-only]\n"
-	       "                   [--output=human|json] [--no-backing] IMAGE\n\n"
+	       "                   [--provider=NAME] [--output=human|json] [--no-backing] IMAGE\n\n"
 	       "Check that IMAGE is a valid container and a compliant Supercloud guest.\n"
 	       "For a Supercloud image (.sci): tar layout, descriptor schema, member and\n"
 	       "guest-content digests, signature, then the guest.  For any other format:\n"
@@ -20,6 +20,10 @@ static void help(void)
 	       "      --trust=CERT       PEM file of certificates the signature of an SCI\n"
 	       "                         must chain to; an SCI without signature fails\n"
 	       "      --container-only   skip the guest checks (no appliance is started)\n"
+	       "      --provider=NAME    also report what IMAGE lacks for provider profile\n"
+	       "                         NAME (format, size alignment, maximum size, guest\n"
+	       "                         drivers and console); Supercloud-only guest findings\n"
+	       "                         become warnings ('scimg plugins' lists profiles)\n"
 	       "      --output=FMT       'human' (default) or 'json' (on stdout)\n"
 	       "      --no-backing       do not open files the image refers to\n"
 	       "  -h, --help             show this help\n"
@@ -46,6 +50,8 @@ static void print_human(json_object *r, int rc)
 	size_t i, nerr = 0, nwarn = 0;
 
 	printf("image: %s\nformat: %s\n", jstr(r, "image"), jstr(r, "format"));
+	if (json_object_object_get_ex(r, "provider", &g))
+		printf("provider: %s (%s)\n", jstr(g, "name"), jstr(g, "description"));
 	if (json_object_object_get_ex(r, "checks", &a))
 		for (i = 0; i < json_object_array_length(a); i++) {
 			json_object *c = json_object_array_get_idx(a, i);
@@ -85,6 +91,7 @@ int cmd_check(int argc, char **argv)
 		{ "format", required_argument, NULL, 'f' },
 		{ "trust", required_argument, NULL, 't' },
 		{ "container-only", no_argument, NULL, 'C' },
+		{ "provider", required_argument, NULL, 'P' },
 		{ "output", required_argument, NULL, 'o' },
 		{ "no-backing", no_argument, NULL, 'B' },
 		{ "help", no_argument, NULL, 'h' },
@@ -102,6 +109,7 @@ int cmd_check(int argc, char **argv)
 		case 'f': o.format = optarg; break;
 		case 't': o.trust = optarg; break;
 		case 'C': o.container_only = 1; break;
+		case 'P': o.provider = optarg; break;
 		case 'o':
 			if (!strcmp(optarg, "json"))
 				json = 1;

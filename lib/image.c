@@ -518,11 +518,15 @@ static int fd_truncate(struct scimg_ctx *ctx, int fd, const char *name,
 int scimg_int_out_pwrite(struct scimg_image *img, const void *buf, size_t len,
 			 uint64_t off)
 {
+	if (!scimg_add_ok(off, img->out_base, &off))
+		return scimg_int_err(img->ctx, -EFBIG, "'%s': write offset overflows", img->path);
 	return fd_pwrite(img->ctx, img->out_fd, img->path, buf, len, off);
 }
 
 int scimg_int_out_truncate(struct scimg_image *img, uint64_t size)
 {
+	if (!scimg_add_ok(size, img->out_base, &size))
+		return scimg_int_err(img->ctx, -EFBIG, "'%s': file size overflows", img->path);
 	return fd_truncate(img->ctx, img->out_fd, img->path, size);
 }
 

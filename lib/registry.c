@@ -9,11 +9,13 @@
 
 static const struct scimg_format *const formats[] = {
 	&scimg_format_sci,
+	&scimg_format_ova,
 	&scimg_format_qcow2,
 	&scimg_format_ami,
 	&scimg_format_vhdx,
 	&scimg_format_vhd,
 	&scimg_format_vmdk,
+	&scimg_format_gce,
 	&scimg_format_raw,
 };
 

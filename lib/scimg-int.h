@@ -254,6 +254,12 @@ struct scimg_image {
 	char *out_last;           /* file moved into place last (format sets it; freed by image.c) */
 	struct scimg_out_sibling *sib; /* companion output files */
 	size_t nsib;
+	/* A format that wraps another format's writer (ova around vmdk): the
+	 * wrapped writer keeps img->priv and writes at file offsets shifted by
+	 * OUT_BASE (scimg_int_out_pwrite/truncate add it); the wrapper keeps
+	 * its own state in WRAP_PRIV and frees it in its close(). */
+	uint64_t out_base;
+	void *wrap_priv;
 };
 
 /* A companion output file (e.g. the "-flat.vmdk" extent of a VMDK
@@ -326,7 +332,8 @@ int scimg_int_open_member(struct scimg_image *parent, struct scimg_source *src,
 int scimg_int_resolve_path(struct scimg_ctx *ctx, const struct scimg_source *src,
 			   const char *name, int confine, char **out);
 
-/* Writers: write to the output file at absolute file offset OFF. */
+/* Writers: write to the output file at file offset img->out_base + OFF
+ * (out_base is 0 except inside a wrapping format, see struct scimg_image). */
 int scimg_int_out_pwrite(struct scimg_image *img, const void *buf, size_t len,
 			 uint64_t off);
 int scimg_int_out_truncate(struct scimg_image *img, uint64_t size);

@@ -218,6 +218,11 @@ struct scimg_check_opts {
 	 * restarted with TCG).  May be NULL. */
 	void (*notice)(void *opaque, const char *msg);
 	void *notice_opaque;
+	/* Provider profile (scimg check --provider NAME) or NULL: also report
+	 * what the image lacks for that provider (format, size rules, the
+	 * profile's own check, guest modules and console); the guest's
+	 * Supercloud-only findings (Xen drivers and PV boot) become warnings. */
+	const char *provider;
 };
 
 /* Check that an image is a valid container and a compliant Supercloud

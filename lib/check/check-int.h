@@ -48,6 +48,10 @@ struct scimg_guest_opts {
 	void (*notice)(void *opaque, const char *msg); /* may be NULL */
 	void *notice_opaque;
 	const char *tmpdir; /* for downloaded initramfs files; NULL: $TMPDIR */
+	/* More modules to look for in each kernel's initramfs (NULL
+	 * terminated, may be NULL): reported under "drivers" like the
+	 * Supercloud ones, without findings. */
+	const char *const *extra_drivers;
 };
 
 /* Inspect the guest in the disk image PATH (FORMAT "raw" or "qcow2", a file

@@ -16,11 +16,13 @@
 
 #include "check-int.h"
 #include "package/package.h"
+#include "scimg-plugin.h"
 
 struct ck {
 	struct scimg_ctx *ctx;
 	const struct scimg_check_opts *o;
 	json_object *report, *checks, *findings;
+	const struct scimg_plugin_profile *prof; /* --provider, or NULL */
 };
 
 static void check_result(struct ck *c, const char *name, const char *result)
@@ -168,6 +170,7 @@ static int guest_step(struct ck *c, const char *path, const char *format)
 	struct scimg_guest_opts go = {
 		.notice = c->o->notice,
 		.notice_opaque = c->o->notice_opaque,
+		.extra_drivers = c->prof ? c->prof->guest_modules : NULL,
 	};
 	json_object *facts = NULL, *f;
 	char *raw = NULL;
@@ -500,6 +503,125 @@ static int check_image(struct ck *c, const char *format)
 	return guest_step(c, c->o->path, format ? format : json_object_get_string(jget(c->report, "format")));
 }
 
+/* ---- provider profiles (--provider) ------------------------------------ */
+
+/* Supercloud-only guest findings: for a provider they are warnings. */
+static const char *const supercloud_only[] = {
+	"guest-driver-missing", "guest-kernel-pvgrub2", "guest-no-xen-pv-boot",
+	"guest-cmdline-console", "guest-grub-cfg-linux16",
+};
+
+static void demote_supercloud(struct ck *c)
+{
+	size_t i, j;
+
+	for (i = 0; i < json_object_array_length(c->findings); i++) {
+		json_object *f = json_object_array_get_idx(c->findings, i);
+		const char *id = jstr(f, "id");
+		for (j = 0; j < SCIMG_ARRAY_SIZE(supercloud_only); j++)
+			if (!strcmp(id, supercloud_only[j]))
+				json_object_object_add(f, "severity", json_object_new_string("warning"));
+	}
+}
+
+/* Does the kernel command line ARGS have console=DEV (with options)? */
+static int has_console(const char *args, const char *dev)
+{
+	size_t n = strlen(dev);
+	const char *p = args;
+
+	while (p && (p = strstr(p, "console=")) != NULL) {
+		if ((p == args || p[-1] == ' ' || p[-1] == '\t') &&
+		    !strncmp(p + 8, dev, n) && (p[8 + n] == '\0' || p[8 + n] == ',' ||
+						p[8 + n] == ' ' || p[8 + n] == '\t'))
+			return 1;
+		p += 8;
+	}
+	return 0;
+}
+
+/* The guest rules of the profile, from the guest facts in the report. */
+static void provider_guest(struct ck *c)
+{
+	const struct scimg_plugin_profile *p = c->prof;
+	json_object *g = jget(c->report, "guest"), *ks = jget(g, "kernels"), *def = NULL, *drv;
+	const char *cmdline = jstr(jget(c->report, "boot"), "cmdline");
+	size_t i;
+
+	for (i = 0; ks && i < json_object_array_length(ks); i++) {
+		json_object *k = json_object_array_get_idx(ks, i);
+		if (json_object_get_boolean(jget(k, "default")))
+			def = k;
+	}
+	if (!def) {
+		if (p->guest_modules || p->console)
+			scimg_int_finding(c->findings, "provider-guest-unchecked", "warning",
+					  "provider profile '%s': the guest's kernel could not be inspected%s; its drivers and console are not checked",
+					  p->name, c->o->container_only ? " (--container-only)" : "");
+		return;
+	}
+	drv = jget(def, "drivers");
+	for (i = 0; p->guest_modules && p->guest_modules[i] && i < 64; i++) {
+		const char *m = p->guest_modules[i], *w = jstr(drv, m);
+		if (!strcmp(w, "builtin") || !strcmp(w, "initramfs"))
+			continue;
+		if (jget(def, "initramfs-error"))
+			w = "unreadable";
+		scimg_int_finding(c->findings, "provider-guest-module", "error",
+				  "provider profile '%s': default kernel %s: %s is not in its initramfs%s",
+				  p->name, jstr(def, "version"), m,
+				  !strcmp(w, "module") ? " (the module is on the root filesystem only)" :
+				  !strcmp(w, "unreadable") ? " (the initramfs could not be listed)" :
+				  " (and the kernel has no such module)");
+	}
+	if (p->console && !has_console(cmdline, p->console))
+		scimg_int_finding(c->findings, "provider-console", "warning",
+				  "provider profile '%s': the default entry's kernel command line has no console=%s ('%s')",
+				  p->name, p->console, cmdline);
+}
+
+/* Format, size rules and the profile's own check, on the image as scimg
+ * opens it; then the guest rules. */
+static int provider_step(struct ck *c, const char *format)
+{
+	struct scimg_image *img = NULL;
+	json_object *pf;
+	size_t i;
+	int ret;
+
+	demote_supercloud(c);
+	if (scimg_image_open(c->ctx, c->o->path, format, &img) < 0) {
+		/* the container findings say why */
+		scimg_ctx_clear_error(c->ctx);
+		check_result(c, "provider", "skipped");
+		return 0;
+	}
+	pf = json_object_new_array();
+	if (!pf) {
+		scimg_image_close(img);
+		return scimg_int_err(c->ctx, -ENOMEM, "out of memory");
+	}
+	ret = scimg_profile_check(c->ctx, c->prof->name, img, pf);
+	scimg_image_close(img);
+	if (ret < 0) {
+		json_object_put(pf);
+		return ret;
+	}
+	{
+		STEP_BEGIN(c);
+		for (i = 0; i < json_object_array_length(pf); i++) {
+			json_object *f = json_object_array_get_idx(pf, i);
+			char id[96];
+			snprintf(id, sizeof(id), "provider-%s", jstr(f, "id"));
+			scimg_int_finding(c->findings, id, "error", "%s", jstr(f, "message"));
+		}
+		provider_guest(c);
+		STEP_END(c, "provider");
+	}
+	json_object_put(pf);
+	return 0;
+}
+
 int scimg_check(struct scimg_ctx *ctx, const struct scimg_check_opts *o,
 		json_object **report)
 {
@@ -518,6 +640,14 @@ int scimg_check(struct scimg_ctx *ctx, const struct scimg_check_opts *o,
 	c.findings = json_object_new_array();
 	json_object_object_add(c.report, "check-version", json_object_new_int(1));
 	json_object_object_add(c.report, "image", json_object_new_string(o->path));
+	if (o->provider) {
+		json_object *pi = NULL;
+		/* an unknown name is an error naming the known ones */
+		if ((ret = scimg_profile_info(ctx, o->provider, &pi)) < 0)
+			goto fail;
+		json_object_object_add(c.report, "provider", pi);
+		c.prof = scimg_int_profile_find(o->provider, NULL);
+	}
 	if (!fmt) {
 		/* probe without opening the whole thing: a broken SCI must still
 		 * be recognised as an SCI to be checked as one */
@@ -541,6 +671,8 @@ int scimg_check(struct scimg_ctx *ctx, const struct scimg_check_opts *o,
 		ret = check_image(&c, fmt);
 	}
 	(void)probe;
+	if (ret == 0 && c.prof)
+		ret = provider_step(&c, fmt);
 	if (ret < 0)
 		goto fail;
 	json_object_object_add(c.report, "compliant", json_object_new_boolean(nerrors(c.findings) == 0));

@@ -310,6 +310,18 @@ static json_object *kernel_facts(struct gc *c, const char *ver, char **err)
 			w = "module";
 		json_object_object_add(drv, d, json_object_new_string(w));
 	}
+	for (i = 0; c->opts && c->opts->extra_drivers && c->opts->extra_drivers[i] && i < 64; i++) {
+		const char *d = c->opts->extra_drivers[i], *w = "missing";
+		if (json_object_object_get_ex(drv, d, NULL))
+			continue;
+		if (builtin && list_has(builtin, d))
+			w = "builtin";
+		else if (json_has(mods, d))
+			w = "initramfs";
+		else if (dep && list_has(dep, d))
+			w = "module";
+		json_object_object_add(drv, d, json_object_new_string(w));
+	}
 	json_object_object_add(k, "drivers", drv);
 	free(dep);
 	free(builtin);

@@ -11,5 +11,7 @@ extern const struct scimg_format scimg_format_raw;
 extern const struct scimg_format scimg_format_ami;
 extern const struct scimg_format scimg_format_vmdk;
 extern const struct scimg_format scimg_format_sci;
+extern const struct scimg_format scimg_format_ova;
+extern const struct scimg_format scimg_format_gce;
 
 #endif

@@ -1,0 +1,67 @@
+/* azure.c - the "azure" provider profile: what Microsoft Azure accepts as
+ * an uploaded Linux image (learn.microsoft.com, "Prepare Linux for imaging
+ * in Azure"; "Create and upload a generic Linux VHD"):
+ * - a fixed VHD (dynamic VHDs and VHDX are refused by Azure);
+ * - a virtual size that is a whole number of MiB, at most 1023 GiB;
+ * - the Hyper-V drivers hv_vmbus, hv_storvsc and hv_netvsc in the
+ *   initramfs of the default kernel (the disk sits behind storvsc);
+ * - the kernel console on ttyS0 (Azure's serial console and boot
+ *   diagnostics read it).
+ * The library checks format, alignment, size, modules and console; check()
+ * below adds the VHD subtype. */
+#include <string.h>
+
+#include "scimg-plugin.h"
+
+static int azure_check(struct scimg_image *img, struct scimg_plugin_report *rep)
+{
+	json_object *info = NULL, *fs, *sub;
+	const char *s;
+
+	if (strcmp(scimg_image_format(img), "vhd") != 0)
+		return 0; /* the format finding says it all */
+	if (scimg_image_info(img, &info) < 0)
+		return -EIO;
+	if (json_object_object_get_ex(info, "format-specific", &fs) &&
+	    json_object_object_get_ex(fs, "subformat", &sub)) {
+		s = json_object_get_string(sub);
+		if (strcmp(s, "fixed") != 0)
+			scimg_plugin_report(rep, "vhd-subformat",
+					    "'%s' is a %s VHD; Azure accepts only fixed VHDs (scimg convert --provider azure)",
+					    scimg_image_path(img), s);
+	}
+	json_object_put(info);
+	return 0;
+}
+
+static const char *const modules[] = { "hv_vmbus", "hv_storvsc", "hv_netvsc", NULL };
+
+static const struct scimg_plugin_profile azure = {
+	.struct_size = sizeof(struct scimg_plugin_profile),
+	.api_version = SCIMG_PLUGIN_API_VERSION,
+	.name = "azure",
+	.description = "Microsoft Azure: fixed VHD, whole MiB, at most 1023 GiB, Hyper-V drivers",
+	.format = "vhd",
+	.options = "subformat=fixed,force_size=on",
+	.size_alignment = 1ull << 20,
+	.max_size = 1023ull << 30,
+	.guest_modules = modules,
+	.console = "ttyS0",
+	.check = azure_check,
+};
+
+static const struct scimg_plugin_profile *const profiles[] = { &azure, NULL };
+
+static const struct scimg_plugin plugin = {
+	.struct_size = sizeof(struct scimg_plugin),
+	.api_version = SCIMG_PLUGIN_API_VERSION,
+	.name = "azure",
+	.version = "1.0",
+	.description = "provider profile for Microsoft Azure",
+	.profiles = profiles,
+};
+
+const struct scimg_plugin *scimg_plugin_init(void)
+{
+	return &plugin;
+}

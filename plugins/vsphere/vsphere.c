@@ -1,0 +1,59 @@
+/* vsphere.c - the "vsphere" provider profile: an OVA as VMware ovftool
+ * writes it and vSphere/ESXi deploy (DMTF DSP0243 OVF 1.x; the tar holds
+ * the OVF descriptor first, a streamOptimized VMDK, then a manifest of
+ * SHA-256 digests), made by the ova format.  A VMDK on VMFS 6 is at most
+ * 62 TiB; its capacity is counted in 512-byte sectors.  The guest needs the
+ * driver of the disk controller the OVF declares (LSI Logic parallel SCSI
+ * by default: mptspi) in its initramfs. */
+#include <string.h>
+
+#include "scimg-plugin.h"
+
+static int vsphere_check(struct scimg_image *img, struct scimg_plugin_report *rep)
+{
+	json_object *info = NULL, *fs, *dfs, *ct;
+
+	if (strcmp(scimg_image_format(img), "ova") != 0)
+		return 0;
+	if (scimg_image_info(img, &info) < 0)
+		return -EIO;
+	if (json_object_object_get_ex(info, "format-specific", &fs) &&
+	    json_object_object_get_ex(fs, "disk-format-specific", &dfs) &&
+	    json_object_object_get_ex(dfs, "create-type", &ct) &&
+	    strcmp(json_object_get_string(ct), "streamOptimized") != 0)
+		scimg_plugin_report(rep, "ova-disk-subformat",
+				    "'%s': the OVA's disk is a %s VMDK; vSphere imports streamOptimized VMDKs from an OVA",
+				    scimg_image_path(img), json_object_get_string(ct));
+	json_object_put(info);
+	return 0;
+}
+
+static const char *const modules[] = { "mptspi", NULL };
+
+static const struct scimg_plugin_profile vsphere = {
+	.struct_size = sizeof(struct scimg_plugin_profile),
+	.api_version = SCIMG_PLUGIN_API_VERSION,
+	.name = "vsphere",
+	.description = "VMware vSphere/ESXi: OVA (OVF + streamOptimized VMDK + SHA-256 manifest)",
+	.format = "ova",
+	.size_alignment = 512,
+	.max_size = 62ull << 40,
+	.guest_modules = modules,
+	.check = vsphere_check,
+};
+
+static const struct scimg_plugin_profile *const profiles[] = { &vsphere, NULL };
+
+static const struct scimg_plugin plugin = {
+	.struct_size = sizeof(struct scimg_plugin),
+	.api_version = SCIMG_PLUGIN_API_VERSION,
+	.name = "vsphere",
+	.version = "1.0",
+	.description = "provider profile for VMware vSphere/ESXi (OVA)",
+	.profiles = profiles,
+};
+
+const struct scimg_plugin *scimg_plugin_init(void)
+{
+	return &plugin;
+}
