@@ -10,6 +10,12 @@
  * (streamOptimized VMDK) correct.  Runs of zeros of at least the -S size are
  * left unwritten (a new image reads as zeros).  Memory is bounded by the
  * number of jobs in flight (a few per worker).
+ *
+ * Outputs that compress every unit anyway (SCIMG_FMT_ALWAYS_COMPRESSED:
+ * streamOptimized VMDK) go through the compressing workers with or
+ * without -c.  Every WRITEBACK_EVERY bytes stored, a writeback thread
+ * starts writeback of the output (sync_file_range), so that the
+ * fdatasync() before the rename (lib/image.c) has little left to wait for.
  */
 #include <pthread.h>
 #include <stdio.h>
