@@ -10,6 +10,12 @@
  * (streamOptimized VMDK) correct.  Runs of zeros of at least the -S size are
  * left unwritten (a new image reads as zeros).  Memory is bounded by the
  * number of jobs in flight (a few per worker).
+ *
+ * Outputs that compress every unit anyway (SCIMG_FMT_ALWAYS_COMPRESSED:
+ * streamOptimized VMDK) go through the compressing workers with or
+ * without -c.  Every WRITEBACK_EVERY bytes stored, a writeback thread
+ * starts writeback of the output (sync_file_range), so that the
+ * fdatasync() before the rename (lib/image.c) has little left to wait for.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -22,6 +28,9 @@
 
 #define CHUNK (2u << 20)       /* plain copy unit */
 #define STATUS_SPAN (UINT64_C(1) << 40)
+/* start writeback of the output after this many bytes were stored (see
+ * scimg_int_out_writeback): the final fdatasync then finds little left */
+#define WRITEBACK_EVERY (32u << 20)
 
 /* I/O buffers are page-aligned: the kernel copies into and out of
  * misaligned user buffers several times slower (measured: 2 MiB preads
@@ -88,6 +97,13 @@ struct pipeline {
 	int stop;
 	pthread_t *threads;
 	int nthreads;
+	uint64_t unsynced;     /* bytes stored since the last writeback kick */
+	/* writeback thread: sync_file_range() can block for a long time (the
+	 * file system allocates blocks), so it runs beside the writer */
+	pthread_t wb_thread;
+	int wb_running;
+	int wb_kick;           /* under lock; signalled through work */
+	pthread_cond_t wb_cond;
 };
 
 static void run_job(struct pipeline *p, struct slot *s)
@@ -163,9 +179,13 @@ static void pipeline_free(struct pipeline *p)
 	pthread_mutex_lock(&p->lock);
 	p->stop = 1;
 	pthread_cond_broadcast(&p->work);
+	pthread_cond_signal(&p->wb_cond);
 	pthread_mutex_unlock(&p->lock);
 	for (int t = 0; t < p->nthreads; t++)
 		pthread_join(p->threads[t], NULL);
+	if (p->wb_running)
+		pthread_join(p->wb_thread, NULL);
+	pthread_cond_destroy(&p->wb_cond);
 	free(p->threads);
 	if (p->slots) {
 		for (i = 0; i < p->nslots; i++) {
@@ -194,6 +214,7 @@ static int pipeline_init(struct pipeline *p, struct scimg_image *src,
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->work, NULL);
 	pthread_cond_init(&p->done, NULL);
+	pthread_cond_init(&p->wb_cond, NULL);
 	/* enough jobs in flight to keep every worker busy while the writer
 	 * waits for the oldest; memory: nslots * unit (x3 with -c) */
 	p->nslots = compress ? (size_t)nthreads * 8 + 4 : (size_t)nthreads * 2 + 2;
@@ -225,7 +246,54 @@ static int pipeline_init(struct pipeline *p, struct scimg_image *src,
 static int write_plain(struct scimg_image *dst, const uint8_t *buf, size_t len,
 		       uint64_t off, uint64_t sparse);
 
+static int write_slot_data(struct pipeline *p, struct slot *s);
+
+static void *wb_main(void *arg)
+{
+	struct pipeline *p = arg;
+
+	pthread_mutex_lock(&p->lock);
+	for (;;) {
+		while (!p->stop && !p->wb_kick)
+			pthread_cond_wait(&p->wb_cond, &p->lock);
+		if (p->stop)
+			break;
+		p->wb_kick = 0;
+		pthread_mutex_unlock(&p->lock);
+		scimg_int_out_writeback(p->dst);
+		pthread_mutex_lock(&p->lock);
+	}
+	pthread_mutex_unlock(&p->lock);
+	return NULL;
+}
+
+/* Ask the writeback thread to push what was written so far (never waits). */
+static void writeback_kick(struct pipeline *p)
+{
+	pthread_mutex_lock(&p->lock);
+	if (!p->wb_running && !p->stop &&
+	    pthread_create(&p->wb_thread, NULL, wb_main, p) == 0)
+		p->wb_running = 1;
+	p->wb_kick = 1;
+	pthread_cond_signal(&p->wb_cond);
+	pthread_mutex_unlock(&p->lock);
+}
+
 static int write_slot(struct pipeline *p, struct slot *s)
+{
+	int ret = write_slot_data(p, s);
+
+	if (ret == 0 && s->result != RES_ZERO) {
+		p->unsynced += s->result == RES_COMPRESSED ? s->clen : s->len;
+		if (p->unsynced >= WRITEBACK_EVERY) {
+			p->unsynced = 0;
+			writeback_kick(p);
+		}
+	}
+	return ret;
+}
+
+static int write_slot_data(struct pipeline *p, struct slot *s)
 {
 	struct scimg_image *dst = p->dst;
 
@@ -405,7 +473,7 @@ int scimg_convert(struct scimg_ctx *ctx, const struct scimg_convert_opts *o)
 {
 	struct scimg_image *src = NULL, *dst = NULL;
 	struct pipeline pl;
-	int have_pl = 0, parallel_read, nt, ret;
+	int have_pl = 0, parallel_read, nt, ret, compress = o->compress;
 	uint64_t pos, size, dst_size, unit, sparse = o->sparse_size;
 	const char *dst_format;
 	char *provider_opts = NULL;
@@ -433,7 +501,17 @@ int scimg_convert(struct scimg_ctx *ctx, const struct scimg_convert_opts *o)
 	if (ret < 0)
 		goto out;
 	nt = o->threads > 0 ? o->threads : cpu_count();
-	if (o->compress) {
+	/* an output that compresses every unit anyway does it on the workers;
+	 * only when -S keeps its meaning (zero units are left out either way,
+	 * and no zero run shorter than -S is) */
+	if (!compress && (dst->fmt->flags & SCIMG_FMT_ALWAYS_COMPRESSED) &&
+	    dst->fmt->compress_unit) {
+		unit = dst->fmt->compress_unit(dst);
+		if (unit && unit <= (64u << 20) && sparse <= unit &&
+		    (!sparse || unit % sparse == 0))
+			compress = 1;
+	}
+	if (compress) {
 		unit = dst->fmt->compress_unit(dst);
 		if (unit == 0 || unit > (64u << 20)) {
 			ret = scimg_int_err(ctx, -ENOTSUP, "'%s': compression not possible with these options",
@@ -447,7 +525,7 @@ int scimg_convert(struct scimg_ctx *ctx, const struct scimg_convert_opts *o)
 	}
 	parallel_read = (src->fmt->flags & SCIMG_FMT_PARALLEL_READ) &&
 			src->src->ops->thread_safe;
-	ret = pipeline_init(&pl, src, dst, o->compress, sparse, (size_t)unit, nt);
+	ret = pipeline_init(&pl, src, dst, compress, sparse, (size_t)unit, nt);
 	have_pl = 1;
 	if (ret < 0)
 		goto out;

@@ -530,6 +530,17 @@ int scimg_int_out_truncate(struct scimg_image *img, uint64_t size)
 	return fd_truncate(img->ctx, img->out_fd, img->path, size);
 }
 
+void scimg_int_out_writeback(struct scimg_image *img)
+{
+	if (!img->writing)
+		return;
+	if (img->out_fd >= 0 && !(img->fmt->flags & SCIMG_FMT_OUTPUT_DIR))
+		(void)sync_file_range(img->out_fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+	for (size_t i = 0; i < img->nsib; i++)
+		if (img->sib[i].fd >= 0)
+			(void)sync_file_range(img->sib[i].fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+}
+
 int scimg_int_sibling_pwrite(struct scimg_image *img, size_t idx, const void *buf,
 			     size_t len, uint64_t off)
 {

@@ -162,6 +162,12 @@ enum {
 	 * directory is made inside it and its files are moved in on success
 	 * (img->out_last, if set, is moved last). */
 	SCIMG_FMT_OUTPUT_DIR = 1u << 2,
+	/* Every unit the writer stores is compressed, with or without
+	 * SCIMG_CREATE_COMPRESS, whenever compress_unit() is non-zero for
+	 * the image (streamOptimized VMDK): the engine then compresses on
+	 * its worker threads as with -c instead of leaving it to pwrite on
+	 * the writing thread.  The stored content is the same either way. */
+	SCIMG_FMT_ALWAYS_COMPRESSED = 1u << 3,
 };
 
 struct scimg_image;
@@ -337,6 +343,11 @@ int scimg_int_resolve_path(struct scimg_ctx *ctx, const struct scimg_source *src
 int scimg_int_out_pwrite(struct scimg_image *img, const void *buf, size_t len,
 			 uint64_t off);
 int scimg_int_out_truncate(struct scimg_image *img, uint64_t size);
+/* Start writeback of what was written so far to the output file and its
+ * companions (sync_file_range SYNC_FILE_RANGE_WRITE: asynchronous, no
+ * wait), so that the fdatasync() before the rename has little left to do.
+ * Advisory: errors are ignored (finish reports them). */
+void scimg_int_out_writeback(struct scimg_image *img);
 /* Create companion output file NAME (a plain file name, no '/') in the
  * output's directory; *IDX names it in the calls below.  The format writes
  * it like the main file; image.c commits or removes it with the main file. */

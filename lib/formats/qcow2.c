@@ -8,8 +8,17 @@
  * stays bounded: L2 tables go through a small LRU cache, decompression is
  * capped at one cluster.
  *
+ * pread and block_status may run on several threads at once
+ * (SCIMG_FMT_PARALLEL_READ): the L2 cache and the one-cluster cache of
+ * partial compressed reads are guarded by a mutex; whole compressed
+ * clusters inflate straight into the caller's buffer with a scratch
+ * context taken from a small pool; a backing image whose format cannot be
+ * read in parallel, and byte sources that are not thread-safe, are read
+ * one call at a time.
+ *
  * Writing (compat 1.1) lives in qcow2-write.c.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +66,15 @@ struct q2_snap {
 	int has_icount;
 };
 
+/* What inflating a cluster needs; one per reading thread, pooled. */
+struct q2_scratch {
+	struct q2_scratch *next;
+	uint8_t *cin;              /* compressed input, 2 clusters */
+	z_stream zs;
+	int zs_init;
+	ZSTD_DCtx *zd;
+};
+
 struct q2_range {
 	uint64_t start;
 	uint64_t len;
@@ -88,13 +106,23 @@ struct q2 {
 	char *ext_path;
 	struct scimg_image *backing;
 
-	uint8_t *cin;              /* compressed input, 2 clusters */
-	uint8_t *cout;             /* one decompressed cluster */
+	/* the last decompressed cluster (partial reads), under LOCK */
+	uint8_t *cout;
 	uint64_t cout_entry;       /* L2 entry whose data is in cout */
 	int cout_valid;
-	z_stream zs;
-	int zs_init;
-	ZSTD_DCtx *zd;
+	struct q2_scratch *pool;   /* idle scratch contexts, under LOCK */
+
+	/* guards cache, tick, last_slot, cout*, pool */
+	pthread_mutex_t lock;
+	int lock_init;
+	/* a byte source that is not thread-safe takes part: whole reads go
+	 * one at a time under IO_LOCK */
+	int serialize;
+	/* the backing image cannot be read from several threads: its reads
+	 * go one at a time under BACKING_LOCK */
+	int backing_serial;
+	pthread_mutex_t io_lock;
+	pthread_mutex_t backing_lock;
 
 	struct q2_snap *snaps;
 	uint32_t nsnaps;
@@ -168,6 +196,8 @@ static int read_clamped(struct scimg_source *src, void *buf, uint64_t len,
 
 /* ---- L2 tables --------------------------------------------------------- */
 
+/* The table at L2O through the cache; the caller holds q->lock, and the
+ * table stays valid only until it lets go. */
 static int l2_get(struct scimg_image *img, uint64_t l2o, const uint8_t **out)
 {
 	struct q2 *q = img->priv;
@@ -261,7 +291,7 @@ static int q2_lookup(struct scimg_image *img, uint64_t off, uint64_t maxlen,
 {
 	struct q2 *q = img->priv;
 	uint64_t cidx = off >> q->cb, in = off & (q->cs - 1);
-	uint64_t l1i = cidx >> q->l2_bits, l2i, l2o, e, bm = 0, host, clen;
+	uint64_t l1i = cidx >> q->l2_bits, l2i, l2o, e = 0, bm = 0, host, clen;
 	const uint8_t *tab;
 	int ret, allocated;
 
@@ -273,13 +303,17 @@ static int q2_lookup(struct scimg_image *img, uint64_t off, uint64_t maxlen,
 		r->len = end - off < maxlen ? end - off : maxlen;
 		return 0;
 	}
+	l2i = cidx & ((UINT64_C(1) << q->l2_bits) - 1);
+	pthread_mutex_lock(&q->lock);
 	ret = l2_get(img, l2o, &tab);
+	if (ret == 0) {
+		e = scimg_be64(tab + l2i * q->esize);
+		if (q->h.extended_l2)
+			bm = scimg_be64(tab + l2i * q->esize + 8);
+	}
+	pthread_mutex_unlock(&q->lock);
 	if (ret < 0)
 		return ret;
-	l2i = cidx & ((UINT64_C(1) << q->l2_bits) - 1);
-	e = scimg_be64(tab + l2i * q->esize);
-	if (q->h.extended_l2)
-		bm = scimg_be64(tab + l2i * q->esize + 8);
 	clen = q->cs - in;
 	if (clen > maxlen)
 		clen = maxlen;
@@ -352,7 +386,55 @@ static int q2_lookup(struct scimg_image *img, uint64_t off, uint64_t maxlen,
 
 /* ---- compressed clusters ---------------------------------------------- */
 
-static int q2_decompress(struct scimg_image *img, uint64_t e, uint64_t guest)
+static void scratch_free(struct q2_scratch *z)
+{
+	if (!z)
+		return;
+	free(z->cin);
+	if (z->zs_init)
+		inflateEnd(&z->zs);
+	ZSTD_freeDCtx(z->zd);
+	free(z);
+}
+
+/* An idle scratch context from the pool, or a new one. */
+static struct q2_scratch *scratch_get(struct scimg_image *img)
+{
+	struct q2 *q = img->priv;
+	struct q2_scratch *z;
+
+	pthread_mutex_lock(&q->lock);
+	z = q->pool;
+	if (z)
+		q->pool = z->next;
+	pthread_mutex_unlock(&q->lock);
+	if (z)
+		return z;
+	z = calloc(1, sizeof(*z));
+	if (z)
+		z->cin = malloc(2 * q->cs);
+	if (!z || !z->cin) {
+		free(z);
+		scimg_int_err(img->ctx, -ENOMEM, "out of memory");
+		return NULL;
+	}
+	return z;
+}
+
+static void scratch_put(struct q2 *q, struct q2_scratch *z)
+{
+	if (!z)
+		return;
+	pthread_mutex_lock(&q->lock);
+	z->next = q->pool;
+	q->pool = z;
+	pthread_mutex_unlock(&q->lock);
+}
+
+/* Inflate the compressed cluster of L2 entry E (guest offset GUEST, for
+ * messages) into OUT (one cluster) with scratch Z. */
+static int q2_decompress(struct scimg_image *img, struct q2_scratch *z,
+			 uint64_t e, uint64_t guest, uint8_t *out)
 {
 	struct q2 *q = img->priv;
 	unsigned x = 62 - (q->cb - 8);
@@ -362,66 +444,103 @@ static int q2_decompress(struct scimg_image *img, uint64_t e, uint64_t guest)
 	uint64_t avail;
 	int ret;
 
-	if (q->cout_valid && q->cout_entry == e)
-		return 0;
-	q->cout_valid = 0;
 	avail = img->src->size - coff; /* coff < size was checked */
 	if (csize > avail)
 		csize = avail;
-	ret = scimg_int_source_read(img->src, q->cin, (size_t)csize, coff,
+	ret = scimg_int_source_read(img->src, z->cin, (size_t)csize, coff,
 				    "qcow2 compressed cluster");
 	if (ret < 0)
 		return ret;
 	if (q->h.compression_type == Q2_COMPRESSION_ZLIB) {
 		int zr;
-		if (!q->zs_init) {
-			memset(&q->zs, 0, sizeof(q->zs));
-			if (inflateInit2(&q->zs, -15) != Z_OK)
+		if (!z->zs_init) {
+			memset(&z->zs, 0, sizeof(z->zs));
+			if (inflateInit2(&z->zs, -15) != Z_OK)
 				return scimg_int_err(img->ctx, -ENOMEM, "out of memory (zlib)");
-			q->zs_init = 1;
-		} else if (inflateReset(&q->zs) != Z_OK) {
+			z->zs_init = 1;
+		} else if (inflateReset(&z->zs) != Z_OK) {
 			return scimg_int_err(img->ctx, -EIO, "zlib reset failed");
 		}
-		q->zs.next_in = q->cin;
-		q->zs.avail_in = (uInt)csize;
-		q->zs.next_out = q->cout;
-		q->zs.avail_out = (uInt)q->cs;
-		zr = inflate(&q->zs, Z_FINISH);
+		z->zs.next_in = z->cin;
+		z->zs.avail_in = (uInt)csize;
+		z->zs.next_out = out;
+		z->zs.avail_out = (uInt)q->cs;
+		zr = inflate(&z->zs, Z_FINISH);
 		if (!((zr == Z_STREAM_END || zr == Z_BUF_ERROR || zr == Z_OK) &&
-		      q->zs.avail_out == 0))
+		      z->zs.avail_out == 0))
 			return scimg_int_err(img->ctx, -EIO,
 					     "'%s': qcow2 compressed cluster at file offset %llu (guest offset %llu) does not inflate to a full cluster (zlib: %s)",
 					     img->path, (unsigned long long)coff,
 					     (unsigned long long)guest,
-					     q->zs.msg ? q->zs.msg : "data ends early");
+					     z->zs.msg ? z->zs.msg : "data ends early");
 	} else {
-		ZSTD_inBuffer in = { q->cin, (size_t)csize, 0 };
-		ZSTD_outBuffer out = { q->cout, (size_t)q->cs, 0 };
+		ZSTD_inBuffer in = { z->cin, (size_t)csize, 0 };
+		ZSTD_outBuffer zo = { out, (size_t)q->cs, 0 };
 		size_t zr = 1;
 
-		if (!q->zd) {
-			q->zd = ZSTD_createDCtx();
-			if (!q->zd)
+		if (!z->zd) {
+			z->zd = ZSTD_createDCtx();
+			if (!z->zd)
 				return scimg_int_err(img->ctx, -ENOMEM, "out of memory (zstd)");
 		} else {
-			ZSTD_DCtx_reset(q->zd, ZSTD_reset_session_only);
+			ZSTD_DCtx_reset(z->zd, ZSTD_reset_session_only);
 		}
-		while (out.pos < out.size) {
-			size_t ip = in.pos, op = out.pos;
-			zr = ZSTD_decompressStream(q->zd, &out, &in);
-			if (ZSTD_isError(zr) || (in.pos <= ip && out.pos <= op))
+		while (zo.pos < zo.size) {
+			size_t ip = in.pos, op = zo.pos;
+			zr = ZSTD_decompressStream(z->zd, &zo, &in);
+			if (ZSTD_isError(zr) || (in.pos <= ip && zo.pos <= op))
 				break;
 		}
-		if (ZSTD_isError(zr) || out.pos < out.size || zr != 0)
+		if (ZSTD_isError(zr) || zo.pos < zo.size || zr != 0)
 			return scimg_int_err(img->ctx, -EIO,
 					     "'%s': qcow2 compressed cluster at file offset %llu (guest offset %llu) does not decompress to exactly one cluster (zstd: %s)",
 					     img->path, (unsigned long long)coff,
 					     (unsigned long long)guest,
 					     ZSTD_isError(zr) ? ZSTD_getErrorName(zr) : "size mismatch");
 	}
-	q->cout_entry = e;
-	q->cout_valid = 1;
 	return 0;
+}
+
+/* Copy LEN bytes at GUEST (inside the compressed cluster of entry E) into
+ * BUF: a whole cluster inflates straight into BUF, part of one goes
+ * through the one-cluster cache. */
+static int read_compressed(struct scimg_image *img, uint64_t e, uint64_t guest,
+			   uint8_t *buf, size_t len)
+{
+	struct q2 *q = img->priv;
+	size_t in = (size_t)(guest & (q->cs - 1));
+	struct q2_scratch *z;
+	int ret = 0;
+
+	if (in == 0 && len == q->cs) {
+		if (!(z = scratch_get(img)))
+			return -ENOMEM;
+		ret = q2_decompress(img, z, e, guest, buf);
+		scratch_put(q, z);
+		return ret;
+	}
+	pthread_mutex_lock(&q->lock);
+	if (!q->cout_valid || q->cout_entry != e) {
+		q->cout_valid = 0;
+		pthread_mutex_unlock(&q->lock);
+		/* scratch_get takes the lock itself */
+		if (!(z = scratch_get(img)))
+			return -ENOMEM;
+		pthread_mutex_lock(&q->lock);
+		if (!q->cout_valid || q->cout_entry != e) {
+			ret = q2_decompress(img, z, e, guest, q->cout);
+			if (ret == 0) {
+				q->cout_entry = e;
+				q->cout_valid = 1;
+			}
+		}
+		z->next = q->pool;
+		q->pool = z;
+	}
+	if (ret == 0)
+		memcpy(buf, q->cout + in, len);
+	pthread_mutex_unlock(&q->lock);
+	return ret;
 }
 
 /* ---- reading ----------------------------------------------------------- */
@@ -436,7 +555,11 @@ static int read_backing(struct scimg_image *img, uint8_t *buf, uint64_t len,
 		n = q->backing->size - off;
 		if (n > len)
 			n = len;
+		if (q->backing_serial)
+			pthread_mutex_lock(&q->backing_lock);
 		int ret = scimg_image_pread(q->backing, buf, (size_t)n, off);
+		if (q->backing_serial)
+			pthread_mutex_unlock(&q->backing_lock);
 		if (ret < 0)
 			return ret;
 	}
@@ -445,7 +568,9 @@ static int read_backing(struct scimg_image *img, uint8_t *buf, uint64_t len,
 	return 0;
 }
 
-static int q2_pread(struct scimg_image *img, void *buf, size_t len, uint64_t off)
+/* The read itself; thread-safe as long as the byte sources are. */
+static int q2_pread_locked(struct scimg_image *img, void *buf, size_t len,
+			   uint64_t off)
 {
 	struct q2 *q = img->priv;
 	uint8_t *p = buf, *pend_buf = NULL;
@@ -482,10 +607,9 @@ static int q2_pread(struct scimg_image *img, void *buf, size_t len, uint64_t off
 					return ret;
 				break;
 			case T_COMPRESSED:
-				ret = q2_decompress(img, r.centry, off);
+				ret = read_compressed(img, r.centry, off, p, (size_t)r.len);
 				if (ret < 0)
 					return ret;
-				memcpy(p, q->cout + (off & (q->cs - 1)), (size_t)r.len);
 				break;
 			}
 		}
@@ -496,6 +620,19 @@ static int q2_pread(struct scimg_image *img, void *buf, size_t len, uint64_t off
 	if (pend_len)
 		return read_clamped(q->data, pend_buf, pend_len, pend_host, "qcow2 data cluster");
 	return 0;
+}
+
+static int q2_pread(struct scimg_image *img, void *buf, size_t len, uint64_t off)
+{
+	struct q2 *q = img->priv;
+	int ret;
+
+	if (!q->serialize)
+		return q2_pread_locked(img, buf, len, off);
+	pthread_mutex_lock(&q->io_lock);
+	ret = q2_pread_locked(img, buf, len, off);
+	pthread_mutex_unlock(&q->io_lock);
+	return ret;
 }
 
 static enum scimg_extent_type ext_type(enum q2_type t)
@@ -511,8 +648,8 @@ static enum scimg_extent_type ext_type(enum q2_type t)
 	}
 }
 
-static int q2_block_status(struct scimg_image *img, uint64_t off, uint64_t len,
-			   struct scimg_extent *ext)
+static int q2_block_status_locked(struct scimg_image *img, uint64_t off,
+				  uint64_t len, struct scimg_extent *ext)
 {
 	struct q2 *q = img->priv;
 	uint64_t pos = off, end = off + len;
@@ -539,13 +676,31 @@ static int q2_block_status(struct scimg_image *img, uint64_t off, uint64_t len,
 		struct scimg_extent be;
 		uint64_t bend = pos < q->backing->size ? pos : q->backing->size;
 
+		if (q->backing_serial)
+			pthread_mutex_lock(&q->backing_lock);
 		ret = scimg_image_block_status(q->backing, off, bend - off, &be);
+		if (q->backing_serial)
+			pthread_mutex_unlock(&q->backing_lock);
 		if (ret < 0)
 			return ret;
 		ext->type = be.type;
 		ext->length = be.length;
 	}
 	return 0;
+}
+
+static int q2_block_status(struct scimg_image *img, uint64_t off, uint64_t len,
+			   struct scimg_extent *ext)
+{
+	struct q2 *q = img->priv;
+	int ret;
+
+	if (!q->serialize)
+		return q2_block_status_locked(img, off, len, ext);
+	pthread_mutex_lock(&q->io_lock);
+	ret = q2_block_status_locked(img, off, len, ext);
+	pthread_mutex_unlock(&q->io_lock);
+	return ret;
 }
 
 /* ---- open -------------------------------------------------------------- */
@@ -724,11 +879,17 @@ static void q2_free(struct q2 *q)
 		scimg_int_source_close(q->ext);
 	free(q->ext_path);
 	scimg_image_close(q->backing);
-	free(q->cin);
 	free(q->cout);
-	if (q->zs_init)
-		inflateEnd(&q->zs);
-	ZSTD_freeDCtx(q->zd);
+	while (q->pool) {
+		struct q2_scratch *z = q->pool;
+		q->pool = z->next;
+		scratch_free(z);
+	}
+	if (q->lock_init) {
+		pthread_mutex_destroy(&q->lock);
+		pthread_mutex_destroy(&q->io_lock);
+		pthread_mutex_destroy(&q->backing_lock);
+	}
 	for (k = 0; k < q->nsnaps; k++) {
 		free(q->snaps[k].id);
 		free(q->snaps[k].name);
@@ -759,6 +920,22 @@ static int q2_open(struct scimg_image *img)
 	q = calloc(1, sizeof(*q));
 	if (!q)
 		return scimg_int_err(ctx, -ENOMEM, "out of memory");
+	if (pthread_mutex_init(&q->lock, NULL) != 0) {
+		free(q);
+		return scimg_int_err(ctx, -ENOMEM, "could not create a mutex");
+	}
+	if (pthread_mutex_init(&q->io_lock, NULL) != 0) {
+		pthread_mutex_destroy(&q->lock);
+		free(q);
+		return scimg_int_err(ctx, -ENOMEM, "could not create a mutex");
+	}
+	if (pthread_mutex_init(&q->backing_lock, NULL) != 0) {
+		pthread_mutex_destroy(&q->io_lock);
+		pthread_mutex_destroy(&q->lock);
+		free(q);
+		return scimg_int_err(ctx, -ENOMEM, "could not create a mutex");
+	}
+	q->lock_init = 1;
 	img->priv = q;
 	if (img->src->size < Q2_V2_HEADER_LEN) {
 		ret = scimg_int_err(ctx, -EINVAL,
@@ -821,9 +998,8 @@ static int q2_open(struct scimg_image *img)
 	if (q->ncache > L2_CACHE_MAX)
 		q->ncache = L2_CACHE_MAX;
 	q->cache = calloc(q->ncache, sizeof(*q->cache));
-	q->cin = malloc(2 * q->cs);
 	q->cout = malloc(q->cs);
-	if (!q->cache || !q->cin || !q->cout) {
+	if (!q->cache || !q->cout) {
 		ret = scimg_int_err(ctx, -ENOMEM, "out of memory");
 		goto fail;
 	}
@@ -854,7 +1030,13 @@ static int q2_open(struct scimg_image *img)
 					     q->h.backing_file);
 			goto fail;
 		}
+		/* a backing image is read through its own format, which
+		 * guards itself only when it says so */
+		q->backing_serial = !(q->backing->fmt->flags & SCIMG_FMT_PARALLEL_READ) ||
+				    !q->backing->src || !q->backing->src->ops->thread_safe;
 	}
+	q->serialize = !img->src->ops->thread_safe ||
+		       (q->ext && !q->ext->ops->thread_safe);
 	return 0;
 fail:
 	free(hbuf);
@@ -876,11 +1058,19 @@ static int scan_compressed(struct scimg_image *img)
 		return -1;
 	for (i = 0; i < q->n_l2; i++) {
 		const uint8_t *tab;
-		if (l2_get(img, q->l2_sorted[i], &tab) < 0)
+		int found = 0;
+
+		pthread_mutex_lock(&q->lock);
+		if (l2_get(img, q->l2_sorted[i], &tab) < 0) {
+			pthread_mutex_unlock(&q->lock);
 			return -1;
-		for (j = 0; j < n; j++)
+		}
+		for (j = 0; j < n && !found; j++)
 			if (scimg_be64(tab + j * q->esize) & Q2_OFLAG_COMPRESSED)
-				return 1;
+				found = 1;
+		pthread_mutex_unlock(&q->lock);
+		if (found)
+			return 1;
 	}
 	return 0;
 }
@@ -976,5 +1166,5 @@ const struct scimg_format scimg_format_qcow2 = {
 	.compress_unit = scimg_int_qcow2_compress_unit,
 	.compress = scimg_int_qcow2_compress,
 	.pwrite_compressed = scimg_int_qcow2_pwrite_compressed,
-	.flags = SCIMG_FMT_SEQUENTIAL_WRITE,
+	.flags = SCIMG_FMT_SEQUENTIAL_WRITE | SCIMG_FMT_PARALLEL_READ,
 };

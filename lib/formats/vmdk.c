@@ -1456,5 +1456,6 @@ const struct scimg_format scimg_format_vmdk = {
 	.compress_unit = scimg_int_vmdk_compress_unit,
 	.compress = scimg_int_vmdk_compress,
 	.pwrite_compressed = scimg_int_vmdk_pwrite_compressed,
-	.flags = SCIMG_FMT_SEQUENTIAL_WRITE | SCIMG_FMT_PARALLEL_READ,
+	.flags = SCIMG_FMT_SEQUENTIAL_WRITE | SCIMG_FMT_PARALLEL_READ |
+		 SCIMG_FMT_ALWAYS_COMPRESSED,
 };

@@ -131,4 +131,21 @@ cp base.qcow2 dirty.qcow2
 printf '\003' | dd of=dirty.qcow2 bs=1 seek=79 conv=notrunc status=none
 info_is dirty.qcow2 's["dirty"] is True and s["corrupt"] is True'
 same dirty.qcow2 -f qcow2
+
+# parallel reads (SCIMG_FMT_PARALLEL_READ): compressed clusters inflate on
+# every worker, partial clusters go through the shared cache, and a backing
+# file of a format without parallel reads (vpc) is read one call at a time
+"$QEMU_IMG" convert -q -f raw -O vpc base.raw base.vhd || fail "qemu-img vpc"
+"$QEMU_IMG" create -q -f qcow2 -b base.vhd -F vpc ovl.qcow2 || fail "create ovl"
+if command -v qemu-io >/dev/null 2>&1; then
+  qemu-io -c "write -P 0x44 1M 3M" -c "write -P 0x45 9M 100k" ovl.qcow2 >/dev/null || fail "qemu-io ovl"
+fi
+"$QEMU_IMG" convert -q -c -O qcow2 -B base.vhd -F vpc ovl.qcow2 ovlc.qcow2 || fail "compress ovl"
+for m in 1 2 5 8; do
+  same ovlc.qcow2 -m $m
+  same c2m.qcow2 -m $m
+  same zstd.qcow2 -m $m
+done
+"$SCIMG" convert -m 4 -c -O qcow2 ovlc.qcow2 re.qcow2 || fail "recompress"
+"$QEMU_IMG" compare -q ovlc.qcow2 re.qcow2 || fail "recompressed chain differs"
 echo ok
