@@ -9,7 +9,7 @@
 static void help(void)
 {
 	printf("Usage: %s convert [-f FMT] [-I KEY=VAL,...] -O FMT [-o KEY=VAL,...] [-c] [-p]\n"
-	       "                     [-S SIZE] [-m THREADS] [--no-backing] SRC DST\n"
+	       "                     [-S SIZE] [-m THREADS] [--no-backing] [--no-sync] SRC DST\n"
 	       "       %s convert --provider=NAME [-o KEY=VAL,...] [OPTIONS] SRC DST\n\n"
 	       "Convert the disk image SRC into DST.  DST is written to a temporary file\n"
 	       "beside it and renamed into place when complete; on error or interrupt\n"
@@ -28,6 +28,9 @@ static void help(void)
 	       "                          written; default 4k; 0 allocates everything\n"
 	       "  -m, --threads=N         compression worker threads (default: CPUs)\n"
 	       "      --no-backing        do not open files SRC refers to\n"
+	       "      --no-sync           do not flush DST to disk before renaming it into\n"
+	       "                          place (faster; like qemu-img, whose target cache\n"
+	       "                          mode defaults to unsafe)\n"
 	       "  -h, --help              show this help\n"
 	       "  -V, --version           show the version\n\n"
 	       "Exit status: 0 success, 2 error.  See scimg-convert(1).\n", prog, prog);
@@ -58,6 +61,7 @@ int cmd_convert(int argc, char **argv)
 		{ "sparse-size", required_argument, NULL, 'S' },
 		{ "threads", required_argument, NULL, 'm' },
 		{ "no-backing", no_argument, NULL, 'B' },
+		{ "no-sync", no_argument, NULL, 'N' },
 		{ "provider", required_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -126,6 +130,7 @@ int cmd_convert(int argc, char **argv)
 			break;
 		}
 		case 'B': nobacking = 1; break;
+		case 'N': o.no_sync = 1; break;
 		case 'P': o.provider = optarg; break;
 		case 'h': help(); free(optstr); free(inoptstr); return EXIT_OK;
 		case 'V': print_version(); free(optstr); free(inoptstr); return EXIT_OK;

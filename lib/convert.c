@@ -285,7 +285,8 @@ static int write_slot(struct pipeline *p, struct slot *s)
 
 	if (ret == 0 && s->result != RES_ZERO) {
 		p->unsynced += s->result == RES_COMPRESSED ? s->clen : s->len;
-		if (p->unsynced >= WRITEBACK_EVERY) {
+		if (p->unsynced >= WRITEBACK_EVERY &&
+		    !(p->dst->create_flags & SCIMG_CREATE_NO_SYNC)) {
 			p->unsynced = 0;
 			writeback_kick(p);
 		}
@@ -497,7 +498,8 @@ int scimg_convert(struct scimg_ctx *ctx, const struct scimg_convert_opts *o)
 	}
 	ret = scimg_image_create(ctx, o->dst, dst_format, dst_size,
 				 provider_opts ? provider_opts : o->options,
-				 o->compress ? SCIMG_CREATE_COMPRESS : 0, &dst);
+				 (o->compress ? SCIMG_CREATE_COMPRESS : 0) |
+				 (o->no_sync ? SCIMG_CREATE_NO_SYNC : 0), &dst);
 	if (ret < 0)
 		goto out;
 	nt = o->threads > 0 ? o->threads : cpu_count();

@@ -947,6 +947,7 @@ static void writer_free(struct scimg_image *img)
 int scimg_image_finish(struct scimg_image *img)
 {
 	struct scimg_ctx *ctx = img->ctx;
+	int no_sync = (img->create_flags & SCIMG_CREATE_NO_SYNC) != 0;
 	int ret = 0;
 
 	if (!img->writing) {
@@ -957,7 +958,7 @@ int scimg_image_finish(struct scimg_image *img)
 		ret = img->fmt->finish(img);
 	for (size_t i = 0; ret == 0 && i < img->nsib; i++) {
 		struct scimg_out_sibling *s = &img->sib[i];
-		if (fdatasync(s->fd) < 0 && errno != EINVAL)
+		if (!no_sync && fdatasync(s->fd) < 0 && errno != EINVAL)
 			ret = scimg_int_err(ctx, -errno, "'%s': could not flush: %s",
 					    s->path, strerror(errno));
 		else if (close(s->fd) < 0)
@@ -972,7 +973,7 @@ int scimg_image_finish(struct scimg_image *img)
 		else
 			s->renamed = 1;
 	}
-	if (ret == 0 && fdatasync(img->out_fd) < 0 && errno != EINVAL)
+	if (ret == 0 && !no_sync && fdatasync(img->out_fd) < 0 && errno != EINVAL)
 		ret = scimg_int_err(ctx, -errno, "'%s': could not flush: %s",
 				    img->path, strerror(errno));
 	if (ret == 0 && close(img->out_fd) < 0)

@@ -122,7 +122,13 @@ int scimg_image_info(struct scimg_image *img, json_object **out);
  * keys fail.  Formats whose output is a directory of files (ami) write a
  * temporary directory instead, renamed (or, when PATH is an existing
  * non-empty directory, moved into it) on success. */
-enum { SCIMG_CREATE_COMPRESS = 1u << 0 };
+enum {
+	SCIMG_CREATE_COMPRESS = 1u << 0,
+	/* Do not flush the output to stable storage before the rename (it is
+	 * still written to a temporary name and renamed when complete); what
+	 * qemu-img convert does by default (its target cache mode "unsafe"). */
+	SCIMG_CREATE_NO_SYNC = 1u << 1,
+};
 int scimg_image_create(struct scimg_ctx *ctx, const char *path,
 		       const char *format, uint64_t size, const char *options,
 		       unsigned flags, struct scimg_image **out);
@@ -156,6 +162,8 @@ struct scimg_convert_opts {
 	 * (which may then be NULL), puts its options before OPTIONS and rounds
 	 * the output size up as the provider demands.  NULL: none. */
 	const char *provider;
+	/* --no-sync: SCIMG_CREATE_NO_SYNC for the output. */
+	int no_sync;
 };
 
 /* Convert an image.  Bounded memory whatever the size; holes are skipped.
