@@ -282,13 +282,8 @@ int cmd_inject_drivers(int argc, char **argv)
 		 * so the hint comes even when that reader would fail */
 		const char *pf = NULL;
 		if (scimg_image_probe(ctx, path, &pf) == 0 && pf &&
-		    strcmp(pf, "raw") != 0 && strcmp(pf, "qcow2") != 0) {
-			fprintf(stderr, "%s inject-drivers: '%s' is %s; only raw and qcow2 images are changed "
-				"in place.\nConvert it first (%s convert -O qcow2 %s fixed.qcow2) or write a fixed "
-				"copy with -O qcow2 OUT\n", prog, path, pf, prog, path);
-			scimg_ctx_free(ctx);
-			return EXIT_ERROR;
-		}
+		    strcmp(pf, "raw") != 0 && strcmp(pf, "qcow2") != 0)
+			fmt = pf; /* refused below without opening it */
 	}
 	if (!fmt) {
 		struct scimg_image *img;
