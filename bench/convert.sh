@@ -5,14 +5,14 @@
 # Usage: bench/convert.sh [SCIMG] [WORKDIR]
 # Environment: VSIZE_GIB (virtual size, default 8), REGIONS (default 96: each
 #   region adds 8 MiB random + 4 MiB text + 2 MiB written zeros), CASES
-#   (space-separated list, default all that both tools support), REPEAT (2).
+#   (space-separated list, default all that both tools support), REPEAT (3).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 SCIMG=${1:-$here/../build-plain/cmd/scimg}
 WORK=${2:-/var/tmp/scimg-bench}
 VSIZE_GIB=${VSIZE_GIB:-8}
 REGIONS=${REGIONS:-96}
-REPEAT=${REPEAT:-2}
+REPEAT=${REPEAT:-3}
 QEMU_IMG=${QEMU_IMG:-qemu-img}
 command -v "$QEMU_IMG" >/dev/null || { echo "qemu-img not found"; exit 77; }
 [ -x "$SCIMG" ] || { echo "scimg binary not found at $SCIMG"; exit 2; }
@@ -49,19 +49,20 @@ measure() {
   tail -1 "$WORK/time.out"
 }
 
-best() { # best of REPEAT runs: prints "secs kib"
-  local out=$1; shift
-  local b="" m=""
-  for ((r = 0; r < REPEAT; r++)); do
-    rm -f "$out"
-    read -r s k < <(measure "$@")
-    if [ -z "$b" ] || awk "BEGIN{exit !($s < $b)}"; then b=$s; m=$k; fi
-  done
-  echo "$b $m"
+# Each timed run starts from the same state: its output removed and no dirty
+# page of an earlier run left to write back (sync), so no run pays for the
+# one before it.  The variants of one case are interleaved, REPEAT rounds,
+# and each keeps its best time.
+declare -A BT BM
+timed() { # key out cmd...
+  local key=$1 out=$2; shift 2
+  rm -f "$out"; sync
+  read -r s k < <(measure "$@")
+  if [ -z "${BT[$key]:-}" ] || awk "BEGIN{exit !($s < ${BT[$key]})}"; then BT[$key]=$s; BM[$key]=$k; fi
 }
 
 cases=${CASES:-"raw:qcow2 raw:qcow2-c qcow2:raw qcow2:qcow2 raw:raw raw:vmdk-stream raw:vpc vmdk-stream:qcow2 qcow2-c:qcow2"}
-printf '%-22s %9s %9s %7s %9s %7s %7s %7s %7s %7s\n' case qemu-img scimg ratio nosync ratio q-MiB s-MiB q-size s-size
+printf '%-22s %9s %9s %7s %9s %9s %7s %7s %7s %7s %7s\n' case qemu-img scimg ratio q-flush s-flush ratio q-MiB s-MiB q-size s-size
 for c in $cases; do
   in=${c%%:*}; out=${c#*:}
   case $in in
@@ -83,20 +84,25 @@ for c in $cases; do
   "$SCIMG" --help | grep -Eq " $infmt\(rw?\)" || { printf '%-22s (scimg cannot read %s yet)\n' "$c" "$infmt"; continue; }
   cat "$infile" > /dev/null  # warm the page cache for both
   qo=$WORK/out-q; so=$WORK/out-s
-  read -r qt qm < <(best "$qo" "$QEMU_IMG" convert -f "$infmt" $qa "$infile" "$qo")
-  qsize=$(du -B1 "$qo" | cut -f1)
-  read -r st sm < <(best "$so" "$SCIMG" convert -f "$infmt" $sa "$infile" "$so")
-  ssize=$(du -B1 "$so" | cut -f1)
+  BT=(); BM=()
+  for ((r = 0; r < REPEAT; r++)); do
+    timed q "$qo" "$QEMU_IMG" convert -f "$infmt" $qa "$infile" "$qo"
+    timed s "$so" "$SCIMG" convert --no-sync -f "$infmt" $sa "$infile" "$so"
+    timed qf "$qo" "$QEMU_IMG" convert -t writeback -f "$infmt" $qa "$infile" "$qo"
+    timed sf "$so" "$SCIMG" convert -f "$infmt" $sa "$infile" "$so"
+  done
+  qsize=$(du -B1 "$qo" | cut -f1); ssize=$(du -B1 "$so" | cut -f1)
   if ! "$QEMU_IMG" compare -q "$qo" "$so"; then
     echo "MISMATCH: outputs of $c differ"; exit 1
   fi
-  # the same without the flush before the rename (qemu-img does not flush)
-  read -r nt nm < <(best "$so" "$SCIMG" convert --no-sync -f "$infmt" $sa "$infile" "$so")
-  ratio=$(awk "BEGIN{printf \"%.2f\", ($qt > 0 ? $st / $qt : 0)}")
-  nratio=$(awk "BEGIN{printf \"%.2f\", ($qt > 0 ? $nt / $qt : 0)}")
-  printf '%-22s %8ss %8ss %6sx %8ss %6sx %7d %7d %7d %7d\n' "$c" "$qt" "$st" "$ratio" "$nt" "$nratio" \
-    $((qm / 1024)) $((sm > nm ? sm / 1024 : nm / 1024)) $((qsize >> 20)) $((ssize >> 20))
+  ratio=$(awk "BEGIN{printf \"%.2f\", (${BT[q]} > 0 ? ${BT[s]} / ${BT[q]} : 0)}")
+  fratio=$(awk "BEGIN{printf \"%.2f\", (${BT[qf]} > 0 ? ${BT[sf]} / ${BT[qf]} : 0)}")
+  qm=$(( BM[q] > BM[qf] ? BM[q] : BM[qf] )); sm=$(( BM[s] > BM[sf] ? BM[s] : BM[sf] ))
+  printf '%-22s %8ss %8ss %6sx %8ss %8ss %6sx %7d %7d %7d %7d\n' "$c" "${BT[q]}" "${BT[s]}" "$ratio" \
+    "${BT[qf]}" "${BT[sf]}" "$fratio" $((qm / 1024)) $((sm / 1024)) $((qsize >> 20)) $((ssize >> 20))
   rm -f "$qo" "$so"
 done
-echo "(times: best of $REPEAT; scimg flushes its output before the rename, nosync is scimg --no-sync;"
-echo " *-MiB: peak RSS; *-size: output MiB allocated)"
+echo "(times: best of $REPEAT interleaved rounds, each run after a sync."
+echo " qemu-img/scimg: neither flushes (qemu-img's convert default -t unsafe; scimg --no-sync);"
+echo " q-flush/s-flush: both flush the output before they finish (qemu-img -t writeback; scimg's default)."
+echo " *-MiB: peak RSS of any run; *-size: output MiB allocated)"

@@ -28,6 +28,7 @@
 #include <zstd.h>
 #include <zstd_errors.h>
 
+#include "formats/deflate.h"
 #include "formats/qcow2.h"
 
 #define L2_MEM_CAP (32u << 20)
@@ -504,30 +505,37 @@ int scimg_int_qcow2_compress(struct scimg_image *img, const void *in, size_t len
 		src = tmp;
 	}
 	if (w->compression_type == Q2_COMPRESSION_ZLIB) {
-		z_stream s;
+		z_stream *s;
 		int zr;
 
-		memset(&s, 0, sizeof(s));
-		/* raw deflate with a 4 KiB window, as QEMU writes it */
-		if (deflateInit2(&s, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -12, 9,
-				 Z_DEFAULT_STRATEGY) != Z_OK) {
+		/* data that not even a fast pass can shrink (random, or already
+		 * compressed: packages, media) is stored as it is, which is also
+		 * what a full-effort pass would end in; this saves most of the
+		 * CPU on such clusters */
+		if (!scimg_int_deflate_shrinks(src, cs, out, *outlen)) {
+			free(tmp);
+			return 1;
+		}
+		/* raw deflate with a 4 KiB window, as QEMU writes it (QEMU
+		 * inflates with that window, so no wider one may be used) */
+		s = scimg_int_thread_qcow2_zstream();
+		if (!s) {
 			free(tmp);
 			return -ENOMEM;
 		}
-		s.next_in = (Bytef *)(uintptr_t)src;
-		s.avail_in = (uInt)cs;
-		s.next_out = out;
-		s.avail_out = (uInt)limit;
-		zr = deflate(&s, Z_FINISH);
+		s->next_in = (Bytef *)(uintptr_t)src;
+		s->avail_in = (uInt)cs;
+		s->next_out = out;
+		s->avail_out = (uInt)limit;
+		zr = deflate(s, Z_FINISH);
 		if (zr == Z_STREAM_END) {
-			*outlen = limit - s.avail_out;
+			*outlen = limit - s->avail_out;
 			ret = 0;
 		} else if (zr == Z_OK || zr == Z_BUF_ERROR) {
 			ret = 1; /* does not shrink enough */
 		} else {
 			ret = -EIO;
 		}
-		deflateEnd(&s);
 	} else {
 		size_t r = ZSTD_compress(out, limit, src, cs, ZSTD_CLEVEL_DEFAULT);
 		if (!ZSTD_isError(r)) {

@@ -22,7 +22,6 @@
  */
 #include <fcntl.h>
 #include <libdeflate.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +30,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "deflate.h"
 #include "vmdk-int.h"
 
 #define W_GRAIN_SECTORS 128u            /* 64 KiB grains */
@@ -233,40 +233,6 @@ static size_t grain_len(const struct vmdk_writer *w, uint64_t g)
 	return left < W_GRAIN ? (size_t)left : W_GRAIN;
 }
 
-/* One libdeflate compressor per thread (made on first use, freed when the
- * thread ends): allocating one per grain would cost more than the grain. */
-static pthread_key_t comp_key;
-static pthread_once_t comp_once = PTHREAD_ONCE_INIT;
-static int comp_key_ok;
-
-static void comp_free(void *c)
-{
-	libdeflate_free_compressor(c);
-}
-
-static void comp_key_init(void)
-{
-	comp_key_ok = pthread_key_create(&comp_key, comp_free) == 0;
-}
-
-static struct libdeflate_compressor *thread_compressor(void)
-{
-	struct libdeflate_compressor *c;
-
-	pthread_once(&comp_once, comp_key_init);
-	if (!comp_key_ok)
-		return NULL;
-	c = pthread_getspecific(comp_key);
-	if (!c) {
-		c = libdeflate_alloc_compressor(Z_DEFAULT_COMPRESSION == -1 ? 6 : Z_DEFAULT_COMPRESSION);
-		if (c && pthread_setspecific(comp_key, c) != 0) {
-			libdeflate_free_compressor(c);
-			c = NULL;
-		}
-	}
-	return c;
-}
-
 /* zlib-format deflate of IN (LEN bytes) followed by zeros up to the next
  * sector boundary into OUT (*OUTLEN capacity).  Thread-safe.  Whole
  * grains go through libdeflate at level 6 (same size as zlib's level 6
@@ -280,7 +246,7 @@ static int deflate_grain(const void *in, size_t len, void *out, size_t *outlen)
 	z_stream zs;
 	int zr;
 
-	if (!pad && (c = thread_compressor()) != NULL) {
+	if (!pad && (c = scimg_int_thread_deflater(6)) != NULL) {
 		size_t n = libdeflate_zlib_compress(c, in, len, out, *outlen);
 		if (n) {
 			*outlen = n;
