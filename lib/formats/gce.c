@@ -33,6 +33,7 @@
 
 #include "scimg-int.h"
 #include "formats.h"
+#include "package/package.h"
 
 #define GCE_MEMBER "disk.raw"
 #define GCE_MAX_EXTENTS (1u << 20)   /* 16 MiB of map */
@@ -73,11 +74,8 @@ static int gce_probe(const struct scimg_probe *p)
 /* ---- reading ------------------------------------------------------------ */
 
 struct gce_r {
-	struct scimg_source *src;
+	struct scimg_arc_feed feed; /* compressed bytes into libarchive */
 	struct archive *a;
-	uint64_t pos;            /* compressed bytes handed to libarchive */
-	uint8_t *buf;
-	int err;
 	/* the current data block libarchive returned */
 	const uint8_t *blk;
 	uint64_t boff, blen;
@@ -86,27 +84,6 @@ struct gce_r {
 	struct gce_ext *map;     /* NULL: not sparse, all data */
 	size_t nmap;
 };
-
-static la_ssize_t rd_read(struct archive *a, void *opaque, const void **out)
-{
-	struct gce_r *r = opaque;
-	size_t n = GCE_READ_BLOCK;
-	int ret;
-
-	(void)a;
-	*out = r->buf;
-	if (r->pos >= r->src->size)
-		return 0;
-	if (r->src->size - r->pos < n)
-		n = (size_t)(r->src->size - r->pos);
-	ret = scimg_int_source_read(r->src, r->buf, n, r->pos, "gzip data");
-	if (ret < 0) {
-		r->err = ret;
-		return -1;
-	}
-	r->pos += n;
-	return (la_ssize_t)n;
-}
 
 /* (Re)start reading at the beginning: positioned on disk.raw's data. */
 static int restart(struct scimg_image *img, struct gce_r *r, struct archive_entry **ep)
@@ -117,8 +94,8 @@ static int restart(struct scimg_image *img, struct gce_r *r, struct archive_entr
 
 	if (r->a)
 		archive_read_free(r->a);
-	r->pos = 0;
-	r->err = 0;
+	r->feed.pos = 0;
+	r->feed.err = 0;
 	r->blk = NULL;
 	r->boff = r->blen = r->hole_start = 0;
 	r->eof = 0;
@@ -128,13 +105,13 @@ static int restart(struct scimg_image *img, struct gce_r *r, struct archive_entr
 	archive_read_support_filter_gzip(r->a);
 	archive_read_support_format_gnutar(r->a);
 	archive_read_support_format_tar(r->a);
-	archive_read_set_read_callback(r->a, rd_read);
-	archive_read_set_callback_data(r->a, r);
+	archive_read_set_read_callback(r->a, scimg_int_arc_feed_read);
+	archive_read_set_callback_data(r->a, &r->feed);
 	if (archive_read_open1(r->a) != ARCHIVE_OK)
-		return r->err ? r->err : scimg_int_err(ctx, -EINVAL, "'%s': not a gzip'd tar: %s",
+		return r->feed.err ? r->feed.err : scimg_int_err(ctx, -EINVAL, "'%s': not a gzip'd tar: %s",
 						       img->path, archive_error_string(r->a));
 	if (archive_read_next_header(r->a, &e) != ARCHIVE_OK)
-		return r->err ? r->err : scimg_int_err(ctx, -EINVAL, "'%s': first tar header: %s",
+		return r->feed.err ? r->feed.err : scimg_int_err(ctx, -EINVAL, "'%s': first tar header: %s",
 						       img->path, archive_error_string(r->a) ?
 						       archive_error_string(r->a) : "unreadable");
 	if (archive_filter_code(r->a, 0) != ARCHIVE_FILTER_GZIP)
@@ -170,9 +147,11 @@ static int gce_open(struct scimg_image *img)
 	if (!r)
 		return scimg_int_err(ctx, -ENOMEM, "out of memory");
 	img->priv = r;
-	r->src = img->src;
-	r->buf = malloc(GCE_READ_BLOCK);
-	if (!r->buf) {
+	r->feed.src = img->src;
+	r->feed.block = GCE_READ_BLOCK;
+	r->feed.what = "gzip data";
+	r->feed.buf = malloc(GCE_READ_BLOCK);
+	if (!r->feed.buf) {
 		ret = scimg_int_err(ctx, -ENOMEM, "out of memory");
 		goto fail;
 	}
@@ -227,7 +206,7 @@ static int next_block(struct scimg_image *img, struct gce_r *r)
 		return 0;
 	}
 	if (ar != ARCHIVE_OK && ar != ARCHIVE_WARN)
-		return r->err ? r->err : scimg_int_err(img->ctx, -EIO, "'%s': reading '%s' at offset %llu: %s",
+		return r->feed.err ? r->feed.err : scimg_int_err(img->ctx, -EIO, "'%s': reading '%s' at offset %llu: %s",
 						       img->path, GCE_MEMBER, (unsigned long long)(r->boff + r->blen),
 						       archive_error_string(r->a));
 	if (off < 0 || (uint64_t)off < r->boff + r->blen || len > img->size ||
@@ -621,7 +600,7 @@ static void gce_close(struct scimg_image *img)
 		struct gce_r *r = img->priv;
 		if (r->a)
 			archive_read_free(r->a);
-		free(r->buf);
+		free(r->feed.buf);
 		free(r->map);
 		free(r);
 	}

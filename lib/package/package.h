@@ -9,6 +9,7 @@
 #ifndef SCIMG_PACKAGE_H
 #define SCIMG_PACKAGE_H
 
+#include <archive.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -47,6 +48,22 @@ struct sci_member {
 	uint64_t offset; /* of the data, from the start of the file */
 	uint64_t size;
 };
+
+/* Feeding libarchive from a byte source: set SRC, BUF (BLOCK bytes) and
+ * WHAT (named in read errors), POS = 0, then pass the struct as callback
+ * data with scimg_int_arc_feed_read (and scimg_int_arc_feed_skip for an
+ * uncompressed archive).  ERR keeps the first read error, already recorded
+ * on the source's context; POS counts the bytes handed over. */
+struct scimg_arc_feed {
+	struct scimg_source *src;
+	uint8_t *buf;
+	size_t block;
+	const char *what;
+	uint64_t pos;
+	int err;
+};
+la_ssize_t scimg_int_arc_feed_read(struct archive *a, void *opaque, const void **out);
+la_int64_t scimg_int_arc_feed_skip(struct archive *a, void *opaque, la_int64_t req);
 
 struct sci_tar {
 	struct sci_member *m;

@@ -17,17 +17,10 @@
 
 #define READ_BLOCK (64u << 10)
 
-struct rd {
-	struct scimg_source *src;
-	uint64_t pos;
-	uint8_t *buf;
-	int err; /* first error of a callback */
-};
-
-static la_ssize_t rd_read(struct archive *a, void *opaque, const void **out)
+la_ssize_t scimg_int_arc_feed_read(struct archive *a, void *opaque, const void **out)
 {
-	struct rd *r = opaque;
-	size_t n = READ_BLOCK;
+	struct scimg_arc_feed *r = opaque;
+	size_t n = r->block;
 	int ret;
 
 	(void)a;
@@ -36,18 +29,19 @@ static la_ssize_t rd_read(struct archive *a, void *opaque, const void **out)
 		return 0;
 	if (r->src->size - r->pos < n)
 		n = (size_t)(r->src->size - r->pos);
-	ret = scimg_int_source_read(r->src, r->buf, n, r->pos, "tar data");
+	ret = scimg_int_source_read(r->src, r->buf, n, r->pos, r->what);
 	if (ret < 0) {
-		r->err = ret;
+		if (!r->err)
+			r->err = ret;
 		return -1;
 	}
 	r->pos += n;
 	return (la_ssize_t)n;
 }
 
-static la_int64_t rd_skip(struct archive *a, void *opaque, la_int64_t req)
+la_int64_t scimg_int_arc_feed_skip(struct archive *a, void *opaque, la_int64_t req)
 {
-	struct rd *r = opaque;
+	struct scimg_arc_feed *r = opaque;
 	uint64_t left = r->src->size - r->pos;
 
 	(void)a;
@@ -98,7 +92,7 @@ int scimg_int_tar_list(struct scimg_source *src, struct sci_tar *out)
 	struct scimg_ctx *ctx = src->ctx;
 	struct archive *a = NULL;
 	struct archive_entry *e;
-	struct rd r = { .src = src };
+	struct scimg_arc_feed r = { .src = src, .block = READ_BLOCK, .what = "tar data" };
 	struct sci_tar t = { 0 };
 	int ret, ar;
 
@@ -110,8 +104,8 @@ int scimg_int_tar_list(struct scimg_source *src, struct sci_tar *out)
 		goto fail;
 	}
 	archive_read_support_format_tar(a);
-	archive_read_set_read_callback(a, rd_read);
-	archive_read_set_skip_callback(a, rd_skip);
+	archive_read_set_read_callback(a, scimg_int_arc_feed_read);
+	archive_read_set_skip_callback(a, scimg_int_arc_feed_skip);
 	archive_read_set_callback_data(a, &r);
 	if (archive_read_open1(a) != ARCHIVE_OK) {
 		ret = r.err ? r.err : scimg_int_err(ctx, -EINVAL, "'%s': not a tar file: %s",
