@@ -358,6 +358,26 @@ int scimg_int_open_member(struct scimg_image *parent, struct scimg_source *src,
 	return ret;
 }
 
+int scimg_int_open_tar_member(struct scimg_image *parent, uint64_t offset,
+			      uint64_t size, const char *member,
+			      const char *format, struct scimg_image **out)
+{
+	struct scimg_source *win;
+	size_t n = strlen(parent->path) + strlen(member) + 2;
+	char *name = malloc(n);
+	int ret;
+
+	*out = NULL;
+	if (!name)
+		return scimg_int_err(parent->ctx, -ENOMEM, "out of memory");
+	snprintf(name, n, "%s:%s", parent->path, member);
+	ret = scimg_int_source_window(parent->src, offset, size, name, &win);
+	if (ret == 0)
+		ret = scimg_int_open_member(parent, win, name, format, out);
+	free(name);
+	return ret;
+}
+
 void scimg_image_close(struct scimg_image *img)
 {
 	if (!img)

@@ -331,6 +331,12 @@ int scimg_int_open_child(struct scimg_image *parent, const char *name,
 int scimg_int_open_member(struct scimg_image *parent, struct scimg_source *src,
 			  const char *name, const char *format,
 			  struct scimg_image **out);
+/* Open the OFFSET/SIZE byte range of PARENT's file (a tar member called
+ * MEMBER) as an image in FORMAT, through scimg_int_open_member; the image
+ * is named "PARENT-PATH:MEMBER" in messages. */
+int scimg_int_open_tar_member(struct scimg_image *parent, uint64_t offset,
+			      uint64_t size, const char *member,
+			      const char *format, struct scimg_image **out);
 /* Resolve NAME relative to SRC's directory into a new string (caller
  * frees).  With CONFINE, refuse a name that leaves that directory (absolute
  * names, URLs and ".." components).  Inside a remote (URL) source, names

@@ -1,15 +1,13 @@
-/* appliance.c - the libguestfs handle of a bootfix run: launch (KVM, then
- * TCG), error capture, running commands in the guest, small text helpers. */
+/* appliance.c - the libguestfs handle of a bootfix run: launch (through
+ * lib/appliance.c: KVM, then TCG), error capture, running commands in the guest, small text helpers. */
 #include <ctype.h>
-#include <dirent.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "appliance.h"
 #include "bootfix-int.h"
 
 const char *const bf_drv_name[BF_NDRV] = {
@@ -134,198 +132,55 @@ void bf_notice(struct bf *bf, const char *fmt, ...)
 
 /* ---- launch ----------------------------------------------------------------- */
 
-/* A launch with KVM that has not finished after this long is taken as hung
- * (nested KVM can stall); its QEMU is killed and TCG is tried.  The
- * appliance boots in a few seconds with KVM and ~15 s with TCG. */
-#define BF_KVM_LAUNCH_TIMEOUT 90
-
-struct watchdog {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	int done;
-	int fired;
-	int timeout;
+struct bf_setup {
+	struct bf *bf;
+	const char *extra, *extra_fmt;
 };
 
-/* Kill the QEMU processes that are children of this process. */
-static void kill_our_qemu(void)
+static int bf_setup_handle(guestfs_h *g, void *opaque)
 {
-	DIR *d = opendir("/proc");
-	struct dirent *de;
-	pid_t me = getpid();
+	struct bf_setup *su = opaque;
+	struct bf *bf = su->bf;
 
-	if (!d)
-		return;
-	while ((de = readdir(d)) != NULL) {
-		char p[300], buf[512], *rp;
-		FILE *f;
-		int ppid;
-
-		if (!isdigit((unsigned char)de->d_name[0]))
-			continue;
-		snprintf(p, sizeof(p), "/proc/%s/stat", de->d_name);
-		f = fopen(p, "r");
-		if (!f)
-			continue;
-		if (!fgets(buf, sizeof(buf), f)) {
-			fclose(f);
-			continue;
-		}
-		fclose(f);
-		/* pid (comm) state ppid ... */
-		rp = strrchr(buf, ')');
-		if (!rp || sscanf(rp + 1, " %*c %d", &ppid) != 1 || ppid != me)
-			continue;
-		if (!strstr(buf, "(qemu"))
-			continue;
-		kill((pid_t)atoi(de->d_name), SIGKILL);
-	}
-	closedir(d);
-}
-
-static void *watchdog_main(void *arg)
-{
-	struct watchdog *w = arg;
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += w->timeout;
-	pthread_mutex_lock(&w->lock);
-	while (!w->done) {
-		if (pthread_cond_timedwait(&w->cond, &w->lock, &ts) != 0) {
-			if (!w->done) {
-				w->fired = 1;
-				kill_our_qemu();
-			}
-			break;
-		}
-	}
-	pthread_mutex_unlock(&w->lock);
-	return NULL;
-}
-
-static int env_forces_tcg(void)
-{
-	const char *s = getenv("LIBGUESTFS_BACKEND_SETTINGS");
-
-	return s && strstr(s, "force_tcg") != NULL;
-}
-
-static int set_force_tcg(guestfs_h *g)
-{
-	char **old = guestfs_get_backend_settings(g);
-	char **nv;
-	size_t n = 0, i;
-	int r;
-
-	if (!old)
+	/* dracut and update-initramfs of a generic kernel need room, and two
+	 * vCPUs let TCG compress the initramfs on both host cores. */
+	if (guestfs_set_memsize(g, 1536) == -1 || guestfs_set_smp(g, 2) == -1)
 		return -1;
-	while (old[n])
-		n++;
-	nv = calloc(n + 2, sizeof(*nv));
-	if (!nv) {
-		bf_free_strv(old);
-		return -1;
-	}
-	for (i = 0; i < n; i++)
-		nv[i] = old[i];
-	nv[n] = (char *)"force_tcg";
-	r = guestfs_set_backend_settings(g, nv);
-	free(nv);
-	bf_free_strv(old);
-	return r;
-}
-
-static int add_drives(struct bf *bf, const char *extra, const char *extra_fmt)
-{
-	if (guestfs_add_drive_opts(bf->g, bf->path,
+	if (guestfs_add_drive_opts(g, bf->path,
 				   GUESTFS_ADD_DRIVE_OPTS_FORMAT, bf->format,
 				   GUESTFS_ADD_DRIVE_OPTS_READONLY, bf->dry_run,
 				   GUESTFS_ADD_DRIVE_OPTS_CACHEMODE, "unsafe",
 				   -1) == -1)
-		return bf_gerr(bf, "adding the disk");
-	if (extra &&
-	    guestfs_add_drive_opts(bf->g, extra,
-				   GUESTFS_ADD_DRIVE_OPTS_FORMAT, extra_fmt,
+		return -1;
+	if (su->extra &&
+	    guestfs_add_drive_opts(g, su->extra,
+				   GUESTFS_ADD_DRIVE_OPTS_FORMAT, su->extra_fmt,
 				   GUESTFS_ADD_DRIVE_OPTS_CACHEMODE, "unsafe",
 				   -1) == -1)
-		return bf_gerr(bf, "adding the new partitioned disk");
+		return -1;
 	return 0;
 }
 
-static int new_handle(struct bf *bf, int tcg, const char *extra,
-		      const char *extra_fmt)
+static void bf_launch_notice(void *opaque, const char *msg)
 {
-	int r;
-
-	bf->g = guestfs_create();
-	if (!bf->g)
-		return scimg_int_err(bf->ctx, -ENOMEM,
-				     "'%s': cannot create a libguestfs handle", bf->path);
-	guestfs_set_error_handler(bf->g, NULL, NULL);
-	/* dracut and update-initramfs of a generic kernel need room, and two
-	 * vCPUs let TCG compress the initramfs on both host cores. */
-	guestfs_set_memsize(bf->g, 1536);
-	guestfs_set_smp(bf->g, 2);
-	if (tcg && set_force_tcg(bf->g) == -1)
-		return bf_gerr(bf, "selecting TCG");
-	r = add_drives(bf, extra, extra_fmt);
-	return r;
+	bf_notice(opaque, "%s", msg);
 }
 
 int bf_launch(struct bf *bf, const char *extra, const char *extra_fmt)
 {
-	struct watchdog w;
-	pthread_t th;
-	char first[512];
-	int r, tcg = env_forces_tcg(), have_th = 0;
-	const char *t = getenv("SCIMG_KVM_LAUNCH_TIMEOUT");
+	struct bf_setup su = { bf, extra, extra_fmt };
+	struct scimg_gf_launch l = {
+		.path = bf->path,
+		.setup = bf_setup_handle,
+		.setup_opaque = &su,
+		.notice = bf_launch_notice,
+		.notice_opaque = bf,
+	};
+	int r = scimg_int_gf_launch(bf->ctx, &l, &bf->g);
 
-	r = new_handle(bf, tcg, extra, extra_fmt);
-	if (r < 0)
-		return r;
-	memset(&w, 0, sizeof(w));
-	w.timeout = t && atoi(t) > 0 ? atoi(t) : BF_KVM_LAUNCH_TIMEOUT;
-	if (!tcg) {
-		pthread_mutex_init(&w.lock, NULL);
-		pthread_cond_init(&w.cond, NULL);
-		have_th = pthread_create(&th, NULL, watchdog_main, &w) == 0;
-	}
-	r = guestfs_launch(bf->g);
-	if (have_th) {
-		pthread_mutex_lock(&w.lock);
-		w.done = 1;
-		pthread_cond_signal(&w.cond);
-		pthread_mutex_unlock(&w.lock);
-		pthread_join(th, NULL);
-		pthread_mutex_destroy(&w.lock);
-		pthread_cond_destroy(&w.cond);
-	}
 	json_object_object_add(bf->report, "accelerator-fallback",
-			       json_object_new_boolean(0));
-	if (r == 0)
-		return 0;
-	if (tcg)
-		return bf_gerr(bf, "starting the libguestfs appliance (TCG)");
-	snprintf(first, sizeof(first), "%s",
-		 w.fired ? "no answer after the launch timeout"
-			 : (guestfs_last_error(bf->g) ? guestfs_last_error(bf->g) : "failed"));
-	first[strcspn(first, "\n")] = '\0'; /* libguestfs adds a paragraph of advice */
-	if (first[0] && first[strlen(first) - 1] == '.')
-		first[strlen(first) - 1] = '\0';
-	guestfs_close(bf->g);
-	bf->g = NULL;
-	bf_notice(bf, "the libguestfs appliance did not start with KVM (%s); "
-		      "retrying with TCG, which is slower", first);
-	json_object_object_add(bf->report, "accelerator-fallback",
-			       json_object_new_boolean(1));
-	r = new_handle(bf, 1, extra, extra_fmt);
-	if (r < 0)
-		return r;
-	if (guestfs_launch(bf->g) == -1)
-		return bf_gerr(bf, "starting the libguestfs appliance (TCG, after KVM "
-			       "failed: %s)", first);
-	return 0;
+			       json_object_new_boolean(l.tcg_fallback));
+	return r;
 }
 
 /* ---- guest files and commands -------------------------------------------- */

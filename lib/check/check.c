@@ -311,10 +311,8 @@ static int sci_disks(struct ck *c, struct scimg_source *src, const struct sci_ta
 		json_object *d = json_object_array_get_idx(disks, i);
 		const char *member = jstr(d, "member"), *format = jstr(d, "format");
 		const struct sci_member *m = scimg_int_tar_find(t, member);
-		struct scimg_source *win = NULL;
 		struct scimg_image *img = NULL;
 		scimg_sha256_hex h;
-		char name[512];
 
 		if ((uint64_t)json_object_get_int64(jget(d, "index")) != i)
 			scimg_int_finding(c->findings, "descriptor-disks", "error",
@@ -335,10 +333,7 @@ static int sci_disks(struct ck *c, struct scimg_source *src, const struct sci_ta
 			scimg_int_finding(c->findings, "disk-member-digest", "error",
 					  "%s: SHA-256 of the member is %s, the descriptor says %s",
 					  member, h, jstr(d, "member-sha256"));
-		snprintf(name, sizeof(name), "%s:%s", c->o->path, member);
-		if ((ret = scimg_int_source_window(src, m->offset, m->size, name, &win)) < 0)
-			goto out;
-		ret = scimg_int_open_member(&fake, win, name, format, &img);
+		ret = scimg_int_open_tar_member(&fake, m->offset, m->size, member, format, &img);
 		if (ret < 0) {
 			if (ret == -ENOMEM || ret == -ECANCELED)
 				goto out;

@@ -6,8 +6,8 @@
  * pvgrub2 read, the default entry's kernel (and its compression: GRUB 2.06's
  * pvgrub2 cannot load LZ4), the drivers in that kernel's initramfs
  * (downloaded and listed on the host, lib/check/initrd.c), fstab and root=
- * by UUID/LABEL, and the BIOS/UEFI boot code.  When the launch fails with
- * KVM it is retried once with TCG, and the caller is told once.
+ * by UUID/LABEL, and the BIOS/UEFI boot code.  The launch falls back from
+ * KVM to TCG as every appliance of scimg does (lib/appliance.c).
  */
 #include <ctype.h>
 #include <guestfs.h>
@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "appliance.h"
 #include "check-int.h"
 
 const char *const scimg_int_check_drivers[SCIMG_CHECK_NDRIVERS] = {
@@ -70,42 +71,30 @@ static int gerr(struct gc *c, const char *what)
 
 /* ---- launch ---------------------------------------------------------- */
 
-static int launch_once(struct gc *c, const char *format, int tcg)
+struct gc_setup {
+	const char *path, *format;
+};
+
+static int gc_setup_handle(guestfs_h *g, void *opaque)
 {
-	c->g = guestfs_create();
-	if (!c->g)
-		return scimg_int_err(c->ctx, -ENOMEM, "could not create a libguestfs handle");
-	guestfs_set_error_handler(c->g, NULL, NULL);
-	if (tcg) {
-		char *settings[] = { (char *)"force_tcg", NULL };
-		guestfs_set_backend_settings(c->g, settings);
-	}
-	if (guestfs_add_drive_opts(c->g, c->path, GUESTFS_ADD_DRIVE_OPTS_FORMAT, format,
-				   GUESTFS_ADD_DRIVE_OPTS_READONLY, 1, -1) < 0)
-		return gerr(c, "add drive");
-	if (guestfs_launch(c->g) < 0)
-		return gerr(c, "launch");
-	return 0;
+	struct gc_setup *su = opaque;
+
+	return guestfs_add_drive_opts(g, su->path, GUESTFS_ADD_DRIVE_OPTS_FORMAT, su->format,
+				      GUESTFS_ADD_DRIVE_OPTS_READONLY, 1, -1);
 }
 
 static int launch(struct gc *c, const char *format)
 {
-	static int told;
-	const char *bs = getenv("LIBGUESTFS_BACKEND_SETTINGS");
-	int ret;
+	struct gc_setup su = { c->path, format };
+	struct scimg_gf_launch l = {
+		.path = c->path,
+		.setup = gc_setup_handle,
+		.setup_opaque = &su,
+		.notice = c->opts ? c->opts->notice : NULL,
+		.notice_opaque = c->opts ? c->opts->notice_opaque : NULL,
+	};
 
-	ret = launch_once(c, format, 0);
-	if (ret == 0 || (bs && strstr(bs, "force_tcg")))
-		return ret;
-	guestfs_close(c->g);
-	c->g = NULL;
-	if (c->opts && c->opts->notice && !told) {
-		told = 1;
-		c->opts->notice(c->opts->notice_opaque,
-				"the libguestfs appliance did not start with KVM; retrying with TCG (slower)");
-	}
-	scimg_ctx_clear_error(c->ctx);
-	return launch_once(c, format, 1);
+	return scimg_int_gf_launch(c->ctx, &l, &c->g);
 }
 
 /* ---- guest files ----------------------------------------------------- */

@@ -294,11 +294,9 @@ out:
 static int ova_open(struct scimg_image *img)
 {
 	struct scimg_ctx *ctx = img->ctx;
-	struct scimg_source *win = NULL;
 	const struct sci_member *om, *dm;
 	struct ova_r *r;
-	char *xml = NULL, *wname = NULL;
-	size_t n;
+	char *xml = NULL;
 	int ret;
 
 	r = calloc(1, sizeof(*r));
@@ -328,16 +326,8 @@ static int ova_open(struct scimg_image *img)
 	if ((ret = ovf_disk(img, r, xml, (size_t)om->size)) < 0)
 		goto fail;
 	dm = scimg_int_tar_find(&r->tar, r->disk_name);
-	n = strlen(img->path) + strlen(r->disk_name) + 2;
-	wname = malloc(n);
-	if (!wname) {
-		ret = scimg_int_err(ctx, -ENOMEM, "out of memory");
-		goto fail;
-	}
-	snprintf(wname, n, "%s:%s", img->path, r->disk_name);
-	if ((ret = scimg_int_source_window(img->src, dm->offset, dm->size, wname, &win)) < 0)
-		goto fail;
-	if ((ret = scimg_int_open_member(img, win, wname, "vmdk", &r->disk)) < 0) {
+	if ((ret = scimg_int_open_tar_member(img, dm->offset, dm->size, r->disk_name,
+					     "vmdk", &r->disk)) < 0) {
 		scimg_int_err_prefix(ctx, "'%s': disk member '%s'", img->path, r->disk_name);
 		goto fail;
 	}
@@ -349,11 +339,9 @@ static int ova_open(struct scimg_image *img)
 	}
 	img->size = r->disk->size;
 	free(xml);
-	free(wname);
 	return 0;
 fail:
 	free(xml);
-	free(wname);
 	ova_close(img);
 	return ret;
 }

@@ -95,7 +95,6 @@ static int sci_open(struct scimg_image *img)
 {
 	struct scimg_ctx *ctx = img->ctx;
 	const struct sci_member *xm, *dm;
-	struct scimg_source *win = NULL;
 	json_object *disks, *d0;
 	const char *member, *format;
 	char *xml = NULL, *wname = NULL;
@@ -161,18 +160,8 @@ static int sci_open(struct scimg_image *img)
 				    (unsigned long long)dm->size);
 		goto fail;
 	}
-	{
-		size_t n = strlen(img->path) + strlen(member) + 2;
-		wname = malloc(n);
-		if (!wname) {
-			ret = scimg_int_err(ctx, -ENOMEM, "out of memory");
-			goto fail;
-		}
-		snprintf(wname, n, "%s:%s", img->path, member);
-	}
-	if ((ret = scimg_int_source_window(img->src, dm->offset, dm->size, wname, &win)) < 0)
-		goto fail;
-	if ((ret = scimg_int_open_member(img, win, wname, format, &s->disk)) < 0) {
+	if ((ret = scimg_int_open_tar_member(img, dm->offset, dm->size, member,
+					     format, &s->disk)) < 0) {
 		scimg_int_err_prefix(ctx, "'%s': disk member '%s'", img->path, member);
 		goto fail;
 	}
