@@ -2,12 +2,15 @@
 # run-tests.sh - build scimg from a clean clone and run the whole test suite:
 #   1. a -Werror build and `make check`,
 #   2. an ASan+UBSan build (--enable-sanitizers) and `make check` again,
-#   3. `make check-boot` (real guest boots under QEMU TCG and nested Xen)
-#      only when SCIMG_CHECK_BOOT=1: it builds Debian guests with mmdebstrap
-#      and boots each flavour on five buses, 20+ minutes on 2 cores, which
-#      does not fit CI's time budget beside stages 1 and 2.
-# The guest tests of make check (libguestfs appliances under TCG) run in
-# stage 1; stage 2 skips them (SCIMG_SKIP_GUEST_TESTS) to stay in budget.
+#   3. `make check-boot` (the full boot matrix: three guest flavours, each
+#      on IDE, virtio-blk, virtio-scsi, NVMe and as a Xen PV domU through
+#      pygrub and pvgrub2) only when SCIMG_CHECK_BOOT=1: 35+ minutes on 2
+#      cores, which does not fit CI's time budget beside stages 1 and 2.
+# Stage 1 does boot for real: test-sci-guest builds the Debian fixture,
+# converts it to a Supercloud image (inject-drivers inside) and boots the
+# packaged disk under QEMU TCG from virtio-blk and NVMe and as a Xen PV domU
+# under a nested Xen.  The guest tests of make check (libguestfs appliances
+# under TCG) run in stage 1; stage 2 skips them (SCIMG_SKIP_GUEST_TESTS).
 # Used by README.md (command 2) and .ci/run.  Ends with "N passed, N failed"
 # counting every test of every stage (a skipped test counts as passed; the
 # skips are listed above the summary).

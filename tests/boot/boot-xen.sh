@@ -4,6 +4,7 @@
 # creates the domU with xl and relays its console.
 #
 # Usage: boot-xen.sh IMAGE MODE LOG [TIMEOUT]
+#        boot-xen.sh --prepare   (only build the cached dom0, then exit)
 #   MODE pygrub : bootloader = "pygrub" (dom0 reads the image's grub.cfg and
 #                 loads kernel + initramfs)
 #   MODE pvgrub : kernel = grub-x86_64-xen.bin (pvgrub2 runs in the domU and
@@ -16,6 +17,8 @@
 # Env: CACHE, MIRROR, MEM (QEMU MiB, 2048), DOMU_MEM (MiB, 512), STALL (600 s).
 set -euo pipefail
 
+PREPARE=0
+if [ "${1:-}" = --prepare ]; then PREPARE=1; set -- /dev/null pygrub /dev/null; fi
 IMG=${1:?usage: boot-xen.sh IMAGE pygrub|pvgrub LOG [TIMEOUT]}
 MODE=${2:?usage: boot-xen.sh IMAGE pygrub|pvgrub LOG [TIMEOUT]}
 LOG=${3:?usage: boot-xen.sh IMAGE pygrub|pvgrub LOG [TIMEOUT]}
@@ -153,6 +156,7 @@ if [ "$(cat "$D0.script" 2>/dev/null)" != "$want" ]; then
   fi
   exec 9>&-
 fi
+[ $PREPARE = 0 ] || exit 0
 
 case "$IMG" in *.qcow2) FMT=qcow2 ;; *) FMT=raw ;; esac
 # smap=0: under QEMU 7.2 TCG a PV dom0 crashes at its first bounce frame
