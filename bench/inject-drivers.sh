@@ -13,7 +13,7 @@ FLAVOUR=${1:-vmware}
 SCIMG=${SCIMG:-$HERE/cmd/scimg}
 [ -x "$SCIMG" ] || SCIMG=$(command -v scimg || true)
 [ -x "$SCIMG" ] || { echo "bench: build scimg first (or set SCIMG)" >&2; exit 2; }
-for t in virt-v2v nbdkit; do command -v $t >/dev/null || { echo "bench: $t is not installed (setup.sh)" >&2; exit 2; }; done
+for t in virt-v2v nbdkit nbdcopy; do command -v $t >/dev/null || { echo "bench: $t is not installed (setup.sh)" >&2; exit 2; }; done
 WORK=${WORK:-$(mktemp -d /var/tmp/scimg-bench.XXXXXX)}
 mkdir -p "$WORK"
 trap 'rm -rf "$WORK"' EXIT
@@ -32,7 +32,7 @@ virt-v2v -i disk "$WORK/b.img" -o local -os "$WORK/v2v" -on v2v > "$WORK/v2v.log
 e=$(now); t_v2v=$(python3 -c "print($e - $s)")
 
 [ $src = 0 ] || { echo "bench: scimg inject-drivers failed:"; tail -5 "$WORK/scimg.log"; }
-[ $vrc = 0 ] || { echo "bench: virt-v2v failed (its time still counts as measured):"; tail -5 "$WORK/v2v.log"; }
+[ $vrc = 0 ] || { echo "bench: virt-v2v failed (its time still counts as measured):"; grep -iE "error|not found" "$WORK/v2v.log" | tail -5; }
 printf 'load average at end: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
 printf 'scimg inject-drivers: %8.1f s (exit %d)\n' "$t_scimg" $src
 printf 'virt-v2v -o local:    %8.1f s (exit %d)\n' "$t_v2v" $vrc
