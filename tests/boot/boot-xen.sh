@@ -178,13 +178,13 @@ trap 'kill $QPID 2>/dev/null; wait $QPID 2>/dev/null' EXIT INT TERM
 rc=1; why=timeout
 while [ $(( $(date +%s) - t0 )) -lt $(( TIMEOUT + 300 )) ]; do
   if grep -aq 'SCIMG-XEN-OK' "$LOG"; then rc=0; why=ok; break; fi
-  if grep -aq 'SCIMG-XEN-FAIL' "$LOG"; then why=$(grep -a 'SCIMG-XEN-FAIL' "$LOG" | head -1 | tr -d '\r'); break; fi
+  if grep -aq 'SCIMG-XEN-FAIL' "$LOG"; then why=$(grep -a -m1 'SCIMG-XEN-FAIL' "$LOG" | tr -d '\r'); break; fi
   if grep -aqE 'Panic on CPU|Dom0 crashed|Domain 0 \(vcpu#[0-9]+\) crashed' "$LOG"; then
-    why="xen: $(grep -aE 'Panic on CPU|Dom0 crashed|crashed' "$LOG" | head -1 | tr -d '\r')"; break; fi
+    why="xen: $(grep -a -m1 -E 'Panic on CPU|Dom0 crashed|crashed' "$LOG" | tr -d '\r')"; break; fi
   kill -0 $QPID 2>/dev/null || { why="qemu stopped: $(tail -c 200 "$LOG.qemu" | tr '\n' ' ')"; break; }
   sleep 2
 done
 for i in $(seq 20); do kill -0 $QPID 2>/dev/null || break; sleep 1; done
 echo "boot-xen: $(basename "$IMG") mode=$MODE result=$why rc=$rc time=$(( $(date +%s) - t0 ))s"
-[ $rc = 0 ] && grep -a 'SCIMG-BOOT-OK' "$LOG" | head -1 | tr -d '\r'
+[ $rc = 0 ] && { grep -a -m1 'SCIMG-BOOT-OK' "$LOG" | tr -d '\r' || true; }
 exit $rc
