@@ -174,7 +174,7 @@ qemu-system-x86_64 -accel tcg -cpu max -m "$MEM" -smp 2 -nodefaults -no-reboot \
   -device virtio-blk-pci,drive=g0,serial=scimg-domu \
   </dev/null >"$LOG.qemu" 2>&1 &
 QPID=$!
-trap 'kill $QPID 2>/dev/null; wait $QPID 2>/dev/null' EXIT INT TERM
+trap 'kill $QPID 2>/dev/null || true; wait $QPID 2>/dev/null || true' EXIT INT TERM
 rc=1; why=timeout
 while [ $(( $(date +%s) - t0 )) -lt $(( TIMEOUT + 300 )) ]; do
   if grep -aq 'SCIMG-XEN-OK' "$LOG"; then rc=0; why=ok; break; fi
