@@ -275,31 +275,38 @@ static int launch_one(struct scimg_ctx *ctx, struct scimg_gf_launch *l, int tcg,
 	return 0;
 }
 
-int scimg_int_gf_launch(struct scimg_ctx *ctx, struct scimg_gf_launch *l,
-			guestfs_h **out)
+/* Pass MSG to L's notice callback, the first time in this process only. */
+static void notice_once(struct scimg_gf_launch *l, const char *msg)
 {
 	static pthread_mutex_t told_lock = PTHREAD_MUTEX_INITIALIZER;
 	static int told;
+	int tell;
+
+	pthread_mutex_lock(&told_lock);
+	tell = !told;
+	told = 1;
+	pthread_mutex_unlock(&told_lock);
+	if (tell && l->notice)
+		l->notice(l->notice_opaque, msg);
+}
+
+int scimg_int_gf_launch(struct scimg_ctx *ctx, struct scimg_gf_launch *l,
+			guestfs_h **out)
+{
 	char first[600], msg[4096 + 700], path[4096];
 	int forced = env_forces_tcg(), known = !forced && kvm_known_broken();
-	int fired, in_launch, r, tell;
+	int fired, in_launch, r;
 
 	l->tcg_fallback = known;
 	r = launch_one(ctx, l, forced || known, out, &in_launch, &fired);
 	if (r == 0 || forced || known || !in_launch) {
 		if (r == 0 && known) {
-			pthread_mutex_lock(&told_lock);
-			tell = !told;
-			told = 1;
-			pthread_mutex_unlock(&told_lock);
 			state_path(path, sizeof(path));
-			if (tell && l->notice) {
-				snprintf(msg, sizeof(msg),
-					 "using TCG for the libguestfs appliance: KVM failed for an "
-					 "earlier launch since this machine booted (remove %s to try "
-					 "KVM again)", path);
-				l->notice(l->notice_opaque, msg);
-			}
+			snprintf(msg, sizeof(msg),
+				 "using TCG for the libguestfs appliance: KVM failed for an "
+				 "earlier launch since this machine booted (remove %s to try "
+				 "KVM again)", path);
+			notice_once(l, msg);
 		}
 		return r;
 	}
@@ -311,16 +318,10 @@ int scimg_int_gf_launch(struct scimg_ctx *ctx, struct scimg_gf_launch *l,
 		first[strlen(first) - 1] = '\0';
 	scimg_ctx_clear_error(ctx);
 	l->tcg_fallback = 1;
-	pthread_mutex_lock(&told_lock);
-	tell = !told;
-	told = 1;
-	pthread_mutex_unlock(&told_lock);
-	if (tell && l->notice) {
-		snprintf(msg, sizeof(msg),
-			 "the libguestfs appliance did not start with KVM (%s); retrying "
-			 "with TCG, which is slower", fired ? "no answer after the launch timeout" : first);
-		l->notice(l->notice_opaque, msg);
-	}
+	snprintf(msg, sizeof(msg),
+		 "the libguestfs appliance did not start with KVM (%s); retrying "
+		 "with TCG, which is slower", fired ? "no answer after the launch timeout" : first);
+	notice_once(l, msg);
 	r = launch_one(ctx, l, 1, out, &in_launch, &fired);
 	if (r < 0)
 		scimg_int_err_prefix(ctx, "after KVM failed (%s)", first);
