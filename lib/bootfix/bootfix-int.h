@@ -72,6 +72,8 @@ struct bf {
 	json_object *guest;    /* report.guest */
 	json_object *changes;  /* report.changes (array) */
 	json_object *warnings; /* report.warnings (array) */
+	json_object *timings;  /* report.timings: step -> seconds */
+	double t_mark;         /* monotonic seconds at the last step's end */
 
 	/* devices */
 	char **devices;        /* appliance whole disks: /dev/sda ... */

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bootfix-int.h"
@@ -76,11 +77,30 @@ static const char *sniff(const char *path, const char *format)
 	return NULL;
 }
 
-#define STEP(call)                                    \
+static double mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Wall seconds of the step that just ended, into report.timings. */
+static void mark(struct bf *bf, const char *step)
+{
+	double now = mono_now();
+
+	json_object_object_add(bf->timings, step,
+			       json_object_new_double((double)(long)((now - bf->t_mark) * 100) / 100));
+	bf->t_mark = now;
+}
+
+#define STEP(name, call)                              \
 	do {                                          \
 		r = (call);                           \
 		if (r < 0)                            \
 			goto out;                     \
+		mark(&bf, name);                      \
 		r = scimg_int_check_cancel(ctx);      \
 		if (r < 0)                            \
 			goto out;                     \
@@ -141,11 +161,14 @@ int scimg_bootfix_run(struct scimg_ctx *ctx, const char *path,
 	bf.guest = json_object_new_object();
 	bf.changes = json_object_new_array();
 	bf.warnings = json_object_new_array();
-	if (!bf.report || !bf.guest || !bf.changes || !bf.warnings) {
+	bf.timings = json_object_new_object();
+	bf.t_mark = mono_now();
+	if (!bf.report || !bf.guest || !bf.changes || !bf.warnings || !bf.timings) {
 		json_object_put(bf.report);
 		json_object_put(bf.guest);
 		json_object_put(bf.changes);
 		json_object_put(bf.warnings);
+		json_object_put(bf.timings);
 		return scimg_int_err(ctx, -ENOMEM, "out of memory");
 	}
 	json_object_object_add(bf.report, "image", json_object_new_string(path));
@@ -155,28 +178,30 @@ int scimg_bootfix_run(struct scimg_ctx *ctx, const char *path,
 	json_object_object_add(bf.report, "guest", bf.guest);
 	json_object_object_add(bf.report, "changes", bf.changes);
 	json_object_object_add(bf.report, "warnings", bf.warnings);
+	json_object_object_add(bf.report, "timings", bf.timings);
 
 	if (opts->partition && !bf.dry_run) {
 		r = bf_partition_prepare(&bf, &tmp, &newsize);
 		if (r < 0)
 			goto out;
 		bf.wrap_tmp = tmp;
+		mark(&bf, "partition-prepare");
 	}
-	STEP(bf_launch(&bf, tmp, format));
+	STEP("launch", bf_launch(&bf, tmp, format));
 	bf.devices = guestfs_list_devices(bf.g);
 	if (!bf.devices) {
 		r = bf_gerr(&bf, "listing the disks");
 		goto out;
 	}
 	if (opts->partition)
-		STEP(bf_partition_wrap(&bf));
-	STEP(bf_inspect(&bf));
-	STEP(bf_find_kernels(&bf));
-	STEP(bf_devnames(&bf));
-	STEP(bf_netrules(&bf));
-	STEP(bf_consoles(&bf));
-	STEP(bf_initramfs(&bf));
-	STEP(bf_bootloader(&bf));
+		STEP("partition", bf_partition_wrap(&bf));
+	STEP("inspect", bf_inspect(&bf));
+	STEP("kernels", bf_find_kernels(&bf));
+	STEP("devnames", bf_devnames(&bf));
+	STEP("netrules", bf_netrules(&bf));
+	STEP("consoles", bf_consoles(&bf));
+	STEP("initramfs", bf_initramfs(&bf));
+	STEP("bootloader", bf_bootloader(&bf));
 	bf_boot_methods(&bf);
 
 	if (guestfs_umount_all(bf.g) == -1) {
@@ -188,6 +213,7 @@ int scimg_bootfix_run(struct scimg_ctx *ctx, const char *path,
 		r = bf_gerr(&bf, "closing the appliance");
 		goto out;
 	}
+	mark(&bf, "shutdown");
 	if (tmp && bf.wrapped) {
 		if (rename(tmp, path) != 0) {
 			int e = errno;
