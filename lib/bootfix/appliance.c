@@ -264,6 +264,74 @@ int bf_sh(struct bf *bf, const char *script, char **out, int *rc)
 	return 0;
 }
 
+/* The part of OUT before the last line "MARKER<n>", cut there; its status in
+ * *RC (-1 when the marker is missing). */
+static void cut_at_marker(char *out, const char *marker, int *rc)
+{
+	char *m = NULL, *p;
+
+	*rc = -1;
+	for (p = strstr(out, marker); p; p = strstr(p + 1, marker))
+		m = p;
+	if (m) {
+		*rc = atoi(m + strlen(marker));
+		*m = '\0';
+	}
+}
+
+int bf_sh_pair(struct bf *bf, const char *a, char **out_a, int *rc_a,
+	       const char *b, char **out_b, int *rc_b)
+{
+	static const char ma[] = "@@SCIMG-A-RC=", mb[] = "@@SCIMG-B-RC=";
+	char *full, *res, *sep;
+
+	*out_a = *out_b = NULL;
+	*rc_a = *rc_b = -1;
+	/* A's output goes to a file (in the guest's /tmp, removed at the end)
+	 * so the two do not interleave; B's comes after A's marker. */
+	full = bf_printf("export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
+			 "export LC_ALL=C\n"
+			 "t=$(mktemp /tmp/scimg-out.XXXXXX) || exit 1\n"
+			 "(\n%s\n) </dev/null >\"$t\" 2>&1 &\n"
+			 "pa=$!\n"
+			 "b=$( (\n%s\n) </dev/null 2>&1; echo \"%s$?\")\n"
+			 "wait $pa\n"
+			 "ra=$?\n"
+			 "cat \"$t\"; rm -f \"$t\"\n"
+			 "echo \"%s$ra\"\n"
+			 "printf '%%s\\n' \"$b\"\n",
+			 a, b, mb, ma);
+	if (!full)
+		return scimg_int_err(bf->ctx, -ENOMEM, "out of memory");
+	res = guestfs_sh(bf->g, full);
+	free(full);
+	if (!res)
+		return bf_gerr(bf, "running commands in the guest");
+	/* A's output, A's marker, then B's output and B's marker */
+	cut_at_marker(res, mb, rc_b);
+	sep = NULL;
+	{
+		char *p;
+		for (p = strstr(res, ma); p; p = strstr(p + 1, ma))
+			sep = p;
+	}
+	if (sep) {
+		char *nl = strchr(sep, '\n');
+		*out_b = bf_strdup(nl ? nl + 1 : "");
+		*sep = '\0';
+		*rc_a = atoi(sep + strlen(ma));
+	} else {
+		*out_b = bf_strdup("");
+	}
+	*out_a = res;
+	if (!*out_b) {
+		free(res);
+		*out_a = NULL;
+		return scimg_int_err(bf->ctx, -ENOMEM, "out of memory");
+	}
+	return 0;
+}
+
 /* ---- NAME=value files ----------------------------------------------------- */
 
 /* Find the last line "NAME=" (optionally after "export "); its start and

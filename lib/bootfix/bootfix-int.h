@@ -48,6 +48,8 @@ struct bf_kernel {
 	enum bf_state drv[BF_NDRV];
 	int in_initrd[BF_NDRV]; /* after the rebuild: found in the initramfs */
 	int verified;           /* in_initrd was filled */
+	char *rebuild_cmd;      /* the rebuild command, and the file it writes */
+	char *rebuild_target;
 };
 
 enum bf_itool {
@@ -97,6 +99,9 @@ struct bf {
 	char *grub_cfg;        /* /boot/grub/grub.cfg or /boot/grub2/grub.cfg */
 	char *esp;             /* appliance device of the ESP, NULL if none */
 	int bios_ok, uefi_ok;  /* boot code installed / present */
+	/* initramfs rebuild script left for the bootloader step to run beside
+	 * grub-mkconfig (NULL when it ran already) */
+	char *ird_script;
 };
 
 /* ---- appliance.c ---- */
@@ -109,6 +114,10 @@ int bf_gerr(struct bf *bf, const char *fmt, ...) SCIMG_PRINTF(2, 3);
  * gets stdout+stderr (the caller frees), *RC the exit status.  Returns 0
  * when the script could be run at all. */
 int bf_sh(struct bf *bf, const char *script, char **out, int *rc);
+/* Run two scripts at the same time in one guest shell (the appliance has
+ * two vCPUs); each one's output and exit status come back separately. */
+int bf_sh_pair(struct bf *bf, const char *a, char **out_a, int *rc_a,
+	       const char *b, char **out_b, int *rc_b);
 /* Read a whole guest file into a NUL-terminated string; NULL + 0 ret when
  * it does not exist.  Files over MAX bytes are an error. */
 int bf_read(struct bf *bf, const char *path, size_t max, char **out);
@@ -135,6 +144,11 @@ char *bf_shvar_get(const char *text, const char *name);
  * QUOTE); the last assignment is replaced, or a line is appended. */
 char *bf_shvar_set(const char *text, const char *name, const char *value,
 		   int quote);
+
+/* ---- initramfs.c ---- */
+/* Finish the deferred rebuild (bf->ird_script) from its output OUT and
+ * record, verify.  With OUT NULL, run it now alone. */
+int bf_initramfs_finish(struct bf *bf, char *out);
 
 /* ---- inspect.c ---- */
 int bf_inspect(struct bf *bf);

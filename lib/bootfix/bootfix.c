@@ -21,6 +21,8 @@ static void bf_free(struct bf *bf)
 		free(bf->kernels[i].vmlinuz);
 		free(bf->kernels[i].initrd);
 		free(bf->kernels[i].compression);
+		free(bf->kernels[i].rebuild_cmd);
+		free(bf->kernels[i].rebuild_target);
 	}
 	free(bf->kernels);
 	bf_free_strv(bf->devices);
@@ -33,6 +35,7 @@ static void bf_free(struct bf *bf)
 	free(bf->product);
 	free(bf->grub_cfg);
 	free(bf->esp);
+	free(bf->ird_script);
 }
 
 static json_object *drivers_json(unsigned drivers)
@@ -113,6 +116,7 @@ int scimg_bootfix_run(struct scimg_ctx *ctx, const char *path,
 	struct scimg_bootfix_opts defopts;
 	struct bf bf;
 	uint64_t newsize = 0;
+	const char *bl_step;
 	char *tmp = NULL;
 	int r;
 
@@ -201,7 +205,10 @@ int scimg_bootfix_run(struct scimg_ctx *ctx, const char *path,
 	STEP("netrules", bf_netrules(&bf));
 	STEP("consoles", bf_consoles(&bf));
 	STEP("initramfs", bf_initramfs(&bf));
-	STEP("bootloader", bf_bootloader(&bf));
+	/* a deferred rebuild runs inside the bootloader step, beside grub-mkconfig */
+	bl_step = bf.ird_script ? "bootloader+initramfs-rebuild" : "bootloader";
+	STEP(bl_step, bf_bootloader(&bf));
+	STEP("initramfs", bf_initramfs_finish(&bf, NULL)); /* if still pending */
 	bf_boot_methods(&bf);
 
 	if (guestfs_umount_all(bf.g) == -1) {

@@ -219,6 +219,23 @@ static int check_grub_cfg(struct bf *bf)
 	return r;
 }
 
+/* 0 when CMD (which printed OUT) exited 0; else an error (FATAL) or a
+ * warning and 1. */
+static int logged_status(struct bf *bf, const char *what, const char *cmd,
+			 const char *out, int rc, int fatal)
+{
+	size_t l = out ? strlen(out) : 0;
+	const char *tail = out ? (l > 500 ? out + l - 500 : out) : "";
+
+	if (rc == 0)
+		return 0;
+	if (fatal)
+		return scimg_int_err(bf->ctx, -EIO, "'%s': %s (%s) failed with status %d: %s",
+				     bf->path, what, cmd, rc, tail);
+	bf_warn(bf, "%s (%s) failed with status %d: %s", what, cmd, rc, tail);
+	return 1;
+}
+
 static int run_logged(struct bf *bf, const char *what, const char *cmd, int fatal)
 {
 	char *out = NULL;
@@ -227,19 +244,9 @@ static int run_logged(struct bf *bf, const char *what, const char *cmd, int fata
 	r = bf_sh(bf, cmd, &out, &rc);
 	if (r < 0)
 		return r;
-	if (rc != 0) {
-		size_t l = out ? strlen(out) : 0;
-		const char *tail = out ? (l > 500 ? out + l - 500 : out) : "";
-		if (fatal)
-			r = scimg_int_err(bf->ctx, -EIO, "'%s': %s (%s) failed with status %d: %s",
-					  bf->path, what, cmd, rc, tail);
-		else
-			bf_warn(bf, "%s (%s) failed with status %d: %s", what, cmd, rc, tail);
-		free(out);
-		return fatal ? r : 1;
-	}
+	r = logged_status(bf, what, cmd, out, rc, fatal);
 	free(out);
-	return 0;
+	return r;
 }
 
 static int mkconfig(struct bf *bf)
@@ -260,7 +267,21 @@ static int mkconfig(struct bf *bf)
 		free(cmd);
 		return 0;
 	}
-	r = run_logged(bf, "regenerating grub.cfg", cmd, 1);
+	if (bf->ird_script) {
+		/* the initramfs rebuild (bf_initramfs) runs beside it */
+		char *iout = NULL, *gout = NULL;
+		int irc, grc;
+
+		r = bf_sh_pair(bf, bf->ird_script, &iout, &irc, cmd, &gout, &grc);
+		if (r == 0)
+			r = bf_initramfs_finish(bf, iout);
+		if (r == 0)
+			r = logged_status(bf, "regenerating grub.cfg", cmd, gout, grc, 1);
+		free(iout);
+		free(gout);
+	} else {
+		r = run_logged(bf, "regenerating grub.cfg", cmd, 1);
+	}
 	if (r == 0)
 		bf_change(bf, bf->grub_cfg, "regenerated (%s)", cmd);
 	free(cmd);

@@ -301,11 +301,12 @@ static int cfg_suse(struct bf *bf, const char *mods)
 
 /* ---- rebuilding ------------------------------------------------------------------ */
 
-static int rebuild(struct bf *bf, struct bf_kernel *k)
+/* The command that rebuilds K's initramfs and the file it writes. */
+static int rebuild_cmd(struct bf *bf, struct bf_kernel *k, char **cmdp, char **targetp)
 {
-	char *cmd = NULL, *out = NULL, *target = NULL;
-	int r, rc;
+	char *cmd = NULL, *target = NULL;
 
+	*cmdp = *targetp = NULL;
 	switch (bf->itool) {
 	case BF_ITOOL_INITRAMFS_TOOLS:
 		if (k->initrd)
@@ -340,22 +341,130 @@ static int rebuild(struct bf *bf, struct bf_kernel *k)
 		free(target);
 		return scimg_int_err(bf->ctx, -ENOMEM, "out of memory");
 	}
-	r = bf_sh(bf, cmd, &out, &rc);
-	if (r == 0 && rc != 0) {
+	*cmdp = cmd;
+	*targetp = target;
+	return 0;
+}
+
+/* One script that rebuilds every kernel's initramfs in turn, each one's
+ * output followed by a line "@@SCIMG-K<i>=<status>".  The commands are
+ * worked out here, once, and kept with their targets for the report. */
+static int rebuild_script(struct bf *bf)
+{
+	char *script = bf_strdup(""), *n;
+	size_t i;
+	int r;
+
+	for (i = 0; script && i < bf->nkernels; i++) {
+		struct bf_kernel *k = &bf->kernels[i];
+
+		r = rebuild_cmd(bf, k, &k->rebuild_cmd, &k->rebuild_target);
+		if (r < 0) {
+			free(script);
+			return r;
+		}
+		n = bf_printf("%s%s\necho \"@@SCIMG-K%zu=$?\"\n", script, k->rebuild_cmd, i);
+		free(script);
+		script = n;
+	}
+	if (!script)
+		return scimg_int_err(bf->ctx, -ENOMEM, "out of memory");
+	bf->ird_script = script;
+	return 0;
+}
+
+/* Record the outcome of K's rebuild (its output OUT, status RC). */
+static int rebuild_done(struct bf *bf, struct bf_kernel *k, const char *out, int rc)
+{
+	if (rc != 0) {
 		size_t l = out ? strlen(out) : 0;
 		const char *tail = out ? (l > 600 ? out + l - 600 : out) : "";
-		r = scimg_int_err(bf->ctx, -EIO, "'%s': rebuilding the initramfs of kernel %s "
-				  "(%s) failed with status %d: %s", bf->path, k->version, cmd, rc, tail);
+		return scimg_int_err(bf->ctx, -EIO, "'%s': rebuilding the initramfs of kernel %s "
+				     "(%s) failed with status %d: %s", bf->path, k->version,
+				     k->rebuild_cmd, rc, tail);
 	}
-	if (r == 0) {
-		bf_change(bf, target, "initramfs rebuilt for kernel %s (%s)", k->version, cmd);
-		free(k->initrd);
-		k->initrd = target;
-		target = NULL;
+	bf_change(bf, k->rebuild_target, "initramfs rebuilt for kernel %s (%s)", k->version,
+		  k->rebuild_cmd);
+	free(k->initrd);
+	k->initrd = k->rebuild_target;
+	k->rebuild_target = NULL;
+	return 0;
+}
+
+/* Per kernel: its part of OUT and status, what its new initramfs holds,
+ * the report; an error when a wanted driver is still missing. */
+static int finish_kernels(struct bf *bf, char *out)
+{
+	json_object *karr = NULL;
+	char *p = out;
+	size_t i;
+	int r, d;
+
+	json_object_object_get_ex(bf->report, "kernels", &karr);
+	for (i = 0; i < bf->nkernels; i++) {
+		struct bf_kernel *k = &bf->kernels[i];
+		json_object *ko = karr ? json_object_array_get_idx(karr, i) : NULL, *inr;
+		char marker[40], *m, *next;
+		int missing = 0, rc = -1;
+
+		snprintf(marker, sizeof(marker), "@@SCIMG-K%zu=", i);
+		m = strstr(p, marker);
+		next = p + strlen(p);
+		if (m) {
+			char *nl = strchr(m, '\n');
+			rc = atoi(m + strlen(marker));
+			next = nl ? nl + 1 : m + strlen(m);
+			*m = '\0';
+		}
+		r = rebuild_done(bf, k, p, rc);
+		if (r < 0)
+			return r;
+		p = next;
+		r = list_initrd(bf, k);
+		if (r < 0)
+			return r;
+		if (!k->verified || !ko)
+			continue;
+		inr = json_object_new_object();
+		for (d = 0; d < BF_NDRV; d++) {
+			int have = k->in_initrd[d] || k->drv[d] == BF_BUILTIN;
+			json_object_object_add(inr, bf_drv_name[d], json_object_new_boolean(have));
+			if (!have && k->drv[d] == BF_MODULE && bf_drv_wanted(bf, d) == 1)
+				missing++;
+		}
+		json_object_object_add(ko, "initramfs", inr);
+		if (missing) {
+			char list[256] = "";
+			size_t used = 0;
+			for (d = 0; d < BF_NDRV; d++)
+				if (!k->in_initrd[d] && k->drv[d] == BF_MODULE && bf_drv_wanted(bf, d) == 1)
+					used += (size_t)snprintf(list + used, sizeof(list) - used, "%s%s",
+								 used ? ", " : "", bf_drv_name[d]);
+			return scimg_int_err(bf->ctx, -EIO,
+					     "'%s': the rebuilt initramfs %s of kernel %s still lacks %s",
+					     bf->path, k->initrd, k->version, list);
+		}
 	}
-	free(out);
-	free(cmd);
-	free(target);
+	return 0;
+}
+
+int bf_initramfs_finish(struct bf *bf, char *out)
+{
+	char *own = NULL;
+	int r, rc;
+
+	if (!bf->ird_script)
+		return 0;
+	if (!out) {
+		r = bf_sh(bf, bf->ird_script, &own, &rc);
+		if (r < 0)
+			return r;
+		out = own;
+	}
+	free(bf->ird_script);
+	bf->ird_script = NULL;
+	r = finish_kernels(bf, out ? out : (char *)"");
+	free(own);
 	return r;
 }
 
@@ -419,47 +528,38 @@ int bf_initramfs(struct bf *bf)
 	if (r < 0)
 		return r;
 
+	if (!bf->dry_run) {
+		r = rebuild_script(bf);
+		if (r < 0)
+			return r;
+		/* grub-mkconfig only needs the initramfs files to exist: when
+		 * every kernel has one, the rebuild runs beside it in the
+		 * bootloader step (bf_initramfs_finish), else now */
+		for (i = 0; i < bf->nkernels; i++)
+			if (!bf->kernels[i].initrd)
+				break;
+		if (i < bf->nkernels || !bf->has_grub2)
+			return bf_initramfs_finish(bf, NULL);
+		return 0;
+	}
 	for (i = 0; i < bf->nkernels; i++) {
 		struct bf_kernel *k = &bf->kernels[i];
 		json_object *ko = karr ? json_object_array_get_idx(karr, i) : NULL, *inr;
-		int missing = 0;
 
-		if (bf->dry_run) {
-			/* what the current initramfs holds, to show the need */
-			r = list_initrd(bf, k);
-			if (r < 0)
-				return r;
-			bf_change(bf, k->initrd ? k->initrd : k->vmlinuz,
-				  "initramfs of kernel %s would be rebuilt", k->version);
-		} else {
-			r = rebuild(bf, k);
-			if (r < 0)
-				return r;
-			r = list_initrd(bf, k);
-			if (r < 0)
-				return r;
-		}
+		/* what the current initramfs holds, to show the need */
+		r = list_initrd(bf, k);
+		if (r < 0)
+			return r;
+		bf_change(bf, k->initrd ? k->initrd : k->vmlinuz,
+			  "initramfs of kernel %s would be rebuilt", k->version);
 		if (!k->verified || !ko)
 			continue;
 		inr = json_object_new_object();
 		for (d = 0; d < BF_NDRV; d++) {
 			int have = k->in_initrd[d] || k->drv[d] == BF_BUILTIN;
 			json_object_object_add(inr, bf_drv_name[d], json_object_new_boolean(have));
-			if (!have && k->drv[d] == BF_MODULE && bf_drv_wanted(bf, d) == 1)
-				missing++;
 		}
-		json_object_object_add(ko, bf->dry_run ? "initramfs-now" : "initramfs", inr);
-		if (!bf->dry_run && missing) {
-			char list[256] = "";
-			size_t used = 0;
-			for (d = 0; d < BF_NDRV; d++)
-				if (!k->in_initrd[d] && k->drv[d] == BF_MODULE && bf_drv_wanted(bf, d) == 1)
-					used += (size_t)snprintf(list + used, sizeof(list) - used, "%s%s",
-								 used ? ", " : "", bf_drv_name[d]);
-			return scimg_int_err(bf->ctx, -EIO,
-					     "'%s': the rebuilt initramfs %s of kernel %s still lacks %s",
-					     bf->path, k->initrd, k->version, list);
-		}
+		json_object_object_add(ko, "initramfs-now", inr);
 	}
 	return 0;
 }

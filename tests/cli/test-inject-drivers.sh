@@ -78,6 +78,8 @@ assert m["xen-pv-pygrub"]["works"] and not m["xen-pv-pvgrub2"]["works"]
 assert "not xen image" in m["xen-pv-pvgrub2"]["reason"]
 assert not m["hvm-bios-sata"]["works"] and "AHCI" in m["hvm-bios-sata"]["reason"]
 assert any("AHCI" in w for w in r["warnings"])
+t = r["timings"]
+assert t["launch"] > 0 and t["inspect"] > 0 and "initramfs" in t and "shutdown" in t, t
 EOF
 # an image without an operating system: a clear error, nothing written
 blank_sum=$(sha "$TMPD/blank.img")
