@@ -16,6 +16,16 @@ REPEAT=${REPEAT:-3}
 QEMU_IMG=${QEMU_IMG:-qemu-img}
 command -v "$QEMU_IMG" >/dev/null || { echo "qemu-img not found"; exit 77; }
 [ -x "$SCIMG" ] || { echo "scimg binary not found at $SCIMG"; exit 2; }
+# A build tree's cmd/scimg is libtool's shell wrapper: time the program
+# itself (as installed), not a shell starting it.
+if head -c 4096 "$SCIMG" | grep -q "libtool"; then
+  real=$(dirname "$SCIMG")/.libs/$(basename "$SCIMG")
+  libdir=$(sed -n 's/^ *LD_LIBRARY_PATH="\([^:"]*\):.*/\1/p' "$SCIMG" | head -1)
+  [ -x "$real" ] && [ -d "$libdir" ] || { echo "cannot find the program behind libtool's wrapper $SCIMG"; exit 2; }
+  export LD_LIBRARY_PATH=$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+  SCIMG=$real
+fi
+echo "scimg: $SCIMG"
 mkdir -p "$WORK"
 
 src=$WORK/input.raw

@@ -19,7 +19,6 @@
  * so that writing overlaps the engine's next read; packed compressed data
  * and metadata go through a small write-combining buffer.
  */
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,10 +33,6 @@
 #define L2_MEM_CAP (32u << 20)
 #define WBUF_SIZE (1u << 20)
 #define HEADER_LEN 112
-/* background writer: guest data runs are copied into one of these slots
- * and written by a thread while the engine reads the next chunk */
-#define AW_SLOTS 4
-#define AW_SLOT_SIZE (4u << 20)
 
 const char *const scimg_int_qcow2_create_opts[] = {
 	"cluster_size", "compression_type", "refcount_bits", "lazy_refcounts",
@@ -75,23 +70,6 @@ struct q2w {
 	uint8_t *wbuf;             /* write combining for metadata / packed data */
 	uint64_t wbuf_off;
 	size_t wbuf_len;
-
-	/* background writer (see aw_*) */
-	int fd;                    /* img->out_fd */
-	pthread_t aw_thread;
-	int aw_started;
-	pthread_mutex_t aw_lock;
-	pthread_cond_t aw_filled;  /* a slot was queued, or stop */
-	pthread_cond_t aw_freed;   /* a slot was written */
-	struct {
-		uint8_t *buf;
-		size_t len;
-		uint64_t off;
-	} aw[AW_SLOTS];
-	unsigned aw_head, aw_tail, aw_count;
-	int aw_stop;
-	int aw_errno;              /* first write error of the thread */
-	uint64_t aw_err_off;
 };
 
 /* ---- refcounts ------------------------------------------------------- */
@@ -168,149 +146,6 @@ static int wbuf_write(struct scimg_image *img, const void *buf, size_t len,
 		w->wbuf_off = off;
 	memcpy(w->wbuf + w->wbuf_len, buf, len);
 	w->wbuf_len += len;
-	return 0;
-}
-
-/* ---- background writer ---------------------------------------------- */
-
-static void *aw_main(void *arg)
-{
-	struct q2w *w = arg;
-
-	pthread_mutex_lock(&w->aw_lock);
-	for (;;) {
-		unsigned t;
-		const uint8_t *p;
-		size_t len;
-		uint64_t off;
-		int err = 0;
-
-		while (!w->aw_count && !w->aw_stop)
-			pthread_cond_wait(&w->aw_filled, &w->aw_lock);
-		if (!w->aw_count)
-			break;
-		t = w->aw_tail;
-		pthread_mutex_unlock(&w->aw_lock);
-		p = w->aw[t].buf;
-		len = w->aw[t].len;
-		off = w->aw[t].off;
-		while (len) {
-			ssize_t n = pwrite(w->fd, p, len, (off_t)off);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0) {
-				err = n < 0 ? errno : EIO;
-				break;
-			}
-			p += n;
-			len -= (size_t)n;
-			off += (uint64_t)n;
-		}
-		pthread_mutex_lock(&w->aw_lock);
-		if (err && !w->aw_errno) {
-			w->aw_errno = err;
-			w->aw_err_off = off;
-		}
-		w->aw_tail = (t + 1) % AW_SLOTS;
-		w->aw_count--;
-		pthread_cond_signal(&w->aw_freed);
-	}
-	pthread_mutex_unlock(&w->aw_lock);
-	return NULL;
-}
-
-/* Turn a write error of the thread into an error on the context. */
-static int aw_check(struct scimg_image *img)
-{
-	struct q2w *w = img->priv;
-	int e;
-
-	pthread_mutex_lock(&w->aw_lock);
-	e = w->aw_errno;
-	pthread_mutex_unlock(&w->aw_lock);
-	if (!e)
-		return 0;
-	return scimg_int_err(img->ctx, -e, "'%s': write error at offset %llu: %s",
-			     img->path, (unsigned long long)w->aw_err_off, strerror(e));
-}
-
-/* Wait until everything queued is written. */
-static int aw_drain(struct scimg_image *img)
-{
-	struct q2w *w = img->priv;
-
-	if (!w->aw_started)
-		return 0;
-	pthread_mutex_lock(&w->aw_lock);
-	while (w->aw_count)
-		pthread_cond_wait(&w->aw_freed, &w->aw_lock);
-	pthread_mutex_unlock(&w->aw_lock);
-	return aw_check(img);
-}
-
-static void aw_stop(struct q2w *w)
-{
-	unsigned i;
-
-	if (w->aw_started) {
-		pthread_mutex_lock(&w->aw_lock);
-		w->aw_stop = 1;
-		pthread_cond_signal(&w->aw_filled);
-		pthread_mutex_unlock(&w->aw_lock);
-		pthread_join(w->aw_thread, NULL);
-		w->aw_started = 0;
-		pthread_mutex_destroy(&w->aw_lock);
-		pthread_cond_destroy(&w->aw_filled);
-		pthread_cond_destroy(&w->aw_freed);
-	}
-	for (i = 0; i < AW_SLOTS; i++) {
-		free(w->aw[i].buf);
-		w->aw[i].buf = NULL;
-	}
-}
-
-/* Write guest data at OFF, through the background writer when possible. */
-static int data_write(struct scimg_image *img, const void *buf, size_t len,
-		      uint64_t off)
-{
-	struct q2w *w = img->priv;
-	unsigned h;
-	int ret;
-
-	if (len > AW_SLOT_SIZE || len < 65536)
-		return scimg_int_out_pwrite(img, buf, len, off);
-	if (!w->aw_started) {
-		pthread_mutex_init(&w->aw_lock, NULL);
-		pthread_cond_init(&w->aw_filled, NULL);
-		pthread_cond_init(&w->aw_freed, NULL);
-		if (pthread_create(&w->aw_thread, NULL, aw_main, w) != 0) {
-			pthread_mutex_destroy(&w->aw_lock);
-			pthread_cond_destroy(&w->aw_filled);
-			pthread_cond_destroy(&w->aw_freed);
-			return scimg_int_out_pwrite(img, buf, len, off);
-		}
-		w->aw_started = 1;
-	}
-	pthread_mutex_lock(&w->aw_lock);
-	while (w->aw_count == AW_SLOTS)
-		pthread_cond_wait(&w->aw_freed, &w->aw_lock);
-	h = w->aw_head;
-	pthread_mutex_unlock(&w->aw_lock);
-	if ((ret = aw_check(img)) < 0)
-		return ret;
-	/* slot H is free and only this thread fills it */
-	if (!w->aw[h].buf && posix_memalign((void **)&w->aw[h].buf, 4096, AW_SLOT_SIZE) != 0) {
-		w->aw[h].buf = NULL;
-		return scimg_int_out_pwrite(img, buf, len, off);
-	}
-	memcpy(w->aw[h].buf, buf, len);
-	w->aw[h].len = len;
-	w->aw[h].off = off;
-	pthread_mutex_lock(&w->aw_lock);
-	w->aw_head = (h + 1) % AW_SLOTS;
-	w->aw_count++;
-	pthread_cond_signal(&w->aw_filled);
-	pthread_mutex_unlock(&w->aw_lock);
 	return 0;
 }
 
@@ -460,7 +295,7 @@ int scimg_int_qcow2_pwrite(struct scimg_image *img, const void *buf, size_t len,
 		if (run_len && run_host + run_len == host) {
 			run_len += n;
 		} else {
-			if (run_len && (ret = data_write(img, run_buf, (size_t)run_len,
+			if (run_len && (ret = scimg_int_out_pwrite(img, run_buf, (size_t)run_len,
 							 run_host)) < 0)
 				return ret;
 			run_buf = p;
@@ -472,7 +307,7 @@ int scimg_int_qcow2_pwrite(struct scimg_image *img, const void *buf, size_t len,
 		len -= (size_t)n;
 	}
 	if (run_len)
-		return data_write(img, run_buf, (size_t)run_len, run_host);
+		return scimg_int_out_pwrite(img, run_buf, (size_t)run_len, run_host);
 	return 0;
 }
 
@@ -695,7 +530,6 @@ int scimg_int_qcow2_create(struct scimg_image *img, const struct scimg_opts *opt
 	if (!w)
 		return scimg_int_err(img->ctx, -ENOMEM, "out of memory");
 	img->priv = w;
-	w->fd = img->out_fd;
 	ret = parse_opts(img, opts, w);
 	if (ret < 0)
 		goto fail;
@@ -840,8 +674,6 @@ int scimg_int_qcow2_finish(struct scimg_image *img)
 	uint8_t *tab = NULL;
 	int ret;
 
-	if ((ret = aw_drain(img)) < 0)
-		return ret;
 	for (i = 0; i < w->l1_size; i++)
 		if ((ret = flush_l2(img, i)) < 0)
 			return ret;
@@ -895,7 +727,6 @@ void scimg_int_qcow2_wclose(struct scimg_image *img)
 
 	if (!w)
 		return;
-	aw_stop(w);
 	if (w->l2)
 		for (i = 0; i < w->l1_size; i++)
 			free(w->l2[i]);
