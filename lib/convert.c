@@ -312,6 +312,9 @@ static int write_slot_data(struct pipeline *p, struct slot *s)
 	case RES_STORE:
 		return dst->fmt->pwrite(dst, s->in, (size_t)s->len, s->off);
 	default:
+		if (dst->fmt->pwrite_compressed_src)
+			return dst->fmt->pwrite_compressed_src(dst, s->off, s->out, s->clen,
+							       s->in, (size_t)s->len);
 		return dst->fmt->pwrite_compressed(dst, s->off, s->out, s->clen,
 						   (size_t)s->len);
 	}

@@ -227,6 +227,12 @@ struct scimg_format {
 	/* Store compressed data made by compress() for the unit at OFF. */
 	int (*pwrite_compressed)(struct scimg_image *img, uint64_t off,
 				 const void *data, size_t clen, size_t len);
+	/* Optional, instead of pwrite_compressed (built-in formats only):
+	 * also given the LEN uncompressed bytes IN, for a container that
+	 * digests the plain data (the AMI bundle's SHA-1 and gzip CRC). */
+	int (*pwrite_compressed_src)(struct scimg_image *img, uint64_t off,
+				     const void *data, size_t clen,
+				     const void *in, size_t len);
 
 	unsigned flags; /* SCIMG_FMT_* */
 

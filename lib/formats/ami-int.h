@@ -98,6 +98,12 @@ int scimg_int_ami_create(struct scimg_image *img, const struct scimg_opts *opts)
 int scimg_int_ami_pwrite(struct scimg_image *img, const void *buf, size_t len,
 			 uint64_t off);
 int scimg_int_ami_finish(struct scimg_image *img);
+uint32_t scimg_int_ami_compress_unit(struct scimg_image *img);
+int scimg_int_ami_compress(struct scimg_image *img, const void *in, size_t len,
+			   void *out, size_t *outlen);
+int scimg_int_ami_pwrite_compressed_src(struct scimg_image *img, uint64_t off,
+					const void *data, size_t clen,
+					const void *in, size_t len);
 void scimg_int_ami_writer_close(struct scimg_image *img);
 
 #endif

@@ -32,11 +32,13 @@
 #include <zlib.h>
 
 #include "ami-int.h"
+#include "formats/deflate.h"
 
 #define CHUNK (256u << 10)
 #define TAR_RECORD 10240u
 #define ZRUN CHUNK               /* zeros per precomputed deflate sequence */
 #define ZRUN_MIN (4 * ZRUN)      /* shorter runs are simply compressed */
+#define AMI_ZUNIT (256u << 10)   /* unit compressed on a worker thread */
 
 const char *const scimg_int_ami_create_opts[] = {
 	"cert", "privatekey", "ec2cert", "user", "prefix", "arch", "kernel",
@@ -54,6 +56,8 @@ struct ami_writer {
 	EVP_MD_CTX *tarsha;
 	z_stream zs;
 	int zinit;
+	int level;           /* gzip compression level */
+	int zdirty;          /* zs took input since its last full flush */
 	EVP_CIPHER_CTX *cc;
 	uint8_t *zbuf, *ebuf, *zeros;
 	uLong crc;           /* gzip CRC-32 and length of the tar stream */
@@ -172,7 +176,7 @@ static int part_close(struct scimg_image *img, struct ami_writer *w)
 	}
 	if (EVP_DigestFinal_ex(w->psha, w->pdig[w->npart], &l) != 1)
 		ret = scimg_int_err(img->ctx, -EIO, "SHA-1 failed");
-	if (ret == 0 && fdatasync(w->pfd) < 0)
+	if (ret == 0 && !(img->create_flags & SCIMG_CREATE_NO_SYNC) && fdatasync(w->pfd) < 0)
 		ret = scimg_int_err(img->ctx, -errno, "'%s': could not flush part %zu: %s",
 				    img->path, w->npart, strerror(errno));
 	if (close(w->pfd) < 0 && ret == 0)
@@ -270,6 +274,22 @@ static int z_run(struct scimg_image *img, struct ami_writer *w, int flush)
 	return 0;
 }
 
+/* End the serial stream's output on a byte boundary with nothing after it
+ * referring back, so that self-contained deflate blocks can follow. */
+static int z_full_flush(struct scimg_image *img, struct ami_writer *w)
+{
+	int ret;
+
+	if (!w->zdirty)
+		return 0;
+	w->zs.next_in = NULL;
+	w->zs.avail_in = 0;
+	if ((ret = z_run(img, w, Z_FULL_FLUSH)) < 0)
+		return ret;
+	w->zdirty = 0;
+	return 0;
+}
+
 static int tar_feed(struct scimg_image *img, struct ami_writer *w,
 		    const void *buf, size_t n)
 {
@@ -280,6 +300,8 @@ static int tar_feed(struct scimg_image *img, struct ami_writer *w,
 		return scimg_int_err(img->ctx, -EIO, "SHA-1 failed");
 	w->tar_len += n;
 	w->isize += (uint32_t)n;
+	if (n)
+		w->zdirty = 1;
 	while (n) {
 		size_t k = n < (1u << 30) ? n : (1u << 30);
 		w->crc = crc32(w->crc, p, (uInt)k);
@@ -308,9 +330,7 @@ static int feed_zeros(struct scimg_image *img, struct ami_writer *w, uint64_t n)
 				return scimg_int_err(img->ctx, -EIO, "SHA-1 failed");
 		}
 		w->tar_len += q * ZRUN;
-		w->zs.next_in = NULL;
-		w->zs.avail_in = 0;
-		if ((ret = z_run(img, w, Z_FULL_FLUSH)) < 0)
+		if ((ret = z_full_flush(img, w)) < 0)
 			return ret;
 		for (i = 0; i < q; i++) {
 			if ((ret = enc_feed(img, w, w->zblk, w->zblk_len)) < 0)
@@ -582,6 +602,7 @@ int scimg_int_ami_create(struct scimg_image *img, const struct scimg_opts *o)
 		goto fail;
 	}
 	w->zinit = 1;
+	w->level = (int)level;
 	w->crc = crc32(0, NULL, 0);
 	{
 		static const uint8_t gz[10] = { 0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3 };
@@ -610,6 +631,95 @@ int scimg_int_ami_pwrite(struct scimg_image *img, const void *buf, size_t len,
 	if ((ret = feed_zeros(img, w, off - w->pos)) < 0)
 		return ret;
 	if ((ret = tar_feed(img, w, buf, len)) < 0)
+		return ret;
+	w->pos = off + len;
+	return 0;
+}
+
+/* ---- compression on the convert engine's workers ----------------------
+ *
+ * Each unit of the image becomes a self-contained piece of the one gzip
+ * member (as pigz makes them): raw deflate from a fresh stream, ended by a
+ * sync flush, so it starts and ends on a byte boundary and refers to
+ * nothing before it; data that a fast pass cannot shrink is stored.  The
+ * writer then only digests the plain bytes (SHA-1, CRC-32), encrypts and
+ * writes, in order. */
+
+/* A fast deflate pass over three 8 KiB samples (start, middle, end): a
+ * unit none of whose samples shrinks is random or already compressed data
+ * and is stored, at a tenth of the cost of trying the whole unit.  A unit
+ * that is only partly such data is compressed. */
+static int probably_compressible(const uint8_t *in, size_t len, void *scratch, size_t cap)
+{
+	const size_t sample = 8192;
+	size_t i;
+
+	if (len < 4 * sample)
+		return scimg_int_deflate_shrinks(in, len, scratch, cap);
+	for (i = 0; i < 3; i++) {
+		size_t at = i == 0 ? 0 : i == 1 ? (len / 2) & ~(size_t)4095 : len - sample;
+		if (scimg_int_deflate_shrinks(in + at, sample, scratch, cap))
+			return 1;
+	}
+	return 0;
+}
+
+uint32_t scimg_int_ami_compress_unit(struct scimg_image *img)
+{
+	(void)img;
+	return AMI_ZUNIT;
+}
+
+int scimg_int_ami_compress(struct scimg_image *img, const void *in, size_t len,
+			   void *out, size_t *outlen)
+{
+	struct ami_writer *w = img->priv;
+	size_t cap = *outlen, stored = len + 5 * (len / 65535 + 1);
+	z_stream *z;
+	int zr;
+
+	if (cap < stored)
+		return -EINVAL;
+	if (len && probably_compressible(in, len, out, cap)) {
+		z = scimg_int_thread_gzip_zstream(w->level);
+		if (!z)
+			return -ENOMEM;
+		z->next_in = (Bytef *)in;
+		z->avail_in = (uInt)len;
+		z->next_out = out;
+		z->avail_out = (uInt)cap;
+		zr = deflate(z, Z_SYNC_FLUSH);
+		if (zr == Z_OK && z->avail_in == 0 && z->avail_out > 0 &&
+		    cap - z->avail_out < stored) {
+			*outlen = cap - z->avail_out;
+			return 0;
+		}
+	}
+	*outlen = scimg_int_deflate_stored(in, len, out);
+	return 0;
+}
+
+int scimg_int_ami_pwrite_compressed_src(struct scimg_image *img, uint64_t off,
+					const void *data, size_t clen,
+					const void *in, size_t len)
+{
+	struct ami_writer *w = img->priv;
+	int ret;
+
+	if (off < w->pos)
+		return scimg_int_err(img->ctx, -EINVAL,
+				     "'%s': AMI bundles are written in increasing order (write at %llu after %llu)",
+				     img->path, (unsigned long long)off,
+				     (unsigned long long)w->pos);
+	if ((ret = feed_zeros(img, w, off - w->pos)) < 0)
+		return ret;
+	if (EVP_DigestUpdate(w->tarsha, in, len) != 1)
+		return scimg_int_err(img->ctx, -EIO, "SHA-1 failed");
+	w->tar_len += len;
+	w->isize += (uint32_t)len;
+	w->crc = crc32(w->crc, in, (uInt)len);
+	if ((ret = z_full_flush(img, w)) < 0 ||
+	    (ret = enc_feed(img, w, data, clen)) < 0)
 		return ret;
 	w->pos = off + len;
 	return 0;

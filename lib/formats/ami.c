@@ -913,5 +913,9 @@ const struct scimg_format scimg_format_ami = {
 	.create = scimg_int_ami_create,
 	.pwrite = scimg_int_ami_pwrite,
 	.finish = scimg_int_ami_finish,
-	.flags = SCIMG_FMT_SEQUENTIAL_WRITE | SCIMG_FMT_OUTPUT_DIR,
+	.compress_unit = scimg_int_ami_compress_unit,
+	.compress = scimg_int_ami_compress,
+	.pwrite_compressed_src = scimg_int_ami_pwrite_compressed_src,
+	.flags = SCIMG_FMT_SEQUENTIAL_WRITE | SCIMG_FMT_OUTPUT_DIR |
+		 SCIMG_FMT_ALWAYS_COMPRESSED,
 };

@@ -7,6 +7,7 @@
  * first use and freed by a pthread key destructor when the thread ends.
  */
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +17,8 @@ struct thread_state {
 	struct libdeflate_compressor *c1, *c6;
 	z_stream zs;
 	int zs_ok;
+	z_stream gz;   /* raw deflate, 32 KiB window, at gz_level */
+	int gz_ok, gz_level;
 };
 
 static pthread_key_t state_key;
@@ -32,6 +35,8 @@ static void state_free(void *arg)
 		libdeflate_free_compressor(t->c6);
 	if (t->zs_ok)
 		deflateEnd(&t->zs);
+	if (t->gz_ok)
+		deflateEnd(&t->gz);
 	free(t);
 }
 
@@ -87,6 +92,52 @@ z_stream *scimg_int_thread_qcow2_zstream(void)
 		return NULL;
 	}
 	return &t->zs;
+}
+
+z_stream *scimg_int_thread_gzip_zstream(int level)
+{
+	struct thread_state *t = thread_state();
+
+	if (!t)
+		return NULL;
+	if (t->gz_ok && t->gz_level != level) {
+		deflateEnd(&t->gz);
+		t->gz_ok = 0;
+	}
+	if (!t->gz_ok) {
+		memset(&t->gz, 0, sizeof(t->gz));
+		if (deflateInit2(&t->gz, level, Z_DEFLATED, -MAX_WBITS, 9,
+				 Z_DEFAULT_STRATEGY) != Z_OK)
+			return NULL;
+		t->gz_ok = 1;
+		t->gz_level = level;
+	} else if (deflateReset(&t->gz) != Z_OK) {
+		return NULL;
+	}
+	return &t->gz;
+}
+
+size_t scimg_int_deflate_stored(const void *in, size_t len, void *out)
+{
+	const uint8_t *p = in;
+	uint8_t *o = out;
+
+	while (len) {
+		size_t k = len < 65535 ? len : 65535;
+
+		/* BFINAL 0, BTYPE 00, then LEN and its complement, from a byte
+		 * boundary */
+		o[0] = 0;
+		o[1] = (uint8_t)k;
+		o[2] = (uint8_t)(k >> 8);
+		o[3] = (uint8_t)~k;
+		o[4] = (uint8_t)(~k >> 8);
+		memcpy(o + 5, p, k);
+		o += 5 + k;
+		p += k;
+		len -= k;
+	}
+	return (size_t)(o - (uint8_t *)out);
 }
 
 int scimg_int_deflate_shrinks(const void *in, size_t len, void *scratch,

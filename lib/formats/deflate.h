@@ -15,6 +15,15 @@ struct libdeflate_compressor *scimg_int_thread_deflater(int level);
  * ready for a new stream; NULL when out of memory. */
 z_stream *scimg_int_thread_qcow2_zstream(void);
 
+/* The calling thread's zlib stream for raw deflate with a 32 KiB window
+ * at LEVEL (what gzip writes), reset and ready; NULL when out of memory. */
+z_stream *scimg_int_thread_gzip_zstream(int level);
+
+/* IN as non-final stored deflate blocks, starting and ending on a byte
+ * boundary; OUT needs LEN + 5 * (LEN / 65535 + 1) bytes.  Returns the
+ * length written. */
+size_t scimg_int_deflate_stored(const void *in, size_t len, void *out);
+
 /* Does IN (LEN bytes) deflate to fewer than LEN bytes at all?  A fast
  * libdeflate level-1 pass: 0 when even that cannot shrink it (random or
  * already compressed data), 1 otherwise, or when it cannot tell. */
