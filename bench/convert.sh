@@ -5,7 +5,14 @@
 # Usage: bench/convert.sh [SCIMG] [WORKDIR]
 # Environment: VSIZE_GIB (virtual size, default 8), REGIONS (default 96: each
 #   region adds 8 MiB random + 4 MiB text + 2 MiB written zeros), CASES
-#   (space-separated list, default all that both tools support), REPEAT (3).
+#   (space-separated list, default all that both tools support), REPEAT (3),
+#   SECTIONS (default "convert ami scale"):
+#   convert  the CASES table against qemu-img;
+#   ami      EC2 AMI bundle write of the same input, in MB/s of allocated
+#            data, against ec2-bundle-image's own pipeline (tar -S | gzip -9
+#            | openssl enc -aes-128-cbc | split -b 10M), one round;
+#   scale    2 TiB virtual holding 100 MiB of data against 100 MiB dense:
+#            cost must follow allocated data, not virtual size.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 SCIMG=${1:-$here/../build-plain/cmd/scimg}
@@ -71,6 +78,10 @@ timed() { # key out cmd...
   if [ -z "${BT[$key]:-}" ] || awk "BEGIN{exit !($s < ${BT[$key]})}"; then BT[$key]=$s; BM[$key]=$k; fi
 }
 
+SECTIONS=${SECTIONS:-convert ami scale}
+section() { case " $SECTIONS " in *" $1 "*) return 0 ;; esac; return 1; }
+
+if section convert; then
 cases=${CASES:-"raw:qcow2 raw:qcow2-c qcow2:raw qcow2:qcow2 raw:raw raw:vmdk-stream raw:vpc vmdk-stream:qcow2 qcow2-c:qcow2"}
 printf '%-22s %9s %9s %7s %9s %9s %7s %7s %7s %7s %7s\n' case qemu-img scimg ratio q-flush s-flush ratio q-MiB s-MiB q-size s-size
 for c in $cases; do
@@ -116,3 +127,68 @@ echo "(times: best of $REPEAT interleaved rounds, each run after a sync."
 echo " qemu-img/scimg: neither flushes (qemu-img's convert default -t unsafe; scimg --no-sync);"
 echo " q-flush/s-flush: both flush the output before they finish (qemu-img -t writeback; scimg's default)."
 echo " *-MiB: peak RSS of any run; *-size: output MiB allocated)"
+fi
+
+if section ami; then
+  echo
+  echo "AMI bundle write: $alloc bytes allocated, $(stat -c %s "$src") virtual"
+  kd=$WORK/keys; mkdir -p "$kd"
+  for k in user ec2; do
+    [ -f "$kd/$k.pem" ] || openssl req -x509 -newkey rsa:2048 -nodes -keyout "$kd/$k.key" \
+      -out "$kd/$k.pem" -days 30 -subj "/CN=scimg-bench-$k" >/dev/null 2>&1
+  done
+  ao=$WORK/ami-out; BT=(); BM=()
+  for ((r = 0; r < REPEAT; r++)); do
+    rm -rf "$ao"; sync
+    read -r t m < <(measure "$SCIMG" convert -f raw -O ami \
+      -o "cert=$kd/user.pem,privatekey=$kd/user.key,ec2cert=$kd/ec2.pem,user=123456789012,prefix=disk" "$src" "$ao")
+    if [ -z "${BT[s]:-}" ] || awk "BEGIN{exit !($t < ${BT[s]})}"; then BT[s]=$t; BM[s]=$m; fi
+  done
+  asize=$(du -sb "$ao" | cut -f1)
+  # what ec2-bundle-image runs (one round: gzip -9 is single-threaded)
+  rm -rf "$WORK/cli-ami"; mkdir -p "$WORK/cli-ami"; sync
+  key=$(openssl rand -hex 16); iv=$(openssl rand -hex 16)
+  s0=$(date +%s.%N)
+  tar -c -S -C "$(dirname "$src")" "$(basename "$src")" | tee >(openssl sha1 > "$WORK/cli-ami/digest") |
+    gzip -9 | openssl enc -e -aes-128-cbc -K "$key" -iv "$iv" |
+    split -a 2 -d -b 10M - "$WORK/cli-ami/disk.part."
+  sync -f "$WORK/cli-ami/digest"
+  tcli=$(awk -v a="$s0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.2f", b - a}')
+  csize=$(du -sb "$WORK/cli-ami" | cut -f1)
+  awk -v t="${BT[s]}" -v c="$tcli" -v a="$alloc" -v m="${BM[s]}" -v s1="$asize" -v s2="$csize" 'BEGIN{
+    printf "  scimg -O ami:             %7.2f s  %6.0f MB/s allocated  peak %d MiB  bundle %d MiB\n", t, a / t / 1e6, m / 1024, s1 / 1048576
+    printf "  tar -S|gzip -9|openssl:   %7.2f s  %6.0f MB/s allocated               bundle %d MiB\n", c, a / c / 1e6, s2 / 1048576
+    printf "  ratio scimg / pipeline:   %7.2fx (goal: >= 150 MB/s of allocated data)\n", t / c }'
+  rm -rf "$ao" "$WORK/cli-ami"
+fi
+
+if section scale; then
+  echo
+  echo "virtual-size scaling: 2 TiB virtual with 100 MiB of data vs a 100 MiB dense image"
+  big=$WORK/sparse-2t.raw; small=$WORK/dense-100m.raw
+  if [ ! -f "$big" ] || [ ! -f "$small" ]; then
+    rm -f "$big" "$small"; truncate -s 2T "$big"
+    for ((i = 0; i < 10; i++)); do   # ten 10 MiB extents spread over 2 TiB
+      head -c 10M /dev/urandom | dd of="$big" bs=1M seek=$((i * 209715)) conv=notrunc status=none
+    done
+    head -c 100M /dev/urandom > "$small"
+  fi
+  printf '  %-16s %11s %11s %7s\n' output 2TiB-sparse 100MiB-dense ratio
+  for o in qcow2 raw vhdx vmdk; do
+    BT=(); BM=()
+    for ((r = 0; r < REPEAT; r++)); do
+      timed b "$WORK/out-b" "$SCIMG" convert --no-sync -f raw -O $o "$big" "$WORK/out-b"
+      timed d "$WORK/out-d" "$SCIMG" convert --no-sync -f raw -O $o "$small" "$WORK/out-d"
+    done
+    printf '  scimg -O %-7s %10ss %10ss %6.1fx  (peak %d / %d MiB)\n' $o "${BT[b]}" "${BT[d]}" \
+      "$(awk "BEGIN{print ${BT[b]} / ${BT[d]}}")" $((BM[b] / 1024)) $((BM[d] / 1024))
+  done
+  BT=(); BM=()
+  for ((r = 0; r < REPEAT; r++)); do
+    timed b "$WORK/out-b" "$QEMU_IMG" convert -f raw -O qcow2 "$big" "$WORK/out-b"
+    timed d "$WORK/out-d" "$QEMU_IMG" convert -f raw -O qcow2 "$small" "$WORK/out-d"
+  done
+  printf '  qemu-img qcow2   %10ss %10ss %6.1fx  (reference)\n' "${BT[b]}" "${BT[d]}" \
+    "$(awk "BEGIN{print ${BT[b]} / ${BT[d]}}")"
+  rm -f "$WORK/out-b" "$WORK/out-d"
+fi
