@@ -29,9 +29,11 @@
 struct watchdog {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
+	struct scimg_ctx *ctx;
 	int done;
-	int fired;
-	int timeout;
+	int fired;      /* the KVM timeout passed */
+	int cancelled;  /* the context was cancelled (SIGINT/SIGTERM) */
+	int timeout;    /* seconds; 0: no timeout (TCG) */
 };
 
 /* Kill the QEMU processes that are children of this process. */
@@ -70,22 +72,27 @@ static void kill_our_qemu(void)
 	closedir(d);
 }
 
+/* Watches a launch, which libguestfs does not let us interrupt: kills its
+ * QEMU when the KVM timeout passes or when the context is cancelled (a
+ * signal), checked every second, until the launch returns. */
 static void *watchdog_main(void *arg)
 {
 	struct watchdog *w = arg;
-	struct timespec ts;
+	struct timespec start, ts;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += w->timeout;
+	clock_gettime(CLOCK_REALTIME, &start);
 	pthread_mutex_lock(&w->lock);
 	while (!w->done) {
-		if (pthread_cond_timedwait(&w->cond, &w->lock, &ts) != 0) {
-			if (!w->done) {
-				w->fired = 1;
-				kill_our_qemu();
-			}
-			break;
-		}
+		clock_gettime(CLOCK_REALTIME, &ts);
+		if (!w->cancelled && w->timeout && ts.tv_sec - start.tv_sec >= w->timeout)
+			w->fired = 1;
+		if (!w->fired && w->ctx->cancelled)
+			w->cancelled = 1;
+		/* again every second: QEMU may not have been started yet */
+		if (w->fired || w->cancelled)
+			kill_our_qemu();
+		ts.tv_sec += 1;
+		pthread_cond_timedwait(&w->cond, &w->lock, &ts);
 	}
 	pthread_mutex_unlock(&w->lock);
 	return NULL;
@@ -272,15 +279,14 @@ static int launch_one(struct scimg_ctx *ctx, struct scimg_gf_launch *l, int tcg,
 		return r;
 	}
 	memset(&w, 0, sizeof(w));
-	w.timeout = t && atoi(t) > 0 ? atoi(t) : KVM_LAUNCH_TIMEOUT;
-	if (!tcg) {
-		pthread_mutex_init(&w.lock, NULL);
-		pthread_cond_init(&w.cond, NULL);
-		have_th = pthread_create(&th, NULL, watchdog_main, &w) == 0;
-		if (!have_th) {
-			pthread_mutex_destroy(&w.lock);
-			pthread_cond_destroy(&w.cond);
-		}
+	w.ctx = ctx;
+	w.timeout = tcg ? 0 : t && atoi(t) > 0 ? atoi(t) : KVM_LAUNCH_TIMEOUT;
+	pthread_mutex_init(&w.lock, NULL);
+	pthread_cond_init(&w.cond, NULL);
+	have_th = pthread_create(&th, NULL, watchdog_main, &w) == 0;
+	if (!have_th) {
+		pthread_mutex_destroy(&w.lock);
+		pthread_cond_destroy(&w.cond);
 	}
 	r = guestfs_launch(g);
 	if (have_th) {
@@ -291,6 +297,10 @@ static int launch_one(struct scimg_ctx *ctx, struct scimg_gf_launch *l, int tcg,
 		pthread_join(th, NULL);
 		pthread_mutex_destroy(&w.lock);
 		pthread_cond_destroy(&w.cond);
+	}
+	if (r == -1 && w.cancelled) {
+		guestfs_close(g);
+		return scimg_int_check_cancel(ctx);
 	}
 	if (r == -1) {
 		*in_launch = 1;

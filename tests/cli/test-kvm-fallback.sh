@@ -49,4 +49,22 @@ export SCIMG_KVM_LAUNCH_TIMEOUT=1   # do not wait long for KVM in this step
 run
 grep -q "KVM failed for an earlier launch" "$TMPD/err" && fail "a symlinked state file was believed"
 [ "$(cat "$TMPD/elsewhere")" = "kvm-broken $boot" ] || fail "the state was written through a symlink"
+
+# 4. SIGTERM while the appliance starts: scimg stops its QEMU and exits at
+# once instead of waiting for a launch it no longer wants
+cp --sparse=always "$TMPD/blank.img" "$TMPD/term.img"
+LIBGUESTFS_BACKEND_SETTINGS=force_tcg "$SCIMG" inject-drivers --dry-run "$TMPD/term.img" \
+  >"$TMPD/out" 2>"$TMPD/err" &
+pid=$!
+sleep 3
+kill -TERM $pid
+t=0
+while kill -0 $pid 2>/dev/null && [ $t -lt 20 ]; do sleep 1; t=$((t + 1)); done
+kill -0 $pid 2>/dev/null && { kill -KILL $pid; fail "still running ${t}s after SIGTERM"; }
+wait $pid; rc=$?
+[ $rc = 2 ] && grep -q "interrupted" "$TMPD/err" ||
+  { cat "$TMPD/err"; fail "SIGTERM during the launch: exit $rc, expected 2 with 'interrupted'"; }
+sleep 1
+pgrep -f "$TMPD/term.img" >/dev/null && fail "a QEMU of the interrupted launch is still running"
+echo "SIGTERM during the launch: exit 2 after ${t}s"
 echo ok
