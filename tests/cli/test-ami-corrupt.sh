@@ -78,7 +78,7 @@ for v in "$TMPD"/v/*.manifest.xml; do
   cp "$TMPD"/good/d.part.* "$TMPD/v/" 2>/dev/null
   run_ok "info $(basename "$v")" info "$v"
   run_ok "info+key $(basename "$v")" info -I "privatekey=$TMPD/user.key" "$v"
-  run_ok "convert $(basename "$v")" convert -I "privatekey=$TMPD/user.key" -O raw "$v" "$TMPD/out.raw"
+  run_ok "convert $(basename "$v")" convert --no-sync -I "privatekey=$TMPD/user.key" -O raw "$v" "$TMPD/out.raw"
   rm -f "$TMPD/out.raw"
   n=$((n + 1))
 done
@@ -109,7 +109,7 @@ for f in parts:
 open(m, "w").write(t)
 PY
   resign "$TMPD/p/d.manifest.xml" "$TMPD/user.key"
-  timeout 60 "$SCIMG" convert -I "privatekey=$TMPD/user.key" -O raw "$TMPD/p/d.manifest.xml" "$TMPD/out.raw" \
+  timeout 60 "$SCIMG" convert --no-sync -I "privatekey=$TMPD/user.key" -O raw "$TMPD/p/d.manifest.xml" "$TMPD/out.raw" \
     >/dev/null 2>"$TMPD/err"; rc=$?
   [ $rc -eq 2 ] || fail "damaged stream $k: exit $rc (expected 2): $(cat "$TMPD/err")"
   [ ! -e "$TMPD/out.raw" ] || fail "damaged stream $k: output left"

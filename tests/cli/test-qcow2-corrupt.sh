@@ -56,7 +56,7 @@ def expect_fail(name, words, fmt="qcow2"):
     rc, err = run(["info", "-f", fmt, name])
     if rc != 2 or not all(w in err for w in words):
         failures.append("%s: expected exit 2 naming %s, got %s: %s" % (name, words, rc, err.strip()))
-    rc, err = run(["convert", "-f", fmt, "-O", "raw", name, name + ".out"])
+    rc, err = run(["convert", "--no-sync", "-f", fmt, "-O", "raw", name, name + ".out"])
     if rc != 2:
         failures.append("%s: convert exit %s: %s" % (name, rc, err.strip()))
     if os.path.exists(name + ".out"):
@@ -66,7 +66,7 @@ def expect_read_fail(name, words):
     """metadata that info does not touch: reading the data must fail"""
     rc, err = run(["info", name])
     sane(rc, err, (0, 2), name + " info")
-    rc, err = run(["convert", "-O", "raw", name, name + ".out"])
+    rc, err = run(["convert", "--no-sync", "-O", "raw", name, name + ".out"])
     if rc != 2 or not all(w in err for w in words):
         failures.append("%s: expected convert exit 2 naming %s, got %s: %s" % (name, words, rc, err.strip()))
     if os.path.exists(name + ".out"):

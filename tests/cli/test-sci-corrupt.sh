@@ -12,7 +12,7 @@ size=$(stat -c %s base.sci)
 run() { # FILE
   timeout 60 "$SCIMG" info "$1" >/dev/null 2>&1; rc=$?
   [ $rc -le 2 ] || fail "info $1: exit $rc (signal or timeout)"
-  timeout 60 "$SCIMG" convert -f sci -O raw "$1" out.raw >/dev/null 2>&1; rc=$?
+  timeout 60 "$SCIMG" convert --no-sync -f sci -O raw "$1" out.raw >/dev/null 2>&1; rc=$?
   [ $rc -le 2 ] || fail "convert $1: exit $rc (signal or timeout)"
   rm -f out.raw
   timeout 60 "$SCIMG" check --container-only "$1" >/dev/null 2>&1; rc=$?

@@ -82,7 +82,7 @@ PY
     if [ $rc -ne 0 ] && [ $rc -ne 2 ]; then echo "info $v: exit $rc: $(cat "$TMPD/err")"; bad=$((bad + 1)); continue; fi
     if [ $rc -eq 2 ] && [ ! -s "$TMPD/err" ]; then echo "info $v: exit 2 without a message"; bad=$((bad + 1)); fi
     if [ $rc -eq 0 ]; then
-      timeout 60 "$SCIMG" convert -O raw "$v" "$d/out.raw" 2>"$TMPD/err"; rc=$?
+      timeout 60 "$SCIMG" convert --no-sync -O raw "$v" "$d/out.raw" 2>"$TMPD/err"; rc=$?
       if [ $rc -ne 0 ] && [ $rc -ne 2 ]; then echo "convert $v: exit $rc: $(cat "$TMPD/err")"; bad=$((bad + 1)); fi
       rm -f "$d/out.raw"
     fi

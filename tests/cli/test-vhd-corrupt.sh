@@ -12,13 +12,7 @@ TIME=
 [ -x /usr/bin/time ] && TIME=/usr/bin/time
 MAX_RSS_KB=${SCIMG_TEST_MAX_RSS_KB:-600000}
 
-# the libtool wrapper script costs a shell per run: call the real binary
-BIN=$SCIMG
-if [ -n "${top_builddir:-}" ] && [ -x "$top_builddir/cmd/.libs/scimg" ]; then
-  LD_LIBRARY_PATH=$top_builddir/lib/.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-  export LD_LIBRARY_PATH
-  "$top_builddir/cmd/.libs/scimg" --version > /dev/null 2>&1 && BIN=$top_builddir/cmd/.libs/scimg
-fi
+BIN=$SCIMG   # the program itself, not libtool's wrapper (functions.sh)
 
 V=$TMPD/v
 mkdir "$V"
