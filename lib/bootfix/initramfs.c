@@ -391,6 +391,22 @@ static int rebuild_done(struct bf *bf, struct bf_kernel *k, const char *out, int
 	return 0;
 }
 
+/* What K's initramfs holds, per driver (built-in counts); *MISSING counts
+ * the wanted modules it lacks. */
+static json_object *initrd_json(struct bf *bf, const struct bf_kernel *k, int *missing)
+{
+	json_object *o = json_object_new_object();
+	int d;
+
+	for (d = 0; d < BF_NDRV; d++) {
+		int have = k->in_initrd[d] || k->drv[d] == BF_BUILTIN;
+		json_object_object_add(o, bf_drv_name[d], json_object_new_boolean(have));
+		if (!have && k->drv[d] == BF_MODULE && bf_drv_wanted(bf, d) == 1)
+			(*missing)++;
+	}
+	return o;
+}
+
 /* Per kernel: its part of OUT and status, what its new initramfs holds,
  * the report; an error when a wanted driver is still missing. */
 static int finish_kernels(struct bf *bf, char *out)
@@ -403,7 +419,7 @@ static int finish_kernels(struct bf *bf, char *out)
 	json_object_object_get_ex(bf->report, "kernels", &karr);
 	for (i = 0; i < bf->nkernels; i++) {
 		struct bf_kernel *k = &bf->kernels[i];
-		json_object *ko = karr ? json_object_array_get_idx(karr, i) : NULL, *inr;
+		json_object *ko = karr ? json_object_array_get_idx(karr, i) : NULL;
 		char marker[40], *m, *next;
 		int missing = 0, rc = -1;
 
@@ -425,14 +441,7 @@ static int finish_kernels(struct bf *bf, char *out)
 			return r;
 		if (!k->verified || !ko)
 			continue;
-		inr = json_object_new_object();
-		for (d = 0; d < BF_NDRV; d++) {
-			int have = k->in_initrd[d] || k->drv[d] == BF_BUILTIN;
-			json_object_object_add(inr, bf_drv_name[d], json_object_new_boolean(have));
-			if (!have && k->drv[d] == BF_MODULE && bf_drv_wanted(bf, d) == 1)
-				missing++;
-		}
-		json_object_object_add(ko, "initramfs", inr);
+		json_object_object_add(ko, "initramfs", initrd_json(bf, k, &missing));
 		if (missing) {
 			char list[256] = "";
 			size_t used = 0;
@@ -473,7 +482,7 @@ int bf_initramfs(struct bf *bf)
 	char *mods, miss[256];
 	json_object *karr = NULL;
 	size_t i, complete = 0;
-	int r = 0, d;
+	int r = 0;
 
 	json_object_object_get_ex(bf->report, "kernels", &karr);
 	/* kernels that lack a requested driver altogether */
@@ -544,7 +553,8 @@ int bf_initramfs(struct bf *bf)
 	}
 	for (i = 0; i < bf->nkernels; i++) {
 		struct bf_kernel *k = &bf->kernels[i];
-		json_object *ko = karr ? json_object_array_get_idx(karr, i) : NULL, *inr;
+		json_object *ko = karr ? json_object_array_get_idx(karr, i) : NULL;
+		int missing = 0;
 
 		/* what the current initramfs holds, to show the need */
 		r = list_initrd(bf, k);
@@ -554,12 +564,7 @@ int bf_initramfs(struct bf *bf)
 			  "initramfs of kernel %s would be rebuilt", k->version);
 		if (!k->verified || !ko)
 			continue;
-		inr = json_object_new_object();
-		for (d = 0; d < BF_NDRV; d++) {
-			int have = k->in_initrd[d] || k->drv[d] == BF_BUILTIN;
-			json_object_object_add(inr, bf_drv_name[d], json_object_new_boolean(have));
-		}
-		json_object_object_add(ko, "initramfs-now", inr);
+		json_object_object_add(ko, "initramfs-now", initrd_json(bf, k, &missing));
 	}
 	return 0;
 }

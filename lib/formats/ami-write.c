@@ -617,18 +617,24 @@ fail:
 	return ret;
 }
 
+/* Writes come in increasing order; the gap before OFF reads as zeros. */
+static int seek_to(struct scimg_image *img, struct ami_writer *w, uint64_t off)
+{
+	if (off < w->pos)
+		return scimg_int_err(img->ctx, -EINVAL,
+				     "'%s': AMI bundles are written in increasing order (write at %llu after %llu)",
+				     img->path, (unsigned long long)off,
+				     (unsigned long long)w->pos);
+	return feed_zeros(img, w, off - w->pos);
+}
+
 int scimg_int_ami_pwrite(struct scimg_image *img, const void *buf, size_t len,
 			 uint64_t off)
 {
 	struct ami_writer *w = img->priv;
 	int ret;
 
-	if (off < w->pos)
-		return scimg_int_err(img->ctx, -EINVAL,
-				     "'%s': AMI bundles are written in increasing order (write at %llu after %llu)",
-				     img->path, (unsigned long long)off,
-				     (unsigned long long)w->pos);
-	if ((ret = feed_zeros(img, w, off - w->pos)) < 0)
+	if ((ret = seek_to(img, w, off)) < 0)
 		return ret;
 	if ((ret = tar_feed(img, w, buf, len)) < 0)
 		return ret;
@@ -706,12 +712,7 @@ int scimg_int_ami_pwrite_compressed_src(struct scimg_image *img, uint64_t off,
 	struct ami_writer *w = img->priv;
 	int ret;
 
-	if (off < w->pos)
-		return scimg_int_err(img->ctx, -EINVAL,
-				     "'%s': AMI bundles are written in increasing order (write at %llu after %llu)",
-				     img->path, (unsigned long long)off,
-				     (unsigned long long)w->pos);
-	if ((ret = feed_zeros(img, w, off - w->pos)) < 0)
+	if ((ret = seek_to(img, w, off)) < 0)
 		return ret;
 	if (EVP_DigestUpdate(w->tarsha, in, len) != 1)
 		return scimg_int_err(img->ctx, -EIO, "SHA-1 failed");
