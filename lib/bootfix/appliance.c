@@ -233,16 +233,42 @@ int bf_write(struct bf *bf, const char *path, const char *content)
 	return 0;
 }
 
+/* Scripts run in the guest with a known PATH and the C locale. */
+#define SH_PROLOGUE "export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n" \
+		    "export LC_ALL=C\n"
+
+/* The last occurrence of MARKER in S, or NULL. */
+static char *last_marker(char *s, const char *marker)
+{
+	char *m = NULL, *p;
+
+	for (p = strstr(s, marker); p; p = strstr(p + 1, marker))
+		m = p;
+	return m;
+}
+
+/* The part of OUT before the last line "MARKER<n>", cut there; its status in
+ * *RC (-1 when the marker is missing). */
+static void cut_at_marker(char *out, const char *marker, int *rc)
+{
+	char *m = last_marker(out, marker);
+
+	*rc = -1;
+	if (m) {
+		*rc = atoi(m + strlen(marker));
+		*m = '\0';
+	}
+}
+
 int bf_sh(struct bf *bf, const char *script, char **out, int *rc)
 {
 	static const char marker[] = "@@SCIMG-RC=";
-	char *full, *res, *m, *p;
+	char *full, *res;
 
 	if (out)
 		*out = NULL;
 	*rc = -1;
-	full = bf_printf("export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
-			 "export LC_ALL=C\n(\n%s\n) </dev/null 2>&1\necho \"%s$?\"\n",
+	full = bf_printf(SH_PROLOGUE "(\n%s\n) </dev/null 2>&1\necho \"%s$?\"\n",
 			 script, marker);
 	if (!full)
 		return scimg_int_err(bf->ctx, -ENOMEM, "out of memory");
@@ -250,33 +276,12 @@ int bf_sh(struct bf *bf, const char *script, char **out, int *rc)
 	free(full);
 	if (!res)
 		return bf_gerr(bf, "running a command in the guest");
-	m = NULL;
-	for (p = strstr(res, marker); p; p = strstr(p + 1, marker))
-		m = p;
-	if (m) {
-		*rc = atoi(m + sizeof(marker) - 1);
-		*m = '\0';
-	}
+	cut_at_marker(res, marker, rc);
 	if (out)
 		*out = res;
 	else
 		free(res);
 	return 0;
-}
-
-/* The part of OUT before the last line "MARKER<n>", cut there; its status in
- * *RC (-1 when the marker is missing). */
-static void cut_at_marker(char *out, const char *marker, int *rc)
-{
-	char *m = NULL, *p;
-
-	*rc = -1;
-	for (p = strstr(out, marker); p; p = strstr(p + 1, marker))
-		m = p;
-	if (m) {
-		*rc = atoi(m + strlen(marker));
-		*m = '\0';
-	}
 }
 
 int bf_sh_pair(struct bf *bf, const char *a, char **out_a, int *rc_a,
@@ -289,8 +294,7 @@ int bf_sh_pair(struct bf *bf, const char *a, char **out_a, int *rc_a,
 	*rc_a = *rc_b = -1;
 	/* A's output goes to a file (in the guest's /tmp, removed at the end)
 	 * so the two do not interleave; B's comes after A's marker. */
-	full = bf_printf("export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
-			 "export LC_ALL=C\n"
+	full = bf_printf(SH_PROLOGUE
 			 "t=$(mktemp /tmp/scimg-out.XXXXXX) || exit 1\n"
 			 "(\n%s\n) </dev/null >\"$t\" 2>&1 &\n"
 			 "pa=$!\n"
@@ -309,12 +313,7 @@ int bf_sh_pair(struct bf *bf, const char *a, char **out_a, int *rc_a,
 		return bf_gerr(bf, "running commands in the guest");
 	/* A's output, A's marker, then B's output and B's marker */
 	cut_at_marker(res, mb, rc_b);
-	sep = NULL;
-	{
-		char *p;
-		for (p = strstr(res, ma); p; p = strstr(p + 1, ma))
-			sep = p;
-	}
+	sep = last_marker(res, ma);
 	if (sep) {
 		char *nl = strchr(sep, '\n');
 		*out_b = bf_strdup(nl ? nl + 1 : "");
