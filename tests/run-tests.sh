@@ -56,6 +56,16 @@ for trs in $(find build-plain build-asan -name '*.trs' 2>/dev/null); do
   esac
 done
 [ $fail -eq 0 ] || status=1
+# the slowest tests, from each .log's creation and last write (the harness
+# writes the log while the test runs)
+echo "slowest tests (seconds, stage/test):"
+for log in $(find build-plain build-asan -name '*.log' ! -name 'test-suite.log' \
+    ! -name config.log ! -name '*.out' 2>/dev/null); do
+  [ -f "${log%.log}.trs" ] || continue
+  b=$(stat -c %W "$log" 2>/dev/null); m=$(stat -c %Y "$log")
+  case "$b" in ''|0|-) continue ;; esac
+  echo "$((m - b)) ${log#./}"
+done | sort -rn | head -25 | sed 's/^/  /'
 stage "done"
 echo "$pass passed, $fail failed"
 exit $status
