@@ -1,19 +1,19 @@
 #!/bin/sh
 # run-tests.sh - build scimg from a clean clone and run the whole test suite:
-#   1. a -Werror build and `make check`,
-#   2. an ASan+UBSan build (--enable-sanitizers) and `make check` again,
-#   3. `make check-boot` (the full boot matrix: three guest flavours, each
-#      on IDE, virtio-blk, virtio-scsi, NVMe and as a Xen PV domU through
-#      pygrub and pvgrub2) only when SCIMG_CHECK_BOOT=1: 35+ minutes on 2
-#      cores, which does not fit CI's time budget beside stages 1 and 2.
-# Stage 1 does boot for real: test-sci-guest builds the Debian fixture,
-# converts it to a Supercloud image (inject-drivers inside) and boots the
-# packaged disk under QEMU TCG from virtio-blk and NVMe and as a Xen PV domU
-# under a nested Xen.  The guest tests of make check (libguestfs appliances
-# under TCG) run in stage 1; stage 2 skips them (SCIMG_SKIP_GUEST_TESTS).
+#   1. a -Werror build: `make check` and `make check-boot` (the real-boot
+#      matrix: three guest flavours, each fixed by inject-drivers and booted
+#      under QEMU TCG on IDE, virtio-blk, virtio-scsi, NVMe (and SATA where
+#      the kernel has AHCI) and as a Xen PV domU through pygrub and pvgrub2),
+#   2. an ASan+UBSan build (--enable-sanitizers) and `make check` again.
+# The stages share the cores through one make jobserver (tests/stages.mk),
+# so one stage's long last test does not leave a core idle.  make check's
+# guest tests (libguestfs appliances under TCG) and test-sci-guest's boots
+# (the Supercloud image from virtio-blk, NVMe and as a Xen PV domU) run in
+# stage 1; stage 2 skips them (SCIMG_SKIP_GUEST_TESTS).
+# SCIMG_CHECK_BOOT=0 leaves make check-boot out.
 # Used by README.md (command 2) and .ci/run.  Ends with "N passed, N failed"
 # counting every test of every stage (a skipped test counts as passed; the
-# skips are listed above the summary).
+# skips are listed above the summary), after the slowest tests.
 set -u
 cd "$(dirname "$0")/.."
 jobs=$(nproc 2>/dev/null || echo 2)
@@ -25,26 +25,29 @@ autoreconf -fi >/dev/null 2>&1 || { echo "autoreconf failed"; echo "0 passed, 1 
 # an in-tree configure (from building by hand) blocks out-of-tree builds
 [ -f config.status ] && make distclean >/dev/null 2>&1
 rm -rf build-plain build-asan
-buildfail=0
 for b in plain asan; do
   mkdir -p build-$b
   case $b in
     plain) cfg="--enable-werror" ;;
     asan) cfg="--enable-werror --enable-sanitizers" ;;
   esac
-  stage "build-$b: configure $cfg && make check"
-  ( cd build-$b && ../configure $cfg >configure.out 2>&1 && make -j"$jobs" >make.out 2>&1 ) ||
-    { echo "build-$b: build failed"; tail -30 build-$b/make.out build-$b/configure.out 2>/dev/null; status=1; buildfail=$((buildfail + 1)); continue; }
-  case $b in
-    asan) export SCIMG_SKIP_GUEST_TESTS=1 ;;
-  esac
-  ( cd build-$b && ASAN_OPTIONS=detect_leaks=1 make -j"$jobs" check ) || status=1
-  unset SCIMG_SKIP_GUEST_TESTS
+  stage "build-$b: configure $cfg"
+  ( cd build-$b && ../configure $cfg >configure.out 2>&1 ) ||
+    { echo "build-$b: configure failed"; tail -30 build-$b/configure.out; status=1; }
 done
-if [ "${SCIMG_CHECK_BOOT:-}" = 1 ] && grep -q '^check-boot:' build-plain/Makefile 2>/dev/null; then
-  stage "build-plain: make check-boot"
-  ( cd build-plain && make check-boot ) || status=1
-fi
+# the fixture guests and the Xen dom0, outside make's job slots (see
+# tests/stages.mk)
+targets="check-plain check-asan"; guests=vmware
+[ "${SCIMG_CHECK_BOOT:-1}" = 0 ] || { targets="check-boot $targets"; guests="vmware dracut ami"; }
+stage "fixtures (background): guests $guests, Xen dom0"
+make -f tests/stages.mk fixtures GUESTS="$guests" &
+stage "make -k -j$jobs -f tests/stages.mk $targets"
+make -k -j"$jobs" -f tests/stages.mk GUESTS="$guests" $targets || status=1
+wait
+buildfail=0
+for b in plain asan; do
+  [ -x build-$b/cmd/scimg ] || { echo "build-$b: no cmd/scimg"; buildfail=$((buildfail + 1)); }
+done
 
 pass=0; fail=$buildfail; skip=0
 for trs in $(find build-plain build-asan -name '*.trs' 2>/dev/null); do
@@ -52,7 +55,8 @@ for trs in $(find build-plain build-asan -name '*.trs' 2>/dev/null); do
   case "$r" in
     PASS|XFAIL) pass=$((pass + 1)) ;;
     SKIP) skip=$((skip + 1)); pass=$((pass + 1)); echo "skipped: $trs" ;;
-    *) fail=$((fail + 1)); echo "failed: $trs" ;;
+    *) fail=$((fail + 1)); echo "failed: $trs (the end of its log:)"
+       tail -n 40 "${trs%.trs}.log" | sed 's/^/  | /' ;;
   esac
 done
 [ $fail -eq 0 ] || status=1

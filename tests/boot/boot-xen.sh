@@ -3,14 +3,20 @@
 # boots the Xen hypervisor with a small Debian 12 dom0, whose test unit
 # creates the domU with xl and relays its console.
 #
-# Usage: boot-xen.sh IMAGE MODE LOG [TIMEOUT]
+# Usage: boot-xen.sh IMAGE MODES LOG [TIMEOUT]
 #        boot-xen.sh --prepare   (only build the cached dom0, then exit)
-#   MODE pygrub : bootloader = "pygrub" (dom0 reads the image's grub.cfg and
-#                 loads kernel + initramfs)
-#   MODE pvgrub : kernel = grub-x86_64-xen.bin (pvgrub2 runs in the domU and
-#                 reads /boot/grub/grub.cfg; GRUB 2.06 loads gzip/xz kernels)
-#   exit 0 when the domU printed SCIMG-BOOT-OK on hvc0, 1 otherwise, 2 usage.
-#   The failure is printed; "not xen image" is pvgrub2 refusing the kernel.
+#   MODES, one or more of these, comma-separated:
+#   pygrub : bootloader = "pygrub" (dom0 reads the image's grub.cfg and
+#            loads kernel + initramfs)
+#   pvgrub : kernel = grub-x86_64-xen.bin (pvgrub2 runs in the domU and
+#            reads /boot/grub/grub.cfg; GRUB 2.06 loads gzip/xz kernels)
+#   Each mode boots its own domU from the image as it is on the host (QEMU
+#   attaches it once per mode, each with its own snapshot), one after the
+#   other in one Xen session, so Xen and dom0 start once for all of them.
+#   One line per mode: "boot-xen: IMAGE mode=M result=R rc=N time=Ns" (rc
+#   0 when that domU printed SCIMG-BOOT-OK on hvc0; R names the failure,
+#   "not xen image" is pvgrub2 refusing the kernel), then the domU's marker.
+#   Exit 0 when every mode booted, 1 otherwise, 2 usage.
 # The dom0 (Xen 4.17, xl) is built once with mmdebstrap into $CACHE
 # (default /var/tmp/scimg-xen-cache); that needs root and Debian's archive.
 # IMAGE is attached with snapshot=on: it is never written.
@@ -19,16 +25,21 @@ set -euo pipefail
 
 PREPARE=0
 if [ "${1:-}" = --prepare ]; then PREPARE=1; set -- /dev/null pygrub /dev/null; fi
-IMG=${1:?usage: boot-xen.sh IMAGE pygrub|pvgrub LOG [TIMEOUT]}
-MODE=${2:?usage: boot-xen.sh IMAGE pygrub|pvgrub LOG [TIMEOUT]}
-LOG=${3:?usage: boot-xen.sh IMAGE pygrub|pvgrub LOG [TIMEOUT]}
+IMG=${1:?usage: boot-xen.sh IMAGE pygrub|pvgrub[,...] LOG [TIMEOUT]}
+MODES=${2:?usage: boot-xen.sh IMAGE pygrub|pvgrub[,...] LOG [TIMEOUT]}
+LOG=${3:?usage: boot-xen.sh IMAGE pygrub|pvgrub[,...] LOG [TIMEOUT]}
 TIMEOUT=${4:-900}
 CACHE=${CACHE:-/var/tmp/scimg-xen-cache}
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
 MEM=${MEM:-2048}
 DOMU_MEM=${DOMU_MEM:-512}
 STALL=${STALL:-600}  # the domU console may be silent this long (quiet boot, loaded host)
-case "$MODE" in pygrub|pvgrub) ;; *) echo "boot-xen: mode must be pygrub or pvgrub" >&2; exit 2 ;; esac
+IFS=, read -r -a MODE_LIST <<< "$MODES"
+[ ${#MODE_LIST[@]} -ge 1 ] && [ ${#MODE_LIST[@]} -le 8 ] ||
+  { echo "boot-xen: one to eight modes" >&2; exit 2; }
+for m in "${MODE_LIST[@]}"; do
+  case "$m" in pygrub|pvgrub) ;; *) echo "boot-xen: mode must be pygrub or pvgrub, not '$m'" >&2; exit 2 ;; esac
+done
 [ -r "$IMG" ] || { echo "boot-xen: cannot read $IMG" >&2; exit 2; }
 
 DOM0_UUID=5c1a6e00-0d00-4d00-9a00-0000000000d0
@@ -43,42 +54,55 @@ dom0_script() {
 #!/bin/sh
 exec >/dev/hvc0 2>&1
 say() { echo "[dom0] $*"; }
-MODE=pygrub; MEM=512; TMO=800; STALL=600
+MODES=pygrub; MEM=512; TMO=800; STALL=600
 for a in $(cat /proc/cmdline); do case "$a" in
-  scimg.mode=*) MODE=${a#*=} ;; scimg.mem=*) MEM=${a#*=} ;; scimg.timeout=*) TMO=${a#*=} ;; scimg.stall=*) STALL=${a#*=} ;; esac; done
-say "SCIMG-DOM0-UP mode=$MODE $(xl info | grep -E '^xen_version' | tr -s ' ')"
+  scimg.modes=*) MODES=${a#*=} ;; scimg.mem=*) MEM=${a#*=} ;; scimg.timeout=*) TMO=${a#*=} ;; scimg.stall=*) STALL=${a#*=} ;; esac; done
+say "SCIMG-DOM0-UP modes=$MODES $(xl info | grep -E '^xen_version' | tr -s ' ')"
 modprobe xen-blkback
-DISK=/dev/disk/by-id/virtio-scimg-domu
-for i in $(seq 60); do [ -b "$DISK" ] && break; sleep 1; done
-[ -b "$DISK" ] || { say "SCIMG-XEN-FAIL no domU disk"; systemctl poweroff; exit 1; }
-CFG=/run/domu.cfg
-{
-  echo 'name = "scimg-domu"'; echo 'type = "pv"'; echo "memory = $MEM"; echo 'vcpus = 1'
-  echo "disk = [ 'format=raw, vdev=xvda, access=rw, target=$(readlink -f $DISK)' ]"
-  echo 'on_poweroff = "destroy"'; echo 'on_reboot = "destroy"'; echo 'on_crash = "destroy"'
-  if [ "$MODE" = pvgrub ]; then echo 'kernel = "/usr/lib/grub-xen/grub-x86_64-xen.bin"'
-  else echo 'bootloader = "pygrub"'; fi
-} > $CFG
-CLOG=/var/log/xen/console/guest-scimg-domu.log
-mkdir -p /var/log/xen/console; rm -f $CLOG
-start=$(date +%s)
-xl create $CFG || { say "SCIMG-XEN-FAIL xl create failed"; systemctl poweroff; exit 1; }
-tail -n +1 -F $CLOG 2>/dev/null | sed -u 's/^/[domU] /' &
-res=timeout; last=-1; changed=$(date +%s)
-while [ $(( $(date +%s) - start )) -lt $TMO ]; do
-  grep -aq SCIMG-BOOT-OK $CLOG 2>/dev/null && { res=ok; break; }
-  f=$(grep -aoE 'not xen image|you need to load the kernel first|Gave up waiting for root[^.]*|ALERT! .* does not exist|Kernel panic.{0,60}|You are in emergency mode|Entering emergency mode' $CLOG 2>/dev/null | head -1)
-  [ -n "$f" ] && { sleep 3; res="domU failure: $f"; break; }
-  xl list scimg-domu >/dev/null 2>&1 || { sleep 2; grep -aq SCIMG-BOOT-OK $CLOG && res=ok || res="domU gone"; break; }
-  sz=$(stat -c %s $CLOG 2>/dev/null || echo 0)
-  [ "$sz" != "$last" ] && { last=$sz; changed=$(date +%s); }
-  [ $(( $(date +%s) - changed )) -ge $STALL ] && { res="domU console silent for ${STALL}s"; break; }
-  sleep 2
+mkdir -p /var/log/xen/console
+# boot_one N MODE: domU N from the disk with serial scimg-domuN
+boot_one() {
+  n=$1; mode=$2; name=scimg-domu$n
+  DISK=/dev/disk/by-id/virtio-scimg-domu$n
+  for i in $(seq 60); do [ -b "$DISK" ] && break; sleep 1; done
+  [ -b "$DISK" ] || { say "SCIMG-XEN-FAIL $n (no domU disk after 60s)"; return; }
+  CFG=/run/$name.cfg
+  {
+    echo "name = \"$name\""; echo 'type = "pv"'; echo "memory = $MEM"; echo 'vcpus = 1'
+    echo "disk = [ 'format=raw, vdev=xvda, access=rw, target=$(readlink -f $DISK)' ]"
+    echo 'on_poweroff = "destroy"'; echo 'on_reboot = "destroy"'; echo 'on_crash = "destroy"'
+    if [ "$mode" = pvgrub ]; then echo 'kernel = "/usr/lib/grub-xen/grub-x86_64-xen.bin"'
+    else echo 'bootloader = "pygrub"'; fi
+  } > $CFG
+  CLOG=/var/log/xen/console/guest-$name.log
+  rm -f $CLOG
+  start=$(date +%s)
+  xl create $CFG || { say "SCIMG-XEN-FAIL $n (xl create failed after $(( $(date +%s) - start ))s)"; return; }
+  tail -n +1 -F $CLOG 2>/dev/null | sed -u "s/^/[domU$n] /" &
+  res=timeout; last=-1; changed=$(date +%s)
+  while [ $(( $(date +%s) - start )) -lt $TMO ]; do
+    grep -aq SCIMG-BOOT-OK $CLOG 2>/dev/null && { res=ok; break; }
+    f=$(grep -aoE 'not xen image|you need to load the kernel first|Gave up waiting for root[^.]*|ALERT! .* does not exist|Kernel panic.{0,60}|You are in emergency mode|Entering emergency mode' $CLOG 2>/dev/null | head -1)
+    [ -n "$f" ] && { sleep 3; res="domU failure: $f"; break; }
+    xl list $name >/dev/null 2>&1 || { sleep 2; grep -aq SCIMG-BOOT-OK $CLOG && res=ok || res="domU gone"; break; }
+    sz=$(stat -c %s $CLOG 2>/dev/null || echo 0)
+    [ "$sz" != "$last" ] && { last=$sz; changed=$(date +%s); }
+    [ $(( $(date +%s) - changed )) -ge $STALL ] && { res="domU console silent for ${STALL}s"; break; }
+    sleep 2
+  done
+  # the marker is the proof: the domU is not left to power off
+  xl destroy $name 2>/dev/null
+  sleep 1  # the relay's last lines
+  pkill -f "tail -n +1 -F $CLOG" 2>/dev/null
+  if [ "$res" = ok ]; then say "SCIMG-XEN-OK $n after $(( $(date +%s) - start ))s"
+  else say "SCIMG-XEN-FAIL $n ($res after $(( $(date +%s) - start ))s)"; fi
+}
+n=0
+for mode in $(echo "$MODES" | tr , ' '); do
+  boot_one $n $mode
+  n=$((n + 1))
 done
-sleep 2
-if [ "$res" = ok ]; then say "SCIMG-XEN-OK after $(( $(date +%s) - start ))s"
-else say "SCIMG-XEN-FAIL ($res after $(( $(date +%s) - start ))s)"; fi
-xl destroy scimg-domu 2>/dev/null
+say "SCIMG-XEN-DONE"
 systemctl poweroff
 EOF
 }
@@ -167,7 +191,12 @@ case "$IMG" in *.qcow2) FMT=qcow2 ;; *) FMT=raw ;; esac
 # makes QEMU translate every new process's code again; neither changes what
 # is being tested (that the domU boots), both cost minutes per boot.
 XEN_ARGS="console=com1 com1=115200,8n1 smap=0 dom0_mem=1024M,max:1024M dom0_max_vcpus=1 noreboot xpti=false spec-ctrl=no"
-DOM0_ARGS="root=UUID=$DOM0_UUID ro console=hvc0 quiet norandmaps mitigations=off scimg.mode=$MODE scimg.mem=$DOMU_MEM scimg.timeout=$TIMEOUT scimg.stall=$STALL"
+DOM0_ARGS="root=UUID=$DOM0_UUID ro console=hvc0 quiet norandmaps mitigations=off scimg.modes=$MODES scimg.mem=$DOMU_MEM scimg.timeout=$TIMEOUT scimg.stall=$STALL"
+DISKS=()
+for n in "${!MODE_LIST[@]}"; do
+  DISKS+=(-drive "file=$IMG,format=$FMT,if=none,id=g$n,snapshot=on,cache=unsafe"
+          -device "virtio-blk-pci,drive=g$n,serial=scimg-domu$n")
+done
 : > "$LOG"
 t0=$(date +%s)
 qemu-system-x86_64 -accel tcg -cpu max -m "$MEM" -smp 2 -nodefaults -no-reboot \
@@ -175,21 +204,33 @@ qemu-system-x86_64 -accel tcg -cpu max -m "$MEM" -smp 2 -nodefaults -no-reboot \
   -kernel "$D0.xen" -append "$XEN_ARGS" \
   -initrd "$D0.vmlinuz $DOM0_ARGS,$D0.initrd" \
   -drive "file=$D0.img,format=raw,if=ide,index=0,snapshot=on,cache=unsafe" \
-  -drive "file=$IMG,format=$FMT,if=none,id=g0,snapshot=on,cache=unsafe" \
-  -device virtio-blk-pci,drive=g0,serial=scimg-domu \
-  </dev/null >"$LOG.qemu" 2>&1 &
+  "${DISKS[@]}" </dev/null >"$LOG.qemu" 2>&1 &
 QPID=$!
 trap 'kill $QPID 2>/dev/null || true; wait $QPID 2>/dev/null || true' EXIT INT TERM
-rc=1; why=timeout
-while [ $(( $(date +%s) - t0 )) -lt $(( TIMEOUT + 300 )) ]; do
-  if grep -aq 'SCIMG-XEN-OK' "$LOG"; then rc=0; why=ok; break; fi
-  if grep -aq 'SCIMG-XEN-FAIL' "$LOG"; then why=$(grep -a -m1 'SCIMG-XEN-FAIL' "$LOG" | tr -d '\r'); break; fi
+why=timeout
+while [ $(( $(date +%s) - t0 )) -lt $(( TIMEOUT * ${#MODE_LIST[@]} + 300 )) ]; do
+  if grep -aq 'SCIMG-XEN-DONE' "$LOG"; then why=done; break; fi
   if grep -aqE 'Panic on CPU|Dom0 crashed|Domain 0 \(vcpu#[0-9]+\) crashed' "$LOG"; then
     why="xen: $(grep -a -m1 -E 'Panic on CPU|Dom0 crashed|crashed' "$LOG" | tr -d '\r')"; break; fi
   kill -0 $QPID 2>/dev/null || { why="qemu stopped: $(tail -c 200 "$LOG.qemu" | tr '\n' ' ')"; break; }
   sleep 2
 done
-for i in $(seq 20); do kill -0 $QPID 2>/dev/null || break; sleep 1; done
-echo "boot-xen: $(basename "$IMG") mode=$MODE result=$why rc=$rc time=$(( $(date +%s) - t0 ))s"
-[ $rc = 0 ] && { grep -a -m1 'SCIMG-BOOT-OK' "$LOG" | tr -d '\r' || true; }
+# every result is in the log: dom0 is not left to power off
+kill $QPID 2>/dev/null || true
+wait $QPID 2>/dev/null || true
+total=$(( $(date +%s) - t0 ))
+up=$(grep -a -m1 'SCIMG-DOM0-UP' "$LOG" >/dev/null && echo yes || echo no)
+rc=0
+for n in "${!MODE_LIST[@]}"; do
+  line=$(grep -a -m1 -E "SCIMG-XEN-(OK|FAIL) $n " "$LOG" | tr -d '\r' || true)
+  case "$line" in
+    *SCIMG-XEN-OK*) r=ok; t=${line##*after } ;;
+    *SCIMG-XEN-FAIL*) r=${line#*SCIMG-XEN-FAIL $n (}; r=${r% after *}; t=${line##* after }; t=${t%)} ;;
+    *) r="not reached ($why; dom0 up: $up)"; t=- ;;
+  esac
+  [ "$r" = ok ] || rc=1
+  echo "boot-xen: $(basename "$IMG") mode=${MODE_LIST[$n]} result=$r rc=$([ "$r" = ok ] && echo 0 || echo 1) time=$t"
+  [ "$r" = ok ] && { grep -a -m1 "\[domU$n\] .*SCIMG-BOOT-OK" "$LOG" | tr -d '\r' || true; }
+done
+echo "boot-xen: one Xen session for ${#MODE_LIST[@]} domU(s): ${total}s"
 exit $rc

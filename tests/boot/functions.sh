@@ -52,22 +52,43 @@ expect_boot() {
   printf '%s\n' "$out" | while IFS= read -r l; do say "$l"; done
   if [ "$want" = ok ] && [ $rc != 0 ]; then FAILED=1; say "UNEXPECTED: $bus did not boot"; fi
   if [ "$want" = fail ] && [ $rc = 0 ]; then FAILED=1; say "UNEXPECTED: $bus booted"; fi
+  [ "$want" = ok ] && [ $rc = 0 ] && marker_args "$out"
   return 0
 }
 
-# expect_xen ok|fail IMAGE MODE [PATTERN]: boot as a Xen PV domU; with fail,
-# PATTERN must be in the log (e.g. "not xen image").
+# marker_args TEXT: the kernel command line the fixed guest booted with (on
+# its marker line) names its root by UUID and kept the image's own argument
+marker_args() {
+  local args=${1#*cmdline=}
+  [ "$args" != "$1" ] || return 0  # a fixture from before the marker had it
+  case " $args " in *" root=UUID="*) ;; *) FAILED=1; say "UNEXPECTED: booted without root=UUID=: $args" ;; esac
+  case " $args " in *" norandmaps "*) ;; *) FAILED=1; say "UNEXPECTED: the image's own kernel argument was dropped: $args" ;; esac
+}
+
+# expect_xen IMAGE "ok|fail MODE [PATTERN]"...: boot IMAGE as a Xen PV domU
+# once per MODE (pygrub, pvgrub), all in one Xen session; with fail, PATTERN
+# must be the failure boot-xen.sh reports (e.g. "not xen image").
 expect_xen() {
-  local want=$1 img=$2 mode=$3 pat=${4:-} log out rc
-  log="$WORK/xen-$(basename "$img" .img)-$mode.log"
-  out=$("$HERE/boot-xen.sh" "$img" "$mode" "$log" "$BOOT_TIMEOUT" 2>"$log.err")
+  local img=$1 modes="" e want mode pat log out rc line r; shift
+  local -a specs=("$@")
+  for e in "${specs[@]}"; do read -r want mode pat <<< "$e"; modes=${modes:+$modes,}$mode; done
+  log="$WORK/xen-$(basename "$img" .img).log"
+  out=$("$HERE/boot-xen.sh" "$img" "$modes" "$log" "$BOOT_TIMEOUT" 2>"$log.err")
   rc=$?
   printf '%s\n' "$out" | while IFS= read -r l; do say "$l"; done
-  if [ "$want" = ok ] && [ $rc != 0 ]; then FAILED=1; say "UNEXPECTED: Xen $mode did not boot"; tail -5 "$log.err"; fi
-  if [ "$want" = fail ]; then
-    [ $rc = 0 ] && { FAILED=1; say "UNEXPECTED: Xen $mode booted"; }
-    [ -n "$pat" ] && ! grep -aq "$pat" "$log" && { FAILED=1; say "UNEXPECTED: Xen $mode failed without '$pat'"; }
-  fi
+  [ $rc = 2 ] && { FAILED=1; say "UNEXPECTED: boot-xen.sh usage error"; cat "$log.err"; return 0; }
+  for e in "${specs[@]}"; do
+    read -r want mode pat <<< "$e"
+    line=$(printf '%s\n' "$out" | grep -m1 "^boot-xen: .* mode=$mode result=")
+    r=${line#*result=}; r=${r% rc=*}
+    if [ "$want" = ok ] && [ "$r" != ok ]; then
+      FAILED=1; say "UNEXPECTED: Xen $mode did not boot"; tail -5 "$log.err"
+    fi
+    if [ "$want" = fail ]; then
+      [ "$r" = ok ] && { FAILED=1; say "UNEXPECTED: Xen $mode booted"; }
+      [ -n "$pat" ] && case "$r" in *"$pat"*) ;; *) FAILED=1; say "UNEXPECTED: Xen $mode failed without '$pat'" ;; esac
+    fi
+  done
   return 0
 }
 

@@ -36,5 +36,5 @@ say "--partition: MBR, partition 1 bootable, type 83, from sector 2048"
 for bus in ide virtio-blk virtio-scsi nvme; do
   expect_boot ok "$WORK/ami.qcow2" $bus
 done
-expect_xen ok "$WORK/ami.qcow2" pygrub
+expect_xen "$WORK/ami.qcow2" "ok pygrub"
 finish

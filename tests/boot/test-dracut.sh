@@ -20,6 +20,5 @@ for b in ("ide", "sata", "virtio-blk", "virtio-scsi", "nvme"):
 for bus in ide sata virtio-blk virtio-scsi nvme; do
   expect_boot ok "$WORK/dracut.img" $bus
 done
-expect_xen ok "$WORK/dracut.img" pvgrub
-expect_xen ok "$WORK/dracut.img" pygrub
+expect_xen "$WORK/dracut.img" "ok pvgrub" "ok pygrub"
 finish

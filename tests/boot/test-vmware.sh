@@ -40,6 +40,5 @@ grep -aoE 'ALERT! .* does not exist|Gave up waiting for root[^.]*' "$WORK/before
 for bus in ide virtio-blk virtio-scsi nvme; do
   expect_boot ok "$WORK/vmware.img" $bus
 done
-expect_xen ok "$WORK/vmware.img" pygrub
-expect_xen fail "$WORK/vmware.img" pvgrub "not xen image"
+expect_xen "$WORK/vmware.img" "ok pygrub" "fail pvgrub not xen image"
 finish
