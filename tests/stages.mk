@@ -22,11 +22,17 @@ SHELL = /bin/bash
 all: check-boot check-plain check-asan
 
 # the check programs too (an empty test list), so that the stages that run
-# next in the same tree find nothing to build at the same time
-build-%:
-	+@$(MAKE) -C build-$* all >build-$*/make.out 2>&1 && \
-	  $(MAKE) -C build-$* check TESTS= >>build-$*/make.out 2>&1 || \
-	  { echo "build-$*: build failed"; tail -30 build-$*/make.out; exit 1; }
+# next in the same tree find nothing to build at the same time.  (Explicit
+# rules: make looks for no pattern rule for a .PHONY target.)
+BUILD = $(MAKE) -C $(DIR) all >$(DIR)/make.out 2>&1 && \
+	$(MAKE) -C $(DIR) check TESTS= >>$(DIR)/make.out 2>&1 || \
+	{ echo "$(DIR): build failed"; tail -30 $(DIR)/make.out; exit 1; }
+build-plain: DIR = build-plain
+build-plain:
+	+@$(BUILD)
+build-asan: DIR = build-asan
+build-asan:
+	+@$(BUILD)
 
 # The Debian guests and the Xen dom0 of the guest and boot tests (each
 # built once and cached under /var/tmp; a test finds it there or builds it
