@@ -5,7 +5,7 @@
 #      under QEMU TCG on IDE, virtio-blk, virtio-scsi, NVMe (and SATA where
 #      the kernel has AHCI) and as a Xen PV domU through pygrub and pvgrub2),
 #   2. an ASan+UBSan build (--enable-sanitizers) and `make check` again.
-# The stages share the cores through one make jobserver (tests/stages.mk),
+# Every test of every stage is one job of one make graph (tests/stages.mk),
 # so one stage's long last test does not leave a core idle.  make check's
 # guest tests (libguestfs appliances under TCG) and test-sci-guest's boots
 # (the Supercloud image from virtio-blk, NVMe and as a Xen PV domU) run in
@@ -37,12 +37,12 @@ for b in plain asan; do
 done
 # the fixture guests and the Xen dom0, outside make's job slots (see
 # tests/stages.mk)
-targets="check-plain check-asan"; guests=vmware
-[ "${SCIMG_CHECK_BOOT:-1}" = 0 ] || { targets="check-boot $targets"; guests="vmware dracut ami"; }
+stages="plain asan"; guests=vmware
+[ "${SCIMG_CHECK_BOOT:-1}" = 0 ] || { stages="plain boot asan"; guests="vmware dracut ami"; }
 stage "fixtures (background): guests $guests, Xen dom0"
 make -f tests/stages.mk fixtures GUESTS="$guests" &
-stage "make -k -j$jobs -f tests/stages.mk $targets"
-make -k -j"$jobs" -f tests/stages.mk GUESTS="$guests" $targets || status=1
+stage "make -k -j$jobs -f tests/stages.mk STAGES=\"$stages\""
+make -k -j"$jobs" -f tests/stages.mk GUESTS="$guests" STAGES="$stages" || status=1
 wait
 buildfail=0
 for b in plain asan; do

@@ -1,29 +1,63 @@
-# stages.mk - the stages of tests/run-tests.sh as one make job graph, run
-# from the top of the tree with `make -k -jN -f tests/stages.mk`:
+# stages.mk - the stages of tests/run-tests.sh as one flat make job graph,
+# run from the top of the tree (both build trees configured) with
+# `make -k -jN -f tests/stages.mk STAGES="plain boot asan"`:
 #
-#   fixtures     the Debian guests and the Xen dom0 (tests/fixtures, cached)
 #   build-plain  the -Werror build (configured by run-tests.sh)
 #   build-asan   the ASan+UBSan build
-#   check-plain  make check in build-plain (with the libguestfs guest tests)
-#   check-boot   make check-boot in build-plain (the real-boot matrix)
-#   check-asan   make check in build-asan, guest tests skipped
+#   plain        make check's tests in build-plain (with the guest tests)
+#   boot         make check-boot's tests in build-plain (real boots)
+#   asan         make check's tests in build-asan, guest tests skipped
 #
-# All of them share one make jobserver, so the N job slots go to whatever
-# test of whichever stage is ready next: a stage's last long test (a guest
-# boot, a corruption loop) no longer leaves a core idle while the next stage
-# waits for it.  Each stage's output lines carry its name.  The stages write
-# different files: check-boot runs only the boot tests' check-TESTS (no
-# build) with its own suite log, next to check-plain's in the same tree.
+# Every test of every stage is one job here (automake's harness runs one
+# test when asked for its .log), so the N job slots go to whichever test is
+# next and ready, whatever its stage: no stage waits for another's long last
+# test.  (One sub-make per stage would not do: each would hold a slot for
+# its whole run and run its own tests one at a time.)  The jobs are started
+# in this order: the tests that need the fixture guests and the longest
+# chains first, then the rest slowest first (as Makefile.am lists them).
+# Last, each stage's usual `make check` (or check-boot) with RECHECK_LOGS
+# empty reruns nothing: it prints the stage's summary, writes its suite log
+# and fails when a test failed.
 SHELL = /bin/bash
 .SHELLFLAGS = -o pipefail -c
-.PHONY: all fixtures build-plain build-asan check-plain check-boot check-asan
+STAGES = plain boot asan
+GUESTS = vmware dracut ami
 
-# the long stage first: it gets the first free slot
-all: check-boot check-plain check-asan
+# the tests that need the fixture guests (and build or wait for them)
+GUEST_TESTS = tests/cli/test-sci-guest.sh tests/cli/test-inject-drivers.sh \
+	tests/cli/test-kvm-fallback.sh
+# started first, in this order (the longest chains)
+FIRST = boot/tests/boot/test-dracut.sh plain/tests/cli/test-sci-guest.sh \
+	boot/tests/boot/test-vmware.sh plain/tests/cli/test-inject-drivers.sh \
+	boot/tests/boot/test-ami.sh
 
-# the check programs too (an empty test list), so that the stages that run
-# next in the same tree find nothing to build at the same time.  (Explicit
-# rules: make looks for no pattern rule for a .PHONY target.)
+list = $(shell MAKEFLAGS= $(MAKE) -s --no-print-directory -C $(1) $(2) 2>/dev/null)
+tests_plain := $(if $(filter plain,$(STAGES)),$(call list,build-plain,list-tests))
+tests_boot := $(if $(filter boot,$(STAGES)),$(call list,build-plain,list-boot-tests))
+tests_asan := $(if $(filter asan,$(STAGES)),$(call list,build-asan,list-tests))
+dir_plain = build-plain
+dir_boot = build-plain
+dir_asan = build-asan
+env_plain = ASAN_OPTIONS=detect_leaks=1
+env_boot =
+env_asan = ASAN_OPTIONS=detect_leaks=1 SCIMG_SKIP_GUEST_TESTS=1
+args_boot = SCIMG_BOOT_LOGS='$(CURDIR)/build-plain/tests/boot/logs'
+summary_plain = check
+summary_boot = check-boot
+summary_asan = check
+
+jobs_of = $(addprefix $(1)/,$(tests_$(1)))
+ALL_JOBS := $(foreach s,$(STAGES),$(call jobs_of,$(s)))
+ORDERED := $(filter $(ALL_JOBS),$(FIRST)) $(filter-out $(FIRST),$(ALL_JOBS))
+
+.PHONY: all fixtures build-plain build-asan $(ALL_JOBS) $(addprefix summary-,$(STAGES))
+# make starts the prerequisites of a goal in the order they are listed (a
+# job whose own prerequisites are not ready yet is passed over until they are)
+all: $(ORDERED) $(addprefix summary-,$(STAGES))
+
+# the check programs too (an empty test list), so that no job builds
+# anything in a tree another job runs in.  (Explicit rules: make looks for
+# no pattern rule for a .PHONY target.)
 BUILD = $(MAKE) -C $(DIR) all >$(DIR)/make.out 2>&1 && \
 	$(MAKE) -C $(DIR) check TESTS= >>$(DIR)/make.out 2>&1 || \
 	{ echo "$(DIR): build failed"; tail -30 $(DIR)/make.out; exit 1; }
@@ -36,14 +70,13 @@ build-asan:
 
 # The Debian guests and the Xen dom0 of the guest and boot tests (each
 # built once and cached under /var/tmp; a test finds it there or builds it
-# itself): mostly downloading and unpacking, so the four are made at once.
-# run-tests.sh starts this target in the background, outside the job
-# slots, while the code compiles; the one in the job graph then only waits
-# for it (lock) and finds it done.  A failure is only reported: the tests
-# that need what is missing say so themselves.
-GUESTS = vmware dracut ami
+# itself): run-tests.sh starts this target in the background, outside the
+# job slots, while the code compiles (the builds are mostly downloading and
+# unpacking); the one in the job graph only waits for it (lock) and finds
+# it done.  A failure is only reported: the tests that need what is missing
+# say so themselves.
 fixtures:
-	@exec 8>build-plain/.fixtures.lock; flock 8; \
+	@mkdir -p build-plain; exec 8>build-plain/.fixtures.lock; flock 8; \
 	[ -e build-plain/.fixtures.done ] && exit 0; \
 	t0=$$(date +%s); \
 	for f in $(GUESTS); do \
@@ -58,12 +91,20 @@ fixtures:
 	echo "[fixtures] ready in $$(( $$(date +%s) - t0 ))s"; \
 	touch build-plain/.fixtures.done
 
-check-plain: fixtures build-plain
-	+@ASAN_OPTIONS=detect_leaks=1 $(MAKE) -C build-plain check 2>&1 | sed -u 's/^/[plain] /'
+# job STAGE/TEST: run one test of a stage (its result line, prefixed); a
+# failed test shows in the stage's summary, not here
+define job_rule
+$(1)/$(2): $(dir_$(1)) $(if $(filter boot,$(1))$(filter $(2),$(GUEST_TESTS)),$(if $(filter asan,$(1)),,fixtures))
+	+@$(env_$(1)) $$(MAKE) -s --no-print-directory -C $(dir_$(1)) $(basename $(2)).log $(args_$(1)) 2>&1 | \
+	  sed -u 's/^/[$(1)] /'; true
+endef
+$(foreach s,$(STAGES),$(foreach t,$(tests_$(s)),$(eval $(call job_rule,$(s),$(t)))))
 
-check-boot: fixtures build-plain
-	+@$(MAKE) -C build-plain check-boot 2>&1 | sed -u 's/^/[boot] /'
-
-check-asan: build-asan
-	+@ASAN_OPTIONS=detect_leaks=1 SCIMG_SKIP_GUEST_TESTS=1 $(MAKE) -C build-asan check 2>&1 | \
-	  sed -u 's/^/[asan] /'
+# summary-STAGE: after all its jobs, the stage's own make check (nothing is
+# run again)
+define summary_rule
+summary-$(1): $(call jobs_of,$(1))
+	+@$(env_$(1)) $$(MAKE) -s --no-print-directory -C $(dir_$(1)) $(summary_$(1)) RECHECK_LOGS= \
+	  $(args_$(1)) 2>&1 | { grep -v '^\(PASS\|SKIP\|XFAIL\): ' || true; } | sed -u 's/^/[$(1)] /'
+endef
+$(foreach s,$(STAGES),$(eval $(call summary_rule,$(s))))
