@@ -98,7 +98,7 @@ boot_one() {
   else say "SCIMG-XEN-FAIL $n ($res after $(( $(date +%s) - start ))s)"; fi
 }
 n=0
-for mode in $(echo "$MODES" | tr , ' '); do
+for mode in $(echo "$MODES" | tr + ' '); do
   boot_one $n $mode
   n=$((n + 1))
 done
@@ -191,7 +191,8 @@ case "$IMG" in *.qcow2) FMT=qcow2 ;; *) FMT=raw ;; esac
 # makes QEMU translate every new process's code again; neither changes what
 # is being tested (that the domU boots), both cost minutes per boot.
 XEN_ARGS="console=com1 com1=115200,8n1 smap=0 dom0_mem=1024M,max:1024M dom0_max_vcpus=1 noreboot xpti=false spec-ctrl=no"
-DOM0_ARGS="root=UUID=$DOM0_UUID ro console=hvc0 quiet norandmaps mitigations=off scimg.modes=$MODES scimg.mem=$DOMU_MEM scimg.timeout=$TIMEOUT scimg.stall=$STALL"
+# (modes joined with "+": QEMU's -initrd list takes a comma as the separator)
+DOM0_ARGS="root=UUID=$DOM0_UUID ro console=hvc0 quiet norandmaps mitigations=off scimg.modes=${MODES//,/+} scimg.mem=$DOMU_MEM scimg.timeout=$TIMEOUT scimg.stall=$STALL"
 DISKS=()
 for n in "${!MODE_LIST[@]}"; do
   DISKS+=(-drive "file=$IMG,format=$FMT,if=none,id=g$n,snapshot=on,cache=unsafe"
