@@ -23,13 +23,16 @@ SHELL = /bin/bash
 STAGES = plain boot asan
 GUESTS = vmware dracut ami
 
-# the tests that need the fixture guests (and build or wait for them)
-GUEST_TESTS = tests/cli/test-sci-guest.sh tests/cli/test-inject-drivers.sh \
-	tests/cli/test-kvm-fallback.sh
-# started first, in this order (the longest chains)
+# started first, in this order: the longest chains, the real boots and the
+# libguestfs guest tests.  They need the fixture guests and the Xen dom0: a
+# test that finds one not built yet waits for the builder's lock (the build
+# started in the background at the beginning) or builds it.  A make
+# prerequisite on the fixtures would not do: make starts a job whose
+# prerequisites were not ready when it first looked only after every job
+# listed after it.
 FIRST = boot/tests/boot/test-dracut.sh plain/tests/cli/test-sci-guest.sh \
 	boot/tests/boot/test-vmware.sh plain/tests/cli/test-inject-drivers.sh \
-	boot/tests/boot/test-ami.sh
+	boot/tests/boot/test-ami.sh plain/tests/cli/test-kvm-fallback.sh
 
 list = $(shell MAKEFLAGS= $(MAKE) -s --no-print-directory -C $(1) $(2) 2>/dev/null)
 tests_plain := $(if $(filter plain,$(STAGES)),$(call list,build-plain,list-tests))
@@ -72,9 +75,8 @@ build-asan:
 # built once and cached under /var/tmp; a test finds it there or builds it
 # itself): run-tests.sh starts this target in the background, outside the
 # job slots, while the code compiles (the builds are mostly downloading and
-# unpacking); the one in the job graph only waits for it (lock) and finds
-# it done.  A failure is only reported: the tests that need what is missing
-# say so themselves.
+# unpacking).  A failure is only reported: the tests that need what is
+# missing say so themselves.
 fixtures:
 	@mkdir -p build-plain; exec 8>build-plain/.fixtures.lock; flock 8; \
 	[ -e build-plain/.fixtures.done ] && exit 0; \
@@ -94,7 +96,7 @@ fixtures:
 # job STAGE/TEST: run one test of a stage (its result line, prefixed); a
 # failed test shows in the stage's summary, not here
 define job_rule
-$(1)/$(2): $(dir_$(1)) $(if $(filter boot,$(1))$(filter $(2),$(GUEST_TESTS)),$(if $(filter asan,$(1)),,fixtures))
+$(1)/$(2): $(dir_$(1))
 	+@$(env_$(1)) $$(MAKE) -s --no-print-directory -C $(dir_$(1)) $(basename $(2)).log $(args_$(1)) 2>&1 | \
 	  sed -u 's/^/[$(1)] /'; true
 endef
