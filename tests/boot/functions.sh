@@ -60,7 +60,7 @@ expect_boot() {
 # its marker line) names its root by UUID and kept the image's own argument
 marker_args() {
   local args=${1#*cmdline=}
-  [ "$args" != "$1" ] || return 0  # a fixture from before the marker had it
+  [ "$args" != "$1" ] || { FAILED=1; say "UNEXPECTED: no cmdline= on the marker line"; return 0; }
   case " $args " in *" root=UUID="*) ;; *) FAILED=1; say "UNEXPECTED: booted without root=UUID=: $args" ;; esac
   case " $args " in *" norandmaps "*) ;; *) FAILED=1; say "UNEXPECTED: the image's own kernel argument was dropped: $args" ;; esac
 }
