@@ -64,6 +64,49 @@ out:
 	return ret;
 }
 
+int scimg_int_chain_note(struct scimg_image *img, const struct scimg_source *src)
+{
+	struct scimg_chain *c = img->chain;
+
+	if (!c || !src || strcmp(src->ops->name, "file") != 0)
+		return 0;
+	for (size_t i = 0; i < c->nids; i++)
+		if (c->ids[i].dev == src->dev && c->ids[i].ino == src->ino)
+			return 0;
+	if (c->nids == c->capids) {
+		size_t n = c->capids ? c->capids * 2 : 8;
+		struct scimg_file_id *p = realloc(c->ids, n * sizeof(*p));
+		if (!p)
+			return scimg_int_err(img->ctx, -ENOMEM, "out of memory");
+		c->ids = p;
+		c->capids = n;
+	}
+	c->ids[c->nids].dev = src->dev;
+	c->ids[c->nids].ino = src->ino;
+	c->nids++;
+	return 0;
+}
+
+bool scimg_int_image_uses_file(const struct scimg_image *img, dev_t dev, ino_t ino)
+{
+	const struct scimg_chain *c = img->chain;
+
+	if (!c)
+		return false;
+	for (size_t i = 0; i < c->nids; i++)
+		if (c->ids[i].dev == dev && c->ids[i].ino == ino)
+			return true;
+	return false;
+}
+
+static void chain_free(struct scimg_chain *c)
+{
+	if (c) {
+		free(c->ids);
+		free(c);
+	}
+}
+
 static int image_open_src(struct scimg_ctx *ctx, struct scimg_source *src,
 			  const char *path, const char *format,
 			  const char *options, int probe_ok, int depth,
@@ -115,10 +158,13 @@ static int image_open_src(struct scimg_ctx *ctx, struct scimg_source *src,
 	img->parent = parent;
 	img->out_fd = -1;
 	img->path = strdup(path);
-	if (!img->path) {
+	img->chain = parent ? parent->chain : calloc(1, sizeof(*img->chain));
+	if (!img->path || !img->chain) {
 		ret = scimg_int_err(ctx, -ENOMEM, "out of memory");
 		goto fail;
 	}
+	if ((ret = scimg_int_chain_note(img, src)) < 0)
+		goto fail;
 	ret = scimg_int_opts_parse(ctx, options, fmt->open_opts, fmt->name, &img->opts);
 	if (ret < 0)
 		goto fail;
@@ -138,6 +184,8 @@ static int image_open_src(struct scimg_ctx *ctx, struct scimg_source *src,
 fail:
 	scimg_int_source_close(img->src);
 	scimg_int_opts_free(&img->opts);
+	if (!parent)
+		chain_free(img->chain);
 	free(img->path);
 	free(img);
 	return ret;
@@ -389,6 +437,8 @@ void scimg_image_close(struct scimg_image *img)
 	img->fmt->close(img);
 	scimg_int_source_close(img->src);
 	scimg_int_opts_free(&img->opts);
+	if (img->depth == 0 && !img->parent)
+		chain_free(img->chain);
 	free(img->path);
 	free(img);
 }

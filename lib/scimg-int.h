@@ -242,6 +242,20 @@ struct scimg_format {
 	const struct scimg_plugin_format *plugin;
 };
 
+/* What every image of one chain shares (the image the user named and every
+ * file it names, directly or through other images): created by the top
+ * image's open, freed by its close; children hold a borrowed pointer. */
+struct scimg_file_id {
+	dev_t dev;
+	ino_t ino;
+};
+struct scimg_chain {
+	/* identity of every local file opened for the chain: the top image's
+	 * own file, backing files, parents, data files, extents, parts */
+	struct scimg_file_id *ids;
+	size_t nids, capids;
+};
+
 struct scimg_image {
 	struct scimg_ctx *ctx;
 	const struct scimg_format *fmt;
@@ -251,6 +265,7 @@ struct scimg_image {
 	int raw_fallback;
 	int depth;                /* 0 for the top image of a chain */
 	const struct scimg_image *parent; /* image that named this one */
+	struct scimg_chain *chain; /* owned by the top image (depth 0) */
 
 	/* reader */
 	struct scimg_source *src;
@@ -349,6 +364,14 @@ int scimg_int_open_tar_member(struct scimg_image *parent, uint64_t offset,
  * resolve against the URL's directory and never to a local file. */
 int scimg_int_resolve_path(struct scimg_ctx *ctx, const struct scimg_source *src,
 			   const char *name, int confine, char **out);
+
+/* Record SRC (a local file opened for IMG's chain: data file, extent,
+ * part) in the chain's identities.  Remote sources are ignored.  Images
+ * opened through image.c are recorded by it.  0 or -ENOMEM. */
+int scimg_int_chain_note(struct scimg_image *img, const struct scimg_source *src);
+/* Whether the file DEV/INO is one the image IMG (reader) or any file of its
+ * chain was read from: the output must never replace it. */
+bool scimg_int_image_uses_file(const struct scimg_image *img, dev_t dev, ino_t ino);
 
 /* Writers: write to the output file at file offset img->out_base + OFF
  * (out_base is 0 except inside a wrapping format, see struct scimg_image). */
