@@ -26,6 +26,7 @@ static void help(void)
 	       "                         become warnings ('scimg plugins' lists profiles)\n"
 	       "      --output=FMT       'human' (default) or 'json' (on stdout)\n"
 	       "      --no-backing       do not open files the image refers to\n"
+	       HELP_TRUST_CHAIN
 	       "  -h, --help             show this help\n"
 	       "  -V, --version          show the version\n\n"
 	       "Exit status: 0 compliant, 1 not compliant (each finding is named),\n"
@@ -94,6 +95,7 @@ int cmd_check(int argc, char **argv)
 		{ "provider", required_argument, NULL, 'P' },
 		{ "output", required_argument, NULL, 'o' },
 		{ "no-backing", no_argument, NULL, 'B' },
+		{ "trust-chain", no_argument, NULL, OPT_TRUST_CHAIN },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -119,6 +121,7 @@ int cmd_check(int argc, char **argv)
 				return usage_error("check", "--output must be 'human' or 'json', not '%s'", optarg);
 			break;
 		case 'B': nobacking = 1; break;
+		case OPT_TRUST_CHAIN: opt_trust_chain = 1; break;
 		case 'h': help(); return EXIT_OK;
 		case 'V': print_version(); return EXIT_OK;
 		default: return usage_error("check", "invalid option");

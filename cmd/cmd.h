@@ -30,7 +30,18 @@ int usage_error(const char *sub, const char *fmt, ...)
 void install_cancel_handlers(struct scimg_ctx *ctx);
 /* "1.5 GiB" */
 void human_size(unsigned long long v, char *buf, size_t len);
-/* New context with the defaults the command line uses. */
+/* --trust-chain (every command that opens images): long-option value,
+ * and the flag cmd_ctx_new() reads. */
+#define OPT_TRUST_CHAIN 0x1100
+extern int opt_trust_chain;
+/* Help text of --trust-chain, for every command's --help. */
+#define HELP_TRUST_CHAIN \
+	"      --trust-chain    open files the image names outside its directory\n" \
+	"                       (absolute names, '..', URLs) and unverifiable\n" \
+	"                       parents: only for images you trust\n"
+
+/* New context with the defaults the command line uses (and the flags of
+ * the common options). */
 struct scimg_ctx *cmd_ctx_new(void);
 void print_version(void);
 

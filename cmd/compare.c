@@ -15,6 +15,7 @@ static void help(void)
 	       "  -F FMT          format of IMAGE2 (default: probe)\n"
 	       "  -q, --quiet     print nothing, only set the exit status\n"
 	       "      --no-backing do not open files the images refer to\n"
+	       HELP_TRUST_CHAIN
 	       "  -h, --help      show this help\n"
 	       "  -V, --version   show the version\n\n"
 	       "Exit status: 0 identical, 1 different, 2 error.  See scimg-compare(1).\n", prog);
@@ -25,6 +26,7 @@ int cmd_compare(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "no-backing", no_argument, NULL, 'B' },
+		{ "trust-chain", no_argument, NULL, OPT_TRUST_CHAIN },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -41,6 +43,7 @@ int cmd_compare(int argc, char **argv)
 		case 'F': fb = optarg; break;
 		case 'q': quiet = 1; break;
 		case 'B': nobacking = 1; break;
+		case OPT_TRUST_CHAIN: opt_trust_chain = 1; break;
 		case 'h': help(); return EXIT_OK;
 		case 'V': print_version(); return EXIT_OK;
 		default: return usage_error("compare", "invalid option");

@@ -28,6 +28,7 @@ static void help(void)
 	       "                          written; default 4k; 0 allocates everything\n"
 	       "  -m, --threads=N         compression worker threads (default: CPUs)\n"
 	       "      --no-backing        do not open files SRC refers to\n"
+	       HELP_TRUST_CHAIN
 	       "      --no-sync           do not flush DST to disk before renaming it into\n"
 	       "                          place (faster; like qemu-img, whose target cache\n"
 	       "                          mode defaults to unsafe)\n"
@@ -63,6 +64,7 @@ int cmd_convert(int argc, char **argv)
 		{ "no-backing", no_argument, NULL, 'B' },
 		{ "no-sync", no_argument, NULL, 'N' },
 		{ "provider", required_argument, NULL, 'P' },
+		{ "trust-chain", no_argument, NULL, OPT_TRUST_CHAIN },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -132,6 +134,7 @@ int cmd_convert(int argc, char **argv)
 		case 'B': nobacking = 1; break;
 		case 'N': o.no_sync = 1; break;
 		case 'P': o.provider = optarg; break;
+		case OPT_TRUST_CHAIN: opt_trust_chain = 1; break;
 		case 'h': help(); free(optstr); free(inoptstr); return EXIT_OK;
 		case 'V': print_version(); free(optstr); free(inoptstr); return EXIT_OK;
 		default: free(optstr); free(inoptstr); return usage_error("convert", "invalid option");

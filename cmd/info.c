@@ -15,6 +15,7 @@ static void help(void)
 	       "                       bundle's privatekey=FILE,cert=FILE)\n"
 	       "      --output=FMT     'human' (default) or 'json'\n"
 	       "      --no-backing     do not open files the image refers to\n"
+	       HELP_TRUST_CHAIN
 	       "  -h, --help           show this help\n"
 	       "  -V, --version        show the version\n\n"
 	       "When no format matches, IMAGE is read as raw and info says so.\n"
@@ -120,6 +121,7 @@ int cmd_info(int argc, char **argv)
 		{ "input-options", required_argument, NULL, 'I' },
 		{ "output", required_argument, NULL, 'o' },
 		{ "no-backing", no_argument, NULL, 'B' },
+		{ "trust-chain", no_argument, NULL, OPT_TRUST_CHAIN },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -153,6 +155,7 @@ int cmd_info(int argc, char **argv)
 				return free(inopts), usage_error("info", "--output must be 'human' or 'json', not '%s'", optarg);
 			break;
 		case 'B': nobacking = 1; break;
+		case OPT_TRUST_CHAIN: opt_trust_chain = 1; break;
 		case 'h': help(); free(inopts); return EXIT_OK;
 		case 'V': print_version(); free(inopts); return EXIT_OK;
 		default: free(inopts); return usage_error("info", "invalid option");
@@ -167,6 +170,9 @@ int cmd_info(int argc, char **argv)
 		inopts = strdup("help=1");
 	}
 	ctx = cmd_ctx_new();
+	/* like qemu-img info: the image's own header even when a file it
+	 * names is refused or missing (listed as unopened-files) */
+	scimg_ctx_set_flags(ctx, scimg_ctx_get_flags(ctx) | SCIMG_CTX_HEADER_ONLY);
 	if (nobacking)
 		scimg_ctx_set_flags(ctx, scimg_ctx_get_flags(ctx) & ~(unsigned)SCIMG_CTX_ALLOW_BACKING);
 	if (scimg_image_open_opts(ctx, argv[optind], fmt, inopts, &img) < 0 ||

@@ -27,6 +27,7 @@ static void help(void)
 	       "                          an MBR-partitioned disk with a bootloader\n"
 	       "  -f, --format=FMT        format of IMAGE (default: probe)\n"
 	       "  -O, --output-format=FMT write a fixed copy to OUT in FMT, IMAGE untouched\n"
+	       HELP_TRUST_CHAIN
 	       "  -h, --help              show this help\n"
 	       "  -V, --version           show the version\n\n"
 	       "Exit status: 0 success, 2 error.  See scimg-inject-drivers(1).\n", prog, prog);
@@ -220,6 +221,7 @@ int cmd_inject_drivers(int argc, char **argv)
 		{ "partition", no_argument, NULL, 'P' },
 		{ "format", required_argument, NULL, 'f' },
 		{ "output-format", required_argument, NULL, 'O' },
+		{ "trust-chain", no_argument, NULL, OPT_TRUST_CHAIN },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -251,6 +253,7 @@ int cmd_inject_drivers(int argc, char **argv)
 		case 'P': bo.partition = 1; break;
 		case 'f': fmt = optarg; break;
 		case 'O': out_fmt = optarg; break;
+		case OPT_TRUST_CHAIN: opt_trust_chain = 1; break;
 		case 'h': help(); return EXIT_OK;
 		case 'V': print_version(); return EXIT_OK;
 		default: return usage_error("inject-drivers", "invalid option");

@@ -7,6 +7,7 @@
 #include "cmd.h"
 
 static struct scimg_ctx *cancel_ctx;
+int opt_trust_chain;
 
 static void on_signal(int sig)
 {
@@ -70,8 +71,10 @@ struct scimg_ctx *cmd_ctx_new(void)
 		exit(EXIT_ERROR);
 	}
 	/* The user naming an image on the command line allows the files that
-	 * image names (backing file, extents); --no-backing forbids them. */
-	scimg_ctx_set_flags(ctx, SCIMG_CTX_ALLOW_BACKING);
+	 * image names (backing file, extents) inside its directory tree;
+	 * --no-backing forbids them, --trust-chain allows them anywhere. */
+	scimg_ctx_set_flags(ctx, SCIMG_CTX_ALLOW_BACKING |
+				 (opt_trust_chain ? SCIMG_CTX_TRUST_CHAIN : 0u));
 	return ctx;
 }
 

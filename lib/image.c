@@ -103,8 +103,34 @@ static void chain_free(struct scimg_chain *c)
 {
 	if (c) {
 		free(c->ids);
+		free(c->root);
+		free(c->origin);
+		if (c->root_fd >= 0)
+			close(c->root_fd);
+		for (size_t i = 0; i < c->nunopened; i++)
+			free(c->unopened[i]);
+		free(c->unopened);
 		free(c);
 	}
+}
+
+int scimg_int_ref_unopened(struct scimg_image *img, int err)
+{
+	struct scimg_chain *c = img->chain;
+	char **p;
+
+	if (err >= 0 || !(img->ctx->flags & SCIMG_CTX_HEADER_ONLY) || !c ||
+	    err == -ENOMEM || err == -ECANCELED)
+		return err;
+	p = realloc(c->unopened, (c->nunopened + 1) * sizeof(*p));
+	if (!p)
+		return scimg_int_err(img->ctx, -ENOMEM, "out of memory");
+	c->unopened = p;
+	if (!(p[c->nunopened] = strdup(scimg_ctx_errmsg(img->ctx))))
+		return scimg_int_err(img->ctx, -ENOMEM, "out of memory");
+	c->nunopened++;
+	scimg_ctx_clear_error(img->ctx);
+	return 1;
 }
 
 static int image_open_src(struct scimg_ctx *ctx, struct scimg_source *src,
@@ -163,6 +189,8 @@ static int image_open_src(struct scimg_ctx *ctx, struct scimg_source *src,
 		ret = scimg_int_err(ctx, -ENOMEM, "out of memory");
 		goto fail;
 	}
+	if (!parent && (ret = scimg_int_chain_set_root(ctx, img->chain, src)) < 0)
+		goto fail;
 	if ((ret = scimg_int_chain_note(img, src)) < 0)
 		goto fail;
 	ret = scimg_int_opts_parse(ctx, options, fmt->open_opts, fmt->name, &img->opts);
@@ -249,99 +277,6 @@ bool scimg_int_source_same(const struct scimg_source *a,
 	return a->dev == b->dev && a->ino == b->ino;
 }
 
-/* Percent-encode NAME (a relative file name inside a remote image) for use
- * in a URL path: everything but unreserved characters and '/'. */
-static char *url_escape_path(const char *name)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	size_t n = strlen(name), i;
-	char *p = malloc(n * 3 + 1), *w = p;
-
-	if (!p)
-		return NULL;
-	for (i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)name[i];
-		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		    (c >= '0' && c <= '9') || c == '-' || c == '.' ||
-		    c == '_' || c == '~' || c == '/') {
-			*w++ = (char)c;
-		} else {
-			*w++ = '%';
-			*w++ = hex[c >> 4];
-			*w++ = hex[c & 15];
-		}
-	}
-	*w = '\0';
-	return p;
-}
-
-int scimg_int_resolve_path(struct scimg_ctx *ctx, const struct scimg_source *src,
-			   const char *name, int confine, char **out)
-{
-	char *p;
-	size_t n;
-
-	*out = NULL;
-	if (!*name)
-		return scimg_int_err(ctx, -EINVAL, "'%s': names an empty file name", src->name);
-	if (confine) {
-		const char *s = name;
-		if (scimg_int_name_is_url(name))
-			return scimg_int_err(ctx, -EPERM,
-					     "'%s': refusing URL '%s' (must be a file inside '%s')",
-					     src->name, name, src->dir);
-		if (*name == '/')
-			return scimg_int_err(ctx, -EPERM,
-					     "'%s': refusing absolute file name '%s' (must stay inside '%s')",
-					     src->name, name, src->dir);
-		/* refuse any ".." path component */
-		while (*s) {
-			const char *e = strchr(s, '/');
-			size_t l = e ? (size_t)(e - s) : strlen(s);
-			if (l == 2 && s[0] == '.' && s[1] == '.')
-				return scimg_int_err(ctx, -EPERM,
-						     "'%s': refusing file name '%s' that leaves '%s'",
-						     src->name, name, src->dir);
-			s += l;
-			while (*s == '/')
-				s++;
-		}
-	}
-	if (scimg_int_name_is_url(name)) {
-		p = strdup(name);
-	} else if (scimg_int_name_is_url(src->dir)) {
-		/* never a local file: "/x" is relative to the server root */
-		char *esc = url_escape_path(name);
-		const char *base = src->dir;
-		size_t bl = strlen(base);
-
-		if (!esc)
-			return scimg_int_err(ctx, -ENOMEM, "out of memory");
-		if (*name == '/') {
-			const char *hs = strstr(base, "://") + 3;
-			const char *sl = strchr(hs, '/');
-			bl = sl ? (size_t)(sl - base) : bl;
-		}
-		n = bl + 1 + strlen(esc) + 1;
-		p = malloc(n);
-		if (p)
-			snprintf(p, n, "%.*s%s%s", (int)bl, base,
-				 *esc == '/' ? "" : "/", esc);
-		free(esc);
-	} else if (*name == '/') {
-		p = strdup(name);
-	} else {
-		n = strlen(src->dir) + 1 + strlen(name) + 1;
-		p = malloc(n);
-		if (p)
-			snprintf(p, n, "%s/%s", src->dir, name);
-	}
-	if (!p)
-		return scimg_int_err(ctx, -ENOMEM, "out of memory");
-	*out = p;
-	return 0;
-}
-
 int scimg_int_open_child(struct scimg_image *parent, const char *name,
 			 const char *format, int probe_ok,
 			 struct scimg_image **out)
@@ -353,34 +288,31 @@ int scimg_int_open_child(struct scimg_image *parent, const char *name,
 	int ret;
 
 	*out = NULL;
-	if (!(ctx->flags & SCIMG_CTX_ALLOW_BACKING))
-		return scimg_int_err(ctx, -EPERM,
-				     "'%s' refers to '%s', and opening referenced files is not allowed",
-				     parent->path, name);
 	if (parent->depth + 1 >= SCIMG_MAX_CHAIN_DEPTH)
 		return scimg_int_err(ctx, -ELOOP,
 				     "'%s': chain of referenced images is deeper than %d",
 				     parent->path, SCIMG_MAX_CHAIN_DEPTH);
-	ret = scimg_int_resolve_path(ctx, parent->src, name, 0, &path);
+	ret = scimg_int_ref_open(parent, name, &src);
 	if (ret < 0)
 		return ret;
-	ret = scimg_int_source_open(ctx, path, &src);
-	if (ret < 0)
-		goto out;
 	for (a = parent; a; a = a->parent) {
 		if (a->src && scimg_int_source_same(a->src, src)) {
-			scimg_int_source_close(src);
 			ret = scimg_int_err(ctx, -ELOOP,
 					    "'%s': referenced file '%s' is already in the chain (loop)",
-					    parent->path, path);
-			goto out;
+					    parent->path, src->name);
+			scimg_int_source_close(src);
+			return ret;
 		}
+	}
+	path = strdup(src->name);
+	if (!path) {
+		scimg_int_source_close(src);
+		return scimg_int_err(ctx, -ENOMEM, "out of memory");
 	}
 	/* A referenced file is never guessed as raw. */
 	ret = image_open_src(ctx, src, path, format, NULL, 0, parent->depth + 1,
 			     parent, out);
 	(void)probe_ok;
-out:
 	free(path);
 	return ret;
 }
@@ -476,6 +408,16 @@ static int check_range(struct scimg_image *img, uint64_t off, uint64_t len)
 	return 0;
 }
 
+/* An image opened with SCIMG_CTX_HEADER_ONLY that lacks a file it names
+ * has no data to read. */
+static int check_complete(struct scimg_image *img)
+{
+	if (img->chain && img->chain->nunopened)
+		return scimg_int_err(img->ctx, -EPERM, "'%s': cannot read the image: %s",
+				     img->path, img->chain->unopened[0]);
+	return 0;
+}
+
 int scimg_image_pread(struct scimg_image *img, void *buf, size_t len,
 		      uint64_t off)
 {
@@ -484,6 +426,8 @@ int scimg_image_pread(struct scimg_image *img, void *buf, size_t len,
 	if (img->writing)
 		return scimg_int_err(img->ctx, -EBADF, "'%s' is open for writing", img->path);
 	if ((ret = check_range(img, off, len)) < 0)
+		return ret;
+	if ((ret = check_complete(img)) < 0)
 		return ret;
 	if (!len)
 		return 0;
@@ -496,6 +440,8 @@ int scimg_image_block_status(struct scimg_image *img, uint64_t off,
 	int ret;
 
 	if ((ret = check_range(img, off, len)) < 0)
+		return ret;
+	if ((ret = check_complete(img)) < 0)
 		return ret;
 	if (!len)
 		return scimg_int_err(img->ctx, -EINVAL, "block status of an empty range");
@@ -539,6 +485,17 @@ int scimg_image_info(struct scimg_image *img, json_object **out)
 	if (img->raw_fallback)
 		json_object_object_add(o, "format-note",
 				       json_object_new_string("no format matched; read as raw"));
+	if (img->depth == 0 && img->chain && img->chain->nunopened) {
+		json_object *a = json_object_new_array();
+		if (!a) {
+			json_object_put(o);
+			json_object_put(spec);
+			return scimg_int_err(img->ctx, -ENOMEM, "out of memory");
+		}
+		for (size_t i = 0; i < img->chain->nunopened; i++)
+			json_object_array_add(a, json_object_new_string(img->chain->unopened[i]));
+		json_object_object_add(o, "unopened-files", a);
+	}
 	if (img->fmt->info) {
 		ret = img->fmt->info(img, spec);
 		if (ret < 0) {

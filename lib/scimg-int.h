@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "scimg.h"
@@ -78,6 +79,8 @@ struct scimg_source {
 	struct scimg_ctx *ctx;
 	char *name;   /* as given by the user, for messages */
 	char *dir;    /* directory that relative names inside it resolve to */
+	char *rel;    /* local files of a confined chain: the path relative to
+		       * the chain's root directory (NULL otherwise) */
 	uint64_t size;
 	dev_t dev;    /* identity, to refuse loops (0/0 for remote) */
 	ino_t ino;
@@ -89,6 +92,18 @@ struct scimg_source {
  * caller. */
 int scimg_int_source_open(struct scimg_ctx *ctx, const char *name,
 			  struct scimg_source **out);
+/* A local file source on FD (already open for reading; owned by the new
+ * source, closed on failure), NAME for messages, ST its fstat. */
+int scimg_int_source_from_fd(struct scimg_ctx *ctx, int fd, const char *name,
+			     const struct stat *st, struct scimg_source **out);
+/* "a FIFO", "a character device", ... for messages. */
+const char *scimg_int_file_type_name(mode_t m);
+/* Open the file behind the O_PATH descriptor PATHFD for reading (never
+ * blocking) and check it is still ST.  A new descriptor or -errno. */
+int scimg_int_fd_reopen(int pathfd, const struct stat *st);
+/* "scheme://host:port" of URL, lower-case (caller frees). */
+int scimg_int_url_origin(struct scimg_ctx *ctx, const char *url, char **out);
+
 /* 1 when NAME is an http:// or https:// URL. */
 int scimg_int_name_is_url(const char *name);
 /* Open an http(s) URL (lib/source/http.c). */
@@ -254,6 +269,16 @@ struct scimg_chain {
 	 * own file, backing files, parents, data files, extents, parts */
 	struct scimg_file_id *ids;
 	size_t nids, capids;
+	/* where the files the chain names may be (lib/source/ref.c): a local
+	 * top image's directory (ROOT as given, ROOT_FD an O_PATH descriptor
+	 * of it, -1 otherwise) or a remote one's ORIGIN ("http://host:80") */
+	char *root;
+	int root_fd;
+	char *origin;
+	/* SCIMG_CTX_HEADER_ONLY: files the chain names that were not opened
+	 * (refused or missing), one message each */
+	char **unopened;
+	size_t nunopened;
 };
 
 struct scimg_image {
@@ -358,12 +383,25 @@ int scimg_int_open_member(struct scimg_image *parent, struct scimg_source *src,
 int scimg_int_open_tar_member(struct scimg_image *parent, uint64_t offset,
 			      uint64_t size, const char *member,
 			      const char *format, struct scimg_image **out);
-/* Resolve NAME relative to SRC's directory into a new string (caller
- * frees).  With CONFINE, refuse a name that leaves that directory (absolute
- * names, URLs and ".." components).  Inside a remote (URL) source, names
- * resolve against the URL's directory and never to a local file. */
-int scimg_int_resolve_path(struct scimg_ctx *ctx, const struct scimg_source *src,
-			   const char *name, int confine, char **out);
+/* Resolve NAME (a file name inside a remote image, percent-encoded here)
+ * against the URL directory DIR with libcurl's URL parser (caller frees). */
+int scimg_int_url_resolve(struct scimg_ctx *ctx, const char *dir, const char *name,
+			  char **out);
+
+/* Open the file NAME that PARENT refers to (backing file, parent, data
+ * file, extent, part), confined as lib/source/ref.c says, and record it in
+ * the chain.  The message on failure does not repeat NAME (callers prefix
+ * it: "'a.qcow2': backing file 'b': refused: ..."). */
+int scimg_int_ref_open(struct scimg_image *parent, const char *name,
+		       struct scimg_source **out);
+/* Set the chain's root from its top image's source (lib/source/ref.c). */
+int scimg_int_chain_set_root(struct scimg_ctx *ctx, struct scimg_chain *c,
+			     const struct scimg_source *top);
+/* Under SCIMG_CTX_HEADER_ONLY, after a file IMG refers to could not be
+ * opened (ERR < 0, message on the context): remember the message, clear
+ * the error and return 1 so the format carries on without the file (reads
+ * of the image then fail).  Otherwise return ERR. */
+int scimg_int_ref_unopened(struct scimg_image *img, int err);
 
 /* Record SRC (a local file opened for IMG's chain: data file, extent,
  * part) in the chain's identities.  Remote sources are ignored.  Images

@@ -45,6 +45,20 @@ enum {
 	/* Open backing files, external data files and extent files that an
 	 * image names.  Without it such images fail to open. */
 	SCIMG_CTX_ALLOW_BACKING = 1u << 0,
+	/* Trust the files an image names: allow absolute names, names that
+	 * leave the directory of the image the caller opened, and (for local
+	 * images) http(s) URLs; accept parents whose identity cannot be
+	 * verified.  Without it, an image is untrusted: the files it names
+	 * must be regular files inside the directory tree of the image the
+	 * caller opened (after following symlinks), a remote image may name
+	 * only relative URLs of its own server, and parents must match the
+	 * identity their child recorded.  Only for chains the caller trusts. */
+	SCIMG_CTX_TRUST_CHAIN = 1u << 1,
+	/* Open an image even when a file it names cannot be opened (refused
+	 * or missing), to show its own metadata (scimg info): the files not
+	 * opened are listed by scimg_image_info(), and reading the image's
+	 * data fails. */
+	SCIMG_CTX_HEADER_ONLY = 1u << 2,
 };
 void scimg_ctx_set_flags(struct scimg_ctx *ctx, unsigned flags);
 unsigned scimg_ctx_get_flags(const struct scimg_ctx *ctx);

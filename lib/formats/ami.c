@@ -149,10 +149,7 @@ static int load_part(struct scimg_image *img, struct ami_reader *r, size_t i)
 	char *path = NULL;
 	int ret;
 
-	ret = scimg_int_resolve_path(ctx, img->src, part_name(r, i), 1, &path);
-	if (ret < 0)
-		return ret;
-	ret = scimg_int_source_open(ctx, path, &s);
+	ret = scimg_int_ref_open(img, part_name(r, i), &s);
 	if (ret < 0) {
 		scimg_int_err_prefix(ctx, "'%s': part %zu '%s' (<image>/<parts>/<part index='%zu'>)",
 				     img->path, i, part_name(r, i), i);
@@ -853,9 +850,7 @@ static int ami_info(struct scimg_image *img, json_object *o)
 		add_str(p, "filename", m->parts[i].filename);
 		scimg_int_ami_hex(m->parts[i].digest, 20, hex);
 		add_str(p, "digest-sha1", hex);
-		present = scimg_int_resolve_path(img->ctx, img->src, m->parts[i].filename,
-						 1, &path) == 0 &&
-			  scimg_int_source_open(img->ctx, path, &s) == 0;
+		present = scimg_int_ref_open(img, m->parts[i].filename, &s) == 0;
 		if (present)
 			json_object_object_add(p, "size", json_object_new_int64((int64_t)s->size));
 		json_object_object_add(p, "present", json_object_new_boolean(present));

@@ -1006,34 +1006,32 @@ static int q2_open(struct scimg_image *img)
 
 	q->data = img->src;
 	if (q->h.data_file) {
-		if (!(ctx->flags & SCIMG_CTX_ALLOW_BACKING)) {
-			ret = scimg_int_err(ctx, -EPERM,
-					    "'%s' refers to the external data file '%s', and opening referenced files is not allowed",
-					    img->path, q->h.data_file);
-			goto fail;
-		}
-		ret = scimg_int_resolve_path(ctx, img->src, q->h.data_file, 0, &q->ext_path);
+		ret = scimg_int_ref_open(img, q->h.data_file, &q->ext);
 		if (ret < 0)
+			scimg_int_err_prefix(ctx, "'%s': external data file '%s'", img->path,
+					     q->h.data_file);
+		if ((ret = scimg_int_ref_unopened(img, ret)) < 0)
 			goto fail;
-		ret = scimg_int_source_open(ctx, q->ext_path, &q->ext);
-		if (ret < 0) {
-			scimg_int_err_prefix(ctx, "'%s': external data file", img->path);
+		if (q->ext && !(q->ext_path = strdup(q->ext->name))) {
+			ret = scimg_int_err(ctx, -ENOMEM, "out of memory");
 			goto fail;
 		}
-		q->data = q->ext;
+		if (q->ext) /* else unopened: no data is read (image.c) */
+			q->data = q->ext;
 	}
 	if (q->h.backing_file) {
 		ret = scimg_int_open_child(img, q->h.backing_file, q->h.backing_format, 0,
 					   &q->backing);
-		if (ret < 0) {
+		if (ret < 0)
 			scimg_int_err_prefix(ctx, "'%s': backing file '%s'", img->path,
 					     q->h.backing_file);
+		if ((ret = scimg_int_ref_unopened(img, ret)) < 0)
 			goto fail;
-		}
 		/* a backing image is read through its own format, which
 		 * guards itself only when it says so */
-		q->backing_serial = !(q->backing->fmt->flags & SCIMG_FMT_PARALLEL_READ) ||
-				    !q->backing->src || !q->backing->src->ops->thread_safe;
+		q->backing_serial = q->backing &&
+				    (!(q->backing->fmt->flags & SCIMG_FMT_PARALLEL_READ) ||
+				     !q->backing->src || !q->backing->src->ops->thread_safe);
 	}
 	q->serialize = !img->src->ops->thread_safe ||
 		       (q->ext && !q->ext->ops->thread_safe);

@@ -238,46 +238,51 @@ void scimg_int_vhd_cands_free(struct scimg_vhd_cands *c)
 }
 
 int scimg_int_vhd_open_parent(struct scimg_image *img,
-			      const struct scimg_vhd_cands *c,
+			      struct scimg_vhd_cands *c,
 			      const char *format, const char *wanted,
 			      struct scimg_image **out)
 {
 	struct scimg_ctx *ctx = img->ctx;
-	char looked[640];
+	char looked[640], refused[1024];
 	size_t i, used = 0;
-	int ret;
+	int ret, nrefused = 0;
 
 	*out = NULL;
 	if (c->n == 0)
 		return scimg_int_err(ctx, -EINVAL,
 				     "'%s': differencing image names no parent (no usable parent locator or parent name)",
 				     img->path);
-	if (!(ctx->flags & SCIMG_CTX_ALLOW_BACKING))
-		return scimg_int_open_child(img, c->c[0].name, format, 0, out);
-	looked[0] = 0;
+	looked[0] = refused[0] = 0;
+	/* the first candidate that exists; a candidate that is refused (it
+	 * would leave the image's directory) is never looked at */
 	for (i = 0; i < c->n; i++) {
-		struct stat st;
-		char *path;
-
-		ret = scimg_int_resolve_path(ctx, img->src, c->c[i].name, 0, &path);
-		if (ret < 0)
-			return ret;
-		if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
-			free(path);
-			ret = scimg_int_open_child(img, c->c[i].name, format, 0, out);
-			if (ret < 0)
-				scimg_int_err_prefix(ctx, "'%s': parent '%s' (from the %s)",
-						     img->path, c->c[i].name, c->c[i].from);
+		ret = scimg_int_open_child(img, c->c[i].name, format, 0, out);
+		if (ret == 0) {
+			c->opened = i;
+			return 0;
+		}
+		if (ret == -EPERM && !nrefused++)
+			snprintf(refused, sizeof(refused), "'%s' (from the %s): %s",
+				 c->c[i].name, c->c[i].from, scimg_ctx_errmsg(ctx));
+		else if (ret == -ENOENT || ret == -ENOTDIR) {
+			if (used < sizeof(looked)) {
+				int n = snprintf(looked + used, sizeof(looked) - used, "%s'%s'",
+						 used ? ", " : "", c->c[i].name);
+				if (n > 0)
+					used += (size_t)n;
+			}
+		} else if (ret != -EPERM) {
+			scimg_int_err_prefix(ctx, "'%s': parent '%s' (from the %s)",
+					     img->path, c->c[i].name, c->c[i].from);
 			return ret;
 		}
-		if (used < sizeof(looked)) {
-			int n = snprintf(looked + used, sizeof(looked) - used, "%s'%s'",
-					 used ? ", " : "", path);
-			if (n > 0)
-				used += (size_t)n;
-		}
-		free(path);
 	}
+	if (nrefused && !used)
+		return scimg_int_err(ctx, -EPERM, "'%s': parent %s", img->path, refused);
+	if (nrefused)
+		return scimg_int_err(ctx, -ENOENT,
+				     "'%s': parent image '%s' not found (looked for %s beside it); parent %s",
+				     img->path, wanted, looked, refused);
 	return scimg_int_err(ctx, -ENOENT,
 			     "'%s': parent image '%s' not found (looked for %s); copy the parent beside the image",
 			     img->path, wanted, looked);

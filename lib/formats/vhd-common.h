@@ -37,6 +37,7 @@ struct scimg_vhd_cand {
 struct scimg_vhd_cands {
 	struct scimg_vhd_cand c[24];
 	size_t n;
+	size_t opened; /* set by scimg_int_vhd_open_parent: the one opened */
 };
 
 /* Add a Windows path found in the image (relative ".\x.vhd", "..\d\x.vhd",
@@ -55,7 +56,7 @@ void scimg_int_vhd_cands_free(struct scimg_vhd_cands *c);
  * looked at.  When opening referenced files is not allowed, fail with
  * the message of scimg_int_open_child. */
 int scimg_int_vhd_open_parent(struct scimg_image *img,
-			      const struct scimg_vhd_cands *c,
+			      struct scimg_vhd_cands *c,
 			      const char *format, const char *wanted,
 			      struct scimg_image **out);
 

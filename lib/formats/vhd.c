@@ -420,26 +420,27 @@ static int open_parent(struct scimg_image *img, struct vhd *v)
 	else if (c.n)
 		wanted = c.c[0].shown;
 	ret = scimg_int_vhd_open_parent(img, &c, "vhd", wanted ? wanted : "?", &v->parent);
-	if (ret < 0)
+	if ((ret = scimg_int_ref_unopened(img, ret)) != 0) {
+		ret = ret < 0 ? ret : 0;
 		goto out;
-	for (i = 0; i < (int)c.n; i++) {
-		/* remember where the parent came from, for info */
-		char *path = NULL;
-		if (scimg_int_resolve_path(img->ctx, img->src, c.c[i].name, 0, &path) == 0 &&
-		    !strcmp(path, v->parent->path))
-			v->parent_from = c.c[i].from;
-		free(path);
+	}
+	v->parent_from = c.c[c.opened].from; /* for info */
+	/* the parent must be the one this disk was made from: its unique id
+	 * is required and must match (the parent's own id is not shown) */
+	if (memcmp(puid, zero, 16) == 0 && !(img->ctx->flags & SCIMG_CTX_TRUST_CHAIN)) {
+		ret = scimg_int_err(img->ctx, -EINVAL,
+				    "'%s': the parent unique id at offset %llu is all zeros, so parent '%s' cannot be verified (--trust-chain accepts it)",
+				    img->path, (unsigned long long)(v->dynhdr_off + H_PARENT_UID),
+				    v->parent->path);
+		goto out;
 	}
 	if (memcmp(puid, zero, 16) != 0) {
 		struct vhd *pv = v->parent->priv;
 		if (memcmp(pv->footer + F_UID, puid, 16) != 0) {
-			char want[37], got[37];
-			scimg_int_vhd_guid_str(puid, 0, want);
-			scimg_int_vhd_guid_str(pv->footer + F_UID, 0, got);
 			ret = scimg_int_err(img->ctx, -EINVAL,
-					    "'%s': parent '%s' has unique id %s, but the parent unique id at offset %llu is %s (wrong or modified parent)",
-					    img->path, v->parent->path, got,
-					    (unsigned long long)(v->dynhdr_off + H_PARENT_UID), want);
+					    "'%s': parent '%s' does not match: its unique id differs from the parent unique id at offset %llu (wrong or modified parent)",
+					    img->path, v->parent->path,
+					    (unsigned long long)(v->dynhdr_off + H_PARENT_UID));
 			goto out;
 		}
 	}

@@ -679,16 +679,22 @@ static int open_parent(struct scimg_image *img, struct vhdx *x)
 	if (ret == 0)
 		ret = scimg_int_vhd_open_parent(img, &c, "vhdx", wanted ? wanted : "?", &x->parent);
 	scimg_int_vhd_cands_free(&c);
-	if (ret < 0)
-		return ret;
+	if ((ret = scimg_int_ref_unopened(img, ret)) != 0)
+		return ret < 0 ? ret : 0;
+	/* the parent must be the one this disk was made from: parent_linkage
+	 * is required and must match (the parent's own GUID is not shown) */
 	px = x->parent->priv;
 	g[0] = '{';
 	scimg_int_vhd_guid_str(px->hdr + VH_DATA_WRITE, 1, g + 1);
 	strcat(g, "}");
+	if (!link && !(img->ctx->flags & SCIMG_CTX_TRUST_CHAIN))
+		return scimg_int_err(img->ctx, -EINVAL,
+				     "'%s': the parent locator has no parent_linkage, so parent '%s' cannot be verified (--trust-chain accepts it)",
+				     img->path, x->parent->path);
 	if (link && strcasecmp(link, g) != 0 && !(link2 && !strcasecmp(link2, g)))
 		return scimg_int_err(img->ctx, -EINVAL,
-				     "'%s': parent '%s' has data write GUID %s, but the parent locator's parent_linkage is %s (wrong or modified parent)",
-				     img->path, x->parent->path, g, link);
+				     "'%s': parent '%s' does not match: its data write GUID differs from the parent locator's parent_linkage (wrong or modified parent)",
+				     img->path, x->parent->path);
 	if (px->lss != x->lss)
 		return scimg_int_err(img->ctx, -EINVAL,
 				     "'%s': parent '%s' has %u-byte logical sectors, the child %u-byte ones",

@@ -1084,7 +1084,6 @@ static int open_desc_extents(struct scimg_image *img)
 	for (i = 0; i < d->n_ext; i++) {
 		const struct vmdk_desc_extent *x = &d->ext[i];
 		struct vmdk_extent *e;
-		char *path = NULL;
 
 		if (!extent_is_flat(x->type) && !extent_is_sparse(x->type) && strcmp(x->type, "ZERO"))
 			return scimg_int_err(img->ctx, -ENOTSUP,
@@ -1113,19 +1112,15 @@ static int open_desc_extents(struct scimg_image *img)
 		e->file = strdup(x->file);
 		if (!e->file)
 			return scimg_int_err(img->ctx, -ENOMEM, "out of memory");
-		if (!(img->ctx->flags & SCIMG_CTX_ALLOW_BACKING))
-			return scimg_int_err(img->ctx, -EPERM,
-					     "'%s' refers to extent file '%s', and opening referenced files is not allowed",
-					     img->path, x->file);
-		ret = scimg_int_resolve_path(img->ctx, img->src, x->file, 1, &path);
-		if (ret == 0) {
-			ret = scimg_int_source_open(img->ctx, path, &e->src);
-			free(path);
-		}
-		if (ret < 0) {
+		ret = scimg_int_ref_open(img, x->file, &e->src);
+		if (ret < 0)
 			scimg_int_err_prefix(img->ctx, "'%s': extent file '%s' (descriptor line %u)",
 					     img->path, x->file, x->line);
+		if ((ret = scimg_int_ref_unopened(img, ret)) < 0)
 			return ret;
+		if (!e->src) { /* SCIMG_CTX_HEADER_ONLY: no data is read */
+			e->kind = EXT_ZERO;
+			continue;
 		}
 		e->own_src = 1;
 		if (extent_is_flat(x->type)) {
@@ -1168,16 +1163,23 @@ static int open_parent(struct scimg_image *img)
 				     "'%s': VMDK descriptor has parentCID=%08x (a delta disk) but no parentFileNameHint naming the parent",
 				     img->path, d->parent_cid);
 	ret = scimg_int_open_child(img, d->parent_hint, "vmdk", 0, &s->parent);
-	if (ret < 0) {
-		scimg_int_err_prefix(img->ctx, "'%s': parent disk", img->path);
-		return ret;
-	}
+	if (ret < 0)
+		scimg_int_err_prefix(img->ctx, "'%s': parent disk '%s'", img->path,
+				     d->parent_hint);
+	if ((ret = scimg_int_ref_unopened(img, ret)) != 0)
+		return ret < 0 ? ret : 0;
+	/* the parent must be the disk the delta was made from: a CID is
+	 * required and must match (the parent's own CID is not shown) */
 	ps = s->parent->priv;
+	if (!(img->ctx->flags & SCIMG_CTX_TRUST_CHAIN) &&
+	    (!ps || !ps->have_desc || !ps->desc.has_cid))
+		return scimg_int_err(img->ctx, -EINVAL,
+				     "'%s': parent disk '%s' has no CID, so it cannot be verified as the disk this delta was made from (--trust-chain accepts it)",
+				     img->path, scimg_image_path(s->parent));
 	if (ps && ps->have_desc && ps->desc.has_cid && ps->desc.cid != d->parent_cid)
 		return scimg_int_err(img->ctx, -EINVAL,
-				     "'%s': parentCID is %08x but parent '%s' has CID %08x: the parent changed after this delta disk was made",
-				     img->path, d->parent_cid, scimg_image_path(s->parent),
-				     ps->desc.cid);
+				     "'%s': parent disk '%s' does not match: its CID differs from this delta's parentCID (the parent changed after the delta was made, or it is another disk)",
+				     img->path, scimg_image_path(s->parent));
 	return 0;
 }
 

@@ -93,30 +93,15 @@ static const struct scimg_source_ops file_ops = {
 	.thread_safe = 1, /* pread(2) and lseek(SEEK_DATA) on a shared fd */
 };
 
-int scimg_int_source_open(struct scimg_ctx *ctx, const char *name,
-			  struct scimg_source **out)
+int scimg_int_source_from_fd(struct scimg_ctx *ctx, int fd, const char *name,
+			     const struct stat *st, struct scimg_source **out)
 {
 	struct scimg_source *src = NULL;
 	struct file_source *f = NULL;
-	struct stat st;
 	char *slash;
-	int fd = -1, ret;
+	int ret;
 
 	*out = NULL;
-	if (scimg_int_name_is_url(name))
-		return scimg_int_http_source_open(ctx, name, out);
-	fd = open(name, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0)
-		return scimg_int_err(ctx, -errno, "could not open '%s': %s",
-				     name, strerror(errno));
-	if (fstat(fd, &st) < 0) {
-		ret = scimg_int_err(ctx, -errno, "'%s': %s", name, strerror(errno));
-		goto fail;
-	}
-	if (S_ISDIR(st.st_mode)) {
-		ret = scimg_int_err(ctx, -EISDIR, "'%s' is a directory, expected an image file", name);
-		goto fail;
-	}
 	src = calloc(1, sizeof(*src));
 	f = calloc(1, sizeof(*f));
 	if (!src || !f)
@@ -132,7 +117,7 @@ int scimg_int_source_open(struct scimg_ctx *ctx, const char *name,
 		slash[1] = '\0';
 	else
 		*slash = '\0';
-	if (S_ISBLK(st.st_mode)) {
+	if (S_ISBLK(st->st_mode)) {
 		off_t end = lseek(fd, 0, SEEK_END);
 		if (end < 0) {
 			ret = scimg_int_err(ctx, -errno, "'%s': %s", name, strerror(errno));
@@ -140,10 +125,10 @@ int scimg_int_source_open(struct scimg_ctx *ctx, const char *name,
 		}
 		src->size = (uint64_t)end;
 	} else {
-		src->size = (uint64_t)st.st_size;
+		src->size = (uint64_t)st->st_size;
 	}
-	src->dev = st.st_dev;
-	src->ino = st.st_ino;
+	src->dev = st->st_dev;
+	src->ino = st->st_ino;
 	f->fd = fd;
 	src->ops = &file_ops;
 	src->ctx = ctx;
@@ -160,9 +145,55 @@ fail:
 		free(src);
 	}
 	free(f);
-	if (fd >= 0)
-		close(fd);
+	close(fd);
 	return ret;
+}
+
+int scimg_int_source_open(struct scimg_ctx *ctx, const char *name,
+			  struct scimg_source **out)
+{
+	struct stat st;
+	const char *base;
+	int pfd, fd, ret;
+
+	*out = NULL;
+	if (scimg_int_name_is_url(name))
+		return scimg_int_http_source_open(ctx, name, out);
+	/* look before opening: a FIFO or device is never opened for reading */
+	pfd = open(name, O_PATH | O_CLOEXEC);
+	if (pfd < 0)
+		return scimg_int_err(ctx, -errno, "could not open '%s': %s",
+				     name, strerror(errno));
+	if (fstat(pfd, &st) < 0) {
+		ret = scimg_int_err(ctx, -errno, "'%s': %s", name, strerror(errno));
+		close(pfd);
+		return ret;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		close(pfd);
+		return scimg_int_err(ctx, -EISDIR, "'%s' is a directory, expected an image file", name);
+	}
+	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+		close(pfd);
+		return scimg_int_err(ctx, -ESPIPE,
+				     "'%s' is %s: images are read from regular files, block devices and http(s) URLs (save a stream to a file first)",
+				     name, scimg_int_file_type_name(st.st_mode));
+	}
+	fd = scimg_int_fd_reopen(pfd, &st);
+	close(pfd);
+	if (fd < 0)
+		return scimg_int_err(ctx, fd, "could not open '%s': %s", name, strerror(-fd));
+	ret = scimg_int_source_from_fd(ctx, fd, name, &st, out);
+	if (ret < 0)
+		return ret;
+	base = strrchr(name, '/');
+	(*out)->rel = strdup(base ? base + 1 : name);
+	if (!(*out)->rel) {
+		scimg_int_source_close(*out);
+		*out = NULL;
+		return scimg_int_err(ctx, -ENOMEM, "out of memory");
+	}
+	return 0;
 }
 
 int scimg_int_source_read(struct scimg_source *src, void *buf, size_t len,
@@ -186,5 +217,6 @@ void scimg_int_source_close(struct scimg_source *src)
 	src->ops->close(src);
 	free(src->name);
 	free(src->dir);
+	free(src->rel);
 	free(src);
 }

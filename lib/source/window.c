@@ -88,6 +88,8 @@ int scimg_int_source_window(struct scimg_source *parent, uint64_t off,
 	src->dir = strdup(parent->dir);
 	if (!src->name || !src->dir)
 		goto nomem;
+	if (parent->rel && !(src->rel = strdup(parent->rel)))
+		goto nomem;
 	w->parent = parent;
 	w->off = off;
 	src->ops = &window_ops;
@@ -104,6 +106,7 @@ nomem:
 	if (src) {
 		free(src->name);
 		free(src->dir);
+		free(src->rel);
 	}
 	free(src);
 	free(w);

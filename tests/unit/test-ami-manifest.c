@@ -52,21 +52,26 @@ static void bad(struct scimg_ctx *ctx, const char *from, const char *to, const c
 	scimg_int_ami_manifest_free(&m);
 }
 
-static void resolve(struct scimg_ctx *ctx, const char *dir, const char *name, int confine,
+static void resolve(struct scimg_ctx *ctx, const char *dir, const char *name,
 		    const char *want)
 {
-	struct scimg_source_ops ops = { .name = "http" };
-	struct scimg_source src = { .ops = &ops, .ctx = ctx, .name = (char *)"u", .dir = (char *)dir };
 	char *out = NULL;
-	int ret = scimg_int_resolve_path(ctx, &src, name, confine, &out);
+	int ret = scimg_int_url_resolve(ctx, dir, name, &out);
 
-	if (!want) {
-		CHECK(ret < 0);
-	} else {
-		CHECK(ret == 0 && out && strcmp(out, want) == 0);
-		if (ret || !out || strcmp(out, want))
-			fprintf(stderr, "  resolve '%s' in '%s': got '%s'\n", name, dir, out ? out : "(error)");
-	}
+	CHECK(ret == 0 && out && strcmp(out, want) == 0);
+	if (ret || !out || strcmp(out, want))
+		fprintf(stderr, "  resolve '%s' in '%s': got '%s'\n", name, dir, out ? out : "(error)");
+	free(out);
+}
+
+static void origin(struct scimg_ctx *ctx, const char *url, const char *want)
+{
+	char *out = NULL;
+	int ret = scimg_int_url_origin(ctx, url, &out);
+
+	CHECK(ret == 0 && out && strcmp(out, want) == 0);
+	if (ret || !out || strcmp(out, want))
+		fprintf(stderr, "  origin of '%s': got '%s'\n", url, out ? out : "(error)");
 	free(out);
 }
 
@@ -108,14 +113,14 @@ int main(void)
 	bad(ctx, "<user>1234", "<user>&e;", "not well-formed");
 
 	/* names inside a remote image stay remote */
-	resolve(ctx, "http://h/a/b", "img.part.0", 1, "http://h/a/b/img.part.0");
-	resolve(ctx, "http://h/a/b", "x y#?.raw", 0, "http://h/a/b/x%20y%23%3F.raw");
-	resolve(ctx, "http://h/a/b", "/etc/passwd", 0, "http://h/etc/passwd");
-	resolve(ctx, "http://h", "/etc/passwd", 0, "http://h/etc/passwd");
-	resolve(ctx, "http://h/a/b", "https://o/x", 0, "https://o/x");
-	resolve(ctx, "http://h/a/b", "https://o/x", 1, NULL);
-	resolve(ctx, "http://h/a/b", "../x", 1, NULL);
-	resolve(ctx, "http://h/a/b", "/x", 1, NULL);
+	resolve(ctx, "http://h/a/b", "img.part.0", "http://h/a/b/img.part.0");
+	resolve(ctx, "http://h/a/b", "x y#?.raw", "http://h/a/b/x%20y%23%3F.raw");
+	resolve(ctx, "http://h/a/b", "/etc/passwd", "http://h/etc/passwd");
+	resolve(ctx, "http://h", "/etc/passwd", "http://h/etc/passwd");
+	resolve(ctx, "http://h/a/b", "../x", "http://h/a/x");
+	resolve(ctx, "http://h/a/b", "//evil/x", "http://h/evil/x");
+	origin(ctx, "HTTP://H/a/b", "http://h:80");
+	origin(ctx, "https://o:8443/x", "https://o:8443");
 
 	scimg_ctx_free(ctx);
 	UNIT_DONE();
