@@ -197,6 +197,14 @@ int cmd_convert(int argc, char **argv)
 	if (nobacking)
 		scimg_ctx_set_flags(ctx, scimg_ctx_get_flags(ctx) & ~(unsigned)SCIMG_CTX_ALLOW_BACKING);
 	install_cancel_handlers(ctx);
+	if (!o.src_format) {
+		/* say it when nothing matched and the bytes are taken as raw */
+		const char *pf = NULL;
+		if (scimg_image_probe(ctx, o.src, &pf) == 0 && !pf)
+			fprintf(stderr, "%s convert: note: '%s': no known format matched; reading it as raw (give -f to name its format)\n",
+				prog, o.src);
+		scimg_ctx_clear_error(ctx);
+	}
 	ret = scimg_convert(ctx, &o);
 	if (ret < 0) {
 		if (show_progress)

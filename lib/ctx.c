@@ -63,6 +63,82 @@ void scimg_int_err_redirect(char *buf, size_t len)
 	err_redirect_len = len;
 }
 
+/* Length of the valid UTF-8 sequence at P (at most N bytes), 0 if none. */
+static size_t utf8_len(const unsigned char *p, size_t n)
+{
+	size_t len, i;
+	uint32_t cp;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		len = 2, cp = p[0] & 0x1f;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		len = 3, cp = p[0] & 0x0f;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		len = 4, cp = p[0] & 0x07;
+	else
+		return 0;
+	if (len > n)
+		return 0;
+	for (i = 1; i < len; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (p[i] & 0x3f);
+	}
+	if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+	    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+		return 0;
+	return len;
+}
+
+size_t scimg_int_escape_text(char *out, size_t outlen, const char *in)
+{
+	const unsigned char *p = (const unsigned char *)in;
+	size_t n = strlen(in), o = 0, l;
+
+	if (!outlen)
+		return 0;
+	while (*p) {
+		l = utf8_len(p, n);
+		if (l == 1 && (*p < 0x20 || *p == 0x7f))
+			l = 0;
+		if (l == 0) {
+			/* a control character or a byte that is not UTF-8 */
+			if (o + 4 >= outlen)
+				break;
+			snprintf(out + o, 5, "\\x%02x", *p);
+			o += 4;
+			p++;
+			n--;
+			continue;
+		}
+		if (o + l >= outlen)
+			break;
+		memcpy(out + o, p, l);
+		o += l;
+		p += l;
+		n -= l;
+	}
+	out[o] = 0;
+	return o;
+}
+
+/* File names in messages come from images: no control characters (a
+ * terminal escape, a forged line) and valid UTF-8 only. */
+static void sanitize(char *msg, size_t size)
+{
+	char tmp[2048];
+
+	for (const unsigned char *p = (const unsigned char *)msg; *p; p++)
+		if (*p < 0x20 || *p >= 0x7f)
+			goto escape;
+	return;
+escape:
+	scimg_int_escape_text(tmp, sizeof(tmp) < size ? sizeof(tmp) : size, msg);
+	snprintf(msg, size, "%s", tmp);
+}
+
 int scimg_int_err(struct scimg_ctx *ctx, int err, const char *fmt, ...)
 {
 	va_list ap;
@@ -73,6 +149,7 @@ int scimg_int_err(struct scimg_ctx *ctx, int err, const char *fmt, ...)
 		va_start(ap, fmt);
 		vsnprintf(err_redirect, err_redirect_len, fmt, ap);
 		va_end(ap);
+		sanitize(err_redirect, err_redirect_len);
 		return err;
 	}
 	pthread_mutex_lock(&err_lock);
@@ -80,6 +157,7 @@ int scimg_int_err(struct scimg_ctx *ctx, int err, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(ctx->errmsg, sizeof(ctx->errmsg), fmt, ap);
 	va_end(ap);
+	sanitize(ctx->errmsg, sizeof(ctx->errmsg));
 	pthread_mutex_unlock(&err_lock);
 	return err;
 }
@@ -93,6 +171,7 @@ void scimg_int_err_prefix(struct scimg_ctx *ctx, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(pre, sizeof(pre), fmt, ap);
 	va_end(ap);
+	sanitize(pre, sizeof(pre));
 
 	memcpy(old, ctx->errmsg, sizeof(old));
 	pl = strlen(pre);

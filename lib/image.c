@@ -12,6 +12,9 @@
 
 #include "scimg-int.h"
 
+/* The best-scoring reader for SRC (NULL when none matches).  A file that
+ * no reader matches but that is a format scimg knows it cannot read is
+ * refused here (-ENOTSUP), never left to be read as raw. */
 static int probe_format(struct scimg_ctx *ctx, struct scimg_source *src,
 			const struct scimg_format **out)
 {
@@ -58,6 +61,13 @@ static int probe_format(struct scimg_ctx *ctx, struct scimg_source *src,
 		}
 	}
 	ret = 0;
+	if (!*out) {
+		const char *foreign = scimg_int_foreign_format(&p);
+		if (foreign)
+			ret = scimg_int_err(ctx, -ENOTSUP,
+					    "'%s': %s: not supported (scimg cannot read it, and copying it as raw would copy the container, not the disk); convert it with a tool that reads it, or give -f raw to take its bytes as they are",
+					    src->name, foreign);
+	}
 out:
 	free(head);
 	free(tail);
@@ -461,6 +471,43 @@ int scimg_image_block_status(struct scimg_image *img, uint64_t off,
 	return 0;
 }
 
+/* Names in the JSON come from images: escape every string that holds a
+ * control character or bytes that are not UTF-8 (json-c would emit them
+ * as they are, and the JSON would not parse). */
+static int json_escape_strings(json_object *o)
+{
+	char buf[4096];
+
+	switch (json_object_get_type(o)) {
+	case json_type_object: {
+		json_object_object_foreach(o, key, val) {
+			(void)key;
+			if (json_escape_strings(val) < 0)
+				return -1;
+		}
+		return 0;
+	}
+	case json_type_array:
+		for (size_t i = 0; i < json_object_array_length(o); i++)
+			if (json_escape_strings(json_object_array_get_idx(o, i)) < 0)
+				return -1;
+		return 0;
+	case json_type_string: {
+		const char *s = json_object_get_string(o);
+		int plain = 1;
+		for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+			if (*p < 0x20 || *p >= 0x7f)
+				plain = 0;
+		if (plain)
+			return 0;
+		scimg_int_escape_text(buf, sizeof(buf), s);
+		return json_object_set_string(o, buf) ? 0 : -1;
+	}
+	default:
+		return 0;
+	}
+}
+
 int scimg_image_info(struct scimg_image *img, json_object **out)
 {
 	json_object *o, *spec;
@@ -505,6 +552,10 @@ int scimg_image_info(struct scimg_image *img, json_object **out)
 		}
 	}
 	json_object_object_add(o, "format-specific", spec);
+	if (json_escape_strings(o) < 0) {
+		json_object_put(o);
+		return scimg_int_err(img->ctx, -ENOMEM, "out of memory");
+	}
 	*out = o;
 	return 0;
 }

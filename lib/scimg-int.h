@@ -51,6 +51,11 @@ void scimg_int_err_prefix(struct scimg_ctx *ctx, const char *fmt, ...)
  * (NULL: back to the context).  The convert engine's workers use it so that
  * the error reported is the one at the earliest failing offset. */
 void scimg_int_err_redirect(char *buf, size_t len);
+/* Copy IN to OUT (OUTLEN bytes, NUL-terminated, cut at a character
+ * boundary) with control characters and bytes that are not UTF-8 written as
+ * "\\xNN"; returns the length written.  Every recorded message goes through
+ * it; JSON strings built from names in images too. */
+size_t scimg_int_escape_text(char *out, size_t outlen, const char *in);
 /* Record a ready-made message. */
 void scimg_int_err_set(struct scimg_ctx *ctx, int err, const char *msg);
 /* -ECANCELED with a message when scimg_ctx_cancel() was called. */
@@ -428,6 +433,10 @@ int scimg_int_out_sibling(struct scimg_image *img, const char *name, size_t *idx
 int scimg_int_sibling_pwrite(struct scimg_image *img, size_t idx, const void *buf,
 			     size_t len, uint64_t off);
 int scimg_int_sibling_truncate(struct scimg_image *img, size_t idx, uint64_t size);
+
+/* The name of a format scimg recognises but cannot read ("Parallels disk
+ * image", "gzip-compressed file", ...) or NULL (lib/formats/foreign.c). */
+const char *scimg_int_foreign_format(const struct scimg_probe *p);
 
 /* Describe what the first LEN bytes of a disk hold ("GPT partition table",
  * "ext4 filesystem (no partition table)", ...) into BUF; returns BUF.

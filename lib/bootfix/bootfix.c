@@ -154,6 +154,16 @@ int scimg_bootfix_run(struct scimg_ctx *ctx, const char *path,
 					     other);
 	}
 
+	{
+		/* QEMU (libguestfs) follows a qcow2's backing and data files by
+		 * its own rules: scimg's confined open vets them first (an image
+		 * is untrusted: lib/source/ref.c) */
+		struct scimg_image *chk = NULL;
+		if ((r = scimg_image_open(ctx, path, format, &chk)) < 0)
+			return r;
+		scimg_image_close(chk);
+	}
+
 	memset(&bf, 0, sizeof(bf));
 	bf.ctx = ctx;
 	bf.opts = opts;

@@ -37,20 +37,39 @@ static int refuse(struct scimg_ctx *ctx, const char *why, const char *root)
 	return scimg_int_err(ctx, -EPERM, "refused: %s (" TRUST_HINT ")", why);
 }
 
-/* A name with a URL scheme ("http://", "nbd://", "file://") or one of
- * QEMU's pseudo-protocols ("json:") is not a file name. */
+/* A name with a URL scheme ("http://", "file://"), or a QEMU protocol
+ * prefix ("json:{...}", "nbd:host:port", "file:x"): not a plain file name.
+ * A backing file name is also handed to QEMU (libguestfs opens qcow2 in
+ * place), which would take such a prefix as a protocol. */
 static int name_is_protocol(const char *name)
 {
+	static const char *const qemu_protocols[] = {
+		"json", "file", "nbd", "nbds", "nbd+unix", "http", "https", "ftp",
+		"ftps", "ssh", "iscsi", "iser", "rbd", "gluster", "gluster+tcp",
+		"gluster+unix", "gluster+rdma", "nfs", "sheepdog", "vxhs", "null-co",
+		"null-aio", "blkdebug", "blkverify", "quorum", "throttle",
+		"host_device", "host_cdrom", "fat", "vvfat", "tftp", "vdi", "raw",
+		"qcow2", "vmdk", "vpc", "vhdx", "luks", "copy-on-read", "replication",
+		"compress", "nvme", "nvme-io_uring", "io_uring", "blkreplay",
+	};
 	const char *p = name;
+	size_t n;
 
-	if (!strncasecmp(name, "json:", 5))
-		return 1;
 	if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')))
 		return 0;
 	while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-	       (*p >= '0' && *p <= '9') || *p == '+' || *p == '-' || *p == '.')
+	       (*p >= '0' && *p <= '9') || *p == '+' || *p == '-' || *p == '.' ||
+	       *p == '_')
 		p++;
-	return p[0] == ':' && p[1] == '/' && p[2] == '/';
+	if (*p != ':')
+		return 0;
+	if (p[1] == '/' && p[2] == '/')
+		return 1;
+	n = (size_t)(p - name);
+	for (size_t i = 0; i < SCIMG_ARRAY_SIZE(qemu_protocols); i++)
+		if (strlen(qemu_protocols[i]) == n && !strncasecmp(name, qemu_protocols[i], n))
+			return 1;
+	return 0;
 }
 
 /* DIR/NAME (NAME not absolute), or NAME when DIR is NULL or ".". */
@@ -336,12 +355,12 @@ int scimg_int_ref_open(struct scimg_image *parent, const char *name,
 	}
 	if (name_is_protocol(name) || scimg_int_name_is_url(name)) {
 		if (!trusted) {
-			ret = refuse(ctx, "a URL, and the image is a local file", NULL);
+			ret = refuse(ctx, "a URL or protocol, and the image is a local file", NULL);
 			goto done;
 		}
 		if (!scimg_int_name_is_url(name)) {
 			ret = scimg_int_err(ctx, -EPROTONOSUPPORT,
-					    "refused: only http:// and https:// URLs are supported");
+					    "refused: a protocol prefix; only http:// and https:// URLs are supported");
 			goto done;
 		}
 		ret = scimg_int_http_source_open(ctx, name, out);
