@@ -135,8 +135,8 @@ static void sanitize(char *msg, size_t size)
 			goto escape;
 	return;
 escape:
-	scimg_int_escape_text(tmp, sizeof(tmp) < size ? sizeof(tmp) : size, msg);
-	snprintf(msg, size, "%s", tmp);
+	/* the escaped text fits in SIZE bytes: it was cut there */
+	memcpy(msg, tmp, scimg_int_escape_text(tmp, sizeof(tmp) < size ? sizeof(tmp) : size, msg) + 1);
 }
 
 int scimg_int_err(struct scimg_ctx *ctx, int err, const char *fmt, ...)

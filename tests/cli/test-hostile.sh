@@ -19,15 +19,24 @@ D=$TMPD/h
 mkdir -p "$D/out" "$D/www"
 
 python3 "$GEN" marker "$D" || fail "make marker"
-cp "$D/outside/marker.raw" "$D/www/"
-python3 "$top_srcdir/tests/cli/httpd.py" "$D/www" "$TMPD/port" "$TMPD/httplog" &
-srv=$!
-stop_srv() { kill "$srv" 2>/dev/null; wait "$srv" 2>/dev/null; }
+# two loopback servers: "internal" holds the marker and must never see a
+# request; "public" serves the remote hostile images
+mkdir -p "$D/internal"
+cp "$D/outside/marker.raw" "$D/internal/"
+pids=""
+stop_srv() { for p in $pids; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; }
 cleanup_fns="stop_srv $cleanup_fns"
-i=0
-while [ ! -s "$TMPD/port" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-[ -s "$TMPD/port" ] || fail "http server did not start"
-port=$(cat "$TMPD/port")
+start_srv() { # ROOT NAME
+  python3 "$top_srcdir/tests/cli/httpd.py" "$1" "$TMPD/$2.port" "$TMPD/$2.log" &
+  pids="$pids $!"
+  i=0
+  while [ ! -s "$TMPD/$2.port" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+  [ -s "$TMPD/$2.port" ] || fail "http server $2 did not start"
+}
+start_srv "$D/internal" internal
+start_srv "$D/www" public
+port=$(cat "$TMPD/internal.port")
+pport=$(cat "$TMPD/public.port")
 
 # the other tenants' images, in formats with a parent identity
 "$SCIMG" convert -f raw -O qcow2 "$D/outside/marker.raw" "$D/outside/tenant.qcow2" || fail "tenant.qcow2"
@@ -96,14 +105,23 @@ grep -q 'refused' "$D/out/q-bk-abs.json.out" || bad q-bk-abs "info does not say 
 uid=$(python3 -c 'import sys; f=open(sys.argv[1],"rb"); f.seek(-512,2); b=f.read(512)[68:84]; print(b.hex())' "$D/outside/tenant.vhd")
 grep -qi "$uid" "$D"/out/h-*.err && bad h-wrong-uid "a message shows the parent's unique id"
 
+# remote images may name only relative URLs on their own server
+for r in $(python3 "$GEN" remote "$D" "$port"); do
+  n=$((n + 1))
+  run "$r" info "$SCIMG" info "http://127.0.0.1:$pport/$r"
+  run "$r" convert "$SCIMG" convert -O raw "http://127.0.0.1:$pport/$r" "$D/out/$r.raw"
+  [ $rc -eq 2 ] || bad "$r" "convert: exit $rc, expected 2 (refused)"
+  [ -e "$D/out/$r.raw" ] && bad "$r" "convert left an output"
+done
+
 # a stream on standard input is refused, never written as an empty image
 run stdin convert sh -c 'cat "$1" | "$2" convert -O raw /dev/stdin "$3"' sh "$D/outside/tenant.qcow2" "$SCIMG" "$D/out/stdin.raw"
 [ $rc -eq 2 ] || bad stdin "convert from a pipe: exit $rc, expected 2"
 [ -e "$D/out/stdin.raw" ] && bad stdin "convert from a pipe left an output"
 
 # no request ever reached the loopback server the images name
-if [ -s "$TMPD/httplog" ]; then
-  bad http "requests reached the server: $(head -3 "$TMPD/httplog")"
+if [ -s "$TMPD/internal.log" ]; then
+  bad http "requests reached the internal server: $(head -3 "$TMPD/internal.log")"
 fi
 
 # positive control: with --trust-chain the marker comes through
