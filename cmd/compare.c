@@ -16,7 +16,8 @@ static void help(void)
 	       "  -q, --quiet     print nothing, only set the exit status\n"
 	       "      --no-backing do not open files the images refer to\n"
 	       "  -h, --help      show this help\n"
-	       "  -V, --version   show the version\n\n"
+	       "  -V, --version   show the version\n"
+	       "\n" HTTP_OPTIONS_HELP "\n"
 	       "Exit status: 0 identical, 1 different, 2 error.  See scimg-compare(1).\n", prog);
 }
 
@@ -25,6 +26,7 @@ int cmd_compare(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "no-backing", no_argument, NULL, 'B' },
+		HTTP_LONG_OPTIONS,
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -43,7 +45,13 @@ int cmd_compare(int argc, char **argv)
 		case 'B': nobacking = 1; break;
 		case 'h': help(); return EXIT_OK;
 		case 'V': print_version(); return EXIT_OK;
-		default: return usage_error("compare", "invalid option");
+		default:
+			if (c >= HTTP_OPT_BASE && c <= HTTP_OPT_LAST) {
+				if (http_option("compare", c, optarg) == 0)
+					break;
+				return EXIT_ERROR;
+			}
+			return usage_error("compare", "invalid option");
 		}
 	}
 	if (optind != argc - 2)

@@ -32,7 +32,8 @@ static void help(void)
 	       "                          place (faster; like qemu-img, whose target cache\n"
 	       "                          mode defaults to unsafe)\n"
 	       "  -h, --help              show this help\n"
-	       "  -V, --version           show the version\n\n"
+	       "  -V, --version           show the version\n"
+	       "\n" HTTP_OPTIONS_HELP "\n"
 	       "Exit status: 0 success, 2 error.  See scimg-convert(1).\n", prog, prog);
 }
 
@@ -63,6 +64,7 @@ int cmd_convert(int argc, char **argv)
 		{ "no-backing", no_argument, NULL, 'B' },
 		{ "no-sync", no_argument, NULL, 'N' },
 		{ "provider", required_argument, NULL, 'P' },
+		HTTP_LONG_OPTIONS,
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -134,7 +136,13 @@ int cmd_convert(int argc, char **argv)
 		case 'P': o.provider = optarg; break;
 		case 'h': help(); free(optstr); free(inoptstr); return EXIT_OK;
 		case 'V': print_version(); free(optstr); free(inoptstr); return EXIT_OK;
-		default: free(optstr); free(inoptstr); return usage_error("convert", "invalid option");
+		default:
+			if (c >= HTTP_OPT_BASE && c <= HTTP_OPT_LAST) {
+				if (http_option("convert", c, optarg) == 0)
+					break;
+				free(optstr); free(inoptstr); return EXIT_ERROR;
+			}
+			free(optstr); free(inoptstr); return usage_error("convert", "invalid option");
 		}
 	}
 	if (!o.dst_format && !o.provider) {

@@ -28,7 +28,8 @@ static void help(void)
 	       "  -f, --format=FMT        format of IMAGE (default: probe)\n"
 	       "  -O, --output-format=FMT write a fixed copy to OUT in FMT, IMAGE untouched\n"
 	       "  -h, --help              show this help\n"
-	       "  -V, --version           show the version\n\n"
+	       "  -V, --version           show the version\n"
+	       "\n" HTTP_OPTIONS_HELP "\n"
 	       "Exit status: 0 success, 2 error.  See scimg-inject-drivers(1).\n", prog, prog);
 }
 
@@ -220,6 +221,7 @@ int cmd_inject_drivers(int argc, char **argv)
 		{ "partition", no_argument, NULL, 'P' },
 		{ "format", required_argument, NULL, 'f' },
 		{ "output-format", required_argument, NULL, 'O' },
+		HTTP_LONG_OPTIONS,
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -253,7 +255,13 @@ int cmd_inject_drivers(int argc, char **argv)
 		case 'O': out_fmt = optarg; break;
 		case 'h': help(); return EXIT_OK;
 		case 'V': print_version(); return EXIT_OK;
-		default: return usage_error("inject-drivers", "invalid option");
+		default:
+			if (c >= HTTP_OPT_BASE && c <= HTTP_OPT_LAST) {
+				if (http_option("inject-drivers", c, optarg) == 0)
+					break;
+				return EXIT_ERROR;
+			}
+			return usage_error("inject-drivers", "invalid option");
 		}
 	}
 	if (out_fmt) {
