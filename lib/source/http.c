@@ -20,10 +20,17 @@
  * 408/429/5xx - are retried max_retries times with a backoff of 0.25 s
  * doubling up to 4 s (or the server's Retry-After, up to 30 s), as long as
  * the deadlines leave time for it.  Other 4xx answers fail at once with the
- * URL and the status.  A server that ignores Range (answers 200 to a
- * partial request) is refused: scimg never downloads a whole image to read
- * part of it.  When the server gives an ETag, later answers must carry the
- * same one (the file must not change while being read).
+ * URL and the status.
+ *
+ * A server that ignores Range (answers 200 to the first request, as
+ * python's http.server does) is used only for a file of at most WHOLE_MAX
+ * bytes (a manifest, an AMI part): that first answer is read whole into
+ * memory and serves every read.  A larger file is refused: scimg never
+ * downloads a whole image to read part of it, and reading a 200 answer as
+ * a stream would need a reader that never goes back (probing reads the
+ * tail first) and a paused transfer held open between reads.  When the
+ * server gives an ETag, later answers must carry the same one (the file
+ * must not change while being read).
  *
  * Redirects: at most max_redirects per request, to http and https only.
  * The address of every connection is checked as it is opened (the
@@ -56,6 +63,7 @@
 #define BLOCK (256u << 10)
 #define CACHE_BLOCKS 16u
 #define MAX_RA 8u
+#define WHOLE_MAX (16u << 20)       /* largest file read whole (no Range) */
 #define HDR_MAX_BYTES (64u << 10)   /* per answer */
 #define HDR_MAX_LINES 100u          /* per answer */
 #define BACKOFF_FIRST_MS 250
@@ -110,6 +118,11 @@ struct http_source {
 	uint64_t last_miss;  /* block index of the last miss + 1 (0 = none) */
 	unsigned ra;
 	uint8_t *fetchbuf;   /* MAX_RA * BLOCK */
+	/* a server without Range support: the whole file (at most
+	 * WHOLE_MAX bytes), read by the first request */
+	uint8_t *whole;
+	size_t whole_len, whole_cap;
+	int accept_whole, whole_too_big, is_whole;
 	char errbuf[CURL_ERROR_SIZE];
 	struct scimg_http_limits lim;
 	int origin;          /* class of the first connection; -1 before it */
@@ -504,6 +517,28 @@ static size_t on_body(char *buf, size_t size, size_t n, void *opaque)
 	/* only the body of a 206 answer is data; anything else (a 200 with
 	 * the whole file) is not stored (error answers stop after their
 	 * headers) */
+	if (h->status == 200 && h->accept_whole) {
+		if (len > WHOLE_MAX - h->whole_len) {
+			h->whole_too_big = 1;
+			return 0;
+		}
+		if (h->whole_len + len > h->whole_cap) {
+			size_t nc = h->whole_cap ? h->whole_cap : BLOCK;
+			uint8_t *nb;
+			while (nc < h->whole_len + len)
+				nc *= 2;
+			if (nc > WHOLE_MAX)
+				nc = WHOLE_MAX;
+			nb = realloc(h->whole, nc);
+			if (!nb)
+				return 0;
+			h->whole = nb;
+			h->whole_cap = nc;
+		}
+		memcpy(h->whole + h->whole_len, buf, len);
+		h->whole_len += len;
+		return len;
+	}
 	if (h->status != 206)
 		return 0;
 	if (len > h->want - h->got) {
@@ -698,6 +733,9 @@ static int fetch(struct scimg_source *src, struct http_source *h, uint8_t *dst,
 		h->overflow = 0;
 		h->status = 0;
 		h->errbuf[0] = '\0';
+		h->accept_whole = size_out && off == 0;
+		h->whole_len = 0;
+		h->whole_too_big = 0;
 		h->location[0] = '\0';
 		h->retry_after_ms = -1;
 		h->stop = STOP_NONE;
@@ -739,7 +777,18 @@ static int fetch(struct scimg_source *src, struct http_source *h, uint8_t *dst,
 					     src->name, l->max_redirects,
 					     h->location[0] ? ", the last to '" : "", h->location,
 					     h->location[0] ? "'" : "");
-		if (h->status == 200)
+		if (h->status == 200 && h->accept_whole && h->whole_too_big)
+			return scimg_int_err(ctx, -ENOTSUP,
+					     "'%s': the server does not support Range requests (answered 200 to 'Range: bytes=%s') and the file is larger than %u MiB, the most scimg reads whole",
+					     src->name, range, WHOLE_MAX >> 20);
+		if (h->status == 200 && h->accept_whole && rc == CURLE_OK) {
+			/* the whole file: every read is served from memory */
+			h->is_whole = 1;
+			*size_out = h->whole_len;
+			*got_out = 0;
+			return 0;
+		}
+		if (h->status == 200 && !h->accept_whole)
 			return scimg_int_err(ctx, -ENOTSUP,
 					     "'%s': the server does not support Range requests (answered 200 to 'Range: bytes=%s'); scimg reads remote images only by ranges",
 					     src->name, range);
@@ -812,7 +861,7 @@ static int fetch(struct scimg_source *src, struct http_source *h, uint8_t *dst,
 		if (rc != CURLE_OK)
 			snprintf(lasterr, sizeof(lasterr), "%s",
 				 h->errbuf[0] ? h->errbuf : curl_easy_strerror(rc));
-		else if (h->status != 206)
+		else if (h->status != 206 && h->status != 200)
 			return scimg_int_err(ctx, -EIO, "'%s': unexpected answer HTTP %ld %s to 'Range: bytes=%s'",
 					     src->name, h->status, h->reason, range);
 		else
@@ -870,6 +919,14 @@ static int http_pread(struct scimg_source *src, void *buf, size_t len,
 	uint8_t *p = buf;
 	int ret;
 
+	if (h->is_whole) {
+		if (off > h->whole_len || len > h->whole_len - off)
+			return scimg_int_err(src->ctx, -EIO,
+					     "'%s': unexpected end of data at offset %llu",
+					     src->name, (unsigned long long)off);
+		memcpy(p, h->whole + off, len);
+		return 0;
+	}
 	while (len) {
 		uint64_t idx = off / BLOCK;
 		size_t in = (size_t)(off % BLOCK), n;
@@ -930,6 +987,7 @@ static void http_close(struct scimg_source *src)
 	for (i = 0; i < CACHE_BLOCKS; i++)
 		free(h->cache[i].data);
 	free(h->fetchbuf);
+	free(h->whole);
 	free(h->url);
 	free(h->host);
 	free(h);
