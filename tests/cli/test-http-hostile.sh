@@ -26,7 +26,7 @@ read -r P1 P2 P3 < "$TMPD/port"
 U="http://127.0.0.1:$P1"
 make_mixed_raw "$TMPD/www/d.raw" 4
 
-LIM="--http-connect-timeout=2 --http-low-speed-limit=100 --http-low-speed-time=3 --http-request-timeout=6 --http-retries=2"
+LIM="--http-connect-timeout=2 --http-low-speed-limit=100 --http-low-speed-time=3 --http-request-timeout=4 --http-retries=2"
 MAXS=15
 
 # run NAME CMD...: run scimg CMD under timeout, time it; sets $rc, $secs
@@ -69,7 +69,7 @@ expect_fail big404 "HTTP 404 Not Found"
 [ "$(grep -c " /big404/d.raw " "$TMPD/log")" -eq 2 ] || fail "big404: retried"
 expect_fail 403 "HTTP 403 Forbidden"
 [ "$(grep -c " /403/d.raw " "$TMPD/log")" -eq 2 ] || fail "403: not exactly one request per run"
-expect_fail drip206 "took more than 6 s (--http-request-timeout)"
+expect_fail drip206 "took more than 4 s (--http-request-timeout)"
 expect_fail drip206 "the time for all HTTP requests, 2 s, is spent (--http-timeout)" --http-timeout=2
 # silent in the middle of a convert (the output file exists by then)
 ONLY=convert expect_fail silentafter "no response within 2 s (--http-connect-timeout)"
