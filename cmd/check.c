@@ -28,7 +28,8 @@ static void help(void)
 	       "      --no-backing       do not open files the image refers to\n"
 	       HELP_TRUST_CHAIN
 	       "  -h, --help             show this help\n"
-	       "  -V, --version          show the version\n\n"
+	       "  -V, --version          show the version\n"
+	       "\n" HTTP_OPTIONS_HELP "\n"
 	       "Exit status: 0 compliant, 1 not compliant (each finding is named),\n"
 	       "2 could not check.  See scimg-check(1).\n", prog);
 }
@@ -96,6 +97,7 @@ int cmd_check(int argc, char **argv)
 		{ "output", required_argument, NULL, 'o' },
 		{ "no-backing", no_argument, NULL, 'B' },
 		{ "trust-chain", no_argument, NULL, OPT_TRUST_CHAIN },
+		HTTP_LONG_OPTIONS,
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -124,7 +126,13 @@ int cmd_check(int argc, char **argv)
 		case OPT_TRUST_CHAIN: opt_trust_chain = 1; break;
 		case 'h': help(); return EXIT_OK;
 		case 'V': print_version(); return EXIT_OK;
-		default: return usage_error("check", "invalid option");
+		default:
+			if (c >= HTTP_OPT_BASE && c <= HTTP_OPT_LAST) {
+				if (http_option("check", c, optarg) == 0)
+					break;
+				return EXIT_ERROR;
+			}
+			return usage_error("check", "invalid option");
 		}
 	}
 	if (optind != argc - 1)

@@ -45,4 +45,31 @@ extern int opt_trust_chain;
 struct scimg_ctx *cmd_ctx_new(void);
 void print_version(void);
 
+/* --http-* options, shared by every command that opens images: add
+ * HTTP_LONG_OPTIONS to the getopt_long table, pass each option code
+ * >= HTTP_OPT_BASE to http_option() (0, or EXIT_ERROR after printing a
+ * usage error), and print HTTP_OPTIONS_HELP in --help.  cmd_ctx_new()
+ * applies them to the context. */
+#define HTTP_OPT_BASE 0x4800
+#define HTTP_LONG_OPTIONS \
+	{ "http-connect-timeout", required_argument, NULL, HTTP_OPT_BASE + 0 }, \
+	{ "http-low-speed-limit", required_argument, NULL, HTTP_OPT_BASE + 1 }, \
+	{ "http-low-speed-time", required_argument, NULL, HTTP_OPT_BASE + 2 }, \
+	{ "http-request-timeout", required_argument, NULL, HTTP_OPT_BASE + 3 }, \
+	{ "http-timeout", required_argument, NULL, HTTP_OPT_BASE + 4 }, \
+	{ "http-retries", required_argument, NULL, HTTP_OPT_BASE + 5 }, \
+	{ "http-max-redirects", required_argument, NULL, HTTP_OPT_BASE + 6 }
+#define HTTP_OPT_LAST (HTTP_OPT_BASE + 6)
+#define HTTP_OPTIONS_HELP \
+	"HTTP inputs (every wait is bounded; 0 means no limit):\n" \
+	"      --http-connect-timeout=S  connecting and the first byte of each\n" \
+	"                       answer (default 10)\n" \
+	"      --http-low-speed-limit=BYTES  abort an answer slower than BYTES/s\n" \
+	"      --http-low-speed-time=S  ... over S seconds (default 1024 over 30)\n" \
+	"      --http-request-timeout=S  each read, with its retries (default 120)\n" \
+	"      --http-timeout=S     all HTTP requests of the command (default none)\n" \
+	"      --http-retries=N     retries of 5xx, 408, 429, resets (default 5)\n" \
+	"      --http-max-redirects=N  redirects per request, http(s) only (default 5)\n"
+int http_option(const char *sub, int code, const char *arg);
+
 #endif

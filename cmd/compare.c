@@ -17,7 +17,8 @@ static void help(void)
 	       "      --no-backing do not open files the images refer to\n"
 	       HELP_TRUST_CHAIN
 	       "  -h, --help      show this help\n"
-	       "  -V, --version   show the version\n\n"
+	       "  -V, --version   show the version\n"
+	       "\n" HTTP_OPTIONS_HELP "\n"
 	       "Exit status: 0 identical, 1 different, 2 error.  See scimg-compare(1).\n", prog);
 }
 
@@ -27,6 +28,7 @@ int cmd_compare(int argc, char **argv)
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "no-backing", no_argument, NULL, 'B' },
 		{ "trust-chain", no_argument, NULL, OPT_TRUST_CHAIN },
+		HTTP_LONG_OPTIONS,
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -46,7 +48,13 @@ int cmd_compare(int argc, char **argv)
 		case OPT_TRUST_CHAIN: opt_trust_chain = 1; break;
 		case 'h': help(); return EXIT_OK;
 		case 'V': print_version(); return EXIT_OK;
-		default: return usage_error("compare", "invalid option");
+		default:
+			if (c >= HTTP_OPT_BASE && c <= HTTP_OPT_LAST) {
+				if (http_option("compare", c, optarg) == 0)
+					break;
+				return EXIT_ERROR;
+			}
+			return usage_error("compare", "invalid option");
 		}
 	}
 	if (optind != argc - 2)

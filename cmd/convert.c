@@ -33,7 +33,8 @@ static void help(void)
 	       "                          place (faster; like qemu-img, whose target cache\n"
 	       "                          mode defaults to unsafe)\n"
 	       "  -h, --help              show this help\n"
-	       "  -V, --version           show the version\n\n"
+	       "  -V, --version           show the version\n"
+	       "\n" HTTP_OPTIONS_HELP "\n"
 	       "Exit status: 0 success, 2 error.  See scimg-convert(1).\n", prog, prog);
 }
 
@@ -65,6 +66,7 @@ int cmd_convert(int argc, char **argv)
 		{ "no-sync", no_argument, NULL, 'N' },
 		{ "provider", required_argument, NULL, 'P' },
 		{ "trust-chain", no_argument, NULL, OPT_TRUST_CHAIN },
+		HTTP_LONG_OPTIONS,
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -137,7 +139,13 @@ int cmd_convert(int argc, char **argv)
 		case OPT_TRUST_CHAIN: opt_trust_chain = 1; break;
 		case 'h': help(); free(optstr); free(inoptstr); return EXIT_OK;
 		case 'V': print_version(); free(optstr); free(inoptstr); return EXIT_OK;
-		default: free(optstr); free(inoptstr); return usage_error("convert", "invalid option");
+		default:
+			if (c >= HTTP_OPT_BASE && c <= HTTP_OPT_LAST) {
+				if (http_option("convert", c, optarg) == 0)
+					break;
+				free(optstr); free(inoptstr); return EXIT_ERROR;
+			}
+			free(optstr); free(inoptstr); return usage_error("convert", "invalid option");
 		}
 	}
 	if (!o.dst_format && !o.provider) {

@@ -17,7 +17,8 @@ static void help(void)
 	       "      --no-backing     do not open files the image refers to\n"
 	       HELP_TRUST_CHAIN
 	       "  -h, --help           show this help\n"
-	       "  -V, --version        show the version\n\n"
+	       "  -V, --version        show the version\n"
+	       "\n" HTTP_OPTIONS_HELP "\n"
 	       "When no format matches, IMAGE is read as raw and info says so.\n"
 	       "Exit status: 0 success, 2 error.  See scimg-info(1).\n", prog);
 }
@@ -122,6 +123,7 @@ int cmd_info(int argc, char **argv)
 		{ "output", required_argument, NULL, 'o' },
 		{ "no-backing", no_argument, NULL, 'B' },
 		{ "trust-chain", no_argument, NULL, OPT_TRUST_CHAIN },
+		HTTP_LONG_OPTIONS,
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -158,7 +160,13 @@ int cmd_info(int argc, char **argv)
 		case OPT_TRUST_CHAIN: opt_trust_chain = 1; break;
 		case 'h': help(); free(inopts); return EXIT_OK;
 		case 'V': print_version(); free(inopts); return EXIT_OK;
-		default: free(inopts); return usage_error("info", "invalid option");
+		default:
+			if (c >= HTTP_OPT_BASE && c <= HTTP_OPT_LAST) {
+				if (http_option("info", c, optarg) == 0)
+					break;
+				free(inopts); return EXIT_ERROR;
+			}
+			free(inopts); return usage_error("info", "invalid option");
 		}
 	}
 	if (optind != argc - 1) {

@@ -29,7 +29,8 @@ static void help(void)
 	       "  -O, --output-format=FMT write a fixed copy to OUT in FMT, IMAGE untouched\n"
 	       HELP_TRUST_CHAIN
 	       "  -h, --help              show this help\n"
-	       "  -V, --version           show the version\n\n"
+	       "  -V, --version           show the version\n"
+	       "\n" HTTP_OPTIONS_HELP "\n"
 	       "Exit status: 0 success, 2 error.  See scimg-inject-drivers(1).\n", prog, prog);
 }
 
@@ -222,6 +223,7 @@ int cmd_inject_drivers(int argc, char **argv)
 		{ "format", required_argument, NULL, 'f' },
 		{ "output-format", required_argument, NULL, 'O' },
 		{ "trust-chain", no_argument, NULL, OPT_TRUST_CHAIN },
+		HTTP_LONG_OPTIONS,
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -256,7 +258,13 @@ int cmd_inject_drivers(int argc, char **argv)
 		case OPT_TRUST_CHAIN: opt_trust_chain = 1; break;
 		case 'h': help(); return EXIT_OK;
 		case 'V': print_version(); return EXIT_OK;
-		default: return usage_error("inject-drivers", "invalid option");
+		default:
+			if (c >= HTTP_OPT_BASE && c <= HTTP_OPT_LAST) {
+				if (http_option("inject-drivers", c, optarg) == 0)
+					break;
+				return EXIT_ERROR;
+			}
+			return usage_error("inject-drivers", "invalid option");
 		}
 	}
 	if (out_fmt) {

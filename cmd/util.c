@@ -1,4 +1,5 @@
 /* util.c - helpers shared by the subcommands. */
+#include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -62,6 +63,91 @@ void human_size(unsigned long long v, char *buf, size_t len)
 		snprintf(buf, len, "%.3g %s", d, units[u]);
 }
 
+/* The --http-* values given, applied by cmd_ctx_new(). */
+static struct {
+	int given[HTTP_OPT_LAST - HTTP_OPT_BASE + 1];
+	unsigned val[HTTP_OPT_LAST - HTTP_OPT_BASE + 1];
+} http_opts;
+
+/* Seconds ("10", "0.5") to milliseconds. */
+static int parse_seconds(const char *s, unsigned *ms)
+{
+	unsigned long long whole = 0, frac = 0, scale = 1000;
+	const char *p = s;
+
+	if (*p < '0' || *p > '9')
+		return -1;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		whole = whole * 10 + (unsigned)(*p - '0');
+		if (whole > 4000000)
+			return -1;
+	}
+	if (*p == '.') {
+		p++;
+		for (; *p >= '0' && *p <= '9'; p++)
+			if (scale > 1) {
+				scale /= 10;
+				frac += (unsigned)(*p - '0') * scale;
+			}
+	}
+	if (*p)
+		return -1;
+	*ms = (unsigned)(whole * 1000 + frac);
+	return 0;
+}
+
+int http_option(const char *sub, int code, const char *arg)
+{
+	static const char *const names[] = {
+		"http-connect-timeout", "http-low-speed-limit", "http-low-speed-time",
+		"http-request-timeout", "http-timeout", "http-retries", "http-max-redirects",
+	};
+	int i = code - HTTP_OPT_BASE;
+	unsigned v;
+
+	if (i < 0 || code > HTTP_OPT_LAST)
+		return usage_error(sub, "invalid option");
+	if (i == 1 || i == 5 || i == 6) {
+		char *end;
+		unsigned long n;
+		if (*arg < '0' || *arg > '9')
+			return usage_error(sub, "--%s must be a whole number, not '%s'", names[i], arg);
+		errno = 0;
+		n = strtoul(arg, &end, 10);
+		if (errno || *end || n > (i == 1 ? 1ul << 30 : 100ul))
+			return usage_error(sub, "--%s: '%s' is not a whole number up to %lu",
+					   names[i], arg, i == 1 ? 1ul << 30 : 100ul);
+		v = (unsigned)n;
+	} else if (parse_seconds(arg, &v) < 0) {
+		return usage_error(sub, "--%s must be a number of seconds (e.g. 10 or 0.5), not '%s'",
+				   names[i], arg);
+	}
+	http_opts.given[i] = 1;
+	http_opts.val[i] = v;
+	return 0;
+}
+
+static void http_opts_apply(struct scimg_ctx *ctx)
+{
+	struct scimg_http_limits l = { .size = sizeof(l) };
+	unsigned *field[] = {
+		&l.connect_timeout_ms, &l.low_speed_limit, &l.low_speed_time_ms,
+		&l.request_timeout_ms, &l.total_timeout_ms, &l.max_retries, &l.max_redirects,
+	};
+	size_t i;
+	int any = 0;
+
+	if (scimg_ctx_get_http_limits(ctx, &l) < 0)
+		return;
+	for (i = 0; i < sizeof(field) / sizeof(field[0]); i++)
+		if (http_opts.given[i]) {
+			*field[i] = http_opts.val[i];
+			any = 1;
+		}
+	if (any)
+		scimg_ctx_set_http_limits(ctx, &l);
+}
+
 struct scimg_ctx *cmd_ctx_new(void)
 {
 	struct scimg_ctx *ctx = scimg_ctx_new();
@@ -70,6 +156,7 @@ struct scimg_ctx *cmd_ctx_new(void)
 		fprintf(stderr, "%s: out of memory\n", prog);
 		exit(EXIT_ERROR);
 	}
+	http_opts_apply(ctx);
 	/* The user naming an image on the command line allows the files that
 	 * image names (backing file, extents) inside its directory tree;
 	 * --no-backing forbids them, --trust-chain allows them anywhere. */

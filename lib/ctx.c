@@ -15,6 +15,8 @@ struct scimg_ctx *scimg_ctx_new(void)
 
 void scimg_ctx_free(struct scimg_ctx *ctx)
 {
+	if (ctx)
+		scimg_int_http_ctx_release(ctx);
 	free(ctx);
 }
 

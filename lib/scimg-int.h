@@ -30,11 +30,19 @@
 
 /* ---- context ---------------------------------------------------------- */
 
+struct scimg_int_http_pin;
+
 struct scimg_ctx {
 	int errcode;
 	char errmsg[1024];
 	unsigned flags;
 	volatile sig_atomic_t cancelled;
+	/* lib/source/http.c: limits (size 0: the defaults), the start of the
+	 * total budget (CLOCK_MONOTONIC ms, 0: not started) and the address
+	 * class each host name was first connected to */
+	struct scimg_http_limits http_limits;
+	int64_t http_t0_ms;
+	struct scimg_int_http_pin *http_pins; /* under a lock of http.c */
 };
 
 /* Record an error on CTX and return ERR (a negative errno).  The message
@@ -111,6 +119,24 @@ int scimg_int_url_origin(struct scimg_ctx *ctx, const char *url, char **out);
 
 /* 1 when NAME is an http:// or https:// URL. */
 int scimg_int_name_is_url(const char *name);
+struct sockaddr;
+/* Classes of network addresses (lib/source/http.c).  After a connection
+ * to a public address, an http source connects only to public addresses
+ * (no redirect into loopback, link-local, private networks). */
+enum scimg_int_addr_class {
+	SCIMG_ADDR_PUBLIC = 0,
+	SCIMG_ADDR_LOOPBACK,    /* 127/8, ::1 */
+	SCIMG_ADDR_LINKLOCAL,   /* 169.254/16, fe80::/10 */
+	SCIMG_ADDR_PRIVATE,     /* 10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7, fec0::/10 */
+	SCIMG_ADDR_UNSPECIFIED, /* 0/8, :: */
+	SCIMG_ADDR_RESERVED,    /* multicast, 240/4, broadcast, other special ranges */
+};
+/* Class of SA (AF_INET or AF_INET6; IPv4-mapped, -compatible, 6to4 and
+ * NAT64 addresses by the IPv4 address inside); -1 for other families. */
+int scimg_int_addr_class(const struct sockaddr *sa);
+const char *scimg_int_addr_class_name(int cls);
+/* Free what the http sources recorded on CTX (scimg_ctx_free). */
+void scimg_int_http_ctx_release(struct scimg_ctx *ctx);
 /* Open an http(s) URL (lib/source/http.c). */
 int scimg_int_http_source_open(struct scimg_ctx *ctx, const char *url,
 			       struct scimg_source **out);

@@ -67,6 +67,43 @@ unsigned scimg_ctx_get_flags(const struct scimg_ctx *ctx);
  * (with -ECANCELED).  Async-signal-safe: meant for SIGINT/SIGTERM handlers. */
 void scimg_ctx_cancel(struct scimg_ctx *ctx);
 
+/* Limits on every network wait of http:// and https:// inputs.  The struct
+ * starts with its size and only ever grows at the end: set SIZE to
+ * sizeof(struct scimg_http_limits), fill it with scimg_ctx_get_http_limits()
+ * (the defaults, or what was set), change fields, then set it.  A timeout
+ * or limit of 0 means "no limit".  The defaults are in brackets. */
+struct scimg_http_limits {
+	size_t size;
+	/* connecting (DNS, TCP, TLS) and waiting for the first byte of each
+	 * answer [10000] */
+	unsigned connect_timeout_ms;
+	/* abort an answer that brings less than LOW_SPEED_LIMIT bytes/s,
+	 * averaged over LOW_SPEED_TIME_MS [1024 bytes/s over 30000 ms] */
+	unsigned low_speed_limit;
+	unsigned low_speed_time_ms;
+	/* one read of the image (one Range request), with its retries
+	 * [120000] */
+	unsigned request_timeout_ms;
+	/* every HTTP request of the context together, counted from the first
+	 * request after the limits were set [0: none] */
+	unsigned total_timeout_ms;
+	/* retries of a transient failure (HTTP 5xx, 408, 429, a connection
+	 * reset or refused, a short answer), with a backoff of 0.25 s doubling
+	 * up to 4 s, or the server's Retry-After up to 30 s [5] */
+	unsigned max_retries;
+	/* redirects followed per request, to http or https only [5] */
+	unsigned max_redirects;
+};
+/* Fill LIMITS (LIMITS->size set by the caller) with the context's limits.
+ * -EINVAL when LIMITS->size is too small. */
+int scimg_ctx_get_http_limits(const struct scimg_ctx *ctx,
+			      struct scimg_http_limits *limits);
+/* Set the context's limits.  Fields past LIMITS->size keep their value;
+ * -EINVAL when a field this library does not know is non-zero.  Restarts
+ * the clock of total_timeout_ms. */
+int scimg_ctx_set_http_limits(struct scimg_ctx *ctx,
+			      const struct scimg_http_limits *limits);
+
 /* ---- formats ---------------------------------------------------------- */
 
 /* Number of registered formats and their names ("raw", "qcow2", ...). */

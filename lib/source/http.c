@@ -6,21 +6,54 @@
  * read-ahead that doubles while reads stay sequential (up to MAX_RA blocks
  * per request) keeps large sequential copies at few requests.
  *
- * Transient failures - a dropped connection, a timeout, a short body, HTTP
- * 408/429/5xx - are retried with exponential backoff (RETRIES times,
- * resuming after the bytes already received).  Other 4xx answers fail at
- * once with the URL and the status.  A server that ignores Range (answers
- * 200 to a partial request) is refused: scimg never downloads a whole image
- * to read part of it.  When the server gives an ETag, later answers must
- * carry the same one (the file must not change while being read).
+ * Every wait is bounded (struct scimg_http_limits, set on the context):
+ * connecting and the first byte of each answer (connect_timeout_ms), the
+ * rate of every answer (low_speed_limit over low_speed_time_ms), each read
+ * with its retries (request_timeout_ms) and every request of the context
+ * together (total_timeout_ms).  A timeout is never retried: the message
+ * names the limit that was hit.  Answers are bounded too: headers to
+ * HDR_MAX_BYTES and HDR_MAX_LINES per answer, an error answer (4xx, 5xx)
+ * is abandoned after its headers (its body is never read), a 206 body
+ * beyond what was asked for is refused.
+ *
+ * Transient failures - a reset or refused connection, a short body, HTTP
+ * 408/429/5xx - are retried max_retries times with a backoff of 0.25 s
+ * doubling up to 4 s (or the server's Retry-After, up to 30 s), as long as
+ * the deadlines leave time for it.  Other 4xx answers fail at once with the
+ * URL and the status.
+ *
+ * A server that ignores Range (answers 200 to the first request, as
+ * python's http.server does) is used only for a file of at most WHOLE_MAX
+ * bytes (a manifest, an AMI part): that first answer is read whole into
+ * memory and serves every read.  A larger file is refused: scimg never
+ * downloads a whole image to read part of it, and reading a 200 answer as
+ * a stream would need a reader that never goes back (probing reads the
+ * tail first) and a paused transfer held open between reads.  When the
+ * server gives an ETag, later answers must carry the same one (the file
+ * must not change while being read).
+ *
+ * Redirects: at most max_redirects per request, to http and https only.
+ * The address of every connection is checked as it is opened (the
+ * CURLOPT_OPENSOCKETFUNCTION sees the address actually connected to, so a
+ * DNS answer that changes between requests is caught too): once a source
+ * connected to a public address, it connects only to public addresses; a
+ * source whose URL is itself loopback (or private, link-local) may connect
+ * to that class and to public addresses.  The first address each host name
+ * connected to is also remembered on the context: a later source naming
+ * the same host (an AMI part beside its manifest, a backing file) may not
+ * land on another non-public class.  Through a proxy, the address checked
+ * is the proxy's.
  *
  * Memory: CACHE_BLOCKS * BLOCK + MAX_RA * BLOCK bytes per source (6 MiB).
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include <curl/curl.h>
@@ -30,7 +63,36 @@
 #define BLOCK (256u << 10)
 #define CACHE_BLOCKS 16u
 #define MAX_RA 8u
-#define RETRIES 6
+#define WHOLE_MAX (16u << 20)       /* largest file read whole (no Range) */
+#define HDR_MAX_BYTES (64u << 10)   /* per answer */
+#define HDR_MAX_LINES 100u          /* per answer */
+#define BACKOFF_FIRST_MS 250
+#define BACKOFF_MAX_MS 4000
+#define RETRY_AFTER_MAX_MS 30000
+
+static const struct scimg_http_limits default_limits = {
+	.size = sizeof(struct scimg_http_limits),
+	.connect_timeout_ms = 10000,
+	.low_speed_limit = 1024,
+	.low_speed_time_ms = 30000,
+	.request_timeout_ms = 120000,
+	.total_timeout_ms = 0,
+	.max_retries = 5,
+	.max_redirects = 5,
+};
+
+/* Why an attempt was stopped by us (not by the server). */
+enum stop {
+	STOP_NONE = 0,
+	STOP_CONNECT,     /* connect_timeout_ms before the first byte */
+	STOP_LOW_SPEED,
+	STOP_REQUEST,     /* request_timeout_ms */
+	STOP_TOTAL,       /* total_timeout_ms */
+	STOP_HDR_BYTES,
+	STOP_HDR_LINES,
+	STOP_HTTP_ERROR,  /* a 4xx/5xx answer: its headers are all we need */
+	STOP_ADDRESS,     /* connection to a refused address class */
+};
 
 struct cblock {
 	uint64_t idx;
@@ -39,9 +101,16 @@ struct cblock {
 	uint8_t *data;
 };
 
+struct scimg_int_http_pin {
+	struct scimg_int_http_pin *next;
+	int cls;
+	char host[];
+};
+
 struct http_source {
 	CURL *curl;
 	char *url;
+	char *host;          /* host name of URL (lower case), for the pins */
 	char etag[256];
 	int have_etag;
 	struct cblock cache[CACHE_BLOCKS];
@@ -49,7 +118,14 @@ struct http_source {
 	uint64_t last_miss;  /* block index of the last miss + 1 (0 = none) */
 	unsigned ra;
 	uint8_t *fetchbuf;   /* MAX_RA * BLOCK */
+	/* a server without Range support: the whole file (at most
+	 * WHOLE_MAX bytes), read by the first request */
+	uint8_t *whole;
+	size_t whole_len, whole_cap;
+	int accept_whole, whole_too_big, is_whole;
 	char errbuf[CURL_ERROR_SIZE];
+	struct scimg_http_limits lim;
+	int origin;          /* class of the first connection; -1 before it */
 
 	/* state of the transfer in progress */
 	uint8_t *dst;
@@ -59,23 +135,315 @@ struct http_source {
 	char reason[96];
 	char content_range[128];
 	char resp_etag[256];
+	char location[512];
+	long retry_after_ms;
+	unsigned hdr_bytes, hdr_lines;
 	struct scimg_ctx *ctx;
+	/* deadlines and counters of the attempt (CLOCK_MONOTONIC ms) */
+	int64_t t_attempt, t_req_end, t_total_end;
+	int64_t ls_t;        /* start of the current low-speed window */
+	uint64_t rx, ls_rx;  /* bytes received (headers and body) */
+	int first_byte;
+	enum stop stop;
+	char stop_msg[1024];
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_rc;
+static pthread_mutex_t pin_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void curl_init(void)
 {
 	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* "10", "0.5", "2.25" seconds */
+static const char *secs(unsigned ms, char *buf, size_t len)
+{
+	if (ms % 1000 == 0)
+		snprintf(buf, len, "%u", ms / 1000);
+	else if (ms % 100 == 0)
+		snprintf(buf, len, "%u.%u", ms / 1000, (ms % 1000) / 100);
+	else
+		snprintf(buf, len, "%u.%03u", ms / 1000, ms % 1000);
+	return buf;
+}
+
+/* ---- limits on the context ---------------------------------------------- */
+
+static void limits_of(const struct scimg_ctx *ctx, struct scimg_http_limits *l)
+{
+	*l = ctx->http_limits.size ? ctx->http_limits : default_limits;
+}
+
+int scimg_ctx_get_http_limits(const struct scimg_ctx *ctx,
+			      struct scimg_http_limits *limits)
+{
+	struct scimg_http_limits cur;
+	size_t n;
+
+	if (!limits || limits->size < offsetof(struct scimg_http_limits, connect_timeout_ms) +
+	    sizeof(unsigned))
+		return -EINVAL;
+	limits_of(ctx, &cur);
+	n = limits->size < sizeof(cur) ? limits->size : sizeof(cur);
+	/* a newer caller's fields past ours are left as they are */
+	memcpy((char *)limits + sizeof(size_t), (char *)&cur + sizeof(size_t),
+	       n - sizeof(size_t));
+	return 0;
+}
+
+int scimg_ctx_set_http_limits(struct scimg_ctx *ctx,
+			      const struct scimg_http_limits *limits)
+{
+	struct scimg_http_limits cur;
+	size_t n, i;
+
+	if (!limits || limits->size < offsetof(struct scimg_http_limits, connect_timeout_ms) +
+	    sizeof(unsigned))
+		return scimg_int_err(ctx, -EINVAL, "http limits: size %zu is too small",
+				     limits ? limits->size : 0);
+	for (i = sizeof(cur); i < limits->size; i++)
+		if (((const unsigned char *)limits)[i])
+			return scimg_int_err(ctx, -EINVAL,
+					     "http limits: a field at byte %zu is unknown to this libscimg",
+					     i);
+	limits_of(ctx, &cur);
+	n = limits->size < sizeof(cur) ? limits->size : sizeof(cur);
+	memcpy((char *)&cur + sizeof(size_t), (const char *)limits + sizeof(size_t),
+	       n - sizeof(size_t));
+	cur.size = sizeof(cur);
+	ctx->http_limits = cur;
+	__atomic_store_n(&ctx->http_t0_ms, 0, __ATOMIC_SEQ_CST);
+	return 0;
+}
+
+void scimg_int_http_ctx_release(struct scimg_ctx *ctx)
+{
+	struct scimg_int_http_pin *p, *n;
+
+	pthread_mutex_lock(&pin_lock);
+	for (p = ctx->http_pins; p; p = n) {
+		n = p->next;
+		free(p);
+	}
+	ctx->http_pins = NULL;
+	pthread_mutex_unlock(&pin_lock);
+}
+
+/* ---- address classes ----------------------------------------------------- */
+
+static int v4_class(uint32_t a) /* host byte order */
+{
+	uint8_t b0 = (uint8_t)(a >> 24), b1 = (uint8_t)(a >> 16);
+
+	if (b0 == 0)
+		return SCIMG_ADDR_UNSPECIFIED;
+	if (b0 == 127)
+		return SCIMG_ADDR_LOOPBACK;
+	if (b0 == 169 && b1 == 254)
+		return SCIMG_ADDR_LINKLOCAL;
+	if (b0 == 10 || (b0 == 172 && (b1 & 0xf0) == 16) ||
+	    (b0 == 192 && b1 == 168) || (b0 == 100 && (b1 & 0xc0) == 64))
+		return SCIMG_ADDR_PRIVATE;
+	/* 192.0.0/24 (IETF protocol assignments), 198.18/15 (benchmarking),
+	 * multicast 224/4, 240/4 and broadcast */
+	if ((a & 0xffffff00u) == 0xc0000000u || (b0 == 198 && (b1 & 0xfe) == 18) ||
+	    b0 >= 224)
+		return SCIMG_ADDR_RESERVED;
+	return SCIMG_ADDR_PUBLIC;
+}
+
+int scimg_int_addr_class(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+		return v4_class(ntohl(in->sin_addr.s_addr));
+	}
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+		const uint8_t *b = in6->sin6_addr.s6_addr;
+		static const uint8_t zero[16];
+		static const uint8_t mapped[12] = { 0,0,0,0, 0,0,0,0, 0,0,0xff,0xff };
+		static const uint8_t nat64[12] = { 0,0x64,0xff,0x9b, 0,0,0,0, 0,0,0,0 };
+		uint32_t v4;
+		size_t i;
+		int hi = 0;
+
+		if (memcmp(b, zero, 15) == 0)
+			return b[15] == 1 ? SCIMG_ADDR_LOOPBACK :
+			       b[15] == 0 ? SCIMG_ADDR_UNSPECIFIED : SCIMG_ADDR_RESERVED;
+		/* an IPv4 address inside: mapped ::ffff:a.b.c.d, compatible
+		 * ::a.b.c.d, NAT64 64:ff9b::a.b.c.d, 6to4 2002:AABB:CCDD:: */
+		if (memcmp(b, mapped, 12) == 0 || memcmp(b, zero, 12) == 0 ||
+		    memcmp(b, nat64, 12) == 0) {
+			v4 = (uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 |
+			     (uint32_t)b[14] << 8 | b[15];
+			return v4_class(v4);
+		}
+		if (b[0] == 0x20 && b[1] == 0x02) {
+			v4 = (uint32_t)b[2] << 24 | (uint32_t)b[3] << 16 |
+			     (uint32_t)b[4] << 8 | b[5];
+			return v4_class(v4);
+		}
+		if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80)
+			return SCIMG_ADDR_LINKLOCAL;
+		if ((b[0] & 0xfe) == 0xfc || (b[0] == 0xfe && (b[1] & 0xc0) == 0xc0))
+			return SCIMG_ADDR_PRIVATE;
+		if (b[0] == 0xff)
+			return SCIMG_ADDR_RESERVED;
+		/* 64:ff9b:1::/48 (local NAT64), 100::/64 (discard),
+		 * 2001:db8::/32 (documentation) */
+		for (i = 0; i < 16; i++)
+			hi |= b[i];
+		if ((b[0] == 0 && b[1] == 0x64 && b[2] == 0xff && b[3] == 0x9b &&
+		     b[4] == 0 && b[5] == 1) ||
+		    (b[0] == 1 && b[1] == 0 && !b[2] && !b[3] && !b[4] && !b[5] &&
+		     !b[6] && !b[7]) ||
+		    (b[0] == 0x20 && b[1] == 0x01 && b[2] == 0x0d && b[3] == 0xb8))
+			return SCIMG_ADDR_RESERVED;
+		return hi ? SCIMG_ADDR_PUBLIC : SCIMG_ADDR_UNSPECIFIED;
+	}
+	return -1;
+}
+
+const char *scimg_int_addr_class_name(int cls)
+{
+	switch (cls) {
+	case SCIMG_ADDR_PUBLIC: return "public";
+	case SCIMG_ADDR_LOOPBACK: return "loopback";
+	case SCIMG_ADDR_LINKLOCAL: return "link-local";
+	case SCIMG_ADDR_PRIVATE: return "private";
+	case SCIMG_ADDR_UNSPECIFIED: return "unspecified";
+	case SCIMG_ADDR_RESERVED: return "reserved";
+	default: return "unknown";
+	}
+}
+
+/* The class of SA for the checks.  SCIMG_TEST_HTTP_PUBLIC (a test hook: a
+ * comma-separated list of IPv4 addresses) makes those addresses count as
+ * public, so that tests on loopback can play a public server. */
+static int addr_class_checked(const struct sockaddr *sa, char *text, size_t len)
+{
+	const char *env = getenv("SCIMG_TEST_HTTP_PUBLIC");
+
+	text[0] = '\0';
+	if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, text,
+			  (socklen_t)len);
+	else if (sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, text,
+			  (socklen_t)len);
+	if (env && *text && sa->sa_family == AF_INET) {
+		size_t tl = strlen(text);
+		const char *p = env;
+		while (*p) {
+			size_t l = strcspn(p, ",");
+			if (l == tl && strncmp(p, text, l) == 0)
+				return SCIMG_ADDR_PUBLIC;
+			p += l;
+			if (*p == ',')
+				p++;
+		}
+	}
+	return scimg_int_addr_class(sa);
+}
+
+static curl_socket_t on_opensocket(void *opaque, curlsocktype purpose,
+				   struct curl_sockaddr *a)
+{
+	struct http_source *h = opaque;
+	char text[INET6_ADDRSTRLEN] = "";
+	int cls;
+
+	if (purpose != CURLSOCKTYPE_IPCXN)
+		return CURL_SOCKET_BAD;
+	if (a->family != AF_INET && a->family != AF_INET6)
+		goto refuse_family;
+	cls = addr_class_checked(&a->addr, text, sizeof(text));
+	if (h->origin < 0) {
+		/* the first connection of this source: the class of the
+		 * host name's first connection on the context binds it */
+		struct scimg_int_http_pin *p;
+		int pinned = -1;
+
+		pthread_mutex_lock(&pin_lock);
+		for (p = h->ctx->http_pins; p; p = p->next)
+			if (h->host && strcmp(p->host, h->host) == 0) {
+				pinned = p->cls;
+				break;
+			}
+		if (pinned < 0 && h->host) {
+			size_t hl = strlen(h->host) + 1;
+			p = malloc(sizeof(*p) + hl);
+			if (p) {
+				p->cls = cls;
+				memcpy(p->host, h->host, hl);
+				p->next = h->ctx->http_pins;
+				h->ctx->http_pins = p;
+			}
+		}
+		pthread_mutex_unlock(&pin_lock);
+		if (pinned >= 0 && cls != pinned && cls != SCIMG_ADDR_PUBLIC) {
+			snprintf(h->stop_msg, sizeof(h->stop_msg),
+				 "refusing to connect to %s (a %s address): host '%s' was first reached at a %s address",
+				 text, scimg_int_addr_class_name(cls), h->host,
+				 scimg_int_addr_class_name(pinned));
+			h->stop = STOP_ADDRESS;
+			return CURL_SOCKET_BAD;
+		}
+		h->origin = cls;
+	} else if (cls != SCIMG_ADDR_PUBLIC && cls != h->origin) {
+		snprintf(h->stop_msg, sizeof(h->stop_msg),
+			 "refusing to connect to %s (a %s address)%s%s%s: the URL given was reached at a %s address",
+			 text, scimg_int_addr_class_name(cls),
+			 h->location[0] ? " after a redirect to '" : "",
+			 h->location, h->location[0] ? "'" : "",
+			 scimg_int_addr_class_name(h->origin));
+		h->stop = STOP_ADDRESS;
+		return CURL_SOCKET_BAD;
+	}
+	return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+refuse_family:
+	snprintf(h->stop_msg, sizeof(h->stop_msg),
+		 "refusing to connect to an address of family %d", a->family);
+	h->stop = STOP_ADDRESS;
+	return CURL_SOCKET_BAD;
+}
+
+/* ---- callbacks of a transfer --------------------------------------------- */
+
+/* Copy header value V (LEN bytes, after the name and colon) to OUT. */
+static void header_value(const char *v, size_t l, char *out, size_t outlen)
+{
+	while (l && (*v == ' ' || *v == '\t')) {
+		v++;
+		l--;
+	}
+	while (l && (v[l - 1] == '\r' || v[l - 1] == '\n' || v[l - 1] == ' '))
+		l--;
+	if (l >= outlen)
+		l = outlen - 1;
+	memcpy(out, v, l);
+	out[l] = '\0';
+}
+
 static size_t on_header(char *buf, size_t size, size_t n, void *opaque)
 {
 	struct http_source *h = opaque;
 	size_t len = size * n, l;
-	const char *v;
+	char tmp[32];
 
+	h->rx += len;
+	h->first_byte = 1;
 	if (len >= 5 && strncmp(buf, "HTTP/", 5) == 0) {
 		/* a new response (after a redirect or 100-continue) */
 		const char *sp = memchr(buf, ' ', len);
@@ -83,14 +451,15 @@ static size_t on_header(char *buf, size_t size, size_t n, void *opaque)
 		h->resp_etag[0] = '\0';
 		h->reason[0] = '\0';
 		h->status = 0;
+		h->retry_after_ms = -1;
+		h->hdr_bytes = (unsigned)(len < HDR_MAX_BYTES ? len : HDR_MAX_BYTES);
+		h->hdr_lines = 1;
 		if (sp) {
 			const char *end = buf + len;
 			h->status = strtol(sp + 1, NULL, 10);
 			sp = memchr(sp + 1, ' ', (size_t)(end - sp - 1));
 			if (sp) {
 				l = (size_t)(end - sp - 1);
-				while (l && (sp[l] == '\r' || sp[l] == '\n'))
-					l--;
 				if (l >= sizeof(h->reason))
 					l = sizeof(h->reason) - 1;
 				memcpy(h->reason, sp + 1, l);
@@ -103,32 +472,37 @@ static size_t on_header(char *buf, size_t size, size_t n, void *opaque)
 		}
 		return len;
 	}
+	if (len > HDR_MAX_BYTES - h->hdr_bytes) {
+		h->stop = STOP_HDR_BYTES;
+		return 0;
+	}
+	h->hdr_bytes += (unsigned)len;
+	if (++h->hdr_lines > HDR_MAX_LINES) {
+		h->stop = STOP_HDR_LINES;
+		return 0;
+	}
+	if ((len == 2 && buf[0] == '\r' && buf[1] == '\n') || (len == 1 && buf[0] == '\n')) {
+		/* end of the headers: an error answer's body is of no use */
+		if (h->status >= 400) {
+			h->stop = STOP_HTTP_ERROR;
+			return 0;
+		}
+		return len;
+	}
 	if (len > 14 && strncasecmp(buf, "Content-Range:", 14) == 0) {
-		v = buf + 14;
-		l = len - 14;
-		while (l && (*v == ' ' || *v == '\t')) {
-			v++;
-			l--;
-		}
-		while (l && (v[l - 1] == '\r' || v[l - 1] == '\n' || v[l - 1] == ' '))
-			l--;
-		if (l >= sizeof(h->content_range))
-			l = sizeof(h->content_range) - 1;
-		memcpy(h->content_range, v, l);
-		h->content_range[l] = '\0';
+		header_value(buf + 14, len - 14, h->content_range, sizeof(h->content_range));
 	} else if (len > 5 && strncasecmp(buf, "ETag:", 5) == 0) {
-		v = buf + 5;
-		l = len - 5;
-		while (l && (*v == ' ' || *v == '\t')) {
-			v++;
-			l--;
-		}
-		while (l && (v[l - 1] == '\r' || v[l - 1] == '\n' || v[l - 1] == ' '))
-			l--;
-		if (l >= sizeof(h->resp_etag))
-			l = sizeof(h->resp_etag) - 1;
-		memcpy(h->resp_etag, v, l);
-		h->resp_etag[l] = '\0';
+		header_value(buf + 5, len - 5, h->resp_etag, sizeof(h->resp_etag));
+	} else if (len > 9 && strncasecmp(buf, "Location:", 9) == 0) {
+		header_value(buf + 9, len - 9, h->location, sizeof(h->location));
+	} else if (len > 12 && strncasecmp(buf, "Retry-After:", 12) == 0) {
+		char *end;
+		long v;
+		header_value(buf + 12, len - 12, tmp, sizeof(tmp));
+		v = strtol(tmp, &end, 10);
+		if (end != tmp && !*end && v >= 0)
+			h->retry_after_ms = v > RETRY_AFTER_MAX_MS / 1000 ?
+					    RETRY_AFTER_MAX_MS : v * 1000;
 	}
 	return len;
 }
@@ -138,10 +512,35 @@ static size_t on_body(char *buf, size_t size, size_t n, void *opaque)
 	struct http_source *h = opaque;
 	size_t len = size * n;
 
-	/* only the body of a 206 answer is data; anything else (an error
-	 * page, a 200 with the whole file) is not stored */
+	h->rx += len;
+	h->first_byte = 1;
+	/* only the body of a 206 answer is data; anything else (a 200 with
+	 * the whole file) is not stored (error answers stop after their
+	 * headers) */
+	if (h->status == 200 && h->accept_whole) {
+		if (len > WHOLE_MAX - h->whole_len) {
+			h->whole_too_big = 1;
+			return 0;
+		}
+		if (h->whole_len + len > h->whole_cap) {
+			size_t nc = h->whole_cap ? h->whole_cap : BLOCK;
+			uint8_t *nb;
+			while (nc < h->whole_len + len)
+				nc *= 2;
+			if (nc > WHOLE_MAX)
+				nc = WHOLE_MAX;
+			nb = realloc(h->whole, nc);
+			if (!nb)
+				return 0;
+			h->whole = nb;
+			h->whole_cap = nc;
+		}
+		memcpy(h->whole + h->whole_len, buf, len);
+		h->whole_len += len;
+		return len;
+	}
 	if (h->status != 206)
-		return h->status == 200 ? 0 : len;
+		return 0;
 	if (len > h->want - h->got) {
 		h->overflow = 1;
 		return 0;
@@ -155,8 +554,36 @@ static int on_progress(void *opaque, curl_off_t dt, curl_off_t dn,
 		       curl_off_t ut, curl_off_t un)
 {
 	struct http_source *h = opaque;
+	const struct scimg_http_limits *l = &h->lim;
+	int64_t t = now_ms();
 	(void)dt; (void)dn; (void)ut; (void)un;
-	return h->ctx->cancelled ? 1 : 0;
+
+	if (h->ctx->cancelled)
+		return 1;
+	if (h->t_total_end && t >= h->t_total_end) {
+		h->stop = STOP_TOTAL;
+		return 1;
+	}
+	if (h->t_req_end && t >= h->t_req_end) {
+		h->stop = STOP_REQUEST;
+		return 1;
+	}
+	if (!h->first_byte && l->connect_timeout_ms &&
+	    t - h->t_attempt >= l->connect_timeout_ms) {
+		h->stop = STOP_CONNECT;
+		return 1;
+	}
+	if (l->low_speed_limit && l->low_speed_time_ms &&
+	    t - h->ls_t >= l->low_speed_time_ms) {
+		uint64_t need = (uint64_t)l->low_speed_limit * l->low_speed_time_ms / 1000;
+		if (h->rx - h->ls_rx < need) {
+			h->stop = STOP_LOW_SPEED;
+			return 1;
+		}
+		h->ls_t = t;
+		h->ls_rx = h->rx;
+	}
+	return 0;
 }
 
 /* Parse "bytes A-B/T" (or "bytes * /T" for 416) into its numbers. */
@@ -182,14 +609,74 @@ static int parse_content_range(const char *s, uint64_t *a, uint64_t *b,
 	return -1;
 }
 
-static void backoff(int attempt)
+/* Sleep MS, waking for cancellation. */
+static void sleep_ms(struct scimg_ctx *ctx, long ms)
 {
-	struct timespec ts;
-	long ms = 100L << (attempt < 5 ? attempt : 5); /* 100 ms .. 3.2 s */
+	while (ms > 0 && !ctx->cancelled) {
+		long s = ms > 100 ? 100 : ms;
+		struct timespec ts = { 0, s * 1000000L };
+		nanosleep(&ts, NULL);
+		ms -= s;
+	}
+}
 
-	ts.tv_sec = ms / 1000;
-	ts.tv_nsec = (ms % 1000) * 1000000L;
-	nanosleep(&ts, NULL);
+/* The message of a stop of ours. */
+static int stop_err(struct scimg_source *src, struct http_source *h,
+		    size_t len, uint64_t off)
+{
+	const struct scimg_http_limits *l = &h->lim;
+	char a[32];
+
+	switch (h->stop) {
+	case STOP_CONNECT:
+		return scimg_int_err(src->ctx, -ETIMEDOUT,
+				     "'%s': no response within %s s (--http-connect-timeout)",
+				     src->name, secs(l->connect_timeout_ms, a, sizeof(a)));
+	case STOP_LOW_SPEED:
+		return scimg_int_err(src->ctx, -ETIMEDOUT,
+				     "'%s': %s: less than %u bytes/s for %s s (--http-low-speed-limit, --http-low-speed-time)",
+				     src->name, h->first_byte ? "answer too slow" : "no response",
+				     l->low_speed_limit, secs(l->low_speed_time_ms, a, sizeof(a)));
+	case STOP_REQUEST:
+		return scimg_int_err(src->ctx, -ETIMEDOUT,
+				     "'%s': reading %zu bytes at offset %llu took more than %s s (--http-request-timeout)%s",
+				     src->name, len, (unsigned long long)off,
+				     secs(l->request_timeout_ms, a, sizeof(a)),
+				     h->first_byte ? "" : ", no response");
+	case STOP_TOTAL:
+		return scimg_int_err(src->ctx, -ETIMEDOUT,
+				     "'%s': the time for all HTTP requests, %s s, is spent (--http-timeout)%s",
+				     src->name, secs(l->total_timeout_ms, a, sizeof(a)),
+				     h->first_byte ? "" : ", no response");
+	case STOP_HDR_BYTES:
+		return scimg_int_err(src->ctx, -EIO,
+				     "'%s': answer headers longer than %u bytes (refused)",
+				     src->name, HDR_MAX_BYTES);
+	case STOP_HDR_LINES:
+		return scimg_int_err(src->ctx, -EIO,
+				     "'%s': answer with more than %u header lines (refused)",
+				     src->name, HDR_MAX_LINES);
+	case STOP_ADDRESS:
+		return scimg_int_err(src->ctx, -EPERM, "'%s': %s", src->name, h->stop_msg);
+	default:
+		return scimg_int_err(src->ctx, -EIO, "'%s': transfer stopped", src->name);
+	}
+}
+
+static int transient_curl(CURLcode rc)
+{
+	switch (rc) {
+	case CURLE_PARTIAL_FILE:
+	case CURLE_RECV_ERROR:
+	case CURLE_SEND_ERROR:
+	case CURLE_GOT_NOTHING:
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_HTTP2:
+	case CURLE_HTTP2_STREAM:
+		return 1;
+	default:
+		return 0;
+	}
 }
 
 /* Fetch LEN bytes at OFF into DST.  With SIZE_OUT (the first request), the
@@ -199,33 +686,109 @@ static int fetch(struct scimg_source *src, struct http_source *h, uint8_t *dst,
 		 size_t len, uint64_t off, uint64_t *size_out, size_t *got_out)
 {
 	struct scimg_ctx *ctx = src->ctx;
-	char range[64], lasterr[CURL_ERROR_SIZE + 64] = "";
-	int attempt;
+	const struct scimg_http_limits *l = &h->lim;
+	char range[64], lasterr[CURL_ERROR_SIZE + 64] = "", s1[32];
+	int64_t t0, total_t0;
+	unsigned attempt;
+	long wait = 0;
 
 	h->dst = dst;
 	h->want = len;
 	h->got = 0;
 	h->ctx = ctx;
-	for (attempt = 0; attempt < RETRIES; attempt++) {
+	t0 = now_ms();
+	h->t_req_end = l->request_timeout_ms ? t0 + l->request_timeout_ms : 0;
+	h->t_total_end = 0;
+	if (l->total_timeout_ms) {
+		int64_t zero = 0;
+		__atomic_compare_exchange_n(&ctx->http_t0_ms, &zero, t0, 0,
+					    __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+		total_t0 = __atomic_load_n(&ctx->http_t0_ms, __ATOMIC_SEQ_CST);
+		h->t_total_end = total_t0 + l->total_timeout_ms;
+	}
+	for (attempt = 0; attempt <= l->max_retries; attempt++) {
 		uint64_t a, b, total;
 		size_t start_got = h->got;
+		int64_t t, end;
 		CURLcode rc;
 
-		if (attempt)
-			backoff(attempt - 1);
+		if (attempt) {
+			/* is there time for the backoff and some of an attempt? */
+			t = now_ms();
+			end = h->t_req_end;
+			if (h->t_total_end && (!end || h->t_total_end < end))
+				end = h->t_total_end;
+			if (end && t + wait + 100 >= end)
+				return scimg_int_err(ctx, -EIO,
+						     "'%s': reading %zu bytes at offset %llu failed (%u attempts, no time left for more within %s s, %s): %s",
+						     src->name, len, (unsigned long long)off, attempt,
+						     secs(end == h->t_req_end ? l->request_timeout_ms :
+							  l->total_timeout_ms, s1, sizeof(s1)),
+						     end == h->t_req_end ? "--http-request-timeout" :
+						     "--http-timeout", lasterr);
+			sleep_ms(ctx, wait);
+		}
 		if (ctx->cancelled)
 			return scimg_int_err(ctx, -ECANCELED, "interrupted");
 		h->overflow = 0;
 		h->status = 0;
 		h->errbuf[0] = '\0';
+		h->accept_whole = size_out && off == 0;
+		h->whole_len = 0;
+		h->whole_too_big = 0;
+		h->location[0] = '\0';
+		h->retry_after_ms = -1;
+		h->stop = STOP_NONE;
+		h->first_byte = 0;
+		h->rx = h->ls_rx = 0;
+		h->t_attempt = h->ls_t = now_ms();
+		if (h->t_total_end && h->t_attempt >= h->t_total_end) {
+			h->stop = STOP_TOTAL;
+			return stop_err(src, h, len, off);
+		}
+		end = h->t_req_end;
+		if (h->t_total_end && (!end || h->t_total_end < end))
+			end = h->t_total_end;
+		/* libcurl's own timers as a backstop of ours */
+		curl_easy_setopt(h->curl, CURLOPT_TIMEOUT_MS,
+				 end ? (long)(end - h->t_attempt + 1000) : 0L);
 		snprintf(range, sizeof(range), "%llu-%llu",
 			 (unsigned long long)(off + h->got),
 			 (unsigned long long)(off + len - 1));
 		curl_easy_setopt(h->curl, CURLOPT_RANGE, range);
 		rc = curl_easy_perform(h->curl);
-		if (rc == CURLE_ABORTED_BY_CALLBACK && ctx->cancelled)
+		if (ctx->cancelled)
 			return scimg_int_err(ctx, -ECANCELED, "interrupted");
-		if (h->status == 200)
+		if (rc == CURLE_OPERATION_TIMEDOUT && h->stop == STOP_NONE) {
+			t = now_ms();
+			h->stop = h->t_total_end && t >= h->t_total_end - 50 ? STOP_TOTAL :
+				  h->t_req_end && t >= h->t_req_end - 50 ? STOP_REQUEST :
+				  !h->first_byte ? STOP_CONNECT : STOP_LOW_SPEED;
+		}
+		if (rc != CURLE_OK && h->stop != STOP_NONE && h->stop != STOP_HTTP_ERROR)
+			return stop_err(src, h, len, off);
+		if (rc == CURLE_UNSUPPORTED_PROTOCOL && h->location[0])
+			return scimg_int_err(ctx, -EPERM,
+					     "'%s': redirect to '%s' refused: only http:// and https:// are followed",
+					     src->name, h->location);
+		if (rc == CURLE_TOO_MANY_REDIRECTS)
+			return scimg_int_err(ctx, -ELOOP,
+					     "'%s': more than %u redirects (--http-max-redirects)%s%s%s",
+					     src->name, l->max_redirects,
+					     h->location[0] ? ", the last to '" : "", h->location,
+					     h->location[0] ? "'" : "");
+		if (h->status == 200 && h->accept_whole && h->whole_too_big)
+			return scimg_int_err(ctx, -ENOTSUP,
+					     "'%s': the server does not support Range requests (answered 200 to 'Range: bytes=%s') and the file is larger than %u MiB, the most scimg reads whole",
+					     src->name, range, WHOLE_MAX >> 20);
+		if (h->status == 200 && h->accept_whole && rc == CURLE_OK) {
+			/* the whole file: every read is served from memory */
+			h->is_whole = 1;
+			*size_out = h->whole_len;
+			*got_out = 0;
+			return 0;
+		}
+		if (h->status == 200 && !h->accept_whole)
 			return scimg_int_err(ctx, -ENOTSUP,
 					     "'%s': the server does not support Range requests (answered 200 to 'Range: bytes=%s'); scimg reads remote images only by ranges",
 					     src->name, range);
@@ -236,13 +799,22 @@ static int fetch(struct scimg_source *src, struct http_source *h, uint8_t *dst,
 			*got_out = 0;
 			return 0;
 		}
+		if (h->status >= 300 && h->status < 400 && rc == CURLE_OK)
+			return scimg_int_err(ctx, -EIO, "'%s': HTTP %ld %s without a usable Location",
+					     src->name, h->status, h->reason);
 		if (h->status >= 400) {
-			if (h->status == 408 || h->status == 429 || h->status >= 500) {
-				snprintf(lasterr, sizeof(lasterr), "HTTP %ld %s",
-					 h->status, h->reason);
+			snprintf(lasterr, sizeof(lasterr), "HTTP %ld %s", h->status,
+				 h->reason[0] ? h->reason : "error");
+			if (h->status == 408 || h->status == 429 ||
+			    (h->status >= 500 && h->status != 501 && h->status != 505)) {
+				wait = BACKOFF_FIRST_MS << (attempt < 4 ? attempt : 4);
+				if (wait > BACKOFF_MAX_MS)
+					wait = BACKOFF_MAX_MS;
+				if (h->retry_after_ms > wait)
+					wait = h->retry_after_ms;
 				continue;
 			}
-			return scimg_int_err(ctx, h->status == 404 ? -ENOENT :
+			return scimg_int_err(ctx, h->status == 404 || h->status == 410 ? -ENOENT :
 					     h->status == 403 || h->status == 401 ? -EACCES : -EIO,
 					     "'%s': HTTP %ld %s", src->name, h->status,
 					     h->reason[0] ? h->reason : "error");
@@ -283,15 +855,25 @@ static int fetch(struct scimg_source *src, struct http_source *h, uint8_t *dst,
 			}
 		}
 		/* transport error or short body: retry after what we have */
+		if (rc != CURLE_OK && !transient_curl(rc))
+			return scimg_int_err(ctx, -EIO, "'%s': %s", src->name,
+					     h->errbuf[0] ? h->errbuf : curl_easy_strerror(rc));
 		if (rc != CURLE_OK)
 			snprintf(lasterr, sizeof(lasterr), "%s",
 				 h->errbuf[0] ? h->errbuf : curl_easy_strerror(rc));
+		else if (h->status != 206 && h->status != 200)
+			return scimg_int_err(ctx, -EIO, "'%s': unexpected answer HTTP %ld %s to 'Range: bytes=%s'",
+					     src->name, h->status, h->reason, range);
 		else
 			snprintf(lasterr, sizeof(lasterr), "short answer (%zu of %zu bytes)",
 				 h->got, len);
+		wait = BACKOFF_FIRST_MS << (attempt < 4 ? attempt : 4);
+		if (wait > BACKOFF_MAX_MS)
+			wait = BACKOFF_MAX_MS;
 	}
-	return scimg_int_err(ctx, -EIO, "'%s': reading %zu bytes at offset %llu failed after %d attempts: %s",
-			     src->name, len, (unsigned long long)off, RETRIES, lasterr);
+	return scimg_int_err(ctx, -EIO, "'%s': reading %zu bytes at offset %llu failed after %u attempts (--http-retries=%u): %s",
+			     src->name, len, (unsigned long long)off, l->max_retries + 1,
+			     l->max_retries, lasterr);
 }
 
 static struct cblock *cache_find(struct http_source *h, uint64_t idx)
@@ -337,6 +919,14 @@ static int http_pread(struct scimg_source *src, void *buf, size_t len,
 	uint8_t *p = buf;
 	int ret;
 
+	if (h->is_whole) {
+		if (off > h->whole_len || len > h->whole_len - off)
+			return scimg_int_err(src->ctx, -EIO,
+					     "'%s': unexpected end of data at offset %llu",
+					     src->name, (unsigned long long)off);
+		memcpy(p, h->whole + off, len);
+		return 0;
+	}
 	while (len) {
 		uint64_t idx = off / BLOCK;
 		size_t in = (size_t)(off % BLOCK), n;
@@ -397,7 +987,9 @@ static void http_close(struct scimg_source *src)
 	for (i = 0; i < CACHE_BLOCKS; i++)
 		free(h->cache[i].data);
 	free(h->fetchbuf);
+	free(h->whole);
 	free(h->url);
+	free(h->host);
 	free(h);
 }
 
@@ -459,19 +1051,41 @@ int scimg_int_http_source_open(struct scimg_ctx *ctx, const char *url,
 	if (!src->dir)
 		goto nomem;
 
+	limits_of(ctx, &h->lim);
+	h->origin = -1;
+	h->ctx = ctx;
+	{
+		CURLU *u = curl_url();
+		char *host = NULL;
+		if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+		    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK && host) {
+			h->host = strdup(host);
+			for (char *c = h->host; c && *c; c++)
+				if (*c >= 'A' && *c <= 'Z')
+					*c = (char)(*c - 'A' + 'a');
+		}
+		curl_free(host);
+		curl_url_cleanup(u);
+	}
 	h->curl = curl_easy_init();
 	if (!h->curl)
 		goto nomem;
 	curl_easy_setopt(h->curl, CURLOPT_URL, url);
 	curl_easy_setopt(h->curl, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h->curl, CURLOPT_FOLLOWLOCATION, 1L);
-	curl_easy_setopt(h->curl, CURLOPT_MAXREDIRS, 5L);
+	curl_easy_setopt(h->curl, CURLOPT_MAXREDIRS, (long)h->lim.max_redirects);
 	curl_easy_setopt(h->curl, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(h->curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(h->curl, CURLOPT_USERAGENT, "scimg/" SCIMG_VERSION_STRING);
-	curl_easy_setopt(h->curl, CURLOPT_CONNECTTIMEOUT, 30L);
-	curl_easy_setopt(h->curl, CURLOPT_LOW_SPEED_LIMIT, 1024L);
-	curl_easy_setopt(h->curl, CURLOPT_LOW_SPEED_TIME, 30L);
+	/* the connect timeout, the low-speed limit and the deadlines are
+	 * watched by on_progress (which names the limit hit); libcurl's
+	 * connect timeout is a backstop */
+	curl_easy_setopt(h->curl, CURLOPT_CONNECTTIMEOUT_MS,
+			 h->lim.connect_timeout_ms ? (long)h->lim.connect_timeout_ms + 1000L : 0L);
+	curl_easy_setopt(h->curl, CURLOPT_OPENSOCKETFUNCTION, on_opensocket);
+	curl_easy_setopt(h->curl, CURLOPT_OPENSOCKETDATA, h);
+	/* a redirect never carries credentials to another host */
+	curl_easy_setopt(h->curl, CURLOPT_UNRESTRICTED_AUTH, 0L);
 	curl_easy_setopt(h->curl, CURLOPT_ERRORBUFFER, h->errbuf);
 	curl_easy_setopt(h->curl, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(h->curl, CURLOPT_HEADERDATA, h);

@@ -2,8 +2,9 @@
 # Remote inputs: images read over http from a loopback server that serves
 # Range requests (tests/cli/httpd.py) equal the local ones, for info and
 # convert; an AMI manifest URL fetches its parts beside it; a 404 is a clear
-# error; a dropped connection and a 500 are retried; a server without Range
-# support is refused.
+# error; a dropped connection and a 500 are retried; from a server without
+# Range support, files up to 16 MiB (an AMI bundle's manifest and parts) are
+# read whole and larger ones are refused.
 . "$(dirname "$0")/functions.sh"
 requires python3
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY all_proxy
@@ -51,10 +52,17 @@ grep -q "^GET /drop/disk.raw .* -206$" "$TMPD/log" || fail "the server did not d
 cmp "$TMPD/www/disk.raw" "$TMPD/f.raw" || fail "500: differs"
 grep -q "^GET /fail500/disk.raw .* 500$" "$TMPD/log" || fail "the server did not answer 500"
 
-# no Range support: refused, nothing written
-"$SCIMG" convert -f raw -O raw "$U/norange/disk.raw" "$TMPD/n.raw" 2>"$TMPD/err"; [ $? -eq 2 ] || fail "norange exit"
-grep -q "does not support Range" "$TMPD/err" || fail "norange message: $(cat "$TMPD/err")"
+# no Range support: a file larger than 16 MiB is refused, nothing written;
+# a smaller one is read whole
+truncate -s 20M "$TMPD/www/big.raw"
+"$SCIMG" convert -f raw -O raw "$U/norange/big.raw" "$TMPD/n.raw" 2>"$TMPD/err"; [ $? -eq 2 ] || fail "norange exit"
+grep -q "does not support Range.*larger than 16 MiB" "$TMPD/err" || fail "norange message: $(cat "$TMPD/err")"
 [ ! -e "$TMPD/n.raw" ] || fail "norange: output left"
+"$SCIMG" convert -f raw -O raw "$U/norange/disk.raw" "$TMPD/n.raw" 2>"$TMPD/err" || fail "norange small: $(cat "$TMPD/err")"
+cmp "$TMPD/www/disk.raw" "$TMPD/n.raw" || fail "norange small: differs"
+grep -q "^GET /norange/disk.raw bytes=0-262143 200$" "$TMPD/log" || fail "norange small: not one 200"
+[ "$(grep -c "^GET /norange/disk.raw " "$TMPD/log")" -eq 1 ] || fail "norange small: more than one request"
+rm -f "$TMPD/n.raw"
 
 # an AMI bundle by URL: parts fetched beside the manifest
 if command -v openssl >/dev/null 2>&1; then
@@ -68,6 +76,11 @@ if command -v openssl >/dev/null 2>&1; then
   "$SCIMG" convert -I "privatekey=$TMPD/u.key" -O raw "$U/drop/bundle/disk.manifest.xml" "$TMPD/a.raw" ||
     fail "remote ami convert"
   cmp "$TMPD/www/disk.raw" "$TMPD/a.raw" || fail "remote ami differs"
+  # from a server without Range support (manifest and parts read whole)
+  "$SCIMG" convert -I "privatekey=$TMPD/u.key" -O raw "$U/norange/bundle/disk.manifest.xml" "$TMPD/a2.raw" ||
+    fail "remote ami convert without Range"
+  cmp "$TMPD/www/disk.raw" "$TMPD/a2.raw" || fail "remote ami without Range differs"
+  grep -q "^GET /norange/bundle/disk.part.0 .* 200$" "$TMPD/log" || fail "norange parts not fetched"
   grep -q "^GET /drop/bundle/disk.part.0 " "$TMPD/log" || fail "parts not fetched beside the manifest"
   # a missing remote part is named
   mv "$TMPD/www/bundle/disk.part.0" "$TMPD/www/part0.away"
