@@ -338,7 +338,7 @@ int scimg_int_ref_open(struct scimg_image *parent, const char *name,
 	*out = NULL;
 	if (!(ctx->flags & SCIMG_CTX_ALLOW_BACKING))
 		return scimg_int_err(ctx, -EPERM,
-				     "refused: opening files an image refers to is not allowed");
+				     "refused: opening referenced files is not allowed");
 	if (!*name)
 		return scimg_int_err(ctx, -EINVAL, "an empty file name");
 	if (strlen(name) >= PATH_MAX)

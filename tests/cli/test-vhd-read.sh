@@ -86,9 +86,18 @@ refused() { # FILE PATTERN...
 refused "$E/dfvfs/image.vhd" "footer checksum at offset 2099776" "expected 0xffffef25"
 refused "$E/dfvfs/image-differential.vhd" "footer checksum" "parent is 'image.vhd'"
 refused "$E/qemu/afl5.img" "VHD data offset"
-refused "$E/dfvfs/fat-differential.vhd" "parent image 'C:.Projects.dfvfs.test_data.fat-parent.vhd' not found" "fat-parent.vhd'"
-"$SCIMG" info --no-backing "$E/dfvfs/fat-differential.vhd" 2> "$TMPD/err"; [ $? -eq 2 ] || fail "no-backing exit"
-grep -q "refers to 'fat-parent.vhd'.*not allowed" "$TMPD/err" || fail "no-backing message: $(cat "$TMPD/err")"
+# a missing or refused parent: reading fails naming it; info shows the
+# child's own header and lists the parent it could not open
+"$SCIMG" convert -O raw "$E/dfvfs/fat-differential.vhd" "$TMPD/fd.raw" 2> "$TMPD/err"; rc=$?
+[ $rc -eq 2 ] || fail "missing parent: exit $rc, expected 2"
+grep -q "parent image 'C:.Projects.dfvfs.test_data.fat-parent.vhd' not found" "$TMPD/err" || fail "missing parent message: $(cat "$TMPD/err")"
+grep -q "fat-parent.vhd'" "$TMPD/err" || fail "missing parent message: $(cat "$TMPD/err")"
+"$SCIMG" info "$E/dfvfs/fat-differential.vhd" > "$TMPD/out" || fail "info without the parent"
+grep -q "unopened-files" "$TMPD/out" && grep -q "fat-parent.vhd.*not found" "$TMPD/out" || fail "info does not list the missing parent: $(cat "$TMPD/out")"
+"$SCIMG" info --no-backing "$E/dfvfs/fat-differential.vhd" > "$TMPD/out" || fail "no-backing info"
+grep -q "fat-parent.vhd.*not allowed" "$TMPD/out" || fail "no-backing info: $(cat "$TMPD/out")"
+"$SCIMG" convert --no-backing -O raw "$E/dfvfs/fat-differential.vhd" "$TMPD/fd.raw" 2> "$TMPD/err"; [ $? -eq 2 ] || fail "no-backing exit"
+grep -q "fat-parent.vhd.*not allowed" "$TMPD/err" || fail "no-backing message: $(cat "$TMPD/err")"
 
 # 5. fat-differential.vhd with a parent made here: the parent's unique id
 #    must match; sectors come from the child where its bitmap says so

@@ -166,9 +166,12 @@ done
 "$SCIMG" info "$TMPD/gen/sesparse.vmdk" | grep -q "create-type: seSparse" || fail "seSparse info"
 "$SCIMG" info "$TMPD/gen/rgd.vmdk" | grep -q "redundant copy used" || fail "rgd note"
 "$SCIMG" info "$TMPD/gen/bad-cid.vmdk" 2>"$TMPD/err" && fail "parent CID mismatch accepted"
-grep -q "parentCID is 1234abce but parent .* has CID 1234abcd" "$TMPD/err" || fail "CID message: $(cat "$TMPD/err")"
-"$SCIMG" info --no-backing "$TMPD/gen/vmfssparse.vmdk" 2>"$TMPD/err" && fail "--no-backing opened extents"
+grep -q "parent disk .* does not match: its CID differs from this delta's parentCID" "$TMPD/err" || fail "CID message: $(cat "$TMPD/err")"
+grep -qi "1234abcd" "$TMPD/err" && fail "CID message shows the parent's CID: $(cat "$TMPD/err")"
+"$SCIMG" convert --no-backing -O raw "$TMPD/gen/vmfssparse.vmdk" "$TMPD/nb.raw" 2>"$TMPD/err" && fail "--no-backing opened extents"
 grep -q "not allowed" "$TMPD/err" || fail "--no-backing message: $(cat "$TMPD/err")"
+"$SCIMG" info --no-backing "$TMPD/gen/vmfssparse.vmdk" > "$TMPD/out" || fail "--no-backing info"
+grep -q "unopened-files" "$TMPD/out" || fail "--no-backing info does not list the extents: $(cat "$TMPD/out")"
 
 # what qemu-img writes: split extents, flat, zeroed grains, delta disks
 if [ $have_qemu = 1 ]; then
