@@ -194,12 +194,15 @@ static int image_open_src(struct scimg_ctx *ctx, struct scimg_source *src,
 	img->parent = parent;
 	img->out_fd = -1;
 	img->path = strdup(path);
-	img->chain = parent ? parent->chain : calloc(1, sizeof(*img->chain));
+	/* the top of a chain (or an image opened below a parent that has
+	 * none, as check.c's stand-in for an SCI) owns the chain record */
+	img->owns_chain = !parent || !parent->chain;
+	img->chain = img->owns_chain ? calloc(1, sizeof(*img->chain)) : parent->chain;
 	if (!img->path || !img->chain) {
 		ret = scimg_int_err(ctx, -ENOMEM, "out of memory");
 		goto fail;
 	}
-	if (!parent && (ret = scimg_int_chain_set_root(ctx, img->chain, src)) < 0)
+	if (img->owns_chain && (ret = scimg_int_chain_set_root(ctx, img->chain, src)) < 0)
 		goto fail;
 	if ((ret = scimg_int_chain_note(img, src)) < 0)
 		goto fail;
@@ -222,7 +225,7 @@ static int image_open_src(struct scimg_ctx *ctx, struct scimg_source *src,
 fail:
 	scimg_int_source_close(img->src);
 	scimg_int_opts_free(&img->opts);
-	if (!parent)
+	if (img->owns_chain)
 		chain_free(img->chain);
 	free(img->path);
 	free(img);
@@ -379,7 +382,7 @@ void scimg_image_close(struct scimg_image *img)
 	img->fmt->close(img);
 	scimg_int_source_close(img->src);
 	scimg_int_opts_free(&img->opts);
-	if (img->depth == 0 && !img->parent)
+	if (img->owns_chain)
 		chain_free(img->chain);
 	free(img->path);
 	free(img);

@@ -321,7 +321,8 @@ struct scimg_image {
 	int raw_fallback;
 	int depth;                /* 0 for the top image of a chain */
 	const struct scimg_image *parent; /* image that named this one */
-	struct scimg_chain *chain; /* owned by the top image (depth 0) */
+	struct scimg_chain *chain; /* shared by the images of one chain */
+	int owns_chain;           /* the top image: frees CHAIN */
 
 	/* reader */
 	struct scimg_source *src;
