@@ -198,6 +198,8 @@ static int image_open_src(struct scimg_ctx *ctx, struct scimg_source *src,
 	 * none, as check.c's stand-in for an SCI) owns the chain record */
 	img->owns_chain = !parent || !parent->chain;
 	img->chain = img->owns_chain ? calloc(1, sizeof(*img->chain)) : parent->chain;
+	if (img->owns_chain && img->chain)
+		img->chain->root_fd = -1;
 	if (!img->path || !img->chain) {
 		ret = scimg_int_err(ctx, -ENOMEM, "out of memory");
 		goto fail;
