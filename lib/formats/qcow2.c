@@ -1021,6 +1021,9 @@ static int q2_open(struct scimg_image *img)
 			goto fail;
 		}
 		q->data = q->ext;
+		/* the output must never replace it */
+		if ((ret = scimg_int_chain_note(img, q->ext)) < 0)
+			goto fail;
 	}
 	if (q->h.backing_file) {
 		ret = scimg_int_open_child(img, q->h.backing_file, q->h.backing_format, 0,

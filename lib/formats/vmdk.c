@@ -1128,6 +1128,9 @@ static int open_desc_extents(struct scimg_image *img)
 			return ret;
 		}
 		e->own_src = 1;
+		/* the output must never replace it */
+		if ((ret = scimg_int_chain_note(img, e->src)) < 0)
+			return ret;
 		if (extent_is_flat(x->type)) {
 			uint64_t end;
 			e->kind = EXT_FLAT;
