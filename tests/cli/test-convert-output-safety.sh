@@ -102,6 +102,28 @@ kill -KILL $pid
 wait $pid; rc=$?
 [ $rc -eq 137 ] || fail "SIGKILL: convert exited $rc (finished before the signal?)"
 [ -z "$(ls -A killdir)" ] || fail "SIGKILL left files behind: $(ls -A killdir)"
+
+# where the file system has no O_TMPFILE (the fault library fails it), a
+# hidden named temporary file is used: removed on SIGTERM, renamed on success
+lib="$top_builddir/tests/fault/.libs/libeio.so"
+if [ -z "${SCIMG_SANITIZERS:-}" ] && [ -f "$lib" ]; then
+  SCIMG_FAULT_NO_TMPFILE=1 LD_PRELOAD="$lib" \
+    "$SCIMG" convert -S 0 -f raw -O raw huge.raw killdir/out.raw 2>err &
+  pid=$!
+  wait_for_temp "$TMPD/killdir" $pid
+  ls -A killdir | grep -q '^\.out\.raw\.scimg-' || fail "no named temporary file without O_TMPFILE: $(ls -A killdir)"
+  kill -TERM $pid
+  wait $pid; rc=$?
+  [ $rc -ne 0 ] || fail "SIGTERM: convert finished before the signal"
+  [ -z "$(ls -A killdir)" ] || fail "SIGTERM without O_TMPFILE left files behind: $(ls -A killdir)"
+  SCIMG_FAULT_NO_TMPFILE=1 LD_PRELOAD="$lib" \
+    timeout 60 "$SCIMG" convert -O raw overlay.qcow2 killdir/out.raw || fail "convert without O_TMPFILE"
+  cmp -s killdir/out.raw base.raw || fail "without O_TMPFILE: content differs"
+  [ "$(ls -A killdir)" = out.raw ] || fail "without O_TMPFILE: left $(ls -A killdir)"
+  rm -f killdir/out.raw
+else
+  echo "note: no fault library (or sanitizer build): named-temporary fallback not tested"
+fi
 rm -f huge.raw
 
 # -n into an existing raw file: written in place (same inode), tail kept
