@@ -414,6 +414,9 @@ int scimg_int_out_sibling(struct scimg_image *img, const char *name, size_t *idx
 int scimg_int_sibling_pwrite(struct scimg_image *img, size_t idx, const void *buf,
 			     size_t len, uint64_t off);
 int scimg_int_sibling_truncate(struct scimg_image *img, size_t idx, uint64_t size);
+/* Fail (with a message) unless [OFF, OFF+LEN) lies inside IMG's virtual
+ * size (image.c; the reader and the writer check every access). */
+int scimg_int_check_range(struct scimg_image *img, uint64_t off, uint64_t len);
 /* scimg_image_create() that also refuses a target (or companion file)
  * that is GUARD's file or a file of its chain (GUARD may be NULL). */
 int scimg_int_image_create(struct scimg_ctx *ctx, const char *path,
