@@ -9,11 +9,16 @@
 static void help(void)
 {
 	printf("Usage: %s convert [-f FMT] [-I KEY=VAL,...] -O FMT [-o KEY=VAL,...] [-c] [-p]\n"
-	       "                     [-S SIZE] [-m THREADS] [--no-backing] [--no-sync] SRC DST\n"
+	       "                     [-S SIZE] [-m THREADS] [--no-backing] [--no-sync]\n"
+	       "                     [-n [--target-is-zero]] SRC DST\n"
 	       "       %s convert --provider=NAME [-o KEY=VAL,...] [OPTIONS] SRC DST\n\n"
-	       "Convert the disk image SRC into DST.  DST is written to a temporary file\n"
-	       "beside it and renamed into place when complete; on error or interrupt\n"
-	       "nothing is left behind.  SRC is only ever read.\n\n"
+	       "Convert the disk image SRC into DST.  DST is written to an unnamed\n"
+	       "temporary file in its directory and put in place when complete; on\n"
+	       "error, interrupt or kill nothing is left behind.  SRC is only ever read:\n"
+	       "a DST that is SRC or a file SRC reads from (backing file, data file,\n"
+	       "extent), a character device, FIFO or socket, or a directory (for a\n"
+	       "format that writes one file) is refused before anything is written.\n"
+	       "An existing block device DST is written in place (its size checked).\n\n"
 	       "  -f, --format=FMT        read SRC as FMT instead of probing\n"
 	       "  -I, --input-options=K=V,... options of the input format (e.g. an AMI\n"
 	       "                          bundle's privatekey=FILE; -I help lists them)\n"
@@ -32,6 +37,11 @@ static void help(void)
 	       "      --no-sync           do not flush DST to disk before renaming it into\n"
 	       "                          place (faster; like qemu-img, whose target cache\n"
 	       "                          mode defaults to unsafe)\n"
+	       "  -n, --no-create         do not create DST: write into the existing DST\n"
+	       "                          in place (raw into a file or block device; not\n"
+	       "                          atomic: a failure leaves it partly written)\n"
+	       "      --target-is-zero    with -n: DST already reads as zeros, so zero\n"
+	       "                          ranges are not written\n"
 	       "  -h, --help              show this help\n"
 	       "  -V, --version           show the version\n"
 	       "\n" HTTP_OPTIONS_HELP "\n"
@@ -67,6 +77,8 @@ int cmd_convert(int argc, char **argv)
 		{ "provider", required_argument, NULL, 'P' },
 		{ "trust-chain", no_argument, NULL, OPT_TRUST_CHAIN },
 		HTTP_LONG_OPTIONS,
+		{ "no-create", no_argument, NULL, 'n' },
+		{ "target-is-zero", no_argument, NULL, 'Z' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -78,7 +90,7 @@ int cmd_convert(int argc, char **argv)
 
 	memset(&o, 0, sizeof(o));
 	o.sparse_size = 4096;
-	while ((c = getopt_long(argc, argv, "f:I:O:o:cpS:m:hV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "f:I:O:o:cpS:m:nhV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f': o.src_format = optarg; break;
 		case 'O': o.dst_format = optarg; break;
@@ -137,6 +149,8 @@ int cmd_convert(int argc, char **argv)
 		case 'N': o.no_sync = 1; break;
 		case 'P': o.provider = optarg; break;
 		case OPT_TRUST_CHAIN: opt_trust_chain = 1; break;
+		case 'n': o.no_create = 1; break;
+		case 'Z': o.target_is_zero = 1; break;
 		case 'h': help(); free(optstr); free(inoptstr); return EXIT_OK;
 		case 'V': print_version(); free(optstr); free(inoptstr); return EXIT_OK;
 		default:
@@ -147,6 +161,11 @@ int cmd_convert(int argc, char **argv)
 			}
 			free(optstr); free(inoptstr); return usage_error("convert", "invalid option");
 		}
+	}
+	if (o.target_is_zero && !o.no_create) {
+		free(optstr);
+		free(inoptstr);
+		return usage_error("convert", "--target-is-zero needs -n (an existing target written in place)");
 	}
 	if (!o.dst_format && !o.provider) {
 		free(optstr);

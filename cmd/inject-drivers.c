@@ -5,6 +5,7 @@
 #include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cmd.h"
@@ -165,6 +166,19 @@ static int fixed_copy(struct scimg_ctx *ctx, const char *src, const char *src_fm
 
 	if (!dup)
 		return -ENOMEM;
+	{
+		/* OUT is replaced only at the end: refuse the input, a file of
+		 * its chain, a device node or a directory now */
+		struct scimg_image *si = NULL;
+		r = scimg_image_open_opts(ctx, src, src_fmt, NULL, &si);
+		if (r == 0)
+			r = scimg_image_check_output(ctx, si, out, out_fmt, 0);
+		scimg_image_close(si);
+		if (r < 0) {
+			free(dup);
+			return r;
+		}
+	}
 	if (scimg_format_caps("qcow2", &can_r, &can_w) == 0 && can_w)
 		tfmt = "qcow2";
 	if (asprintf(&tmp, "%s/.scimg-inject.XXXXXX", dirname(dup)) < 0) {
@@ -193,7 +207,11 @@ static int fixed_copy(struct scimg_ctx *ctx, const char *src, const char *src_fm
 	if (r == 0)
 		r = scimg_bootfix_run(ctx, tmp, tfmt, bo, rep);
 	if (r == 0) {
-		if (strcmp(out_fmt, tfmt) == 0) {
+		struct stat ost;
+		/* a block device is written in place by the converter, never
+		 * renamed over */
+		if (strcmp(out_fmt, tfmt) == 0 &&
+		    (stat(out, &ost) < 0 || S_ISREG(ost.st_mode))) {
 			if (rename(tmp, out) != 0) {
 				fprintf(stderr, "%s inject-drivers: '%s': %s\n", prog, out, strerror(errno));
 				r = -EIO;

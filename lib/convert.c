@@ -485,8 +485,18 @@ int scimg_convert(struct scimg_ctx *ctx, const struct scimg_convert_opts *o)
 	scimg_ctx_clear_error(ctx);
 	/* a Supercloud image is a package built around a working disk, not a
 	 * streaming format writer (lib/package/build.c) */
-	if (o->dst_format && strcmp(o->dst_format, "sci") == 0)
+	if (o->dst_format && strcmp(o->dst_format, "sci") == 0) {
+		/* the package is renamed over DST at the end: check it first */
+		ret = scimg_image_open_opts(ctx, o->src, o->src_format, o->src_options, &src);
+		if (ret < 0)
+			return ret;
+		ret = scimg_image_check_output(ctx, src, o->dst, "sci",
+					       (o->no_create ? SCIMG_CREATE_NO_CREATE : 0));
+		scimg_image_close(src);
+		if (ret < 0)
+			return ret;
 		return scimg_int_sci_convert(ctx, o);
+	}
 	ret = scimg_image_open_opts(ctx, o->src, o->src_format, o->src_options, &src);
 	if (ret < 0)
 		return ret;
@@ -499,10 +509,20 @@ int scimg_convert(struct scimg_ctx *ctx, const struct scimg_convert_opts *o)
 		if (ret < 0)
 			goto out;
 	}
-	ret = scimg_image_create(ctx, o->dst, dst_format, dst_size,
-				 provider_opts ? provider_opts : o->options,
-				 (o->compress ? SCIMG_CREATE_COMPRESS : 0) |
-				 (o->no_sync ? SCIMG_CREATE_NO_SYNC : 0), &dst);
+	if (o->target_is_zero && !o->no_create) {
+		ret = scimg_int_err(ctx, -EINVAL,
+				    "'%s': a target known to read as zeros applies only to an existing target written in place",
+				    o->dst);
+		goto out;
+	}
+	/* checks DST against SRC's chain before anything is created */
+	ret = scimg_int_image_create(ctx, o->dst, dst_format, dst_size,
+				     provider_opts ? provider_opts : o->options,
+				     (o->compress ? SCIMG_CREATE_COMPRESS : 0) |
+				     (o->no_sync ? SCIMG_CREATE_NO_SYNC : 0) |
+				     (o->no_create ? SCIMG_CREATE_NO_CREATE : 0) |
+				     (o->target_is_zero ? SCIMG_CREATE_TARGET_IS_ZERO : 0),
+				     src, &dst);
 	if (ret < 0)
 		goto out;
 	nt = o->threads > 0 ? o->threads : cpu_count();

@@ -344,6 +344,30 @@ struct scimg_image {
 	 * its own state in WRAP_PRIV and frees it in its close(). */
 	uint64_t out_base;
 	void *wrap_priv;
+	/* How the output reaches PATH (enum scimg_out_mode, image.c). */
+	int out_mode;
+	int out_existed;          /* PATH existed when the output was created */
+	/* the image whose chain the output must never replace (the
+	 * conversion's source; borrowed, outlives the writer), or NULL */
+	const struct scimg_image *guard;
+	/* SCIMG_OUT_INPLACE: the target's size, and the emulated length of the
+	 * file written so far (ranges past it that a writer skips or extends
+	 * over are zeroed, so the target reads like a new file) */
+	uint64_t out_target_size;
+	uint64_t out_len;
+	int out_isblk;
+};
+
+/* How a writer's output reaches its path. */
+enum scimg_out_mode {
+	/* temporary file with a hidden name beside the target, renamed over it */
+	SCIMG_OUT_NAMED = 0,
+	/* unnamed O_TMPFILE in the target's directory, linked in when complete
+	 * (nothing is left behind whatever kills the process) */
+	SCIMG_OUT_TMPFILE,
+	/* an existing block device (or, with SCIMG_CREATE_NO_CREATE, a raw
+	 * file) written in place: never truncated, renamed or unlinked */
+	SCIMG_OUT_INPLACE,
 };
 
 /* A companion output file (e.g. the "-flat.vmdk" extent of a VMDK
@@ -460,6 +484,24 @@ int scimg_int_out_sibling(struct scimg_image *img, const char *name, size_t *idx
 int scimg_int_sibling_pwrite(struct scimg_image *img, size_t idx, const void *buf,
 			     size_t len, uint64_t off);
 int scimg_int_sibling_truncate(struct scimg_image *img, size_t idx, uint64_t size);
+/* Fail (with a message) unless [OFF, OFF+LEN) lies inside IMG's virtual
+ * size (image.c; the reader and the writer check every access). */
+int scimg_int_check_range(struct scimg_image *img, uint64_t off, uint64_t len);
+/* scimg_image_create() that also refuses a target (or companion file)
+ * that is GUARD's file or a file of its chain (GUARD may be NULL). */
+int scimg_int_image_create(struct scimg_ctx *ctx, const char *path,
+			   const char *format, uint64_t size, const char *options,
+			   unsigned flags, const struct scimg_image *guard,
+			   struct scimg_image **out);
+/* SCIMG_OUT_INPLACE writers that manage the target's content themselves
+ * (raw): fail unless the target holds at least SIZE bytes past out_base,
+ * and take [0, SIZE) as already written (nothing is zeroed behind the
+ * writer's back). */
+int scimg_int_out_inplace_claim(struct scimg_image *img, uint64_t size);
+/* Make [OFF, OFF+LEN) of the output (past out_base) read as zeros, for
+ * in-place targets whose old content shows through; a no-op for new files
+ * and with SCIMG_CREATE_TARGET_IS_ZERO. */
+int scimg_int_out_zero(struct scimg_image *img, uint64_t off, uint64_t len);
 
 /* The name of a format scimg recognises but cannot read ("Parallels disk
  * image", "gzip-compressed file", ...) or NULL (lib/formats/foreign.c). */

@@ -168,17 +168,29 @@ int scimg_image_block_status(struct scimg_image *img, uint64_t off,
  * format-specific, backing-filename, ... (see docs/scimg-info.1). */
 int scimg_image_info(struct scimg_image *img, json_object **out);
 
-/* Create an image at PATH (written to a temporary file beside it, renamed
- * by scimg_image_finish()).  OPTIONS is "key=value,..." or NULL; unknown
- * keys fail.  Formats whose output is a directory of files (ami) write a
- * temporary directory instead, renamed (or, when PATH is an existing
- * non-empty directory, moved into it) on success. */
+/* Create an image at PATH (written to an unnamed temporary file in its
+ * directory -- a hidden temporary name where the file system has no
+ * O_TMPFILE -- and moved into place by scimg_image_finish()).  OPTIONS is
+ * "key=value,..." or NULL; unknown keys fail.  Formats whose output is a
+ * directory of files (ami) write a temporary directory instead, renamed
+ * (or, when PATH is an existing non-empty directory, moved into it) on
+ * success.  An existing block device at PATH is written in place (raw,
+ * qcow2; never truncated, renamed or removed); a
+ * character device, FIFO or socket is refused, and so is a directory for
+ * a format that writes one file (see scimg_image_check_output). */
 enum {
 	SCIMG_CREATE_COMPRESS = 1u << 0,
 	/* Do not flush the output to stable storage before the rename (it is
 	 * still written to a temporary name and renamed when complete); what
 	 * qemu-img convert does by default (its target cache mode "unsafe"). */
 	SCIMG_CREATE_NO_SYNC = 1u << 1,
+	/* Do not create PATH: it must exist, and is written in place (a raw
+	 * output into a regular file or block device; qemu-img convert -n).
+	 * Not atomic: on failure the target holds a partial image. */
+	SCIMG_CREATE_NO_CREATE = 1u << 2,
+	/* The existing target (in-place writes) already reads as zeros: do
+	 * not write zeros to it (qemu-img convert --target-is-zero). */
+	SCIMG_CREATE_TARGET_IS_ZERO = 1u << 3,
 };
 int scimg_image_create(struct scimg_ctx *ctx, const char *path,
 		       const char *format, uint64_t size, const char *options,
@@ -192,6 +204,17 @@ int scimg_image_write_zeroes(struct scimg_image *img, uint64_t off,
 int scimg_image_finish(struct scimg_image *img);
 /* Drop an image being created: removes the temporary file. */
 void scimg_image_abort(struct scimg_image *img);
+/* Whether PATH may receive an image of FORMAT written with FLAGS
+ * (SCIMG_CREATE_*) converted from SRC (NULL: no source): fails (-EPERM,
+ * -EISDIR, -ENOENT, -ENOTSUP, ...) with a message when PATH is SRC's file
+ * or any file SRC's chain reads (same device and inode: through hard
+ * links and symbolic links), a character device, FIFO or socket, a
+ * directory for a format that writes one file, or a block device the
+ * format cannot be written to.  Nothing is opened or created.  For
+ * callers that write PATH later (scimg_convert and scimg_image_create
+ * check it themselves). */
+int scimg_image_check_output(struct scimg_ctx *ctx, const struct scimg_image *src,
+			     const char *path, const char *format, unsigned flags);
 
 /* ---- convert ---------------------------------------------------------- */
 
@@ -215,10 +238,17 @@ struct scimg_convert_opts {
 	const char *provider;
 	/* --no-sync: SCIMG_CREATE_NO_SYNC for the output. */
 	int no_sync;
+	/* -n: SCIMG_CREATE_NO_CREATE (write into the existing DST in place). */
+	int no_create;
+	/* --target-is-zero: SCIMG_CREATE_TARGET_IS_ZERO (with no_create). */
+	int target_is_zero;
 };
 
 /* Convert an image.  Bounded memory whatever the size; holes are skipped.
- * On failure or cancel, nothing is left at opts->dst. */
+ * On failure or cancel, nothing is left at opts->dst (a target written in
+ * place -- a block device, or no_create -- holds a partial image).  DST is
+ * checked before anything is written: never SRC or a file of its chain
+ * (see scimg_image_check_output). */
 int scimg_convert(struct scimg_ctx *ctx, const struct scimg_convert_opts *opts);
 
 /* Compare the guest-visible content of two open images.  Returns 0 when

@@ -43,6 +43,11 @@ static int raw_block_status(struct scimg_image *img, uint64_t off,
 static int raw_create(struct scimg_image *img, const struct scimg_opts *opts)
 {
 	(void)opts;
+	/* an existing target written in place keeps its size (and what lies
+	 * past the virtual size); raw_write_zeroes zeroes what must read as
+	 * zeros */
+	if (img->out_mode == SCIMG_OUT_INPLACE)
+		return scimg_int_out_inplace_claim(img, img->size);
 	return scimg_int_out_truncate(img, img->size);
 }
 
@@ -54,9 +59,9 @@ static int raw_pwrite(struct scimg_image *img, const void *buf, size_t len,
 
 static int raw_write_zeroes(struct scimg_image *img, uint64_t off, uint64_t len)
 {
-	/* the file was created sparse at its full size */
-	(void)img; (void)off; (void)len;
-	return 0;
+	/* a new file was created sparse at its full size; an existing target
+	 * written in place shows its old content until zeroed */
+	return scimg_int_out_zero(img, off, len);
 }
 
 static const char *const raw_create_opts[] = { NULL };

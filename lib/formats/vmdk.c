@@ -1122,7 +1122,7 @@ static int open_desc_extents(struct scimg_image *img)
 			e->kind = EXT_ZERO;
 			continue;
 		}
-		e->own_src = 1;
+		e->own_src = 1; /* recorded in the chain by scimg_int_ref_open */
 		if (extent_is_flat(x->type)) {
 			uint64_t end;
 			e->kind = EXT_FLAT;

@@ -64,12 +64,14 @@ make_mixed_raw() {
 }
 
 # wait_for_temp DIR PID: wait (up to 60 s) until a scimg temporary file or
-# directory appears in DIR, so a signal sent next reaches a running convert
-# and not a process still starting up.
+# directory appears in DIR, or PID holds an unnamed (O_TMPFILE) file there,
+# so a signal sent next reaches a running convert and not a process still
+# starting up.
 wait_for_temp() {
   i=0
   while [ $i -lt 600 ]; do
     ls -A "$1" 2>/dev/null | grep -q 'scimg' && return 0
+    ls -l "/proc/$2/fd" 2>/dev/null | grep -qF -- "$1/#" && return 0
     kill -0 "$2" 2>/dev/null || return 0
     sleep 0.1; i=$((i + 1))
   done
