@@ -20,6 +20,7 @@ int cmd_compare(int argc, char **argv);
 int cmd_plugins(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_inject_drivers(int argc, char **argv);
+int cmd_boot_test(int argc, char **argv);
 
 /* Print "scimg SUB: MSG" for the context's error. */
 void die_ctx(const char *sub, struct scimg_ctx *ctx);
