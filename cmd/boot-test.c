@@ -139,6 +139,36 @@ static int parse_int(const char *s, int min, int max, int *out, const char *opt)
 	return 0;
 }
 
+int parse_boot_list(const char *sub, const char *s, unsigned *buses, unsigned *firmware)
+{
+	char *dup = strdup(s), *save = NULL, *t;
+	int r = 0;
+
+	*buses = *firmware = 0;
+	if (!dup)
+		return usage_error(sub, "out of memory");
+	for (t = strtok_r(dup, ",", &save); t && !r; t = strtok_r(NULL, ",", &save)) {
+		static const char *const names[] = { "ide", "sata", "virtio-blk", "virtio-scsi", "nvme",
+						     "bios", "uefi", "all", NULL };
+		static const unsigned bits[] = { SCIMG_BOOT_BUS_IDE, SCIMG_BOOT_BUS_SATA,
+			SCIMG_BOOT_BUS_VIRTIO_BLK, SCIMG_BOOT_BUS_VIRTIO_SCSI, SCIMG_BOOT_BUS_NVME,
+			SCIMG_BOOT_FW_BIOS, SCIMG_BOOT_FW_UEFI, SCIMG_BOOT_BUS_ALL };
+		size_t i;
+
+		for (i = 0; names[i] && strcmp(names[i], t); i++)
+			;
+		if (!names[i])
+			r = usage_error(sub, "--boot: unknown '%s' (expected buses ide, sata, virtio-blk, "
+					"virtio-scsi, nvme, all and firmware bios, uefi)", t);
+		else if (i == 5 || i == 6)
+			*firmware |= bits[i];
+		else
+			*buses |= bits[i];
+	}
+	free(dup);
+	return r;
+}
+
 int cmd_boot_test(int argc, char **argv)
 {
 	static const struct option longopts[] = {

@@ -149,6 +149,25 @@ rc=0; timeout 60 "$SCIMG" boot-test --output=json --bus ide,sata --firmware bios
 jcheck "$TMPD/loop.json" 'all(b[k]["result"] == "timeout" and 5 <= b[k]["seconds"] < 15 and "no console output in 5 s" in b[k]["reason"] for k in ("ide/bios", "sata/bios"))' "loop: timeouts"
 jcheck "$TMPD/loop.json" 'b["ide/uefi"]["result"] == "fail" and b["ide/uefi"]["accel"] is None' "loop: uefi fails at once"
 
+# scimg check --boot: boot results as findings of the gate
+rc=0; timeout 120 "$SCIMG" check --container-only --boot=ide,bios,uefi --output=json "$TMPD/login.img" \
+  > "$TMPD/check.json" 2> "$TMPD/check.err" || rc=$?
+[ $rc = 1 ] || { cat "$TMPD/check.err" "$TMPD/check.json"; fail "check --boot: exit $rc, expected 1 (uefi cannot boot it)"; }
+python3 - "$TMPD/check.json" <<'EOF2' || { cat "$TMPD/check.json"; fail "check --boot report"; }
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["compliant"] is False
+assert {"name": "boot", "result": "fail"} in r["checks"]
+f = [x for x in r["findings"] if x["id"] == "boot-failed"]
+assert len(f) == 1 and f[0]["severity"] == "error" and f[0]["message"].startswith("hvm-uefi-ide: fail: not bootable with UEFI"), f
+assert [b["result"] for b in r["boot-test"]["boots"]] == ["ok", "fail"]
+EOF2
+rc=0; timeout 120 "$SCIMG" check --container-only --boot "$TMPD/login.img" > "$TMPD/check.out" 2>&1 || rc=$?
+[ $rc = 0 ] && grep -q "check boot *pass" "$TMPD/check.out" || { cat "$TMPD/check.out"; fail "check --boot: exit $rc, expected 0"; }
+bad "unknown 'foo'" --bus foo "$TMPD/zero.img"
+rc=0; "$SCIMG" check --boot=foo "$TMPD/zero.img" > "$TMPD/bad.out" 2>&1 || rc=$?
+[ $rc = 2 ] && grep -q "boot: unknown 'foo'" "$TMPD/bad.out" || { cat "$TMPD/bad.out"; fail "check --boot=foo: exit $rc"; }
+
 # SIGINT: every QEMU stopped at once, no overlay or console file left
 [ -z "$(ls -A "$T")" ] || { ls -la "$T"; fail "temporary files left behind"; }
 timeout 120 "$SCIMG" boot-test --bus ide,virtio-blk --timeout 100 "$TMPD/loop.img" > "$TMPD/int.out" 2>&1 &
