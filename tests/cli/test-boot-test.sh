@@ -130,6 +130,13 @@ rc=0; timeout 120 "$SCIMG" boot-test --output=json --bus nvme --timeout 60 "$TMP
 jcheck "$TMPD/systemd.json" 'b["nvme/bios"]["reason"].startswith("systemd reached the multi-user target")' "systemd: reason"
 jcheck "$TMPD/systemd.json" '"\x1b" not in b["nvme/bios"]["console"][-1] and b["nvme/bios"]["console"][-1].startswith("  OK  ] Reached target multi-user.target")' "systemd: escapes stripped"
 
+# a Supercloud image: its disk0.qcow2, through the library
+"$SCIMG" convert -O sci -o guest=skip "$TMPD/login.img" "$TMPD/login.sci" || fail "convert to sci"
+rc=0; timeout 120 "$SCIMG" boot-test --output=json --bus ide --timeout 60 "$TMPD/login.sci" \
+  > "$TMPD/sci.json" 2> "$TMPD/sci.err" || rc=$?
+[ $rc = 0 ] || { cat "$TMPD/sci.err" "$TMPD/sci.json"; fail "sci: exit $rc"; }
+jcheck "$TMPD/sci.json" 'r["format"] == "sci" and b["ide/bios"]["reason"].startswith("login prompt")' "sci: booted"
+
 # a kernel panic fails early; --expect wins over it; a line of the user's own
 rc=0; timeout 120 "$SCIMG" boot-test --output=json --bus ide --timeout 60 "$TMPD/panic.img" \
   > "$TMPD/panic.json" 2> "$TMPD/panic.err" || rc=$?
