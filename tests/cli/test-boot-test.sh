@@ -156,6 +156,21 @@ rc=0; timeout 60 "$SCIMG" boot-test --output=json --bus ide,sata --firmware bios
 jcheck "$TMPD/loop.json" 'all(b[k]["result"] == "timeout" and 5 <= b[k]["seconds"] < 15 and "no console output in 5 s" in b[k]["reason"] for k in ("ide/bios", "sata/bios"))' "loop: timeouts"
 jcheck "$TMPD/loop.json" 'b["ide/uefi"]["result"] == "fail" and b["ide/uefi"]["accel"] is None' "loop: uefi fails at once"
 
+# UEFI: an EFI system partition without a file system; OVMF says it cannot
+# load the disk's boot option (needs ovmf and sfdisk)
+if [ -r /usr/share/OVMF/OVMF_CODE_4M.fd ] && command -v sfdisk >/dev/null 2>&1; then
+  truncate -s 64M "$TMPD/gpt.img"
+  printf 'label: gpt\nstart=2048, size=20480, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B\n' | sfdisk -q "$TMPD/gpt.img" ||
+    fail "sfdisk"
+  rc=0; timeout 400 "$SCIMG" boot-test --output=json --firmware uefi --timeout 300 "$TMPD/gpt.img" \
+    > "$TMPD/gpt.json" 2> "$TMPD/gpt.err" || rc=$?
+  [ $rc = 1 ] || { cat "$TMPD/gpt.err" "$TMPD/gpt.json"; fail "uefi: exit $rc, expected 1"; }
+  jcheck "$TMPD/gpt.json" 'b["virtio-blk/uefi"]["reason"].startswith("the UEFI firmware could not load the boot loader") and b["virtio-blk/uefi"]["accel"] in ("tcg", "kvm")' "uefi: reason"
+  echo "uefi without a boot loader: failed in $(jval "$TMPD/gpt.json" 'b["virtio-blk/uefi"]["seconds"]') s"
+else
+  echo "no OVMF or sfdisk: UEFI boot not tried"
+fi
+
 # scimg check --boot: boot results as findings of the gate
 rc=0; timeout 120 "$SCIMG" check --container-only --boot=ide,bios,uefi --output=json "$TMPD/login.img" \
   > "$TMPD/check.json" 2> "$TMPD/check.err" || rc=$?
