@@ -501,17 +501,19 @@ static int start(struct scimg_boot_env *env, struct scimg_boot_one *b, char **en
 		goto fail;
 	}
 	if (pid == 0) {
-		sigset_t all;
+		static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGPIPE };
+		struct sigaction dfl;
+		sigset_t none;
 
 		/* only async-signal-safe calls from here on */
 		setpgid(0, 0);
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		sigemptyset(&all);
-		sigprocmask(SIG_SETMASK, &all, NULL);
-		signal(SIGINT, SIG_DFL);
-		signal(SIGTERM, SIG_DFL);
-		signal(SIGHUP, SIG_DFL);
-		signal(SIGPIPE, SIG_DFL);
+		memset(&dfl, 0, sizeof(dfl));
+		dfl.sa_handler = SIG_DFL;
+		for (size_t k = 0; k < SCIMG_ARRAY_SIZE(sigs); k++)
+			sigaction(sigs[k], &dfl, NULL);
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
 		dup2(devnull, 0);
 		dup2(logfd, 1);
 		dup2(logfd, 2);
