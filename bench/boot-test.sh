@@ -10,6 +10,9 @@
 #          scimg inject-drivers -O raw /var/tmp/v.img /var/tmp/v-fixed.img
 #   BUSES  comma list (default ide,virtio-blk,virtio-scsi,nvme)
 #   JOBS   boots at once in the all-in-one run (default: scimg decides)
+# Env: EXPECT (passed as --expect: the fixture guests power themselves off
+# right after printing SCIMG-BOOT-OK, which may beat their login prompt),
+# TIMEOUT (per boot, default 900).
 # Prints a table; paste it into bench/RESULTS.md with the machine's load.
 set -uo pipefail
 
@@ -33,7 +36,8 @@ run() {
     done ) &
   local mon=$!
   local base; base=$(awk '/MemAvailable/{print $2}' /proc/meminfo)
-  /usr/bin/time -f '%e %M' -o "$W/$name.time" "$SCIMG" boot-test --output=json --timeout "$TIMEOUT" "$@" \
+  /usr/bin/time -f '%e %M' -o "$W/$name.time" "$SCIMG" boot-test --output=json --timeout "$TIMEOUT" \
+    ${EXPECT:+--expect "$EXPECT"} "$@" \
     "$IMG" > "$W/$name.json" 2> "$W/$name.err"
   echo $? > "$W/$name.rc"
   kill $mon 2>/dev/null; wait $mon 2>/dev/null
