@@ -7,7 +7,7 @@
 
 static void help(void)
 {
-	printf("Usage: %s check [-f FMT] [--trust=CERT] [--container-only]\n"
+	printf("Usage: %s check [-f FMT] [--trust=CERT] [--container-only] [--boot[=LIST]]\n"
 	       "                   [--provider=NAME] [--output=human|json] [--no-backing] IMAGE\n\n"
 	       "Check that IMAGE is a valid container and a compliant Supercloud guest.\n"
 	       "For a Supercloud image (.sci): tar layout, descriptor schema, member and\n"
@@ -24,6 +24,9 @@ static void help(void)
 	       "                         NAME (format, size alignment, maximum size, guest\n"
 	       "                         drivers and console); Supercloud-only guest findings\n"
 	       "                         become warnings ('scimg plugins' lists profiles)\n"
+	       "      --boot[=LIST]      also boot IMAGE under QEMU (scimg boot-test) on the\n"
+	       "                         buses and firmware of LIST (default virtio-blk,bios;\n"
+	       "                         e.g. all,bios,uefi): each boot that fails is a finding\n"
 	       "      --output=FMT       'human' (default) or 'json' (on stdout)\n"
 	       "      --no-backing       do not open files the image refers to\n"
 	       HELP_TRUST_CHAIN
@@ -87,6 +90,56 @@ static void print_human(json_object *r, int rc)
 	       nwarn, nwarn == 1 ? "" : "s");
 }
 
+/* check --boot: scimg_boot_test() on the same image; its report goes under
+ * "boot-test", a check "boot" is added, and each boot that did not work is
+ * an error finding "boot-failed" (making the image not compliant). */
+static int add_boot(struct scimg_ctx *ctx, const struct scimg_check_opts *co, unsigned buses,
+		    unsigned firmware, json_object *report, int *rc)
+{
+	struct scimg_boot_opts o;
+	json_object *br = NULL, *boots, *checks, *findings, *c;
+	int r;
+
+	memset(&o, 0, sizeof(o));
+	o.size = sizeof(o);
+	o.path = co->path;
+	o.format = co->format;
+	o.buses = buses;
+	o.firmware = firmware;
+	o.notice = notice;
+	r = scimg_boot_test(ctx, &o, &br);
+	if (r < 0)
+		return r;
+	if (json_object_object_get_ex(report, "checks", &checks)) {
+		c = json_object_new_object();
+		json_object_object_add(c, "name", json_object_new_string("boot"));
+		json_object_object_add(c, "result", json_object_new_string(r == 0 ? "pass" : "fail"));
+		json_object_array_add(checks, c);
+	}
+	if (json_object_object_get_ex(report, "findings", &findings) &&
+	    json_object_object_get_ex(br, "boots", &boots))
+		for (size_t i = 0; i < json_object_array_length(boots); i++) {
+			json_object *b = json_object_array_get_idx(boots, i), *f;
+			char msg[1024];
+
+			if (!strcmp(jstr(b, "result"), "ok"))
+				continue;
+			snprintf(msg, sizeof(msg), "%s: %s: %s", jstr(b, "method"), jstr(b, "result"),
+				 jstr(b, "reason"));
+			f = json_object_new_object();
+			json_object_object_add(f, "id", json_object_new_string("boot-failed"));
+			json_object_object_add(f, "severity", json_object_new_string("error"));
+			json_object_object_add(f, "message", json_object_new_string(msg));
+			json_object_array_add(findings, f);
+		}
+	if (r) {
+		json_object_object_add(report, "compliant", json_object_new_boolean(0));
+		*rc = 1;
+	}
+	json_object_object_add(report, "boot-test", br);
+	return 0;
+}
+
 int cmd_check(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -98,6 +151,7 @@ int cmd_check(int argc, char **argv)
 		{ "no-backing", no_argument, NULL, 'B' },
 		{ "trust-chain", no_argument, NULL, OPT_TRUST_CHAIN },
 		HTTP_LONG_OPTIONS,
+		{ "boot", optional_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -105,7 +159,8 @@ int cmd_check(int argc, char **argv)
 	struct scimg_check_opts o;
 	struct scimg_ctx *ctx;
 	json_object *report = NULL;
-	int c, rc, json = 0, nobacking = 0;
+	int c, rc, json = 0, nobacking = 0, boot = 0;
+	unsigned buses = 0, firmware = 0;
 
 	memset(&o, 0, sizeof(o));
 	while ((c = getopt_long(argc, argv, "f:hV", longopts, NULL)) != -1) {
@@ -124,6 +179,11 @@ int cmd_check(int argc, char **argv)
 			break;
 		case 'B': nobacking = 1; break;
 		case OPT_TRUST_CHAIN: opt_trust_chain = 1; break;
+		case 'T':
+			boot = 1;
+			if (optarg && parse_boot_list("check", optarg, &buses, &firmware))
+				return EXIT_ERROR;
+			break;
 		case 'h': help(); return EXIT_OK;
 		case 'V': print_version(); return EXIT_OK;
 		default:
@@ -146,6 +206,12 @@ int cmd_check(int argc, char **argv)
 	rc = scimg_check(ctx, &o, &report);
 	if (rc < 0) {
 		die_ctx("check", ctx);
+		scimg_ctx_free(ctx);
+		return EXIT_ERROR;
+	}
+	if (boot && add_boot(ctx, &o, buses, firmware, report, &rc) < 0) {
+		die_ctx("check", ctx);
+		json_object_put(report);
 		scimg_ctx_free(ctx);
 		return EXIT_ERROR;
 	}

@@ -20,6 +20,10 @@ int cmd_compare(int argc, char **argv);
 int cmd_plugins(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_inject_drivers(int argc, char **argv);
+int cmd_boot_test(int argc, char **argv);
+/* Parse check --boot's LIST: bus names, all, and bios/uefi; 0 or
+ * EXIT_ERROR after a usage message for SUB. */
+int parse_boot_list(const char *sub, const char *s, unsigned *buses, unsigned *firmware);
 
 /* Print "scimg SUB: MSG" for the context's error. */
 void die_ctx(const char *sub, struct scimg_ctx *ctx);

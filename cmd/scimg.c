@@ -17,6 +17,7 @@ static const struct {
 	{ "plugins", cmd_plugins, "list the plugins found and what they add" },
 	{ "check", cmd_check, "check an image: container, digests, signature, guest compliance" },
 	{ "inject-drivers", cmd_inject_drivers, "make a Linux guest boot on every bus and as a Xen PV domU" },
+	{ "boot-test", cmd_boot_test, "boot an image under QEMU on each bus and firmware: proof of boot" },
 };
 
 static void usage(FILE *f)

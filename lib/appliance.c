@@ -370,3 +370,25 @@ int scimg_int_gf_launch(struct scimg_ctx *ctx, struct scimg_gf_launch *l,
 		remember_kvm_broken(); /* TCG works where KVM did not */
 	return r;
 }
+
+/* ---- for lib/boot ------------------------------------------------------- */
+
+int scimg_int_kvm_known_broken(void)
+{
+	return kvm_known_broken();
+}
+
+void scimg_int_kvm_remember_broken(void)
+{
+	remember_kvm_broken();
+}
+
+void scimg_int_kvm_state_path(char *buf, size_t n)
+{
+	state_path(buf, n);
+}
+
+int scimg_int_env_forces_tcg(void)
+{
+	return env_forces_tcg();
+}

@@ -32,4 +32,13 @@ struct scimg_gf_launch {
 int scimg_int_gf_launch(struct scimg_ctx *ctx, struct scimg_gf_launch *l,
 			guestfs_h **out);
 
+/* The remembered KVM finding, for the other users of QEMU (lib/boot):
+ * whether a launch since this boot found KVM broken, record that it is,
+ * the state file's path, and whether LIBGUESTFS_BACKEND_SETTINGS forces
+ * TCG. */
+int scimg_int_kvm_known_broken(void);
+void scimg_int_kvm_remember_broken(void);
+void scimg_int_kvm_state_path(char *buf, size_t n);
+int scimg_int_env_forces_tcg(void);
+
 #endif

@@ -363,6 +363,74 @@ int scimg_bootfix_run(struct scimg_ctx *ctx, const char *path,
 		      const char *format, const struct scimg_bootfix_opts *opts,
 		      json_object **report);
 
+
+/* ---- boot-test (proof of boot) ----------------------------------------- */
+
+/* Buses and firmware scimg_boot_test() boots an image with (bit masks). */
+enum {
+	SCIMG_BOOT_BUS_IDE = 1u << 0,
+	SCIMG_BOOT_BUS_SATA = 1u << 1,        /* AHCI, on QEMU's q35 machine */
+	SCIMG_BOOT_BUS_VIRTIO_BLK = 1u << 2,
+	SCIMG_BOOT_BUS_VIRTIO_SCSI = 1u << 3,
+	SCIMG_BOOT_BUS_NVME = 1u << 4,
+	SCIMG_BOOT_BUS_ALL = 31u,
+};
+enum {
+	SCIMG_BOOT_FW_BIOS = 1u << 0,         /* SeaBIOS */
+	SCIMG_BOOT_FW_UEFI = 1u << 1,         /* OVMF (Debian package ovmf) */
+};
+
+/* Options of scimg_boot_test().  SIZE must be sizeof(struct
+ * scimg_boot_opts) as the caller was compiled; the struct only ever grows
+ * at the end, and fields past SIZE count as zero. */
+struct scimg_boot_opts {
+	size_t size;
+	const char *path;        /* the image (any format scimg reads, SCI too) */
+	const char *format;      /* NULL: probe */
+	unsigned buses;          /* SCIMG_BOOT_BUS_*; 0: virtio-blk */
+	unsigned firmware;       /* SCIMG_BOOT_FW_*; 0: bios */
+	/* POSIX extended regular expression that also means success when a
+	 * console line matches it, or NULL. */
+	const char *expect;
+	int timeout;             /* seconds per boot; 0: 300 (TCG), 120 (KVM) */
+	int memory_mib;          /* guest RAM; 0: 512 */
+	int jobs;                /* boots at once; 0: what cores and RAM allow */
+	/* NULL: the defaults ($PATH's qemu-system-x86_64,
+	 * /usr/share/OVMF/OVMF_CODE_4M.fd and OVMF_VARS_4M.fd) */
+	const char *qemu;
+	const char *ovmf_code;
+	const char *ovmf_vars;
+	scimg_notice_fn notice;  /* one-line messages (TCG fallback); may be NULL */
+	void *notice_opaque;
+	/* Called with each boot's result object (see below, borrowed) when the
+	 * boot ends; may be NULL. */
+	void (*boot_done)(void *opaque, json_object *boot);
+	void *boot_done_opaque;
+};
+
+/* Boot the image under qemu-system-x86_64 once per requested bus and
+ * firmware (in parallel, as many at once as cores and free RAM allow) and
+ * watch each serial console (ttyS0) for proof of boot: a login prompt,
+ * systemd reaching the multi-user or graphical target, cloud-init's final
+ * message, or a line matching opts->expect; and for the failures that end
+ * a boot early (initramfs giving up on the root disk, emergency mode,
+ * kernel panic, no bootable device, the OVMF shell).  The image is never
+ * written: QEMU reads it with a temporary overlay, and a format QEMU cannot
+ * open safely is first converted to a temporary qcow2.  An image without
+ * a boot loader for a firmware fails for it at once, without QEMU.  KVM is
+ * used when it works (the state lib/appliance.c remembers), TCG otherwise.
+ *
+ * Returns 0 when every boot succeeded, 1 when some did not, or a negative
+ * errno when the test could not be done (e.g. QEMU or OVMF missing: the
+ * message names the Debian package; -ECANCELED after scimg_ctx_cancel(),
+ * every QEMU stopped and every temporary file removed).  With 0 or 1,
+ * *REPORT is a JSON object the caller owns (docs/scimg-boot-test.1):
+ * boot-test-version, image, format, content, accel, timeout, memory-mib,
+ * jobs, boots[] ({method, platform, bus, firmware, accel, result ("ok",
+ * "fail", "timeout"), reason, seconds, console[] (the last lines)}). */
+int scimg_boot_test(struct scimg_ctx *ctx, const struct scimg_boot_opts *opts,
+		    json_object **report);
+
 #ifdef __cplusplus
 }
 #endif
