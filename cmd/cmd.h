@@ -20,6 +20,17 @@ int cmd_compare(int argc, char **argv);
 int cmd_plugins(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_inject_drivers(int argc, char **argv);
+int cmd_create(int argc, char **argv);
+int cmd_measure(int argc, char **argv);
+int cmd_map(int argc, char **argv);
+int cmd_resize(int argc, char **argv);
+int cmd_rebase(int argc, char **argv);
+
+/* cmd/imgutil.c: a size as qemu-img takes it (bytes, or a whole number with
+ * a suffix b, k, M, G, T, P, E: powers of 1024); 0 or -EINVAL. */
+int parse_size_arg(const char *s, uint64_t *out);
+/* Print what each -o key of FORMAT means (-o help); exit status. */
+int print_create_option_help(const char *sub, const char *format);
 
 /* Print "scimg SUB: MSG" for the context's error. */
 void die_ctx(const char *sub, struct scimg_ctx *ctx);

@@ -63,6 +63,16 @@ int scimg_format_caps(const char *name, int *can_read, int *can_write);
 /* NULL-terminated list of the -o keys a format's writer accepts (owned by
  * the library), or NULL when the format is unknown or cannot be written. */
 const char *const *scimg_format_create_options(const char *name);
+/* What each -o key of a built-in writer means: an array ended by an entry
+ * whose KEY is NULL (owned by the library), or NULL when the format is not
+ * a built-in writable one.  DEF is the default as text, or NULL when the
+ * key has none (not set unless given). */
+struct scimg_create_option {
+	const char *key;
+	const char *help;
+	const char *def;
+};
+const struct scimg_create_option *scimg_format_create_option_help(const char *name);
 
 /* ---- images ----------------------------------------------------------- */
 
@@ -112,6 +122,27 @@ int scimg_image_pread(struct scimg_image *img, void *buf, size_t len,
 /* Describe the extent that starts at OFF (at most LEN bytes long). */
 int scimg_image_block_status(struct scimg_image *img, uint64_t off,
 			     uint64_t len, struct scimg_extent *ext);
+/* Where the guest bytes at OFF come from (scimg map): the run starting at
+ * OFF (at most LEN bytes) whose bytes share one answer. */
+struct scimg_map_extent {
+	uint64_t offset;   /* guest offset (== OFF) */
+	uint64_t length;
+	int depth;         /* image of the chain that answers: 0 the image
+			      itself, 1 its backing file, ...; for a run no
+			      image allocates, the depth of the last image
+			      asked (the bottom of the chain) */
+	int present;       /* 1 when an image of the chain allocates the run */
+	int zero;          /* 1 when it reads as zeros */
+	int data;          /* 1 when it is read from a file (not a zero run) */
+	int compressed;    /* 1 for compressed clusters */
+	uint64_t host_offset; /* offset of the data in the file of image DEPTH,
+				 UINT64_MAX when unknown or not applicable */
+	const char *file;  /* path of the image DEPTH (valid while IMG is open) */
+};
+/* Describe the run at OFF as scimg_map_extent.  Formats that cannot tell
+ * more answer from scimg_image_block_status(): depth 0, no host offset. */
+int scimg_image_map(struct scimg_image *img, uint64_t off, uint64_t len,
+		    struct scimg_map_extent *ext);
 /* Information about the image as a JSON object the caller owns
  * (json_object_put).  Keys: filename, format, virtual-size, actual-size,
  * format-specific, backing-filename, ... (see docs/scimg-info.1). */
@@ -128,6 +159,12 @@ enum {
 	 * still written to a temporary name and renamed when complete); what
 	 * qemu-img convert does by default (its target cache mode "unsafe"). */
 	SCIMG_CREATE_NO_SYNC = 1u << 1,
+	/* The image will get only the data that differs from its backing file
+	 * (an empty overlay: scimg create -b): allows the qcow2 options
+	 * backing_file= and backing_fmt=, refused otherwise because the
+	 * convert engine leaves zero runs unwritten, which would then show
+	 * the backing file's data. */
+	SCIMG_CREATE_BACKING = 1u << 2,
 };
 int scimg_image_create(struct scimg_ctx *ctx, const char *path,
 		       const char *format, uint64_t size, const char *options,

@@ -36,7 +36,7 @@
 
 const char *const scimg_int_qcow2_create_opts[] = {
 	"cluster_size", "compression_type", "refcount_bits", "lazy_refcounts",
-	"preallocation", "compat", NULL
+	"preallocation", "compat", "backing_file", "backing_fmt", NULL
 };
 
 struct q2w {
@@ -48,6 +48,9 @@ struct q2w {
 	uint32_t rb_bits;          /* log2 of clusters per refcount block */
 	uint32_t compression_type;
 	int lazy;
+	int v2;                    /* compat=0.10: qcow2 version 2 */
+	const char *backing;       /* backing_file= (scimg create only), or NULL */
+	const char *backing_fmt;   /* backing_fmt=, or NULL */
 
 	uint64_t l1_size;
 	uint64_t *l1;              /* L2 table offset | COPIED, host order */
@@ -463,6 +466,8 @@ static int opt_bool(struct scimg_image *img, const char *key, const char *v, int
 	return 0;
 }
 
+static int header_fits(struct scimg_image *img);
+
 static uint64_t div_up(uint64_t a, uint64_t b)
 {
 	return a / b + (a % b != 0);
@@ -506,10 +511,44 @@ static int parse_opts(struct scimg_image *img, const struct scimg_opts *opts,
 	if ((v = scimg_int_opts_get(opts, "preallocation")) && strcmp(v, "off"))
 		return scimg_int_err(img->ctx, -ENOTSUP,
 				     "qcow2 option preallocation=%s is not supported (only off)", v);
-	if ((v = scimg_int_opts_get(opts, "compat")) && strcmp(v, "1.1") && strcmp(v, "v3"))
+	if ((v = scimg_int_opts_get(opts, "compat"))) {
+		if (!strcmp(v, "0.10") || !strcmp(v, "v2"))
+			w->v2 = 1;
+		else if (strcmp(v, "1.1") && strcmp(v, "v3"))
+			return scimg_int_err(img->ctx, -EINVAL,
+					     "qcow2 option compat=%s: expected 0.10 (version 2) or 1.1 (version 3)",
+					     v);
+	}
+	if (w->v2) {
+		if (rb != 16)
+			return scimg_int_err(img->ctx, -EINVAL,
+					     "qcow2 option refcount_bits=%llu: compat=0.10 images have 16-bit refcounts",
+					     (unsigned long long)rb);
+		if (w->lazy)
+			return scimg_int_err(img->ctx, -EINVAL,
+					     "qcow2 option lazy_refcounts=on needs compat=1.1");
+		if (w->compression_type != Q2_COMPRESSION_ZLIB)
+			return scimg_int_err(img->ctx, -EINVAL,
+					     "qcow2 option compression_type=zstd needs compat=1.1");
+	}
+	w->backing = scimg_int_opts_get(opts, "backing_file");
+	w->backing_fmt = scimg_int_opts_get(opts, "backing_fmt");
+	if (w->backing && !*w->backing)
+		w->backing = NULL;
+	if (w->backing_fmt && !*w->backing_fmt)
+		w->backing_fmt = NULL;
+	if (w->backing_fmt && !w->backing)
+		return scimg_int_err(img->ctx, -EINVAL, "qcow2 option backing_fmt needs backing_file");
+	if (w->backing && !(img->create_flags & SCIMG_CREATE_BACKING))
 		return scimg_int_err(img->ctx, -ENOTSUP,
-				     "qcow2 option compat=%s is not supported: scimg writes version 3 images (compat=1.1)",
-				     v);
+				     "qcow2 option backing_file: only an empty overlay can be created with a backing file (scimg create -b)");
+	if (w->backing && strlen(w->backing) > Q2_MAX_BACKING_NAME)
+		return scimg_int_err(img->ctx, -ENAMETOOLONG,
+				     "qcow2 option backing_file: the name is longer than %d bytes",
+				     Q2_MAX_BACKING_NAME);
+	if (w->backing_fmt && strlen(w->backing_fmt) > 64)
+		return scimg_int_err(img->ctx, -EINVAL,
+				     "qcow2 option backing_fmt=%s: not a format name", w->backing_fmt);
 	w->cs = cs;
 	w->cb = (uint32_t)__builtin_ctzll(cs);
 	w->l2_bits = w->cb - 3;
@@ -609,6 +648,10 @@ int scimg_int_qcow2_create(struct scimg_image *img, const struct scimg_opts *opt
 	w->rb_range = R0 - 1;
 	w->next = M;
 	free(blk);
+	blk = NULL;
+	ret = header_fits(img);
+	if (ret < 0)
+		goto fail;
 	return 0;
 fail:
 	free(blk);
@@ -624,6 +667,40 @@ static void put_feature(uint8_t *p, uint8_t type, uint8_t bit, const char *name)
 	memcpy(p + 2, name, strlen(name));
 }
 
+static size_t pad8(size_t n)
+{
+	return (n + 7) & ~(size_t)7;
+}
+
+/* Bytes of the header, its extensions and the backing file name; the
+ * feature name table (informative only) is left out when FEATURES is 0. */
+static size_t header_bytes(const struct q2w *w, int features)
+{
+	size_t n = w->v2 ? Q2_V2_HEADER_LEN : HEADER_LEN;
+
+	if (w->backing_fmt)
+		n += 8 + pad8(strlen(w->backing_fmt));
+	if (!w->v2 && features)
+		n += 8 + 8 * 48;
+	n += 8; /* end of extensions */
+	if (w->backing)
+		n += strlen(w->backing);
+	return n;
+}
+
+/* Whether the header fits the first cluster (checked at create). */
+static int header_fits(struct scimg_image *img)
+{
+	struct q2w *w = img->priv;
+
+	if (header_bytes(w, 0) > w->cs)
+		return scimg_int_err(img->ctx, -ENAMETOOLONG,
+				     "'%s': the qcow2 header with backing file '%s' needs %zu bytes, more than the first cluster (%llu bytes); use a larger cluster_size or a shorter name",
+				     img->path, w->backing ? w->backing : "",
+				     header_bytes(w, 0), (unsigned long long)w->cs);
+	return 0;
+}
+
 static int write_header(struct scimg_image *img)
 {
 	struct q2w *w = img->priv;
@@ -637,13 +714,18 @@ static int write_header(struct scimg_image *img)
 		{ 2, 0, "bitmaps" },
 		{ 2, 1, "raw external data" },
 	};
-	uint8_t h[512];
-	size_t i, o;
+	int features = header_bytes(w, 1) <= w->cs;
+	size_t i, o, len = header_bytes(w, features);
+	uint8_t *h;
+	int ret;
 
-	SCIMG_STATIC_ASSERT(HEADER_LEN + 8 + 8 * 48 + 8 <= 512, "qcow2 header fits 512 bytes");
-	memset(h, 0, sizeof(h));
+	if ((ret = header_fits(img)) < 0)
+		return ret;
+	h = calloc(1, len < 512 ? 512 : len);
+	if (!h)
+		return scimg_int_err(img->ctx, -ENOMEM, "out of memory");
 	scimg_put_be32(h, Q2_MAGIC);
-	scimg_put_be32(h + 4, 3);
+	scimg_put_be32(h + 4, w->v2 ? 2 : 3);
 	scimg_put_be32(h + 20, w->cb);
 	/* QEMU counts qcow2 disks in 512-byte sectors and would drop a partial
 	 * last sector, so the size is rounded up (as qemu-img does) */
@@ -652,19 +734,39 @@ static int write_header(struct scimg_image *img)
 	scimg_put_be64(h + 40, w->l1_offset);
 	scimg_put_be64(h + 48, w->reft_offset);
 	scimg_put_be32(h + 56, (uint32_t)w->reft_clusters);
-	scimg_put_be64(h + 72, w->compression_type ? Q2_INCOMPAT_COMPRESSION : 0);
-	scimg_put_be64(h + 80, w->lazy ? Q2_COMPAT_LAZY_REFCOUNTS : 0);
-	scimg_put_be32(h + 96, w->refcount_order);
-	scimg_put_be32(h + 100, HEADER_LEN);
-	h[104] = (uint8_t)w->compression_type;
-	o = HEADER_LEN;
-	scimg_put_be32(h + o, Q2_EXT_FEATURE_TABLE);
-	scimg_put_be32(h + o + 4, (uint32_t)(SCIMG_ARRAY_SIZE(feats) * 48));
-	o += 8;
-	for (i = 0; i < SCIMG_ARRAY_SIZE(feats); i++, o += 48)
-		put_feature(h + o, feats[i].type, feats[i].bit, feats[i].name);
-	/* end marker: 8 zero bytes, already there */
-	return scimg_int_out_pwrite(img, h, sizeof(h), 0);
+	if (w->v2) {
+		o = Q2_V2_HEADER_LEN;
+	} else {
+		scimg_put_be64(h + 72, w->compression_type ? Q2_INCOMPAT_COMPRESSION : 0);
+		scimg_put_be64(h + 80, w->lazy ? Q2_COMPAT_LAZY_REFCOUNTS : 0);
+		scimg_put_be32(h + 96, w->refcount_order);
+		scimg_put_be32(h + 100, HEADER_LEN);
+		h[104] = (uint8_t)w->compression_type;
+		o = HEADER_LEN;
+	}
+	if (w->backing_fmt) {
+		size_t n = strlen(w->backing_fmt);
+		scimg_put_be32(h + o, Q2_EXT_BACKING_FORMAT);
+		scimg_put_be32(h + o + 4, (uint32_t)n);
+		memcpy(h + o + 8, w->backing_fmt, n);
+		o += 8 + pad8(n);
+	}
+	if (!w->v2 && features) {
+		scimg_put_be32(h + o, Q2_EXT_FEATURE_TABLE);
+		scimg_put_be32(h + o + 4, (uint32_t)(SCIMG_ARRAY_SIZE(feats) * 48));
+		o += 8;
+		for (i = 0; i < SCIMG_ARRAY_SIZE(feats); i++, o += 48)
+			put_feature(h + o, feats[i].type, feats[i].bit, feats[i].name);
+	}
+	o += 8; /* end marker: 8 zero bytes, already there */
+	if (w->backing) {
+		scimg_put_be64(h + 8, o);
+		scimg_put_be32(h + 16, (uint32_t)strlen(w->backing));
+		memcpy(h + o, w->backing, strlen(w->backing));
+	}
+	ret = scimg_int_out_pwrite(img, h, len < 512 ? 512 : len, 0);
+	free(h);
+	return ret;
 }
 
 int scimg_int_qcow2_finish(struct scimg_image *img)

@@ -1,0 +1,1 @@
+#include "scimg-int.h"
