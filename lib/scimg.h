@@ -179,6 +179,29 @@ int scimg_image_finish(struct scimg_image *img);
 /* Drop an image being created: removes the temporary file. */
 void scimg_image_abort(struct scimg_image *img);
 
+/* ---- changes in place (scimg resize, scimg rebase -u) ------------------ */
+
+/* These open the file PATH itself for writing (never a file of its chain);
+ * FORMAT NULL probes (raw when nothing probes).  On failure the image is
+ * unchanged unless the message says otherwise. */
+enum {
+	/* allow a size smaller than the current one (data past it is lost) */
+	SCIMG_RESIZE_SHRINK = 1u << 0,
+};
+/* Set the virtual size of PATH to SIZE: raw (truncate; shrink with the
+ * flag) and qcow2 (grow only, when the L1 table's clusters have room for
+ * the new size; not with snapshots, bitmaps, an external data file or a
+ * backing file larger than the old size). */
+int scimg_image_resize(struct scimg_ctx *ctx, const char *path, const char *format,
+		       uint64_t size, unsigned flags);
+/* Rewrite the backing file name (stored as given; NULL or "" removes it)
+ * and the backing format (NULL: none) in the header of qcow2 image PATH
+ * without looking at either backing file (qemu-img rebase -u).  -ENOSPC
+ * when the header, its extensions and the name do not fit its first
+ * cluster. */
+int scimg_image_set_backing(struct scimg_ctx *ctx, const char *path, const char *format,
+			    const char *backing, const char *backing_fmt);
+
 /* ---- convert ---------------------------------------------------------- */
 
 typedef void (*scimg_progress_fn)(void *opaque, uint64_t done, uint64_t total);

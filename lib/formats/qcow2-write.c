@@ -546,7 +546,7 @@ static int parse_opts(struct scimg_image *img, const struct scimg_opts *opts,
 		return scimg_int_err(img->ctx, -ENAMETOOLONG,
 				     "qcow2 option backing_file: the name is longer than %d bytes",
 				     Q2_MAX_BACKING_NAME);
-	if (w->backing_fmt && strlen(w->backing_fmt) > 64)
+	if (w->backing_fmt && strlen(w->backing_fmt) > 15)
 		return scimg_int_err(img->ctx, -EINVAL,
 				     "qcow2 option backing_fmt=%s: not a format name", w->backing_fmt);
 	w->cs = cs;
