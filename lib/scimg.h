@@ -235,6 +235,11 @@ int scimg_convert(struct scimg_ctx *ctx, const struct scimg_convert_opts *opts);
  * negative errno. */
 int scimg_compare(struct scimg_ctx *ctx, struct scimg_image *a,
 		  struct scimg_image *b, uint64_t *diff_off);
+/* As scimg_compare(), calling PROGRESS (may be NULL) with the bytes
+ * compared so far and the larger virtual size. */
+int scimg_compare_progress(struct scimg_ctx *ctx, struct scimg_image *a,
+			   struct scimg_image *b, uint64_t *diff_off,
+			   scimg_progress_fn progress, void *opaque);
 
 /* ---- plugins and provider profiles ------------------------------------ */
 
