@@ -179,6 +179,20 @@ int scimg_image_finish(struct scimg_image *img);
 /* Drop an image being created: removes the temporary file. */
 void scimg_image_abort(struct scimg_image *img);
 
+/* ---- measure (scimg measure) ------------------------------------------ */
+
+struct scimg_measure {
+	uint64_t required;        /* file size for SRC's allocated data */
+	uint64_t fully_allocated; /* file size with every cluster allocated */
+	int has_bitmaps;          /* qemu-img prints "bitmaps" */
+	uint64_t bitmaps;         /* space for persistent dirty bitmaps */
+};
+/* How large a FORMAT image (with -o OPTIONS) of SRC (an open image), or of
+ * an empty disk of SIZE bytes when SRC is NULL, would be: the numbers of
+ * qemu-img measure.  Formats: qcow2 and raw; -ENOTSUP for the others. */
+int scimg_measure(struct scimg_ctx *ctx, struct scimg_image *src, uint64_t size,
+		  const char *format, const char *options, struct scimg_measure *out);
+
 /* ---- changes in place (scimg resize, scimg rebase -u) ------------------ */
 
 /* These open the file PATH itself for writing (never a file of its chain);
