@@ -37,6 +37,14 @@ int print_create_option_help(const char *sub, const char *format)
 	const struct scimg_create_option *o = scimg_format_create_option_help(format);
 	const char *const *keys = scimg_format_create_options(format);
 
+	if (!keys && o) {
+		/* written by scimg convert only (sci): the table has the keys */
+		printf("Options of format '%s' (-o KEY=VALUE,...; scimg convert only):\n", format);
+		for (; o->key; o++)
+			printf("  %-18s %s%s%s%s\n", o->key, o->help, o->def ? " (default: " : "",
+			       o->def ? o->def : "", o->def ? ")" : "");
+		return EXIT_OK;
+	}
 	if (!keys) {
 		fprintf(stderr, "%s %s: format '%s' cannot be written\n", prog, sub, format);
 		return EXIT_ERROR;
@@ -51,6 +59,8 @@ int print_create_option_help(const char *sub, const char *format)
 			if (!strcmp(p->key, *keys))
 				h = p;
 		if (!h) {
+			/* a plugin's writer: its keys come without a description
+			 * (see the plugin's manual) */
 			printf("  %s\n", *keys);
 			continue;
 		}

@@ -15,8 +15,8 @@ static void help(void)
 	       "The JSON output has qemu-img map's keys: start, length, depth, present,\n"
 	       "zero, data and, when known, offset.\n\n"
 	       "  -f, --format=FMT        read IMAGE as FMT instead of probing\n"
-	       "      --output=FMT        human (default: the runs read from a file) or json\n"
-	       "                          (every run)\n"
+	       "      --output=FMT        human (default: the runs read from a file; refused\n"
+	       "                          for compressed images) or json (every run)\n"
 	       "      --no-backing        do not open files IMAGE refers to\n"
 	       "  -h, --help              show this help\n"
 	       "  -V, --version           show the version\n\n"
@@ -48,20 +48,28 @@ static void print_json(const struct scimg_map_extent *e, int first)
 	printf("}");
 }
 
-static void print_human(const struct scimg_map_extent *e, int *first)
+/* Human output lists the runs read from a file (data that is not in a
+ * hole); 0, or -1 for data whose file offset is unknown (as qemu-img). */
+static int print_human(const struct scimg_map_extent *e, int *first)
 {
 	const char *f = e->file ? e->file : "";
 
 	/* a backing file of an image in the current directory is "./NAME" */
 	while (f[0] == '.' && f[1] == '/')
 		f += 2;
-	if (!e->data || e->host_offset == UINT64_MAX)
-		return;
+	if (e->data && e->host_offset == UINT64_MAX) {
+		fprintf(stderr, "%s map: '%s': runs at offset %llu are compressed or stored without a file offset; use --output=json\n",
+			prog, f, (unsigned long long)e->offset);
+		return -1;
+	}
+	if (!e->data || e->zero)
+		return 0;
 	if (*first)
 		printf("%-16s%-16s%-16s%s\n", "Offset", "Length", "Mapped to", "File");
 	*first = 0;
 	printf("%#-16llx%#-16llx%#-16llx%s\n", (unsigned long long)e->offset,
 	       (unsigned long long)e->length, (unsigned long long)e->host_offset, f);
+	return 0;
 }
 
 int cmd_map(int argc, char **argv)
@@ -122,8 +130,8 @@ int cmd_map(int argc, char **argv)
 			if (have) {
 				if (json)
 					print_json(&cur, first), first = 0;
-				else
-					print_human(&cur, &first);
+				else if (print_human(&cur, &first) < 0)
+					goto out;
 			}
 			cur = e;
 			have = 1;
@@ -133,8 +141,8 @@ int cmd_map(int argc, char **argv)
 	if (have) {
 		if (json)
 			print_json(&cur, first), first = 0;
-		else
-			print_human(&cur, &first);
+		else if (print_human(&cur, &first) < 0)
+			goto out;
 	}
 	if (json)
 		printf(first ? "[]\n" : "]\n");

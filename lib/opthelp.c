@@ -71,13 +71,23 @@ static const struct scimg_create_option ami_help[] = {
 	END
 };
 
+/* scimg convert -O sci (lib/package/build.c), not a stream writer */
+static const struct scimg_create_option sci_help[] = {
+	{ "name", "image name in supercloud.xml", "the output file's base name" },
+	{ "sign-key", "PEM private key to sign supercloud.xml with (with sign-cert)", NULL },
+	{ "sign-cert", "PEM certificate of sign-key, stored in the signature", NULL },
+	{ "guest", "fix (inject drivers and fix the boot), inspect (describe only) or skip", "fix" },
+	{ "disk-format", "format of the disk inside the package: qcow2 or raw", "qcow2" },
+	END
+};
+
 static const struct {
 	const char *fmt;
 	const struct scimg_create_option *opts;
 } table[] = {
 	{ "raw", raw_help }, { "qcow2", qcow2_help }, { "vmdk", vmdk_help },
 	{ "vhd", vhd_help }, { "vhdx", vhdx_help }, { "ova", ova_help },
-	{ "gce-tar", gce_help }, { "ami", ami_help },
+	{ "gce-tar", gce_help }, { "ami", ami_help }, { "sci", sci_help },
 };
 
 const struct scimg_create_option *scimg_format_create_option_help(const char *name)
