@@ -19,6 +19,10 @@
  * so that writing overlaps the engine's next read; packed compressed data
  * and metadata go through a small write-combining buffer.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* fallocate */
+#endif
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +53,8 @@ struct q2w {
 	uint32_t compression_type;
 	int lazy;
 	int v2;                    /* compat=0.10: qcow2 version 2 */
+	int prealloc;              /* PREALLOC_* */
+	uint64_t pa_start, pa_len; /* run of preallocated data clusters (bytes) */
 	const char *backing;       /* backing_file= (scimg create only), or NULL */
 	const char *backing_fmt;   /* backing_fmt=, or NULL */
 
@@ -74,6 +80,8 @@ struct q2w {
 	uint64_t wbuf_off;
 	size_t wbuf_len;
 };
+
+enum { PREALLOC_OFF, PREALLOC_METADATA, PREALLOC_FALLOC, PREALLOC_FULL };
 
 /* ---- refcounts ------------------------------------------------------- */
 
@@ -116,6 +124,11 @@ static void rc_set(struct q2w *w, uint64_t idx, uint64_t v)
 static uint64_t rb_index(const struct q2w *w, uint64_t c)
 {
 	return c & ((UINT64_C(1) << w->rb_bits) - 1);
+}
+
+static uint64_t div_up_u64(uint64_t a, uint64_t b)
+{
+	return a / b + (a % b != 0);
 }
 
 /* ---- output ----------------------------------------------------------- */
@@ -208,12 +221,82 @@ static int alloc_cluster(struct scimg_image *img, uint64_t *out)
 
 /* ---- L2 tables -------------------------------------------------------- */
 
+/* Preallocation: make the data clusters of the run [pa_start, +pa_len)
+ * take space (falloc) or hold zeros (full). */
+static int prealloc_run(struct scimg_image *img)
+{
+	struct q2w *w = img->priv;
+	uint64_t off = w->pa_start, len = w->pa_len;
+	uint8_t *z;
+	int ret = 0;
+
+	w->pa_len = 0;
+	if (!len || w->prealloc == PREALLOC_METADATA)
+		return 0;
+	if (w->prealloc == PREALLOC_FALLOC &&
+	    fallocate(img->out_fd, 0, (off_t)(img->out_base + off), (off_t)len) == 0)
+		return 0;
+	if (w->prealloc == PREALLOC_FALLOC && errno != EOPNOTSUPP && errno != ENOSYS)
+		return scimg_int_err(img->ctx, -errno, "'%s': could not preallocate %llu bytes at %llu: %s",
+				     img->path, (unsigned long long)len,
+				     (unsigned long long)off, strerror(errno));
+	/* full, or a file system without fallocate: write zeros */
+	z = calloc(1, WBUF_SIZE);
+	if (!z)
+		return scimg_int_err(img->ctx, -ENOMEM, "out of memory");
+	while (len && ret == 0) {
+		size_t n = len < WBUF_SIZE ? (size_t)len : WBUF_SIZE;
+		ret = scimg_int_out_pwrite(img, z, n, off);
+		off += n;
+		len -= n;
+	}
+	free(z);
+	return ret;
+}
+
+/* Preallocation: map every guest cluster table IDX covers that nothing
+ * was written to, to a new (zero) host cluster. */
+static int prealloc_table(struct scimg_image *img, uint64_t idx)
+{
+	struct q2w *w = img->priv;
+	uint64_t per = UINT64_C(1) << w->l2_bits, g0 = idx * per, nclu, j, c;
+	int ret;
+
+	nclu = div_up_u64(img->size, w->cs);
+	if (!w->l2[idx]) {
+		w->l2[idx] = calloc(1, (size_t)w->cs);
+		if (!w->l2[idx])
+			return scimg_int_err(img->ctx, -ENOMEM, "out of memory");
+		w->l2_live++;
+	}
+	w->cbyte = 0;
+	for (j = 0; j < per && g0 + j < nclu; j++) {
+		uint8_t *ep = w->l2[idx] + j * 8;
+		if (scimg_be64(ep))
+			continue;
+		if ((ret = alloc_cluster(img, &c)) < 0)
+			return ret;
+		scimg_put_be64(ep, (c * w->cs) | Q2_OFLAG_COPIED);
+		if (w->pa_len && w->pa_start + w->pa_len == c * w->cs) {
+			w->pa_len += w->cs;
+		} else {
+			if ((ret = prealloc_run(img)) < 0)
+				return ret;
+			w->pa_start = c * w->cs;
+			w->pa_len = w->cs;
+		}
+	}
+	return prealloc_run(img);
+}
+
 static int flush_l2(struct scimg_image *img, uint64_t idx)
 {
 	struct q2w *w = img->priv;
 	uint64_t c;
 	int ret;
 
+	if (w->prealloc && !w->l1[idx] && (ret = prealloc_table(img, idx)) < 0)
+		return ret;
 	if (!w->l2[idx])
 		return 0;
 	w->cbyte = 0;
@@ -508,9 +591,22 @@ static int parse_opts(struct scimg_image *img, const struct scimg_opts *opts,
 	if ((v = scimg_int_opts_get(opts, "lazy_refcounts")) &&
 	    opt_bool(img, "lazy_refcounts", v, &w->lazy) < 0)
 		return -EINVAL;
-	if ((v = scimg_int_opts_get(opts, "preallocation")) && strcmp(v, "off"))
-		return scimg_int_err(img->ctx, -ENOTSUP,
-				     "qcow2 option preallocation=%s is not supported (only off)", v);
+	if ((v = scimg_int_opts_get(opts, "preallocation"))) {
+		if (!strcmp(v, "off"))
+			w->prealloc = PREALLOC_OFF;
+		else if (!strcmp(v, "metadata"))
+			w->prealloc = PREALLOC_METADATA;
+		else if (!strcmp(v, "falloc"))
+			w->prealloc = PREALLOC_FALLOC;
+		else if (!strcmp(v, "full"))
+			w->prealloc = PREALLOC_FULL;
+		else
+			return scimg_int_err(img->ctx, -EINVAL,
+					     "qcow2 option preallocation=%s: expected off, metadata, falloc or full", v);
+		if (w->prealloc && (img->create_flags & SCIMG_CREATE_COMPRESS))
+			return scimg_int_err(img->ctx, -EINVAL,
+					     "qcow2 option preallocation=%s cannot be combined with compression (-c)", v);
+	}
 	if ((v = scimg_int_opts_get(opts, "compat"))) {
 		if (!strcmp(v, "0.10") || !strcmp(v, "v2"))
 			w->v2 = 1;
@@ -542,6 +638,9 @@ static int parse_opts(struct scimg_image *img, const struct scimg_opts *opts,
 	if (w->backing && !(img->create_flags & SCIMG_CREATE_BACKING))
 		return scimg_int_err(img->ctx, -ENOTSUP,
 				     "qcow2 option backing_file: only an empty overlay can be created with a backing file (scimg create -b)");
+	if (w->backing && w->prealloc)
+		return scimg_int_err(img->ctx, -EINVAL,
+				     "qcow2 options backing_file and preallocation: preallocated clusters would hide the backing file");
 	if (w->backing && strlen(w->backing) > Q2_MAX_BACKING_NAME)
 		return scimg_int_err(img->ctx, -ENAMETOOLONG,
 				     "qcow2 option backing_file: the name is longer than %d bytes",

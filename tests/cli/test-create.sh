@@ -49,6 +49,23 @@ $T "$Q" compare "$TMPD/v2c.qcow2" "$TMPD/d/base.raw" >/dev/null || fail "convert
 od -A n -t x1 -j 4 -N 4 "$TMPD/v2c.qcow2" | grep -q '00 00 00 02' || fail "version field is not 2"
 "$SCIMG" convert -f raw -O qcow2 -o compat=0.10,lazy_refcounts=on "$TMPD/d/base.raw" "$TMPD/x.qcow2" 2>/dev/null && fail "lazy refcounts with v2"
 
+# preallocation: every cluster mapped; falloc and full take the space;
+# checked by qemu-img check and compared with scimg's raw output
+$T "$SCIMG" convert -f raw -O raw "$TMPD/d/base.raw" "$TMPD/ref.raw" || fail "raw reference"
+for p in metadata falloc full; do
+  $T "$SCIMG" create -q -f qcow2 -o preallocation=$p "$TMPD/p-$p.qcow2" 32M || fail "create preallocation=$p"
+  $T "$Q" check "$TMPD/p-$p.qcow2" > "$TMPD/chk" || fail "check preallocation=$p"
+  grep -q '512/512 = 100.00% allocated' "$TMPD/chk" || fail "preallocation=$p: $(cat "$TMPD/chk")"
+  $T "$SCIMG" convert -f raw -O qcow2 -o preallocation=$p "$TMPD/d/base.raw" "$TMPD/pc-$p.qcow2" || fail "convert preallocation=$p"
+  $T "$Q" check "$TMPD/pc-$p.qcow2" > "$TMPD/chk" || fail "check converted preallocation=$p"
+  grep -q '128/128 = 100.00% allocated' "$TMPD/chk" || fail "converted preallocation=$p: $(cat "$TMPD/chk")"
+  $T "$Q" compare "$TMPD/pc-$p.qcow2" "$TMPD/ref.raw" >/dev/null || fail "preallocation=$p content"
+done
+[ "$(du -k "$TMPD/p-metadata.qcow2" | cut -f1)" -lt 4096 ] || fail "metadata preallocation allocated the data"
+[ "$(du -k "$TMPD/p-full.qcow2" | cut -f1)" -ge 32768 ] || fail "full preallocation did not write the data"
+"$SCIMG" create -q -f qcow2 -o preallocation=bogus "$TMPD/pb.qcow2" 1M 2>/dev/null; [ $? -eq 2 ] || fail "bad preallocation"
+"$SCIMG" create -q -f qcow2 -o preallocation=full -b base.qcow2 "$TMPD/d/pb.qcow2" 2>/dev/null; [ $? -eq 2 ] || fail "preallocation with a backing file"
+
 # refused: a backing file that does not open (unless -u), -b with raw,
 # backing_file in convert, missing size with -u
 "$SCIMG" create -q -f qcow2 -b nosuch.qcow2 "$TMPD/d/bad.qcow2" 2>/dev/null; [ $? -eq 2 ] || fail "missing backing must fail"
