@@ -12,7 +12,7 @@ static void help(void)
 	       "SIZE is in bytes or with a suffix k, M, G, T, P, E (powers of 1024).\n"
 	       "Only IMAGE is written, never a file of its backing chain.\n\n"
 	       "raw: the file is truncated or extended (sparse).  qcow2: grown by updating\n"
-	       "the header (the L1 table's clusters must have room for the new size);\n"
+	       "the header and, when needed, moving the L1 table to the end of the file;\n"
 	       "shrinking a qcow2 image is refused.\n\n"
 	       "  -f, --format=FMT        format of IMAGE (default: probe, raw when nothing\n"
 	       "                          matches)\n"

@@ -203,8 +203,9 @@ enum {
 	SCIMG_RESIZE_SHRINK = 1u << 0,
 };
 /* Set the virtual size of PATH to SIZE: raw (truncate; shrink with the
- * flag) and qcow2 (grow only, when the L1 table's clusters have room for
- * the new size; not with snapshots, bitmaps, an external data file or a
+ * flag) and qcow2 (grow only; the L1 table moves to the end of the file
+ * when its clusters have no room, if an existing refcount block covers the
+ * new clusters; not with snapshots, bitmaps, an external data file or a
  * backing file larger than the old size). */
 int scimg_image_resize(struct scimg_ctx *ctx, const char *path, const char *format,
 		       uint64_t size, unsigned flags);

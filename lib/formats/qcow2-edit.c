@@ -2,7 +2,8 @@
  * resize, scimg rebase -u).  Only the file given is opened for writing,
  * never a file of its chain.  The header is validated by the reader's
  * parser first; a change is refused when it would need allocation this
- * code does not do (moving the L1 table, shrinking). */
+ * code does not do (new refcount blocks, a larger refcount table,
+ * shrinking). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,6 +100,127 @@ static int load_header(struct scimg_ctx *ctx, int fd, const char *path,
 				     "'%s': qcow2 incompatible_features at offset 72 has the %s bit set; repair the image first (qemu-img check -r all)",
 				     path, h->incompat & Q2_INCOMPAT_DIRTY ? "dirty" : "corrupt");
 	return 0;
+}
+
+/* Refcount of host cluster C: read (SET 0) or, when it equals EXPECT, set
+ * to VAL (SET 1).  Only a refcount block already in the table is used: -ENOTSUP
+ * when none covers C. */
+static int refcount_op(struct scimg_ctx *ctx, int fd, const char *path,
+		       const struct q2_header *h, uint64_t file_size, uint64_t c,
+		       int set, uint64_t expect, uint64_t val, uint64_t *out)
+{
+	unsigned order = h->refcount_order, rb_bits = h->cluster_bits + 3 - order;
+	uint64_t r = c >> rb_bits, idx = c & ((UINT64_C(1) << rb_bits) - 1);
+	uint64_t nreft = (uint64_t)h->refcount_table_clusters * h->cluster_size / 8;
+	uint64_t blk, bytepos, cur;
+	unsigned width, bits = 1u << order;
+	uint8_t e8[8], b[8];
+	int ret, i;
+
+	if (r >= nreft)
+		return scimg_int_err(ctx, -ENOTSUP, "'%s': cluster %llu lies past what the refcount table covers; growing the refcount table is not supported",
+				     path, (unsigned long long)c);
+	if ((ret = rd(ctx, fd, path, e8, 8, h->refcount_table_offset + r * 8, "refcount table entry")) < 0)
+		return ret;
+	blk = scimg_be64(e8) & Q2_REFT_OFFSET_MASK;
+	if (!blk)
+		return scimg_int_err(ctx, -ENOTSUP, "'%s': no refcount block covers cluster %llu; allocating refcount blocks is not supported",
+				     path, (unsigned long long)c);
+	if (blk % h->cluster_size || blk + h->cluster_size > file_size)
+		return scimg_int_err(ctx, -EINVAL, "'%s': refcount table entry %llu: block offset %llu is not a cluster inside the file",
+				     path, (unsigned long long)r, (unsigned long long)blk);
+	bytepos = (idx * bits) / 8;
+	width = bits >= 8 ? bits / 8 : 1;
+	if ((ret = rd(ctx, fd, path, b, width, blk + bytepos, "refcount block")) < 0)
+		return ret;
+	if (bits < 8) {
+		unsigned sh = (unsigned)((idx * bits) % 8);
+		cur = (b[0] >> sh) & ((1u << bits) - 1);
+		if (set) {
+			if (cur != expect || val >= (1u << bits))
+				goto mismatch;
+			b[0] = (uint8_t)((b[0] & ~(((1u << bits) - 1) << sh)) | (val << sh));
+		}
+	} else {
+		cur = 0;
+		for (i = 0; i < (int)width; i++)
+			cur = (cur << 8) | b[i];
+		if (set) {
+			if (cur != expect)
+				goto mismatch;
+			for (i = (int)width - 1; i >= 0; i--, val >>= 8)
+				b[i] = (uint8_t)val;
+		}
+	}
+	if (out)
+		*out = cur;
+	if (!set)
+		return 0;
+	return wr(ctx, fd, path, b, width, blk + bytepos, "refcount block");
+mismatch:
+	return scimg_int_err(ctx, -EINVAL, "'%s': refcount of cluster %llu is %llu, expected %llu; the image is unchanged",
+			     path, (unsigned long long)c, (unsigned long long)cur, (unsigned long long)expect);
+}
+
+/* Move the L1 table (L1_SIZE entries) to new clusters at the end of the
+ * file, sized for NEED entries, and point the header at it with SIZE; the
+ * old table's clusters are freed afterwards (a crash in between leaks
+ * them, which qemu-img check -r leaks repairs, and loses nothing). */
+static int move_l1(struct scimg_ctx *ctx, int fd, const char *path,
+		   const struct q2_header *h, uint64_t size, uint64_t need)
+{
+	uint64_t cs = h->cluster_size, nclu = (need * 8 + cs - 1) / cs, i, c0, cur;
+	uint64_t oldc = ((uint64_t)h->l1_size * 8 + cs - 1) / cs;
+	struct stat st;
+	uint8_t *t = NULL, hdr[24];
+	int ret;
+
+	if (fstat(fd, &st) < 0)
+		return scimg_int_err(ctx, -errno, "'%s': %s", path, strerror(errno));
+	c0 = ((uint64_t)st.st_size + cs - 1) / cs;
+	/* every new cluster must have a refcount block already, and be free */
+	for (i = 0; i < nclu; i++) {
+		if ((ret = refcount_op(ctx, fd, path, h, (uint64_t)st.st_size, c0 + i, 0, 0, 0, &cur)) < 0)
+			return ret;
+		if (cur)
+			return scimg_int_err(ctx, -EINVAL, "'%s': cluster %llu past the end of the file has refcount %llu, expected 0",
+					     path, (unsigned long long)(c0 + i), (unsigned long long)cur);
+	}
+	t = calloc(1, (size_t)(nclu * cs));
+	if (!t)
+		return scimg_int_err(ctx, -ENOMEM, "out of memory");
+	if (h->l1_size && (ret = rd(ctx, fd, path, t, (size_t)h->l1_size * 8,
+				    h->l1_table_offset, "L1 table")) < 0)
+		goto out;
+	if ((ret = wr(ctx, fd, path, t, (size_t)(nclu * cs), c0 * cs, "new L1 table")) < 0 ||
+	    (ret = sync_fd(ctx, fd, path)) < 0)
+		goto out;
+	for (i = 0; i < nclu; i++)
+		if ((ret = refcount_op(ctx, fd, path, h, (c0 + nclu) * cs, c0 + i, 1, 0, 1, NULL)) < 0)
+			goto out;
+	if ((ret = sync_fd(ctx, fd, path)) < 0)
+		goto out;
+	/* size (24), crypt_method (32), l1_size (36), l1_table_offset (40) */
+	if ((ret = rd(ctx, fd, path, hdr, sizeof(hdr), 24, "qcow2 header")) < 0)
+		goto out;
+	scimg_put_be64(hdr, size);
+	scimg_put_be32(hdr + 12, (uint32_t)need);
+	scimg_put_be64(hdr + 16, c0 * cs);
+	if ((ret = wr(ctx, fd, path, hdr, sizeof(hdr), 24, "qcow2 header")) < 0 ||
+	    (ret = sync_fd(ctx, fd, path)) < 0)
+		goto out;
+	/* free the old table */
+	for (i = 0; h->l1_size && i < oldc; i++) {
+		uint64_t c = h->l1_table_offset / cs + i;
+		if ((ret = refcount_op(ctx, fd, path, h, (c0 + nclu) * cs, c, 0, 0, 0, &cur)) < 0)
+			goto out;
+		if (cur && (ret = refcount_op(ctx, fd, path, h, (c0 + nclu) * cs, c, 1, cur, cur - 1, NULL)) < 0)
+			goto out;
+	}
+	ret = sync_fd(ctx, fd, path);
+out:
+	free(t);
+	return ret;
 }
 
 int scimg_int_qcow2_resize(struct scimg_ctx *ctx, int fd, const char *path,
@@ -201,10 +323,14 @@ int scimg_int_qcow2_resize(struct scimg_ctx *ctx, int fd, const char *path,
 	need = size / per_l2 + (size % per_l2 != 0);
 	l1_room = (((uint64_t)h.l1_size * 8 + cs - 1) / cs) * cs / 8;
 	if (need > h.l1_size) {
-		if (need > l1_room || need * 8 > Q2_MAX_L1_BYTES) {
-			ret = scimg_int_err(ctx, -ENOTSUP,
-					    "'%s': the new size needs %llu L1 entries but the L1 table's clusters hold %llu; moving the L1 table is not supported (use a larger cluster_size, or qemu-img resize)",
-					    path, (unsigned long long)need, (unsigned long long)l1_room);
+		if (need * 8 > Q2_MAX_L1_BYTES) {
+			ret = scimg_int_err(ctx, -EFBIG,
+					    "'%s': the new size needs %llu L1 entries, more than qcow2's 32 MiB L1 table holds with %llu-byte clusters",
+					    path, (unsigned long long)need, (unsigned long long)cs);
+			goto out;
+		}
+		if (need > l1_room) {
+			ret = move_l1(ctx, fd, path, &h, size, need);
 			goto out;
 		}
 		/* the rest of the L1 table's last cluster belongs to it: make

@@ -107,8 +107,9 @@ void scimg_int_qcow2_header_free(struct q2_header *h);
 #define Q2_PEEK_LEN 24
 
 /* In-place changes (qcow2-edit.c) on FD, the image PATH opened for
- * reading and writing.  Resize grows to SIZE (a multiple of 512) when the
- * L1 table's clusters have room; BACKING_SIZE is the virtual size of the
+ * reading and writing.  Resize grows to SIZE (a multiple of 512), moving
+ * the L1 table to the end of the file when its clusters have no room;
+ * BACKING_SIZE is the virtual size of the
  * backing file (0 when none) and must not exceed the old size.  Set_backing
  * rewrites the backing file name and backing format extension in the
  * header cluster (BACKING NULL or "": none); -ENOSPC when they do not fit. */

@@ -32,10 +32,23 @@ for img in s.qcow2 q.qcow2 u.qcow2; do
   [ "$(vsize "$img")" = "$exp" ] || fail "$img virtual size $(vsize "$img"), expected $exp"
   $T "$Q" compare "$img.orig" "$img" >/dev/null || fail "$img data changed"
 done
-# past what the L1 table's first cluster covers (4 TiB with 64k clusters)
-$T "$SCIMG" resize s.qcow2 5T >/dev/null 2>err; [ $? -eq 2 ] || fail "L1 move must be refused"
-grep -q 'L1' err || fail "L1 refusal message: $(cat err)"
-$T "$Q" check s.qcow2 >/dev/null || fail "check after refused grow"
+# past what the L1 table's clusters cover (4 TiB with 64k clusters, 1 GiB
+# with 4k): the table moves to the end of the file
+for c in 65536:5T 4096:20G; do
+  $T "$SCIMG" convert -f raw -O qcow2 -o cluster_size=${c%%:*} a.raw m.qcow2 || fail "convert $c"
+  $T "$SCIMG" resize -q m.qcow2 "${c#*:}" || fail "grow with L1 move $c"
+  $T "$Q" check m.qcow2 >/dev/null || fail "qemu-img check after L1 move $c: $($Q check m.qcow2)"
+  $T "$Q" compare a.raw m.qcow2 >/dev/null || fail "data after L1 move $c"
+  [ "$(vsize m.qcow2)" -gt 4294967296 ] || fail "size after L1 move $c"
+  rm -f m.qcow2
+done
+# no refcount block covers the new table's clusters (512-byte clusters):
+# refused, image unchanged
+$T "$SCIMG" create -q -f qcow2 -o cluster_size=512 tiny.qcow2 1M || fail "tiny"
+cp tiny.qcow2 tiny.orig
+"$SCIMG" resize tiny.qcow2 1G 2>err; [ $? -eq 2 ] || fail "refcount block allocation must be refused"
+grep -q 'refcount' err || fail "refusal message: $(cat err)"
+cmp -s tiny.qcow2 tiny.orig || fail "refused grow changed the image"
 # shrinking qcow2 is refused, with and without --shrink
 cp s.qcow2 before.qcow2
 "$SCIMG" resize --shrink s.qcow2 4M 2>/dev/null; [ $? -eq 2 ] || fail "qcow2 shrink must be refused"
