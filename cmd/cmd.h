@@ -24,6 +24,17 @@ int cmd_boot_test(int argc, char **argv);
 /* Parse check --boot's LIST: bus names, all, and bios/uefi; 0 or
  * EXIT_ERROR after a usage message for SUB. */
 int parse_boot_list(const char *sub, const char *s, unsigned *buses, unsigned *firmware);
+int cmd_create(int argc, char **argv);
+int cmd_measure(int argc, char **argv);
+int cmd_map(int argc, char **argv);
+int cmd_resize(int argc, char **argv);
+int cmd_rebase(int argc, char **argv);
+
+/* cmd/imgutil.c: a size as qemu-img takes it (bytes, or a whole number with
+ * a suffix b, k, M, G, T, P, E: powers of 1024); 0 or -EINVAL. */
+int parse_size_arg(const char *s, uint64_t *out);
+/* Print what each -o key of FORMAT means (-o help); exit status. */
+int print_create_option_help(const char *sub, const char *format);
 
 /* Print "scimg SUB: MSG" for the context's error. */
 void die_ctx(const char *sub, struct scimg_ctx *ctx);

@@ -173,7 +173,6 @@ int cmd_convert(int argc, char **argv)
 		return usage_error("convert", "the output format (-O) is required");
 	}
 	if (optstr && strcmp(optstr, "help") == 0) {
-		const char *const *keys;
 		json_object *pinfo = NULL, *v;
 
 		if (!o.dst_format) {
@@ -189,19 +188,16 @@ int cmd_convert(int argc, char **argv)
 			if (json_object_object_get_ex(pinfo, "format", &v))
 				o.dst_format = json_object_get_string(v);
 		}
-		keys = o.dst_format ? scimg_format_create_options(o.dst_format) : NULL;
 		free(optstr);
-		if (!keys) {
-			fprintf(stderr, "%s convert: format '%s' cannot be written\n", prog,
-				o.dst_format ? o.dst_format : "?");
+		if (!o.dst_format) {
+			fprintf(stderr, "%s convert: no output format\n", prog);
 			json_object_put(pinfo);
 			return EXIT_ERROR;
 		}
-		printf("Options of format '%s' (-o KEY=VALUE; see scimg-convert(1)):\n", o.dst_format);
-		for (; *keys; keys++)
-			printf("  %s\n", *keys);
+		/* each key with its meaning and default */
+		c = print_create_option_help("convert", o.dst_format);
 		json_object_put(pinfo);
-		return EXIT_OK;
+		return c;
 	}
 	if (inoptstr && strcmp(inoptstr, "help") == 0) {
 		free(inoptstr);

@@ -18,6 +18,11 @@ static const struct {
 	{ "check", cmd_check, "check an image: container, digests, signature, guest compliance" },
 	{ "inject-drivers", cmd_inject_drivers, "make a Linux guest boot on every bus and as a Xen PV domU" },
 	{ "boot-test", cmd_boot_test, "boot an image under QEMU on each bus and firmware: proof of boot" },
+	{ "create", cmd_create, "create an empty image, or an overlay of a backing file" },
+	{ "measure", cmd_measure, "how much space an image converted to a format needs" },
+	{ "map", cmd_map, "show where the guest bytes of an image come from" },
+	{ "resize", cmd_resize, "change the virtual size of an image in place" },
+	{ "rebase", cmd_rebase, "change the backing file an image names (-u)" },
 };
 
 static void usage(FILE *f)

@@ -655,9 +655,17 @@ static size_t first_nonzero(const uint8_t *buf, size_t len)
 int scimg_compare(struct scimg_ctx *ctx, struct scimg_image *a,
 		  struct scimg_image *b, uint64_t *diff_off)
 {
+	return scimg_compare_progress(ctx, a, b, diff_off, NULL, NULL);
+}
+
+int scimg_compare_progress(struct scimg_ctx *ctx, struct scimg_image *a,
+			   struct scimg_image *b, uint64_t *diff_off,
+			   scimg_progress_fn progress, void *opaque)
+{
 	const size_t chunk = 1u << 20;
 	uint8_t *ba = NULL, *bb = NULL;
 	uint64_t common = a->size < b->size ? a->size : b->size;
+	uint64_t total = a->size > b->size ? a->size : b->size;
 	uint64_t pos = 0;
 	int ret = 0;
 
@@ -674,6 +682,8 @@ int scimg_compare(struct scimg_ctx *ctx, struct scimg_image *a,
 
 		if ((ret = scimg_int_check_cancel(ctx)) < 0)
 			goto out;
+		if (progress)
+			progress(opaque, pos, total);
 		if ((ret = status_at(a, pos, &la, &da)) < 0 ||
 		    (ret = status_at(b, pos, &lb, &db)) < 0)
 			goto out;
@@ -711,6 +721,8 @@ int scimg_compare(struct scimg_ctx *ctx, struct scimg_image *a,
 			int d;
 			size_t i;
 
+			if (progress)
+				progress(opaque, pos, total);
 			if ((ret = status_at(big, pos, &l, &d)) < 0)
 				goto out;
 			if (!d) {
@@ -729,6 +741,8 @@ int scimg_compare(struct scimg_ctx *ctx, struct scimg_image *a,
 			pos += n;
 		}
 	}
+	if (progress)
+		progress(opaque, total, total);
 	ret = 0;
 out:
 	free(ba);

@@ -286,6 +286,12 @@ struct scimg_format {
 	 * struct, whose probe image.c calls through scimg_int_plugin_probe().
 	 * NULL for built-in formats. */
 	const struct scimg_plugin_format *plugin;
+
+	/* Optional (scimg map): describe the run at OFF (LEN > 0, within
+	 * size) with its depth in the chain and host offset; depth is
+	 * relative to IMG.  NULL: image.c answers from block_status. */
+	int (*map)(struct scimg_image *img, uint64_t off, uint64_t len,
+		   struct scimg_map_extent *ext);
 };
 
 /* What every image of one chain shares (the image the user named and every

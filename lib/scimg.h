@@ -114,6 +114,16 @@ int scimg_format_caps(const char *name, int *can_read, int *can_write);
 /* NULL-terminated list of the -o keys a format's writer accepts (owned by
  * the library), or NULL when the format is unknown or cannot be written. */
 const char *const *scimg_format_create_options(const char *name);
+/* What each -o key of a built-in writer means: an array ended by an entry
+ * whose KEY is NULL (owned by the library), or NULL when the format is not
+ * a built-in writable one.  DEF is the default as text, or NULL when the
+ * key has none (not set unless given). */
+struct scimg_create_option {
+	const char *key;
+	const char *help;
+	const char *def;
+};
+const struct scimg_create_option *scimg_format_create_option_help(const char *name);
 
 /* ---- images ----------------------------------------------------------- */
 
@@ -163,6 +173,27 @@ int scimg_image_pread(struct scimg_image *img, void *buf, size_t len,
 /* Describe the extent that starts at OFF (at most LEN bytes long). */
 int scimg_image_block_status(struct scimg_image *img, uint64_t off,
 			     uint64_t len, struct scimg_extent *ext);
+/* Where the guest bytes at OFF come from (scimg map): the run starting at
+ * OFF (at most LEN bytes) whose bytes share one answer. */
+struct scimg_map_extent {
+	uint64_t offset;   /* guest offset (== OFF) */
+	uint64_t length;
+	int depth;         /* image of the chain that answers: 0 the image
+			      itself, 1 its backing file, ...; for a run no
+			      image allocates, the depth of the last image
+			      asked (the bottom of the chain) */
+	int present;       /* 1 when an image of the chain allocates the run */
+	int zero;          /* 1 when it reads as zeros */
+	int data;          /* 1 when it is read from a file (not a zero run) */
+	int compressed;    /* 1 for compressed clusters */
+	uint64_t host_offset; /* offset of the data in the file of image DEPTH,
+				 UINT64_MAX when unknown or not applicable */
+	const char *file;  /* path of the image DEPTH (valid while IMG is open) */
+};
+/* Describe the run at OFF as scimg_map_extent.  Formats that cannot tell
+ * more answer from scimg_image_block_status(): depth 0, no host offset. */
+int scimg_image_map(struct scimg_image *img, uint64_t off, uint64_t len,
+		    struct scimg_map_extent *ext);
 /* Information about the image as a JSON object the caller owns
  * (json_object_put).  Keys: filename, format, virtual-size, actual-size,
  * format-specific, backing-filename, ... (see docs/scimg-info.1). */
@@ -191,6 +222,12 @@ enum {
 	/* The existing target (in-place writes) already reads as zeros: do
 	 * not write zeros to it (qemu-img convert --target-is-zero). */
 	SCIMG_CREATE_TARGET_IS_ZERO = 1u << 3,
+	/* The image will get only the data that differs from its backing file
+	 * (an empty overlay: scimg create -b): allows the qcow2 options
+	 * backing_file= and backing_fmt=, refused otherwise because the
+	 * convert engine leaves zero runs unwritten, which would then show
+	 * the backing file's data. */
+	SCIMG_CREATE_BACKING = 1u << 4,
 };
 int scimg_image_create(struct scimg_ctx *ctx, const char *path,
 		       const char *format, uint64_t size, const char *options,
@@ -215,6 +252,44 @@ void scimg_image_abort(struct scimg_image *img);
  * check it themselves). */
 int scimg_image_check_output(struct scimg_ctx *ctx, const struct scimg_image *src,
 			     const char *path, const char *format, unsigned flags);
+
+/* ---- measure (scimg measure) ------------------------------------------ */
+
+struct scimg_measure {
+	uint64_t required;        /* file size for SRC's allocated data */
+	uint64_t fully_allocated; /* file size with every cluster allocated */
+	int has_bitmaps;          /* qemu-img prints "bitmaps" */
+	uint64_t bitmaps;         /* space for persistent dirty bitmaps */
+};
+/* How large a FORMAT image (with -o OPTIONS) of SRC (an open image), or of
+ * an empty disk of SIZE bytes when SRC is NULL, would be: the numbers of
+ * qemu-img measure.  Formats: qcow2 and raw; -ENOTSUP for the others. */
+int scimg_measure(struct scimg_ctx *ctx, struct scimg_image *src, uint64_t size,
+		  const char *format, const char *options, struct scimg_measure *out);
+
+/* ---- changes in place (scimg resize, scimg rebase -u) ------------------ */
+
+/* These open the file PATH itself for writing (never a file of its chain);
+ * FORMAT NULL probes (raw when nothing probes).  On failure the image is
+ * unchanged unless the message says otherwise. */
+enum {
+	/* allow a size smaller than the current one (data past it is lost) */
+	SCIMG_RESIZE_SHRINK = 1u << 0,
+};
+/* Set the virtual size of PATH to SIZE: raw (truncate; shrink with the
+ * flag) and qcow2 (grow only; the L1 table moves to the end of the file
+ * when its clusters have no room, if an existing refcount block covers the
+ * new clusters; not with snapshots, bitmaps, an external data file or a
+ * backing file larger than the old size). */
+int scimg_image_resize(struct scimg_ctx *ctx, const char *path, const char *format,
+		       uint64_t size, unsigned flags);
+/* Rewrite the backing file name (stored as given; NULL or "" removes it)
+ * and the backing format (NULL: none) in the header of qcow2 image PATH
+ * without looking at either backing file (qemu-img rebase -u).  -ENOSPC
+ * when the header, its extensions and the name do not fit its first
+ * cluster. */
+int scimg_image_set_backing(struct scimg_ctx *ctx, const char *path, const char *format,
+			    const char *backing, const char *backing_fmt);
 
 /* ---- convert ---------------------------------------------------------- */
 
@@ -256,6 +331,11 @@ int scimg_convert(struct scimg_ctx *ctx, const struct scimg_convert_opts *opts);
  * negative errno. */
 int scimg_compare(struct scimg_ctx *ctx, struct scimg_image *a,
 		  struct scimg_image *b, uint64_t *diff_off);
+/* As scimg_compare(), calling PROGRESS (may be NULL) with the bytes
+ * compared so far and the larger virtual size. */
+int scimg_compare_progress(struct scimg_ctx *ctx, struct scimg_image *a,
+			   struct scimg_image *b, uint64_t *diff_off,
+			   scimg_progress_fn progress, void *opaque);
 
 /* ---- plugins and provider profiles ------------------------------------ */
 

@@ -19,6 +19,10 @@
  * so that writing overlaps the engine's next read; packed compressed data
  * and metadata go through a small write-combining buffer.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* fallocate */
+#endif
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,7 +40,7 @@
 
 const char *const scimg_int_qcow2_create_opts[] = {
 	"cluster_size", "compression_type", "refcount_bits", "lazy_refcounts",
-	"preallocation", "compat", NULL
+	"preallocation", "compat", "backing_file", "backing_fmt", NULL
 };
 
 struct q2w {
@@ -48,6 +52,11 @@ struct q2w {
 	uint32_t rb_bits;          /* log2 of clusters per refcount block */
 	uint32_t compression_type;
 	int lazy;
+	int v2;                    /* compat=0.10: qcow2 version 2 */
+	int prealloc;              /* PREALLOC_* */
+	uint64_t pa_start, pa_len; /* run of preallocated data clusters (bytes) */
+	const char *backing;       /* backing_file= (scimg create only), or NULL */
+	const char *backing_fmt;   /* backing_fmt=, or NULL */
 
 	uint64_t l1_size;
 	uint64_t *l1;              /* L2 table offset | COPIED, host order */
@@ -71,6 +80,8 @@ struct q2w {
 	uint64_t wbuf_off;
 	size_t wbuf_len;
 };
+
+enum { PREALLOC_OFF, PREALLOC_METADATA, PREALLOC_FALLOC, PREALLOC_FULL };
 
 /* ---- refcounts ------------------------------------------------------- */
 
@@ -113,6 +124,11 @@ static void rc_set(struct q2w *w, uint64_t idx, uint64_t v)
 static uint64_t rb_index(const struct q2w *w, uint64_t c)
 {
 	return c & ((UINT64_C(1) << w->rb_bits) - 1);
+}
+
+static uint64_t div_up_u64(uint64_t a, uint64_t b)
+{
+	return a / b + (a % b != 0);
 }
 
 /* ---- output ----------------------------------------------------------- */
@@ -205,12 +221,82 @@ static int alloc_cluster(struct scimg_image *img, uint64_t *out)
 
 /* ---- L2 tables -------------------------------------------------------- */
 
+/* Preallocation: make the data clusters of the run [pa_start, +pa_len)
+ * take space (falloc) or hold zeros (full). */
+static int prealloc_run(struct scimg_image *img)
+{
+	struct q2w *w = img->priv;
+	uint64_t off = w->pa_start, len = w->pa_len;
+	uint8_t *z;
+	int ret = 0;
+
+	w->pa_len = 0;
+	if (!len || w->prealloc == PREALLOC_METADATA)
+		return 0;
+	if (w->prealloc == PREALLOC_FALLOC &&
+	    fallocate(img->out_fd, 0, (off_t)(img->out_base + off), (off_t)len) == 0)
+		return 0;
+	if (w->prealloc == PREALLOC_FALLOC && errno != EOPNOTSUPP && errno != ENOSYS)
+		return scimg_int_err(img->ctx, -errno, "'%s': could not preallocate %llu bytes at %llu: %s",
+				     img->path, (unsigned long long)len,
+				     (unsigned long long)off, strerror(errno));
+	/* full, or a file system without fallocate: write zeros */
+	z = calloc(1, WBUF_SIZE);
+	if (!z)
+		return scimg_int_err(img->ctx, -ENOMEM, "out of memory");
+	while (len && ret == 0) {
+		size_t n = len < WBUF_SIZE ? (size_t)len : WBUF_SIZE;
+		ret = scimg_int_out_pwrite(img, z, n, off);
+		off += n;
+		len -= n;
+	}
+	free(z);
+	return ret;
+}
+
+/* Preallocation: map every guest cluster table IDX covers that nothing
+ * was written to, to a new (zero) host cluster. */
+static int prealloc_table(struct scimg_image *img, uint64_t idx)
+{
+	struct q2w *w = img->priv;
+	uint64_t per = UINT64_C(1) << w->l2_bits, g0 = idx * per, nclu, j, c;
+	int ret;
+
+	nclu = div_up_u64(img->size, w->cs);
+	if (!w->l2[idx]) {
+		w->l2[idx] = calloc(1, (size_t)w->cs);
+		if (!w->l2[idx])
+			return scimg_int_err(img->ctx, -ENOMEM, "out of memory");
+		w->l2_live++;
+	}
+	w->cbyte = 0;
+	for (j = 0; j < per && g0 + j < nclu; j++) {
+		uint8_t *ep = w->l2[idx] + j * 8;
+		if (scimg_be64(ep))
+			continue;
+		if ((ret = alloc_cluster(img, &c)) < 0)
+			return ret;
+		scimg_put_be64(ep, (c * w->cs) | Q2_OFLAG_COPIED);
+		if (w->pa_len && w->pa_start + w->pa_len == c * w->cs) {
+			w->pa_len += w->cs;
+		} else {
+			if ((ret = prealloc_run(img)) < 0)
+				return ret;
+			w->pa_start = c * w->cs;
+			w->pa_len = w->cs;
+		}
+	}
+	return prealloc_run(img);
+}
+
 static int flush_l2(struct scimg_image *img, uint64_t idx)
 {
 	struct q2w *w = img->priv;
 	uint64_t c;
 	int ret;
 
+	if (w->prealloc && !w->l1[idx] && (ret = prealloc_table(img, idx)) < 0)
+		return ret;
 	if (!w->l2[idx])
 		return 0;
 	w->cbyte = 0;
@@ -463,6 +549,8 @@ static int opt_bool(struct scimg_image *img, const char *key, const char *v, int
 	return 0;
 }
 
+static int header_fits(struct scimg_image *img);
+
 static uint64_t div_up(uint64_t a, uint64_t b)
 {
 	return a / b + (a % b != 0);
@@ -503,13 +591,63 @@ static int parse_opts(struct scimg_image *img, const struct scimg_opts *opts,
 	if ((v = scimg_int_opts_get(opts, "lazy_refcounts")) &&
 	    opt_bool(img, "lazy_refcounts", v, &w->lazy) < 0)
 		return -EINVAL;
-	if ((v = scimg_int_opts_get(opts, "preallocation")) && strcmp(v, "off"))
+	if ((v = scimg_int_opts_get(opts, "preallocation"))) {
+		if (!strcmp(v, "off"))
+			w->prealloc = PREALLOC_OFF;
+		else if (!strcmp(v, "metadata"))
+			w->prealloc = PREALLOC_METADATA;
+		else if (!strcmp(v, "falloc"))
+			w->prealloc = PREALLOC_FALLOC;
+		else if (!strcmp(v, "full"))
+			w->prealloc = PREALLOC_FULL;
+		else
+			return scimg_int_err(img->ctx, -EINVAL,
+					     "qcow2 option preallocation=%s: expected off, metadata, falloc or full", v);
+		if (w->prealloc && (img->create_flags & SCIMG_CREATE_COMPRESS))
+			return scimg_int_err(img->ctx, -EINVAL,
+					     "qcow2 option preallocation=%s cannot be combined with compression (-c)", v);
+	}
+	if ((v = scimg_int_opts_get(opts, "compat"))) {
+		if (!strcmp(v, "0.10") || !strcmp(v, "v2"))
+			w->v2 = 1;
+		else if (strcmp(v, "1.1") && strcmp(v, "v3"))
+			return scimg_int_err(img->ctx, -EINVAL,
+					     "qcow2 option compat=%s: expected 0.10 (version 2) or 1.1 (version 3)",
+					     v);
+	}
+	if (w->v2) {
+		if (rb != 16)
+			return scimg_int_err(img->ctx, -EINVAL,
+					     "qcow2 option refcount_bits=%llu: compat=0.10 images have 16-bit refcounts",
+					     (unsigned long long)rb);
+		if (w->lazy)
+			return scimg_int_err(img->ctx, -EINVAL,
+					     "qcow2 option lazy_refcounts=on needs compat=1.1");
+		if (w->compression_type != Q2_COMPRESSION_ZLIB)
+			return scimg_int_err(img->ctx, -EINVAL,
+					     "qcow2 option compression_type=zstd needs compat=1.1");
+	}
+	w->backing = scimg_int_opts_get(opts, "backing_file");
+	w->backing_fmt = scimg_int_opts_get(opts, "backing_fmt");
+	if (w->backing && !*w->backing)
+		w->backing = NULL;
+	if (w->backing_fmt && !*w->backing_fmt)
+		w->backing_fmt = NULL;
+	if (w->backing_fmt && !w->backing)
+		return scimg_int_err(img->ctx, -EINVAL, "qcow2 option backing_fmt needs backing_file");
+	if (w->backing && !(img->create_flags & SCIMG_CREATE_BACKING))
 		return scimg_int_err(img->ctx, -ENOTSUP,
-				     "qcow2 option preallocation=%s is not supported (only off)", v);
-	if ((v = scimg_int_opts_get(opts, "compat")) && strcmp(v, "1.1") && strcmp(v, "v3"))
-		return scimg_int_err(img->ctx, -ENOTSUP,
-				     "qcow2 option compat=%s is not supported: scimg writes version 3 images (compat=1.1)",
-				     v);
+				     "qcow2 option backing_file: only an empty overlay can be created with a backing file (scimg create -b)");
+	if (w->backing && w->prealloc)
+		return scimg_int_err(img->ctx, -EINVAL,
+				     "qcow2 options backing_file and preallocation: preallocated clusters would hide the backing file");
+	if (w->backing && strlen(w->backing) > Q2_MAX_BACKING_NAME)
+		return scimg_int_err(img->ctx, -ENAMETOOLONG,
+				     "qcow2 option backing_file: the name is longer than %d bytes",
+				     Q2_MAX_BACKING_NAME);
+	if (w->backing_fmt && strlen(w->backing_fmt) > 15)
+		return scimg_int_err(img->ctx, -EINVAL,
+				     "qcow2 option backing_fmt=%s: not a format name", w->backing_fmt);
 	w->cs = cs;
 	w->cb = (uint32_t)__builtin_ctzll(cs);
 	w->l2_bits = w->cb - 3;
@@ -609,6 +747,10 @@ int scimg_int_qcow2_create(struct scimg_image *img, const struct scimg_opts *opt
 	w->rb_range = R0 - 1;
 	w->next = M;
 	free(blk);
+	blk = NULL;
+	ret = header_fits(img);
+	if (ret < 0)
+		goto fail;
 	return 0;
 fail:
 	free(blk);
@@ -624,6 +766,40 @@ static void put_feature(uint8_t *p, uint8_t type, uint8_t bit, const char *name)
 	memcpy(p + 2, name, strlen(name));
 }
 
+static size_t pad8(size_t n)
+{
+	return (n + 7) & ~(size_t)7;
+}
+
+/* Bytes of the header, its extensions and the backing file name; the
+ * feature name table (informative only) is left out when FEATURES is 0. */
+static size_t header_bytes(const struct q2w *w, int features)
+{
+	size_t n = w->v2 ? Q2_V2_HEADER_LEN : HEADER_LEN;
+
+	if (w->backing_fmt)
+		n += 8 + pad8(strlen(w->backing_fmt));
+	if (!w->v2 && features)
+		n += 8 + 8 * 48;
+	n += 8; /* end of extensions */
+	if (w->backing)
+		n += strlen(w->backing);
+	return n;
+}
+
+/* Whether the header fits the first cluster (checked at create). */
+static int header_fits(struct scimg_image *img)
+{
+	struct q2w *w = img->priv;
+
+	if (header_bytes(w, 0) > w->cs)
+		return scimg_int_err(img->ctx, -ENAMETOOLONG,
+				     "'%s': the qcow2 header with backing file '%s' needs %zu bytes, more than the first cluster (%llu bytes); use a larger cluster_size or a shorter name",
+				     img->path, w->backing ? w->backing : "",
+				     header_bytes(w, 0), (unsigned long long)w->cs);
+	return 0;
+}
+
 static int write_header(struct scimg_image *img)
 {
 	struct q2w *w = img->priv;
@@ -637,13 +813,18 @@ static int write_header(struct scimg_image *img)
 		{ 2, 0, "bitmaps" },
 		{ 2, 1, "raw external data" },
 	};
-	uint8_t h[512];
-	size_t i, o;
+	int features = header_bytes(w, 1) <= w->cs;
+	size_t i, o, len = header_bytes(w, features);
+	uint8_t *h;
+	int ret;
 
-	SCIMG_STATIC_ASSERT(HEADER_LEN + 8 + 8 * 48 + 8 <= 512, "qcow2 header fits 512 bytes");
-	memset(h, 0, sizeof(h));
+	if ((ret = header_fits(img)) < 0)
+		return ret;
+	h = calloc(1, len < 512 ? 512 : len);
+	if (!h)
+		return scimg_int_err(img->ctx, -ENOMEM, "out of memory");
 	scimg_put_be32(h, Q2_MAGIC);
-	scimg_put_be32(h + 4, 3);
+	scimg_put_be32(h + 4, w->v2 ? 2 : 3);
 	scimg_put_be32(h + 20, w->cb);
 	/* QEMU counts qcow2 disks in 512-byte sectors and would drop a partial
 	 * last sector, so the size is rounded up (as qemu-img does) */
@@ -652,19 +833,39 @@ static int write_header(struct scimg_image *img)
 	scimg_put_be64(h + 40, w->l1_offset);
 	scimg_put_be64(h + 48, w->reft_offset);
 	scimg_put_be32(h + 56, (uint32_t)w->reft_clusters);
-	scimg_put_be64(h + 72, w->compression_type ? Q2_INCOMPAT_COMPRESSION : 0);
-	scimg_put_be64(h + 80, w->lazy ? Q2_COMPAT_LAZY_REFCOUNTS : 0);
-	scimg_put_be32(h + 96, w->refcount_order);
-	scimg_put_be32(h + 100, HEADER_LEN);
-	h[104] = (uint8_t)w->compression_type;
-	o = HEADER_LEN;
-	scimg_put_be32(h + o, Q2_EXT_FEATURE_TABLE);
-	scimg_put_be32(h + o + 4, (uint32_t)(SCIMG_ARRAY_SIZE(feats) * 48));
-	o += 8;
-	for (i = 0; i < SCIMG_ARRAY_SIZE(feats); i++, o += 48)
-		put_feature(h + o, feats[i].type, feats[i].bit, feats[i].name);
-	/* end marker: 8 zero bytes, already there */
-	return scimg_int_out_pwrite(img, h, sizeof(h), 0);
+	if (w->v2) {
+		o = Q2_V2_HEADER_LEN;
+	} else {
+		scimg_put_be64(h + 72, w->compression_type ? Q2_INCOMPAT_COMPRESSION : 0);
+		scimg_put_be64(h + 80, w->lazy ? Q2_COMPAT_LAZY_REFCOUNTS : 0);
+		scimg_put_be32(h + 96, w->refcount_order);
+		scimg_put_be32(h + 100, HEADER_LEN);
+		h[104] = (uint8_t)w->compression_type;
+		o = HEADER_LEN;
+	}
+	if (w->backing_fmt) {
+		size_t n = strlen(w->backing_fmt);
+		scimg_put_be32(h + o, Q2_EXT_BACKING_FORMAT);
+		scimg_put_be32(h + o + 4, (uint32_t)n);
+		memcpy(h + o + 8, w->backing_fmt, n);
+		o += 8 + pad8(n);
+	}
+	if (!w->v2 && features) {
+		scimg_put_be32(h + o, Q2_EXT_FEATURE_TABLE);
+		scimg_put_be32(h + o + 4, (uint32_t)(SCIMG_ARRAY_SIZE(feats) * 48));
+		o += 8;
+		for (i = 0; i < SCIMG_ARRAY_SIZE(feats); i++, o += 48)
+			put_feature(h + o, feats[i].type, feats[i].bit, feats[i].name);
+	}
+	o += 8; /* end marker: 8 zero bytes, already there */
+	if (w->backing) {
+		scimg_put_be64(h + 8, o);
+		scimg_put_be32(h + 16, (uint32_t)strlen(w->backing));
+		memcpy(h + o, w->backing, strlen(w->backing));
+	}
+	ret = scimg_int_out_pwrite(img, h, len < 512 ? 512 : len, 0);
+	free(h);
+	return ret;
 }
 
 int scimg_int_qcow2_finish(struct scimg_image *img)

@@ -703,6 +703,114 @@ static int q2_block_status(struct scimg_image *img, uint64_t off, uint64_t len,
 	return ret;
 }
 
+/* ---- map (scimg map) ------------------------------------------------------ */
+
+/* Whether the host file has data at HOST (a hole reads as zeros: QEMU's map
+ * reports such clusters as zero too); *LEN is cut to the run. */
+static int host_is_hole(struct scimg_image *img, uint64_t host, uint64_t *len)
+{
+	struct scimg_source *src = img->src;
+	struct scimg_extent e;
+	int ret;
+
+	if (!src->ops->block_status || host >= src->size)
+		return 0;
+	if (*len > src->size - host)
+		*len = src->size - host;
+	ret = src->ops->block_status(src, host, *len, &e);
+	if (ret < 0)
+		return ret;
+	if (e.length && e.length < *len)
+		*len = e.length;
+	return e.type != SCIMG_EXTENT_DATA;
+}
+
+static int q2_map_locked(struct scimg_image *img, uint64_t off, uint64_t len,
+			 struct scimg_map_extent *ext)
+{
+	struct q2 *q = img->priv;
+	uint64_t pos = off, end = off + len, host0 = 0;
+	enum q2_type t0 = T_UNALLOC;
+	struct q2_run r;
+	unsigned steps = 0;
+	int ret, hole0 = 0;
+
+	while (pos < end && steps < STATUS_MAX_CLUSTERS) {
+		ret = q2_lookup(img, pos, end - pos, &r);
+		if (ret < 0)
+			return ret;
+		if (r.type == T_DATA) {
+			int hole = host_is_hole(img, r.host, &r.len);
+			if (hole < 0)
+				return hole;
+			if (pos == off) {
+				hole0 = hole;
+				host0 = r.host;
+			} else if (hole != hole0 || r.host != host0 + (pos - off)) {
+				break;
+			}
+		}
+		if (pos == off)
+			t0 = r.type;
+		else if (r.type != t0)
+			break;
+		pos += r.len;
+		steps++;
+	}
+	memset(ext, 0, sizeof(*ext));
+	ext->offset = off;
+	ext->length = pos - off;
+	ext->host_offset = UINT64_MAX;
+	ext->file = img->path;
+	switch (t0) {
+	case T_DATA:
+		ext->present = 1;
+		ext->data = 1;
+		ext->zero = hole0;
+		ext->host_offset = host0;
+		return 0;
+	case T_COMPRESSED:
+		ext->present = 1;
+		ext->data = 1;
+		ext->compressed = 1;
+		return 0;
+	case T_ZERO:
+		ext->present = 1;
+		ext->zero = 1;
+		return 0;
+	default:
+		break;
+	}
+	ext->zero = 1;
+	if (q->backing && off < q->backing->size) {
+		uint64_t bend = pos < q->backing->size ? pos : q->backing->size;
+
+		if (q->backing_serial)
+			pthread_mutex_lock(&q->backing_lock);
+		ret = scimg_image_map(q->backing, off, bend - off, ext);
+		if (q->backing_serial)
+			pthread_mutex_unlock(&q->backing_lock);
+		if (ret < 0)
+			return ret;
+		ext->depth++;
+	}
+	return 0;
+}
+
+static int q2_map(struct scimg_image *img, uint64_t off, uint64_t len,
+		  struct scimg_map_extent *ext)
+{
+	struct q2 *q = img->priv;
+	int ret;
+
+	if (!q->serialize)
+		return q2_map_locked(img, off, len, ext);
+	pthread_mutex_lock(&q->io_lock);
+	ret = q2_map_locked(img, off, len, ext);
+	pthread_mutex_unlock(&q->io_lock);
+	return ret;
+}
+
 /* ---- open -------------------------------------------------------------- */
 
 static int load_l1(struct scimg_image *img)
@@ -1165,4 +1273,5 @@ const struct scimg_format scimg_format_qcow2 = {
 	.compress = scimg_int_qcow2_compress,
 	.pwrite_compressed = scimg_int_qcow2_pwrite_compressed,
 	.flags = SCIMG_FMT_SEQUENTIAL_WRITE | SCIMG_FMT_PARALLEL_READ,
+	.map = q2_map,
 };

@@ -106,6 +106,18 @@ void scimg_int_qcow2_header_free(struct q2_header *h);
 /* Number of header bytes needed before the cluster size is known. */
 #define Q2_PEEK_LEN 24
 
+/* In-place changes (qcow2-edit.c) on FD, the image PATH opened for
+ * reading and writing.  Resize grows to SIZE (a multiple of 512), moving
+ * the L1 table to the end of the file when its clusters have no room;
+ * BACKING_SIZE is the virtual size of the
+ * backing file (0 when none) and must not exceed the old size.  Set_backing
+ * rewrites the backing file name and backing format extension in the
+ * header cluster (BACKING NULL or "": none); -ENOSPC when they do not fit. */
+int scimg_int_qcow2_resize(struct scimg_ctx *ctx, int fd, const char *path,
+			   uint64_t size, uint64_t backing_size, int shrink);
+int scimg_int_qcow2_set_backing(struct scimg_ctx *ctx, int fd, const char *path,
+				const char *backing, const char *backing_fmt);
+
 /* Writer (qcow2-write.c). */
 extern const char *const scimg_int_qcow2_create_opts[];
 int scimg_int_qcow2_create(struct scimg_image *img, const struct scimg_opts *opts);

@@ -40,6 +40,27 @@ static int raw_block_status(struct scimg_image *img, uint64_t off,
 	return 0;
 }
 
+/* The file is the disk: every byte is present at its own offset; holes
+ * read as zeros (as QEMU's map shows a raw file). */
+static int raw_map(struct scimg_image *img, uint64_t off, uint64_t len,
+		   struct scimg_map_extent *ext)
+{
+	struct scimg_extent e;
+	int ret = raw_block_status(img, off, len, &e);
+
+	if (ret < 0)
+		return ret;
+	memset(ext, 0, sizeof(*ext));
+	ext->offset = off;
+	ext->length = e.length;
+	ext->present = 1;
+	ext->data = e.type == SCIMG_EXTENT_DATA;
+	ext->zero = !ext->data;
+	ext->host_offset = off;
+	ext->file = img->path;
+	return 0;
+}
+
 static int raw_create(struct scimg_image *img, const struct scimg_opts *opts)
 {
 	(void)opts;
@@ -79,4 +100,5 @@ const struct scimg_format scimg_format_raw = {
 	.pwrite = raw_pwrite,
 	.write_zeroes = raw_write_zeroes,
 	.flags = SCIMG_FMT_PARALLEL_READ,
+	.map = raw_map,
 };

@@ -18,4 +18,13 @@ for sub in $("$SCIMG" --help | awk '/^Commands:/{f=1;next} /^$/{f=0} f{print $1}
   done
   "$SCIMG" "$sub" --bogus-option >/dev/null 2>&1; [ $? -eq 2 ] || fail "$sub: bad option must exit 2"
 done
+# every -o key of every writable built-in format is explained by "-o help"
+# (a plugin's keys come without a description: its manual has them)
+"$SCIMG" plugins --output=json > "$TMPD/plugins" 2>/dev/null || :
+for f in $("$SCIMG" --help | sed -n 's/^Formats://p' | tr ' ' '\n' | sed -n 's/^\([a-z0-9-]*\)(r*w)$/\1/p'); do
+  grep -q "\"$f\"" "$TMPD/plugins" && continue
+  "$SCIMG" create -f "$f" -o help > "$TMPD/ohelp" || fail "create -f $f -o help"
+  awk 'NR > 1 && $0 != "  (none)" && NF < 2 { bad = 1; print } END { exit bad }' "$TMPD/ohelp" ||
+    fail "$f: -o keys without a description: $(cat "$TMPD/ohelp")"
+done
 echo "ok"

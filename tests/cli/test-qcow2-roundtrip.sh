@@ -73,7 +73,7 @@ printf 'end of a huge disk' | dd of="$TMPD/huge.raw" bs=1 seek=$((2 * 1024 * 102
 
 # bad options are refused, naming the key
 for o in cluster_size=1000 cluster_size=4M refcount_bits=3 compression_type=lzo \
-         preallocation=full compat=0.10 lazy_refcounts=maybe extended_l2=on; do
+         preallocation=bogus compat=0.5 lazy_refcounts=maybe extended_l2=on; do
   "$SCIMG" convert -f raw -O qcow2 -o "$o" "$TMPD/odd.raw" "$TMPD/x.qcow2" 2>"$TMPD/err" &&
     fail "option $o accepted"
   key=${o%%=*}
