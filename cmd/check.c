@@ -104,7 +104,7 @@ int cmd_check(int argc, char **argv)
 	int c, rc, json = 0, nobacking = 0;
 
 	memset(&o, 0, sizeof(o));
-	while ((c = getopt_long(argc, argv, "f:hV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":f:hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f': o.format = optarg; break;
 		case 't': o.trust = optarg; break;
@@ -121,7 +121,7 @@ int cmd_check(int argc, char **argv)
 		case 'B': nobacking = 1; break;
 		case 'h': help(); return EXIT_OK;
 		case 'V': print_version(); return EXIT_OK;
-		default: return usage_error("check", "invalid option");
+		default: return bad_option("check", c, argv);
 		}
 	}
 	if (optind != argc - 1)

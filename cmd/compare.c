@@ -35,7 +35,7 @@ int cmd_compare(int argc, char **argv)
 	int c, quiet = 0, nobacking = 0, ret = EXIT_ERROR, r;
 	uint64_t off = 0;
 
-	while ((c = getopt_long(argc, argv, "f:F:qhV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":f:F:qhV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f': fa = optarg; break;
 		case 'F': fb = optarg; break;
@@ -43,7 +43,7 @@ int cmd_compare(int argc, char **argv)
 		case 'B': nobacking = 1; break;
 		case 'h': help(); return EXIT_OK;
 		case 'V': print_version(); return EXIT_OK;
-		default: return usage_error("compare", "invalid option");
+		default: return bad_option("compare", c, argv);
 		}
 	}
 	if (optind != argc - 2)

@@ -74,7 +74,7 @@ int cmd_convert(int argc, char **argv)
 
 	memset(&o, 0, sizeof(o));
 	o.sparse_size = 4096;
-	while ((c = getopt_long(argc, argv, "f:I:O:o:cpS:m:hV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":f:I:O:o:cpS:m:hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f': o.src_format = optarg; break;
 		case 'O': o.dst_format = optarg; break;
@@ -134,8 +134,13 @@ int cmd_convert(int argc, char **argv)
 		case 'P': o.provider = optarg; break;
 		case 'h': help(); free(optstr); free(inoptstr); return EXIT_OK;
 		case 'V': print_version(); free(optstr); free(inoptstr); return EXIT_OK;
-		default: free(optstr); free(inoptstr); return usage_error("convert", "invalid option");
+		default: free(optstr); free(inoptstr); return bad_option("convert", c, argv);
 		}
+	}
+	if (inoptstr && strcmp(inoptstr, "help") == 0) {
+		free(optstr);
+		free(inoptstr);
+		return print_reader_options("convert", o.src_format);
 	}
 	if (!o.dst_format && !o.provider) {
 		free(optstr);
@@ -172,10 +177,6 @@ int cmd_convert(int argc, char **argv)
 			printf("  %s\n", *keys);
 		json_object_put(pinfo);
 		return EXIT_OK;
-	}
-	if (inoptstr && strcmp(inoptstr, "help") == 0) {
-		free(inoptstr);
-		inoptstr = strdup("help=1");
 	}
 	if (optind != argc - 2) {
 		free(optstr);

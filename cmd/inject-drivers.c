@@ -232,7 +232,7 @@ int cmd_inject_drivers(int argc, char **argv)
 	int c, r, json = 0;
 
 	memset(&bo, 0, sizeof(bo));
-	while ((c = getopt_long(argc, argv, "d:nf:O:hV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":d:nf:O:hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'd':
 			if (parse_drivers(optarg, &bo.drivers) < 0)
@@ -253,7 +253,7 @@ int cmd_inject_drivers(int argc, char **argv)
 		case 'O': out_fmt = optarg; break;
 		case 'h': help(); return EXIT_OK;
 		case 'V': print_version(); return EXIT_OK;
-		default: return usage_error("inject-drivers", "invalid option");
+		default: return bad_option("inject-drivers", c, argv);
 		}
 	}
 	if (out_fmt) {

@@ -63,6 +63,10 @@ int scimg_format_caps(const char *name, int *can_read, int *can_write);
 /* NULL-terminated list of the -o keys a format's writer accepts (owned by
  * the library), or NULL when the format is unknown or cannot be written. */
 const char *const *scimg_format_create_options(const char *name);
+/* NULL-terminated list of the -I keys a format's reader accepts (owned by
+ * the library; empty when it takes none), or NULL when the format is
+ * unknown or cannot be read. */
+const char *const *scimg_format_open_options(const char *name);
 
 /* ---- images ----------------------------------------------------------- */
 
