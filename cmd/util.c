@@ -134,5 +134,5 @@ struct scimg_ctx *cmd_ctx_new(void)
 
 void print_version(void)
 {
-	printf("scimg %s\n", SCIMG_VERSION_STRING);
+	printf("scimg %s\n", scimg_version());
 }

@@ -269,3 +269,8 @@ int scimg_int_parse_size(const char *s, uint64_t *out)
 	*out = (uint64_t)v << shift;
 	return 0;
 }
+
+const char *scimg_version(void)
+{
+	return SCIMG_VERSION_STRING;
+}

@@ -40,7 +40,7 @@ if command -v pkg-config >/dev/null 2>&1 && command -v cc >/dev/null 2>&1; then
   inc="$TMPD/prefix/include"
   mkdir -p "$inc/scimg"
   cp "$top_srcdir/lib/scimg.h" "$top_srcdir/lib/scimg-plugin.h" "$inc/scimg/"
-  [ -f "$top_builddir/lib/scimg-version.h" ] && cp "$top_builddir/lib/scimg-version.h" "$inc/scimg/"
+  cp "$top_builddir/scimg-version.h" "$inc/scimg/" || fail "no scimg-version.h in the build tree"
   cflags=$(pkg-config --define-variable=includedir="$inc" --cflags scimg) || fail "pkg-config --cflags scimg"
   echo "$cflags" | grep -q -- "-I$inc\( \|$\)" || fail "Cflags is '$cflags', expected -I$inc"
   cat > "$TMPD/p.c" <<'EOC'
