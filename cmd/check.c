@@ -104,6 +104,7 @@ int cmd_check(int argc, char **argv)
 	int c, rc, json = 0, nobacking = 0;
 
 	memset(&o, 0, sizeof(o));
+	o.size = sizeof(o);
 	while ((c = getopt_long(argc, argv, ":f:hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f': o.format = optarg; break;

@@ -73,6 +73,7 @@ int cmd_convert(int argc, char **argv)
 	int c, ret, last = -1, show_progress = 0, nobacking = 0;
 
 	memset(&o, 0, sizeof(o));
+	o.size = sizeof(o);
 	o.sparse_size = 4096;
 	while ((c = getopt_long(argc, argv, ":f:I:O:o:cpS:m:hV", longopts, NULL)) != -1) {
 		switch (c) {

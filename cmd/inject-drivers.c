@@ -182,6 +182,7 @@ static int fixed_copy(struct scimg_ctx *ctx, const char *src, const char *src_fm
 	}
 	close(fd);
 	memset(&co, 0, sizeof(co));
+	co.size = sizeof(co);
 	co.src = src;
 	co.src_format = src_fmt;
 	co.dst = tmp;
@@ -198,6 +199,7 @@ static int fixed_copy(struct scimg_ctx *ctx, const char *src, const char *src_fm
 			}
 		} else {
 			memset(&co, 0, sizeof(co));
+			co.size = sizeof(co);
 			co.src = tmp;
 			co.src_format = tfmt;
 			co.dst = out;
@@ -232,6 +234,7 @@ int cmd_inject_drivers(int argc, char **argv)
 	int c, r, json = 0;
 
 	memset(&bo, 0, sizeof(bo));
+	bo.size = sizeof(bo);
 	while ((c = getopt_long(argc, argv, ":d:nf:O:hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'd':

@@ -473,16 +473,24 @@ static int cpu_count(void)
 	return n > 64 ? 64 : (int)n;
 }
 
-int scimg_convert(struct scimg_ctx *ctx, const struct scimg_convert_opts *o)
+int scimg_convert(struct scimg_ctx *ctx, const struct scimg_convert_opts *opts)
 {
+	struct scimg_convert_opts oc;
+	const struct scimg_convert_opts *o = &oc;
 	struct scimg_image *src = NULL, *dst = NULL;
 	struct pipeline pl;
-	int have_pl = 0, parallel_read, nt, ret, compress = o->compress;
-	uint64_t pos, size, dst_size, unit, sparse = o->sparse_size;
+	int have_pl = 0, parallel_read, nt, ret, compress;
+	uint64_t pos, size, dst_size, unit, sparse;
 	const char *dst_format;
 	char *provider_opts = NULL;
 
 	scimg_ctx_clear_error(ctx);
+	/* the caller's struct may be older (smaller) than ours */
+	ret = scimg_int_opts_struct_copy(ctx, &oc, sizeof(oc), opts, "scimg_convert_opts");
+	if (ret < 0)
+		return ret;
+	compress = o->compress;
+	sparse = o->sparse_size;
 	/* a Supercloud image is a package built around a working disk, not a
 	 * streaming format writer (lib/package/build.c) */
 	if (o->dst_format && strcmp(o->dst_format, "sci") == 0)

@@ -11,6 +11,18 @@
  * - The library never prints and never exits.
  * - Objects returned through an out-parameter belong to the caller, who
  *   releases them with the matching _close/_free function.
+ * - Option structs the caller fills (struct scimg_convert_opts,
+ *   scimg_check_opts, scimg_bootfix_opts) start with "size_t size", which
+ *   the caller sets to sizeof the struct as it was compiled, after zeroing
+ *   the struct:
+ *	struct scimg_convert_opts o;
+ *	memset(&o, 0, sizeof(o));
+ *	o.size = sizeof(o);
+ *   New fields are only ever added at the end.  The library reads only the
+ *   fields that lie within SIZE, so a program built against older headers
+ *   keeps working (the fields it does not know read as 0 / NULL); fields
+ *   beyond the library's own struct are ignored.  A size smaller than
+ *   sizeof(size_t) (a struct that was never set) fails with -EINVAL.
  */
 #ifndef SCIMG_H
 #define SCIMG_H
@@ -165,8 +177,12 @@ SCIMG_API void scimg_image_abort(struct scimg_image *img);
 /* ---- convert ---------------------------------------------------------- */
 
 typedef void (*scimg_progress_fn)(void *opaque, uint64_t done, uint64_t total);
+/* Called with a one-line message the user should see once, e.g. that the
+ * appliance could not start with KVM and was started again with TCG. */
+typedef void (*scimg_notice_fn)(void *opaque, const char *msg);
 
 struct scimg_convert_opts {
+	size_t size;                /* sizeof(struct scimg_convert_opts) */
 	const char *src;            /* input path */
 	const char *src_format;     /* NULL: probe */
 	const char *dst;            /* output path */
@@ -238,13 +254,14 @@ SCIMG_API int scimg_profile_check(struct scimg_ctx *ctx, const char *name,
  * (docs/scimg-convert.1). */
 
 struct scimg_check_opts {
+	size_t size;             /* sizeof(struct scimg_check_opts) */
 	const char *path;        /* the image */
 	const char *format;      /* NULL: probe */
 	const char *trust;       /* PEM file of trusted certificates, or NULL */
 	int container_only;      /* skip the guest compliance checks */
 	/* A one-line message the user should see (e.g. the appliance was
 	 * restarted with TCG).  May be NULL. */
-	void (*notice)(void *opaque, const char *msg);
+	scimg_notice_fn notice;
 	void *notice_opaque;
 	/* Provider profile (scimg check --provider NAME) or NULL: also report
 	 * what the image lacks for that provider (format, size rules, the
@@ -272,11 +289,8 @@ enum {
 	SCIMG_BOOTFIX_DRV_ALL = 7u,
 };
 
-/* Called with a one-line message the user should see once, e.g. that the
- * appliance could not start with KVM and was started again with TCG. */
-typedef void (*scimg_notice_fn)(void *opaque, const char *msg);
-
 struct scimg_bootfix_opts {
+	size_t size;             /* sizeof(struct scimg_bootfix_opts) */
 	unsigned drivers;        /* SCIMG_BOOTFIX_DRV_*; 0 means all */
 	int dry_run;             /* inspect and plan; the image is not changed */
 	int partition;           /* wrap a partitionless filesystem into an

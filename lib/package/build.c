@@ -234,6 +234,7 @@ static int fix_guest(struct build *b, json_object *changes)
 	int ret;
 
 	memset(&bo, 0, sizeof(bo));
+	bo.size = sizeof(bo);
 	bo.drivers = SCIMG_BOOTFIX_DRV_ALL;
 	bo.partition = 1; /* a partitionless filesystem (old AMI) gets a disk */
 	ret = scimg_bootfix_run(b->ctx, b->workdisk, b->disk_format, &bo, &report);
