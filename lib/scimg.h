@@ -177,6 +177,20 @@ SCIMG_API void scimg_image_abort(struct scimg_image *img);
 /* ---- convert ---------------------------------------------------------- */
 
 typedef void (*scimg_progress_fn)(void *opaque, uint64_t done, uint64_t total);
+/* What scimg_convert() reports to a progress_ex callback.  Filled by the
+ * library; SIZE says which fields exist (fields are only added at the end). */
+struct scimg_progress {
+	size_t size;            /* sizeof(struct scimg_progress) of the library */
+	const char *phase;      /* "scanning" (finding the allocated data),
+				   "copying", "finishing" (metadata, flush,
+				   rename), "done" */
+	uint64_t pos;           /* guest offset reached */
+	uint64_t virtual_size;  /* of the input */
+	uint64_t data_done;     /* bytes of allocated data read so far */
+	uint64_t data_total;    /* allocated data in all (0 while scanning) */
+};
+typedef void (*scimg_progress_ex_fn)(void *opaque, const struct scimg_progress *p);
+
 /* Called with a one-line message the user should see once, e.g. that the
  * appliance could not start with KVM and was started again with TCG. */
 typedef void (*scimg_notice_fn)(void *opaque, const char *msg);
@@ -200,6 +214,10 @@ struct scimg_convert_opts {
 	const char *provider;
 	/* --no-sync: SCIMG_CREATE_NO_SYNC for the output. */
 	int no_sync;
+	/* Richer progress (may be NULL): phases and allocated-data bytes done
+	 * of the total, found by a first walk over the allocation map (metadata
+	 * only) when this is set.  Called at most once per copied unit. */
+	scimg_progress_ex_fn progress_ex;
 };
 
 /* Convert an image.  Bounded memory whatever the size; holes are skipped.
