@@ -163,7 +163,8 @@ int cmd_check(int argc, char **argv)
 	unsigned buses = 0, firmware = 0;
 
 	memset(&o, 0, sizeof(o));
-	while ((c = getopt_long(argc, argv, "f:hV", longopts, NULL)) != -1) {
+	o.size = sizeof(o);
+	while ((c = getopt_long(argc, argv, ":f:hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f': o.format = optarg; break;
 		case 't': o.trust = optarg; break;
@@ -192,7 +193,7 @@ int cmd_check(int argc, char **argv)
 					break;
 				return EXIT_ERROR;
 			}
-			return usage_error("check", "invalid option");
+			return bad_option("check", c, argv);
 		}
 	}
 	if (optind != argc - 1)

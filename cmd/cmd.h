@@ -41,6 +41,14 @@ void die_ctx(const char *sub, struct scimg_ctx *ctx);
 /* Print an error about usage and a hint to --help; returns EXIT_ERROR. */
 int usage_error(const char *sub, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* Report the option getopt_long() refused (it returned C: '?' or, with an
+ * optstring that starts with ':', ':' for a missing argument) once, with a
+ * hint to --help; returns EXIT_ERROR.  main() turns getopt's own messages
+ * off (opterr = 0). */
+int bad_option(const char *sub, int c, char **argv);
+/* -I help: print the reader options of FORMAT, or of every readable format
+ * when FORMAT is NULL; returns the exit status. */
+int print_reader_options(const char *sub, const char *format);
 /* Install SIGINT/SIGTERM/SIGHUP handlers that cancel CTX. */
 void install_cancel_handlers(struct scimg_ctx *ctx);
 /* "1.5 GiB" */

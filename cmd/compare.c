@@ -78,7 +78,7 @@ int cmd_compare(int argc, char **argv)
 	int last = -1, sm = 0;
 	uint64_t off = 0, soff = 0;
 
-	while ((c = getopt_long(argc, argv, "f:F:spqhV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":f:F:spqhV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f': fa = optarg; break;
 		case 'F': fb = optarg; break;
@@ -95,7 +95,7 @@ int cmd_compare(int argc, char **argv)
 					break;
 				return EXIT_ERROR;
 			}
-			return usage_error("compare", "invalid option");
+			return bad_option("compare", c, argv);
 		}
 	}
 	if (optind != argc - 2)

@@ -12,7 +12,7 @@ static void help(void)
 	       "(a file or an http:// or https:// URL).\n\n"
 	       "  -f, --format=FMT     read IMAGE as FMT instead of probing\n"
 	       "  -I, --input-options=K=V,...  options of IMAGE's format (e.g. an AMI\n"
-	       "                       bundle's privatekey=FILE,cert=FILE)\n"
+	       "                       bundle's privatekey=FILE,cert=FILE; -I help lists them)\n"
 	       "      --output=FMT     'human' (default) or 'json'\n"
 	       "      --no-backing     do not open files the image refers to\n"
 	       HELP_TRUST_CHAIN
@@ -135,7 +135,7 @@ int cmd_info(int argc, char **argv)
 	char *inopts = NULL;
 	int json = 0, nobacking = 0, c, ret = EXIT_ERROR;
 
-	while ((c = getopt_long(argc, argv, "f:I:hV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":f:I:hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f': fmt = optarg; break;
 		case 'I': {
@@ -166,16 +166,16 @@ int cmd_info(int argc, char **argv)
 					break;
 				free(inopts); return EXIT_ERROR;
 			}
-			free(inopts); return usage_error("info", "invalid option");
+			free(inopts); return bad_option("info", c, argv);
 		}
+	}
+	if (inopts && strcmp(inopts, "help") == 0) {
+		free(inopts);
+		return print_reader_options("info", fmt);
 	}
 	if (optind != argc - 1) {
 		free(inopts);
 		return usage_error("info", "expected exactly one IMAGE");
-	}
-	if (inopts && strcmp(inopts, "help") == 0) {
-		free(inopts);
-		inopts = strdup("help=1");
 	}
 	ctx = cmd_ctx_new();
 	/* like qemu-img info: the image's own header even when a file it

@@ -198,6 +198,7 @@ static int fixed_copy(struct scimg_ctx *ctx, const char *src, const char *src_fm
 	}
 	close(fd);
 	memset(&co, 0, sizeof(co));
+	co.size = sizeof(co);
 	co.src = src;
 	co.src_format = src_fmt;
 	co.dst = tmp;
@@ -218,6 +219,7 @@ static int fixed_copy(struct scimg_ctx *ctx, const char *src, const char *src_fm
 			}
 		} else {
 			memset(&co, 0, sizeof(co));
+			co.size = sizeof(co);
 			co.src = tmp;
 			co.src_format = tfmt;
 			co.dst = out;
@@ -254,7 +256,8 @@ int cmd_inject_drivers(int argc, char **argv)
 	int c, r, json = 0;
 
 	memset(&bo, 0, sizeof(bo));
-	while ((c = getopt_long(argc, argv, "d:nf:O:hV", longopts, NULL)) != -1) {
+	bo.size = sizeof(bo);
+	while ((c = getopt_long(argc, argv, ":d:nf:O:hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'd':
 			if (parse_drivers(optarg, &bo.drivers) < 0)
@@ -282,7 +285,7 @@ int cmd_inject_drivers(int argc, char **argv)
 					break;
 				return EXIT_ERROR;
 			}
-			return usage_error("inject-drivers", "invalid option");
+			return bad_option("inject-drivers", c, argv);
 		}
 	}
 	if (out_fmt) {

@@ -103,7 +103,7 @@ int cmd_plugins(int argc, char **argv)
 	int json = 0, c, ret = EXIT_ERROR;
 	size_t i, n;
 
-	while ((c = getopt_long(argc, argv, "hV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'o':
 			if (!strcmp(optarg, "json"))
@@ -115,7 +115,7 @@ int cmd_plugins(int argc, char **argv)
 			break;
 		case 'h': help(); return EXIT_OK;
 		case 'V': print_version(); return EXIT_OK;
-		default: return usage_error("plugins", "invalid option");
+		default: return bad_option("plugins", c, argv);
 		}
 	}
 	if (optind != argc)

@@ -1,6 +1,9 @@
 /* scimg.c - entry point: dispatch to subcommands. */
+#include <getopt.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cmd.h"
 
@@ -39,15 +42,62 @@ static void usage(FILE *f)
 		scimg_format_caps(scimg_format_name(i), &r, &w);
 		fprintf(f, " %s(%s%s)", scimg_format_name(i), r ? "r" : "", w ? "w" : "");
 	}
-	fprintf(f, "\n\n'%s COMMAND --help' describes a command; man scimg-COMMAND has the details.\n"
-		   "Exit status: 0 success, 1 images differ (compare) or not compliant (check),\n2 error.\n", prog);
+	fprintf(f, "\n\n'%s COMMAND --help' (or '%s help COMMAND') describes a command;\nman scimg-COMMAND has the details.\n"
+		   "Exit status: 0 success, 1 images differ (compare) or not compliant (check),\n2 error.\n", prog, prog);
+}
+
+/* Run from the build tree (cmd/scimg, libtool's wrapper running
+ * cmd/.libs/scimg or lt-scimg), scimg would only find installed plugins, or
+ * none: when $SCIMG_PLUGIN_PATH is not set and this program's own file lies
+ * in the build tree's cmd/ or cmd/.libs/, point it at the build tree's
+ * plugins.  An installed scimg is elsewhere and never looks there. */
+static void find_build_tree_plugins(void)
+{
+#if defined(SCIMG_BUILDDIR) && defined(SCIMG_BUILD_PLUGIN_PATH)
+	static const char *const dirs[] = { SCIMG_BUILDDIR "/cmd", SCIMG_BUILDDIR "/cmd/.libs" };
+	char exe[PATH_MAX], dir[PATH_MAX];
+	ssize_t n;
+	char *slash;
+	size_t i;
+
+	if (getenv("SCIMG_PLUGIN_PATH"))
+		return;
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n <= 0)
+		return;
+	exe[n] = '\0';
+	slash = strrchr(exe, '/');
+	if (!slash || slash == exe)
+		return;
+	*slash = '\0';
+	for (i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
+		if (realpath(dirs[i], dir) && strcmp(dir, exe) == 0) {
+			setenv("SCIMG_PLUGIN_PATH", SCIMG_BUILD_PLUGIN_PATH, 1);
+			return;
+		}
+#endif
 }
 
 int main(int argc, char **argv)
 {
 	size_t i;
 
+	/* Subcommands report a refused option themselves, once (bad_option). */
+	opterr = 0;
+	find_build_tree_plugins();
 	if (argc < 2) {
+		usage(stderr);
+		return EXIT_ERROR;
+	}
+	if (strcmp(argv[1], "help") == 0 && argc > 2) {
+		/* "scimg help COMMAND" is "scimg COMMAND --help" */
+		static char help_opt[] = "--help";
+		char *hargv[] = { argv[2], help_opt, NULL };
+
+		for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+			if (strcmp(argv[2], cmds[i].name) == 0)
+				return cmds[i].fn(2, hargv);
+		fprintf(stderr, "%s help: unknown command '%s'\n", prog, argv[2]);
 		usage(stderr);
 		return EXIT_ERROR;
 	}

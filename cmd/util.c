@@ -1,5 +1,6 @@
 /* util.c - helpers shared by the subcommands. */
 #include <errno.h>
+#include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -45,6 +46,62 @@ int usage_error(const char *sub, const char *fmt, ...)
 	va_end(ap);
 	fprintf(stderr, "\nTry '%s %s --help' for more information.\n", prog, sub);
 	return EXIT_ERROR;
+}
+
+int bad_option(const char *sub, int c, char **argv)
+{
+	const char *arg = optind > 0 ? argv[optind - 1] : NULL;
+	int len;
+
+	/* The name as the user typed it, without "=VALUE". */
+	if (arg && strncmp(arg, "--", 2) == 0) {
+		len = (int)strcspn(arg, "=");
+		if (c == ':')
+			return usage_error(sub, "option '%.*s' requires an argument", len, arg);
+		if (optopt)
+			return usage_error(sub, "option '%.*s' takes no argument", len, arg);
+		return usage_error(sub, "unknown or ambiguous option '%.*s'", len, arg);
+	}
+	if (c == ':')
+		return usage_error(sub, "option '-%c' requires an argument", optopt);
+	if (optopt > 32 && optopt < 127)
+		return usage_error(sub, "unknown option '-%c'", optopt);
+	return usage_error(sub, "unknown option '%s'", arg ? arg : "?");
+}
+
+int print_reader_options(const char *sub, const char *format)
+{
+	const char *const *keys;
+	size_t i, n = scimg_format_count();
+
+	if (format) {
+		keys = scimg_format_open_options(format);
+		if (!keys) {
+			fprintf(stderr, "%s %s: format '%s' is unknown or cannot be read\n",
+				prog, sub, format);
+			return EXIT_ERROR;
+		}
+		printf("Input options of format '%s' (-I KEY=VALUE):%s\n", format,
+		       *keys ? "" : " none");
+		for (; *keys; keys++)
+			printf("  %s\n", *keys);
+		return EXIT_OK;
+	}
+	printf("Input options (-I KEY=VALUE,...) of each readable format:\n");
+	for (i = 0; i < n; i++) {
+		const char *name = scimg_format_name(i);
+		keys = name ? scimg_format_open_options(name) : NULL;
+		if (!keys)
+			continue;
+		printf("  %-10s", name);
+		if (!*keys)
+			printf(" (none)");
+		for (; *keys; keys++)
+			printf(" %s", *keys);
+		printf("\n");
+	}
+	printf("See scimg-%s(1) for what each option means.\n", sub);
+	return EXIT_OK;
 }
 
 void human_size(unsigned long long v, char *buf, size_t len)
@@ -167,5 +224,5 @@ struct scimg_ctx *cmd_ctx_new(void)
 
 void print_version(void)
 {
-	printf("scimg %s\n", SCIMG_VERSION_STRING);
+	printf("scimg %s\n", scimg_version());
 }

@@ -473,16 +473,25 @@ static int cpu_count(void)
 	return n > 64 ? 64 : (int)n;
 }
 
-int scimg_convert(struct scimg_ctx *ctx, const struct scimg_convert_opts *o)
+int scimg_convert(struct scimg_ctx *ctx, const struct scimg_convert_opts *opts)
 {
+	struct scimg_convert_opts oc;
+	const struct scimg_convert_opts *o = &oc;
+	struct scimg_progress pr;
 	struct scimg_image *src = NULL, *dst = NULL;
 	struct pipeline pl;
-	int have_pl = 0, parallel_read, nt, ret, compress = o->compress;
-	uint64_t pos, size, dst_size, unit, sparse = o->sparse_size;
+	int have_pl = 0, parallel_read, nt, ret, compress;
+	uint64_t pos, size, dst_size, unit, sparse;
 	const char *dst_format;
 	char *provider_opts = NULL;
 
 	scimg_ctx_clear_error(ctx);
+	/* the caller's struct may be older (smaller) than ours */
+	ret = scimg_int_opts_struct_copy(ctx, &oc, sizeof(oc), opts, "scimg_convert_opts");
+	if (ret < 0)
+		return ret;
+	compress = o->compress;
+	sparse = o->sparse_size;
 	/* a Supercloud image is a package built around a working disk, not a
 	 * streaming format writer (lib/package/build.c) */
 	if (o->dst_format && strcmp(o->dst_format, "sci") == 0) {
@@ -555,6 +564,31 @@ int scimg_convert(struct scimg_ctx *ctx, const struct scimg_convert_opts *o)
 	if (ret < 0)
 		goto out;
 
+	memset(&pr, 0, sizeof(pr));
+	pr.size = sizeof(pr);
+	pr.virtual_size = size;
+	if (o->progress_ex) {
+		/* the same walk as below, metadata only: how much data is there */
+		pr.phase = "scanning";
+		o->progress_ex(o->progress_opaque, &pr);
+		for (pos = 0; pos < size;) {
+			uint64_t len = size - pos < unit ? size - pos : unit, skip_to, next;
+			int has_data;
+
+			if ((ret = scimg_int_check_cancel(ctx)) < 0 ||
+			    (ret = range_has_data(src, pos, len, &has_data, &skip_to)) < 0)
+				goto out;
+			if (has_data) {
+				pr.data_total += len;
+				pos += len;
+			} else {
+				next = skip_to - skip_to % unit;
+				pos = next <= pos ? pos + len : next > size ? size : next;
+			}
+		}
+		pr.phase = "copying";
+		o->progress_ex(o->progress_opaque, &pr);
+	}
 	pos = 0;
 	while (pos < size) {
 		uint64_t len = size - pos < unit ? size - pos : unit;
@@ -580,6 +614,7 @@ int scimg_convert(struct scimg_ctx *ctx, const struct scimg_convert_opts *o)
 			if (ret < 0)
 				goto out;
 			pos += len;
+			pr.data_done += len;
 		} else {
 			next = skip_to - skip_to % unit;
 			if (next <= pos)
@@ -602,6 +637,14 @@ int scimg_convert(struct scimg_ctx *ctx, const struct scimg_convert_opts *o)
 		}
 		if (o->progress)
 			o->progress(o->progress_opaque, pos, size);
+		if (o->progress_ex) {
+			pr.pos = pos;
+			o->progress_ex(o->progress_opaque, &pr);
+		}
+	}
+	if (o->progress_ex) {
+		pr.phase = "finishing";
+		o->progress_ex(o->progress_opaque, &pr);
 	}
 	if ((ret = pipeline_drain(&pl, 1, 1)) < 0)
 		goto out;
@@ -613,6 +656,13 @@ int scimg_convert(struct scimg_ctx *ctx, const struct scimg_convert_opts *o)
 		goto out;
 	if (o->progress)
 		o->progress(o->progress_opaque, size, size);
+	if (o->progress_ex) {
+		pr.phase = "done";
+		pr.pos = size;
+		if (pr.data_total < pr.data_done)
+			pr.data_total = pr.data_done;
+		o->progress_ex(o->progress_opaque, &pr);
+	}
 out:
 	if (have_pl)
 		pipeline_free(&pl);

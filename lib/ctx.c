@@ -350,3 +350,24 @@ int scimg_int_parse_size(const char *s, uint64_t *out)
 	*out = (uint64_t)v << shift;
 	return 0;
 }
+
+const char *scimg_version(void)
+{
+	return SCIMG_VERSION_STRING;
+}
+
+int scimg_int_opts_struct_copy(struct scimg_ctx *ctx, void *dst, size_t dst_size,
+			       const void *src, const char *what)
+{
+	size_t n;
+
+	memset(dst, 0, dst_size);
+	memcpy(&n, src, sizeof(n));
+	if (n < sizeof(size_t))
+		return scimg_int_err(ctx, -EINVAL,
+				     "struct %s: size is %zu, expected sizeof(struct %s) (%zu): set it after zeroing the struct",
+				     what, n, what, dst_size);
+	memcpy(dst, src, n < dst_size ? n : dst_size);
+	memcpy(dst, &dst_size, sizeof(dst_size));
+	return 0;
+}

@@ -96,3 +96,13 @@ const char *const *scimg_format_create_options(const char *name)
 		return NULL;
 	return f->create_opts ? f->create_opts : none;
 }
+
+const char *const *scimg_format_open_options(const char *name)
+{
+	static const char *const none[] = { NULL };
+	const struct scimg_format *f = scimg_int_format_find(name);
+
+	if (!f || !f->open)
+		return NULL;
+	return f->open_opts ? f->open_opts : none;
+}

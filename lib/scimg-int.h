@@ -53,6 +53,12 @@ int scimg_int_err(struct scimg_ctx *ctx, int err, const char *fmt, ...)
 	SCIMG_PRINTF(3, 4);
 /* Put "PREFIX: " in front of the message recorded on CTX (used when a
  * child image fails: "'a.qcow2': backing file: 'b.qcow2': ..."). */
+/* Copy a caller's option struct SRC (which starts with "size_t size") into
+ * DST (DST_SIZE bytes, the library's own struct): the fields within the
+ * caller's size, the rest zeroed; DST's size becomes DST_SIZE.  -EINVAL
+ * (message naming WHAT) when SRC's size is smaller than a size_t. */
+int scimg_int_opts_struct_copy(struct scimg_ctx *ctx, void *dst, size_t dst_size,
+			       const void *src, const char *what);
 void scimg_int_err_prefix(struct scimg_ctx *ctx, const char *fmt, ...)
 	SCIMG_PRINTF(2, 3);
 /* Send errors recorded by the calling thread to BUF instead of the context

@@ -221,7 +221,7 @@ struct scimg_plugin {
 /* The registration symbol every plugin exports.  Called once; the returned
  * struct and everything it points to must stay valid while the plugin is
  * loaded (static const data). */
-const struct scimg_plugin *scimg_plugin_init(void);
+SCIMG_API const struct scimg_plugin *scimg_plugin_init(void);
 typedef const struct scimg_plugin *(*scimg_plugin_init_fn)(void);
 #define SCIMG_PLUGIN_INIT_SYMBOL "scimg_plugin_init"
 
@@ -231,38 +231,38 @@ typedef const struct scimg_plugin *(*scimg_plugin_init_fn)(void);
  * errno; a non-negative ERR becomes -EIO).  The message names the file, the
  * field and its offset, and what was expected:
  *   "'%s': VDI block size at offset 376 is %u, expected a power of two" */
-int scimg_plugin_err(struct scimg_image *img, int err, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+SCIMG_API int scimg_plugin_err(struct scimg_image *img, int err, const char *fmt, ...)
+		  __attribute__((format(printf, 3, 4)));
 /* Put "PREFIX: " before the message recorded on IMG's context (after a call
  * into another image failed). */
-void scimg_plugin_err_prefix(struct scimg_image *img, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+SCIMG_API void scimg_plugin_err_prefix(struct scimg_image *img, const char *fmt, ...)
+		  __attribute__((format(printf, 2, 3)));
 /* -ECANCELED (message recorded) when the operation was interrupted, else 0.
  * Long loops call it now and then. */
-int scimg_plugin_check_cancel(struct scimg_image *img);
+SCIMG_API int scimg_plugin_check_cancel(struct scimg_image *img);
 /* The context IMG belongs to (for scimg_ctx_get_flags()). */
-struct scimg_ctx *scimg_plugin_ctx(struct scimg_image *img);
+SCIMG_API struct scimg_ctx *scimg_plugin_ctx(struct scimg_image *img);
 
 /* The format's own state (NULL until set). */
-void *scimg_plugin_priv(struct scimg_image *img);
-void scimg_plugin_set_priv(struct scimg_image *img, void *priv);
+SCIMG_API void *scimg_plugin_priv(struct scimg_image *img);
+SCIMG_API void scimg_plugin_set_priv(struct scimg_image *img, void *priv);
 /* open(): set the virtual size (the library refuses sizes beyond its
  * maximum after open returns). */
-void scimg_plugin_set_size(struct scimg_image *img, uint64_t size);
+SCIMG_API void scimg_plugin_set_size(struct scimg_image *img, uint64_t size);
 
 /* Reading the image file.  Reads exactly LEN bytes at OFF; a read past the
  * end of the file is an error naming WHAT ("block map") and the offset. */
-int scimg_plugin_read(struct scimg_image *img, void *buf, size_t len,
-		      uint64_t off, const char *what);
+SCIMG_API int scimg_plugin_read(struct scimg_image *img, void *buf, size_t len,
+				uint64_t off, const char *what);
 /* Size of the image file in bytes. */
-uint64_t scimg_plugin_file_size(struct scimg_image *img);
+SCIMG_API uint64_t scimg_plugin_file_size(struct scimg_image *img);
 /* Allocation of the image file's bytes at OFF (DATA or HOLE extents), as
  * lseek(SEEK_DATA/SEEK_HOLE) reports it; everything is DATA when unknown. */
-int scimg_plugin_file_block_status(struct scimg_image *img, uint64_t off,
-				   uint64_t len, struct scimg_extent *ext);
+SCIMG_API int scimg_plugin_file_block_status(struct scimg_image *img, uint64_t off,
+					     uint64_t len, struct scimg_extent *ext);
 /* Directory that names inside the image resolve against (owned by the
  * library, valid while IMG is open). */
-const char *scimg_plugin_file_dir(struct scimg_image *img);
+SCIMG_API const char *scimg_plugin_file_dir(struct scimg_image *img);
 
 /* Open another image the image names (parent, backing file): NAME is
  * resolved against scimg_plugin_file_dir() unless absolute.  FORMAT may be
@@ -270,28 +270,28 @@ const char *scimg_plugin_file_dir(struct scimg_image *img);
  * unless the context allows referenced files (SCIMG_CTX_ALLOW_BACKING);
  * chain depth and loops are checked.  Read it with scimg_image_pread() and
  * scimg_image_block_status(); free it with scimg_image_close(). */
-int scimg_plugin_open_child(struct scimg_image *img, const char *name,
-			    const char *format, struct scimg_image **out);
+SCIMG_API int scimg_plugin_open_child(struct scimg_image *img, const char *name,
+				      const char *format, struct scimg_image **out);
 
 /* Writing.  Write LEN bytes at absolute file offset OFF of the output. */
-int scimg_plugin_out_pwrite(struct scimg_image *img, const void *buf,
-			    size_t len, uint64_t off);
+SCIMG_API int scimg_plugin_out_pwrite(struct scimg_image *img, const void *buf,
+				      size_t len, uint64_t off);
 /* Set the output file's length. */
-int scimg_plugin_out_truncate(struct scimg_image *img, uint64_t size);
+SCIMG_API int scimg_plugin_out_truncate(struct scimg_image *img, uint64_t size);
 /* Value of option KEY (the last one given wins), or NULL when not given:
  * the -o options in create(), the -I options in open(). */
-const char *scimg_plugin_opt(struct scimg_image *img, const char *key);
+SCIMG_API const char *scimg_plugin_opt(struct scimg_image *img, const char *key);
 /* Flags the image is created with (SCIMG_CREATE_COMPRESS). */
-unsigned scimg_plugin_create_flags(struct scimg_image *img);
+SCIMG_API unsigned scimg_plugin_create_flags(struct scimg_image *img);
 /* Parse a size with an optional K/M/G/T/P suffix (powers of 1024);
  * -EINVAL on garbage or overflow. */
-int scimg_plugin_parse_size(const char *s, uint64_t *out);
+SCIMG_API int scimg_plugin_parse_size(const char *s, uint64_t *out);
 
 /* Profile checks: report one problem.  ID is a short stable key
  * ("size-alignment"), the message says what is wrong and what is expected. */
-void scimg_plugin_report(struct scimg_plugin_report *rep, const char *id,
-			 const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+SCIMG_API void scimg_plugin_report(struct scimg_plugin_report *rep, const char *id,
+				   const char *fmt, ...)
+		  __attribute__((format(printf, 3, 4)));
 
 #ifdef __cplusplus
 }

@@ -384,6 +384,7 @@ int scimg_boot_test(struct scimg_ctx *ctx, const struct scimg_boot_opts *uopts,
 			scimg_image_close(img);
 			img = NULL;
 			memset(&c, 0, sizeof(c));
+			c.size = sizeof(c);
 			c.src = o.path;
 			c.src_format = fmtname;
 			c.dst = disk;

@@ -113,7 +113,7 @@ int scimg_bootfix_run(struct scimg_ctx *ctx, const char *path,
 		      const char *format, const struct scimg_bootfix_opts *opts,
 		      json_object **report)
 {
-	struct scimg_bootfix_opts defopts;
+	struct scimg_bootfix_opts oc;
 	struct bf bf;
 	uint64_t newsize = 0;
 	const char *bl_step;
@@ -123,9 +123,15 @@ int scimg_bootfix_run(struct scimg_ctx *ctx, const char *path,
 	if (report)
 		*report = NULL;
 	if (!opts) {
-		memset(&defopts, 0, sizeof(defopts));
-		opts = &defopts;
+		memset(&oc, 0, sizeof(oc));
+		oc.size = sizeof(oc);
+	} else {
+		/* the caller's struct may be older (smaller) than ours */
+		r = scimg_int_opts_struct_copy(ctx, &oc, sizeof(oc), opts, "scimg_bootfix_opts");
+		if (r < 0)
+			return r;
 	}
+	opts = &oc;
 	const char *given = format;
 
 	if (!format) {

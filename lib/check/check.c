@@ -93,6 +93,7 @@ static int tmp_raw(struct ck *c, const char *src, const char *fmt, char **out)
 	}
 	sprintf(p, "%s/disk.raw", dir);
 	memset(&co, 0, sizeof(co));
+	co.size = sizeof(co);
 	co.src = src;
 	co.src_format = fmt;
 	co.dst = p;
@@ -617,16 +618,23 @@ static int provider_step(struct ck *c, const char *format)
 	return 0;
 }
 
-int scimg_check(struct scimg_ctx *ctx, const struct scimg_check_opts *o,
+int scimg_check(struct scimg_ctx *ctx, const struct scimg_check_opts *opts,
 		json_object **report)
 {
+	struct scimg_check_opts oc;
+	const struct scimg_check_opts *o = &oc;
 	struct ck c;
 	struct scimg_image *probe = NULL;
-	const char *fmt = o->format;
+	const char *fmt;
 	int ret;
 
 	*report = NULL;
 	scimg_ctx_clear_error(ctx);
+	/* the caller's struct may be older (smaller) than ours */
+	ret = scimg_int_opts_struct_copy(ctx, &oc, sizeof(oc), opts, "scimg_check_opts");
+	if (ret < 0)
+		return ret;
+	fmt = o->format;
 	memset(&c, 0, sizeof(c));
 	c.ctx = ctx;
 	c.o = o;

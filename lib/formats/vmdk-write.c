@@ -428,6 +428,14 @@ static const char *base_name(const char *p)
 	return s ? s + 1 : p;
 }
 
+static int has_control_char(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return 1;
+	return 0;
+}
+
 /* "disk.vmdk" -> "disk-flat.vmdk" (qemu-img's naming). */
 static char *flat_name(const char *path)
 {
@@ -549,6 +557,15 @@ int scimg_int_vmdk_create(struct scimg_image *img, const struct scimg_opts *opts
 	} else {
 		d.extent_type = "SPARSE";
 		d.extent_file = base_name(img->path);
+	}
+	/* The descriptor names the extent file in double quotes on one line
+	 * and VMware's format has no escape for '"' or a line break in it:
+	 * such a name cannot be written so that a reader finds the extent. */
+	if (strpbrk(d.extent_file, "\"\n\r") || has_control_char(d.extent_file)) {
+		ret = scimg_int_err(img->ctx, -EINVAL,
+				    "'%s': a VMDK descriptor cannot name this extent file: its name contains a double quote, a line break or a control character; choose another output name",
+				    img->path);
+		goto fail;
 	}
 	memset(desc, 0, sizeof(desc));
 	dl = scimg_int_vmdk_desc_build(&d, desc, sizeof(desc));

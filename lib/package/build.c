@@ -177,13 +177,39 @@ static void cleanup(struct build *b, int keep_out)
 	json_object_put(b->desc);
 }
 
+/* The last component of a path or of a URL's path (without query or
+ * fragment); malloc'd. */
+static char *origin_name(const char *src)
+{
+	const char *p = src, *slash, *end;
+	char *r;
+
+	if (strstr(src, "://")) {
+		p = strstr(src, "://") + 3;
+		p += strcspn(p, "/?#");      /* skip user info, host, port */
+		end = p + strcspn(p, "?#");
+	} else {
+		end = p + strlen(p);
+	}
+	while (end > p && end[-1] == '/')
+		end--;
+	for (slash = end; slash > p && slash[-1] != '/'; slash--)
+		;
+	r = strndup(slash, (size_t)(end - slash));
+	if (r && !*r) {
+		free(r);
+		r = strdup("-");
+	}
+	return r;
+}
+
 /* Source facts: format, subformat, size and digest of the file, origin. */
 static int source_facts(struct build *b, json_object *src)
 {
 	struct scimg_image *img = NULL;
 	json_object *info = NULL, *spec, *sub;
 	scimg_sha256_hex h;
-	char *abs = NULL;
+	char *origin;
 	int ret;
 
 	if ((ret = scimg_image_open_opts(b->ctx, b->o->src, b->o->src_format,
@@ -205,10 +231,15 @@ static int source_facts(struct build *b, json_object *src)
 	if (ret < 0)
 		return ret;
 	json_object_object_add(src, "sha256", json_object_new_string(h));
-	if (!strstr(b->o->src, "://"))
-		abs = realpath(b->o->src, NULL);
-	json_object_object_add(src, "origin", json_object_new_string(abs ? abs : b->o->src));
-	free(abs);
+	/* Only the base name: the host's directories (or a URL's host,
+	 * credentials and query, e.g. a signed URL's token) are nobody's
+	 * business in a signed package, and would make two builds of the same
+	 * image differ. */
+	origin = origin_name(b->o->src);
+	if (!origin)
+		return scimg_int_err(b->ctx, -ENOMEM, "out of memory");
+	json_object_object_add(src, "origin", json_object_new_string(origin));
+	free(origin);
 	return 0;
 }
 
@@ -234,6 +265,7 @@ static int fix_guest(struct build *b, json_object *changes)
 	int ret;
 
 	memset(&bo, 0, sizeof(bo));
+	bo.size = sizeof(bo);
 	bo.drivers = SCIMG_BOOTFIX_DRV_ALL;
 	bo.partition = 1; /* a partitionless filesystem (old AMI) gets a disk */
 	ret = scimg_bootfix_run(b->ctx, b->workdisk, b->disk_format, &bo, &report);
