@@ -74,3 +74,14 @@ wait_for_temp() {
     sleep 0.1; i=$((i + 1))
   done
 }
+
+# formats all|read|write: the formats of the registry as the scimg command
+# sees them (built-in and plugins), one a line.  The generic tests iterate
+# this, never a list of their own: FMTS=$(formats write) || exit 1
+formats() {
+  _lf="$top_builddir/tests/cli/list-formats"
+  [ -x "$_lf" ] || fail "tests/cli/list-formats not built"
+  _fl=$(timeout 30 "$_lf" "$1") || fail "list-formats $1: exit $?"
+  [ -n "$_fl" ] || fail "list-formats $1: no format"
+  echo "$_fl"
+}
