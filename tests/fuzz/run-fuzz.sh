@@ -32,7 +32,14 @@ ext=$srcdir/../shared/fixtures/external
 seed() { # seed FORMAT CORPUS
   local f=$1 corpus=$2 g
   mkdir -p "$corpus"
-  cp -n "$srcdir/tests/fuzz/corpus/$f/"* "$corpus/" 2>/dev/null || true
+  # NAME.seed.gz: a seed kept compressed (a VHDX is 1 MiB-aligned regions)
+  for g in "$srcdir/tests/fuzz/corpus/$f/"*; do
+    [ -f "$g" ] || continue
+    case $g in
+      *.seed.gz) gzip -dc "$g" >"$corpus/$(basename "$g" .seed.gz)" ;;
+      *) cp -n "$g" "$corpus/" ;;
+    esac
+  done
   # the tiny fixtures kept in the tree
   for g in "$srcdir"/tests/fixtures/*."$f"; do
     [ -f "$g" ] && [ "$(stat -c %s "$g")" -le 1048576 ] && cp -n "$g" "$corpus/"
@@ -50,16 +57,22 @@ seed() { # seed FORMAT CORPUS
 run_one() { # run_one FORMAT
   local f=$1 corpus=$out/corpus-$f crashes=$out/crashes/$f log=$out/fuzz-$f.log
   local cpu=0 rounds=0 failed=0 rc t0 used runs
+  local maxlen
   ln -sf fuzz-image "$out/fuzz-$f"
   seed "$f" "$corpus"
   mkdir -p "$crashes"
+  # inputs up to 1 MiB, or up to the largest seed (at most 8 MiB): a format
+  # whose smallest image is larger (VHDX) is not cut short
+  maxlen=$(find "$corpus" -type f -printf '%s\n' | sort -n | tail -1)
+  [ "${maxlen:-0}" -gt 1048576 ] || maxlen=1048576
+  [ "$maxlen" -le 8388608 ] || maxlen=8388608
   while :; do
     t0=$(date +%s)
     # -malloc_limit_mb: one allocation over the RSS limit is a bug (a size
     # taken from the input without a bound)
     /usr/bin/time -f 'cpu %U %S' -o "$log.time" \
       "$out/fuzz-$f" -max_total_time="$secs" -rss_limit_mb="${FUZZ_RSS_MB:-512}" \
-      -malloc_limit_mb="${FUZZ_RSS_MB:-512}" -timeout=10 -max_len=1048576 \
+      -malloc_limit_mb="${FUZZ_RSS_MB:-512}" -timeout=10 -max_len="$maxlen" \
       -print_final_stats=1 -artifact_prefix="$crashes/" ${FUZZ_ARGS:-} "$corpus" >"$log" 2>&1
     rc=$?
     used=$(awk '/^cpu /{printf "%d", $2 + $3}' "$log.time")

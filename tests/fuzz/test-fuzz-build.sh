@@ -31,7 +31,12 @@ timeout 30 "$bin" --format=no-such-format -runs=0 >/dev/null 2>&1 && fail "an un
 run() {
   f=$1 c="$TMPD/corpus-$f"
   mkdir -p "$c" "$TMPD/crash-$f"
-  cp "$top_srcdir/tests/fuzz/corpus/$f/"* "$c/" 2>/dev/null
+  for s in "$top_srcdir/tests/fuzz/corpus/$f/"*; do
+    case $s in
+      *.seed.gz) gzip -dc "$s" >"$c/$(basename "$s" .seed.gz)" ;;
+      *) cp "$s" "$c/" ;;
+    esac
+  done 2>/dev/null
   timeout $((secs + 60)) "$bin" --format="$f" -max_total_time="$secs" -rss_limit_mb=512 \
     -malloc_limit_mb=512 -timeout=10 -max_len=65536 -print_final_stats=1 \
     -artifact_prefix="$TMPD/crash-$f/" "$c" >"$TMPD/log-$f" 2>&1

@@ -1,6 +1,6 @@
 #!/bin/sh
-# Replay every saved fuzz input (seeds and fixed crashes) through the fuzz
-# target, for the format of its directory and with every format bidding:
+# Replay every saved fuzz input (seeds and fixed crashes; NAME.seed.gz is
+# kept compressed) through the fuzz target, for the format of its directory and with every format bidding:
 # no crash, no hang.  Every readable format (the registry, as the scimg
 # command sees it) has a corpus directory and is in the fuzz target, and no
 # corpus directory names a format that does not exist.
@@ -21,6 +21,9 @@ n=0
 for f in $fuzzed; do
   for file in "$top_srcdir/tests/fuzz/corpus/$f"/*; do
     [ -f "$file" ] || continue
+    case $file in
+      *.seed.gz) gzip -dc "$file" >"$TMPD/seed" || fail "$file: gzip -d"; file="$TMPD/seed" ;;
+    esac
     timeout 60 "$replay" "$f" "$file"; rc=$?
     [ $rc -eq 0 ] || fail "$f: $file: exit $rc"
     timeout 60 "$replay" probe "$file"; rc=$?
