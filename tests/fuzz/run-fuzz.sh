@@ -75,9 +75,10 @@ run_one() { # run_one FORMAT
       -malloc_limit_mb="${FUZZ_RSS_MB:-512}" -timeout=10 -max_len="$maxlen" \
       -print_final_stats=1 -artifact_prefix="$crashes/" ${FUZZ_ARGS:-} "$corpus" >"$log" 2>&1
     rc=$?
-    used=$(awk '/^cpu /{printf "%d", $2 + $3}' "$log.time")
+    used=$(awk '/^cpu /{printf "%.2f", $2 + $3}' "$log.time")
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
-    cpu=$((cpu + ${used:-0})) rounds=$((rounds + 1))
+    cpu=$(awk -v a="$cpu" -v b="${used:-0}" 'BEGIN { printf "%.2f", a + b }')
+    rounds=$((rounds + 1))
     printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$f" $(( $(date +%s) - t0 )) "${used:-0}" "${runs:-0}" \
       "$(ls "$corpus" | wc -l)" $rc >>"$out/stats.tsv"
     echo "== fuzz-$f: exit $rc, ${used:-?} CPU s (total $cpu), ${runs:-?} runs," \
@@ -89,7 +90,8 @@ run_one() { # run_one FORMAT
       failed=1
     fi
     # the next round goes on from the corpus; a crash is not in it
-    [ "$cpu" -lt "${FUZZ_CPU_SECONDS:-0}" ] && [ $rounds -lt 1000 ] || break
+    awk -v a="$cpu" -v b="${FUZZ_CPU_SECONDS:-0}" 'BEGIN { exit !(a < b) }' &&
+      [ $rounds -lt 1000 ] || break
   done
   return $failed
 }
