@@ -27,7 +27,8 @@ for f in $readable; do
 done
 timeout 30 "$bin" --format=no-such-format -runs=0 >/dev/null 2>&1 && fail "an unknown format was accepted"
 
-# each format for $secs seconds, two at a time, from its saved corpus
+# each format for $secs seconds, two at a time, from its saved corpus (a
+# 30 s limit per input: a loaded CI machine is no reason to go red)
 run() {
   f=$1 c="$TMPD/corpus-$f"
   mkdir -p "$c" "$TMPD/crash-$f"
@@ -38,7 +39,7 @@ run() {
     esac
   done 2>/dev/null
   timeout $((secs + 60)) "$bin" --format="$f" -max_total_time="$secs" -rss_limit_mb=512 \
-    -malloc_limit_mb=512 -timeout=10 -max_len=65536 -print_final_stats=1 \
+    -malloc_limit_mb=512 -timeout=30 -max_len=65536 -print_final_stats=1 \
     -artifact_prefix="$TMPD/crash-$f/" "$c" >"$TMPD/log-$f" 2>&1
   echo $? >"$TMPD/rc-$f"
 }
