@@ -16,7 +16,7 @@
 #   format again, FUZZ_SECONDS at a time, until it has used this much CPU
 #   time: on a loaded machine wall time says little).  Each run appends a
 #   line to BUILDDIR/fuzz/stats.tsv: format, wall s, CPU s, executions,
-#   corpus files, exit status.
+#   corpus files, exit status, peak RSS MiB.
 # Exit status: 0 when no format produced a crash, 1 otherwise.
 set -uo pipefail
 srcdir=$1 builddir=$2
@@ -79,8 +79,8 @@ run_one() { # run_one FORMAT
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
     cpu=$(awk -v a="$cpu" -v b="${used:-0}" 'BEGIN { printf "%.2f", a + b }')
     rounds=$((rounds + 1))
-    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$f" $(( $(date +%s) - t0 )) "${used:-0}" "${runs:-0}" \
-      "$(ls "$corpus" | wc -l)" $rc >>"$out/stats.tsv"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$f" $(( $(date +%s) - t0 )) "${used:-0}" "${runs:-0}" \
+      "$(ls "$corpus" | wc -l)" $rc "$(sed -n 's/^stat::peak_rss_mb: *//p' "$log")" >>"$out/stats.tsv"
     echo "== fuzz-$f: exit $rc, ${used:-?} CPU s (total $cpu), ${runs:-?} runs," \
          "$(ls "$corpus" | wc -l) corpus files"
     if [ $rc -ne 0 ]; then
