@@ -76,3 +76,54 @@ wait_for_temp() {
     sleep 0.1; i=$((i + 1))
   done
 }
+
+# formats all|read|write: the formats of the registry as the scimg command
+# sees them (built-in and plugins), one a line.  The generic tests iterate
+# this, never a list of their own: FMTS=$(formats write) || exit 1
+formats() {
+  _lf="$top_builddir/tests/cli/list-formats"
+  [ -x "$_lf" ] || fail "tests/cli/list-formats not built"
+  _fl=$(timeout 30 "$_lf" "$1") || fail "list-formats $1: exit $?"
+  [ -n "$_fl" ] || fail "list-formats $1: no format"
+  echo "$_fl"
+}
+
+# What the generic tests (test-faults, test-bounds, test-input-unchanged)
+# need for the formats that cannot be written or read without options; every
+# other format of `formats write` needs nothing here:
+#   ami  the bundle is encrypted: writing takes the user's certificate and
+#        key and the EC2 certificate, reading the user's key (made once per
+#        test with openssl); the output is a directory and the image is the
+#        manifest in it.
+#   sci  writing fixes the guest with libguestfs unless guest=skip: a
+#        generic disk has no guest.
+# fmt_wopts FMT / fmt_ropts FMT print the -o / -I arguments (or nothing);
+# fmt_image PATH FMT prints the file to open for an output written to PATH.
+fmt_keys() {
+  [ -f "$TMPD/fmtkeys/ec2.pem" ] && return 0
+  requires openssl
+  mkdir -p "$TMPD/fmtkeys"
+  for _k in user ec2; do
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout "$TMPD/fmtkeys/$_k.key" \
+      -out "$TMPD/fmtkeys/$_k.pem" -days 2 -subj "/CN=scimg-test-$_k" >/dev/null 2>&1 ||
+      fail "openssl req for $_k"
+  done
+}
+fmt_wopts() {
+  case $1 in
+    ami) fmt_keys; k="$TMPD/fmtkeys"
+         echo "-o cert=$k/user.pem,privatekey=$k/user.key,ec2cert=$k/ec2.pem,user=123456789012,prefix=img" ;;
+    sci) echo "-o guest=skip" ;;
+  esac
+}
+fmt_ropts() {
+  case $1 in
+    ami) fmt_keys; echo "-I privatekey=$TMPD/fmtkeys/user.key" ;;
+  esac
+}
+fmt_image() {
+  case $2 in
+    ami) echo "$1/img.manifest.xml" ;;
+    *) echo "$1" ;;
+  esac
+}

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Resource bounds: info and convert of a 2 TiB-virtual image with little
-# data run under a low address-space limit and in time proportional to the
-# data, not the virtual size.
+# data, to every format that can be written (the registry), run under a low
+# address-space limit and in time proportional to the data, not the
+# virtual size.
 . "$(dirname "$0")/functions.sh"
 [ -z "${SCIMG_SANITIZERS:-}" ] || skip "address-space limit does not apply under sanitizers"
 
@@ -18,14 +19,45 @@ start=$(date +%s)
 run_limited "$SCIMG" convert -f raw -O raw "$TMPD/big.raw" "$TMPD/out.raw" || fail "convert raw under ulimit"
 "$SCIMG" compare -f raw -F raw "$TMPD/big.raw" "$TMPD/out.raw" >/dev/null || fail "content differs"
 rm -f "$TMPD/out.raw"
-for f in $FORMATS_WRITABLE; do
+t=$(( $(date +%s) - start ))
+echo "raw: ${t}s"
+[ $t -lt 60 ] || fail "raw took ${t}s for 3 MiB of data in 2 TiB"
+# every format that can be written (the registry: a new one is tested too)
+writable=$(formats write) || exit 1
+for f in $writable; do
   [ "$f" = raw ] && continue
-  run_limited "$SCIMG" convert -f raw -O "$f" "$TMPD/big.raw" "$TMPD/out.$f" 2>"$TMPD/err" ||
-    { grep -qi "too large\|exceeds\|maximum\|can hold" "$TMPD/err" && { echo "$f: refuses 2 TiB: $(cat "$TMPD/err")"; continue; }; fail "convert to $f under ulimit: $(cat "$TMPD/err")"; }
-  run_limited "$SCIMG" info "$TMPD/out.$f" >/dev/null || fail "info $f under ulimit"
-  run_limited "$SCIMG" compare -f raw "$TMPD/big.raw" "$TMPD/out.$f" >/dev/null || fail "$f content differs"
-  rm -f "$TMPD/out.$f"
+  out="$TMPD/out.$f" src="$TMPD/big.raw" t0=$(date +%s)
+  case $f in
+    sci|ami)
+    # These formats digest every byte of the disk, holes included, by
+    # definition: an SCI descriptor holds the SHA-256 of the whole
+    # guest-visible content (docs/sci-format.md), an AMI manifest the SHA-1
+    # of the tar that holds the image (not sparse: ec2-ami-tools read it
+    # back).  Their time grows with the virtual size (2 TiB is hours); the
+    # memory bound is checked on a 512 MiB disk with the same data.
+    src="$TMPD/mid.raw"
+    if [ ! -f "$src" ]; then
+      truncate -s 512M "$src"
+      for o in 0:0 1000:200 1500000:511; do
+        dd if="$TMPD/big.raw" of="$src" bs=1M skip=${o%:*} seek=${o#*:} count=1 conv=notrunc status=none
+      done
+    fi ;;
+  esac
+  run_limited "$SCIMG" convert -f raw -O "$f" $(fmt_wopts "$f") "$src" "$out" 2>"$TMPD/err" ||
+    { grep -qi "too large\|exceeds\|maximum\|can hold\|at most" "$TMPD/err" && { echo "$f: refuses 2 TiB: $(cat "$TMPD/err")"; rm -rf "$out"; continue; }; fail "convert to $f under ulimit: $(cat "$TMPD/err")"; }
+  img=$(fmt_image "$out" "$f")
+  run_limited "$SCIMG" info $(fmt_ropts "$f") "$img" >/dev/null || fail "info $f under ulimit"
+  if [ -n "$(fmt_ropts "$f")" ]; then
+    # compare takes no reader options: the content is checked through a
+    # convert back to raw, which reads every extent the same way
+    run_limited "$SCIMG" convert $(fmt_ropts "$f") -O raw "$img" "$TMPD/back.raw" || fail "convert $f back under ulimit"
+    img="$TMPD/back.raw"
+  fi
+  run_limited "$SCIMG" compare -f raw "$src" "$img" >/dev/null || fail "$f content differs"
+  rm -rf "$out" "$TMPD/back.raw"
+  # a bound per format: seconds for the data, not hours for the holes
+  t=$(( $(date +%s) - t0 ))
+  echo "$f: ${t}s"
+  [ $t -lt 60 ] || fail "$f took ${t}s for 3 MiB of data in 2 TiB"
 done
-elapsed=$(( $(date +%s) - start ))
-[ $elapsed -lt 100 ] || fail "took ${elapsed}s for 3 MiB of data in 2 TiB"
-echo "ok (${elapsed}s)"
+echo "ok ($(( $(date +%s) - start ))s)"

@@ -17,11 +17,15 @@ cleanup_fns="umount_small $cleanup_fns"
 grep -q "No space left on device" "$TMPD/err" || fail "ENOSPC: message: $(cat "$TMPD/err")"
 grep -q "offset" "$TMPD/err" || fail "ENOSPC: no offset in: $(cat "$TMPD/err")"
 [ -z "$(ls -A "$mnt")" ] || fail "ENOSPC left files behind: $(ls -A "$mnt")"
-for f in $FORMATS_WRITABLE; do
-  "$SCIMG" convert -f raw -O "$f" "$TMPD/in.raw" "$mnt/out.$f" 2>"$TMPD/err"; rc=$?
-  [ $rc -eq 2 ] || fail "ENOSPC $f: exit $rc"
+# every format that can be written (the registry: a new one is tested too)
+writable=$(formats write) || exit 1
+for f in $writable; do
+  timeout 300 "$SCIMG" convert -f raw -O "$f" $(fmt_wopts "$f") "$TMPD/in.raw" "$mnt/out.$f" 2>"$TMPD/err"; rc=$?
+  [ $rc -eq 2 ] || fail "ENOSPC $f: exit $rc: $(cat "$TMPD/err")"
+  grep -q "No space left on device" "$TMPD/err" || fail "ENOSPC $f: message: $(cat "$TMPD/err")"
   [ -z "$(ls -A "$mnt")" ] || fail "ENOSPC $f left files behind: $(ls -A "$mnt")"
 done
+echo "ENOSPC: $(echo $writable)"
 
 # 2. read error mid-way: pread fails with EIO from 4 MiB on (LD_PRELOAD)
 [ -z "${SCIMG_SANITIZERS:-}" ] || { echo "sanitizer build: read-error part skipped (preload)"; exit 0; }
