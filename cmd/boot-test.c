@@ -198,7 +198,7 @@ int cmd_boot_test(int argc, char **argv)
 
 	memset(&o, 0, sizeof(o));
 	o.size = sizeof(o);
-	while ((c = getopt_long(argc, argv, "b:e:t:m:j:f:hV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":b:e:t:m:j:f:hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'b':
 			if (parse_list(optarg, bus_names, bus_bits, SCIMG_BOOT_BUS_ALL, &o.buses, "bus"))
@@ -237,7 +237,7 @@ int cmd_boot_test(int argc, char **argv)
 		case 'B': nobacking = 1; break;
 		case 'h': help(); return EXIT_OK;
 		case 'V': print_version(); return EXIT_OK;
-		default: return usage_error("boot-test", "invalid option");
+		default: return bad_option("boot-test", c, argv);
 		}
 	}
 	if (optind != argc - 1)

@@ -109,7 +109,7 @@ int cmd_create(int argc, char **argv)
 	struct scimg_image *img = NULL, *bimg = NULL;
 	uint64_t size = 0;
 
-	while ((c = getopt_long(argc, argv, "f:o:b:F:uqhV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":f:o:b:F:uqhV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f': fmt = optarg; break;
 		case 'o':
@@ -134,7 +134,7 @@ int cmd_create(int argc, char **argv)
 		case 'q': quiet = 1; break;
 		case 'h': help(); free(opts); return EXIT_OK;
 		case 'V': print_version(); free(opts); return EXIT_OK;
-		default: free(opts); return usage_error("create", "invalid option");
+		default: free(opts); return bad_option("create", c, argv);
 		}
 	}
 	if (ohelp) {

@@ -89,7 +89,7 @@ int cmd_map(int argc, char **argv)
 	int c, json = 0, nobacking = 0, ret = EXIT_ERROR, have = 0, first = 1;
 	uint64_t pos = 0, size;
 
-	while ((c = getopt_long(argc, argv, "f:hV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":f:hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f': fmt = optarg; break;
 		case 'O':
@@ -103,7 +103,7 @@ int cmd_map(int argc, char **argv)
 		case 'B': nobacking = 1; break;
 		case 'h': help(); return EXIT_OK;
 		case 'V': print_version(); return EXIT_OK;
-		default: return usage_error("map", "invalid option");
+		default: return bad_option("map", c, argv);
 		}
 	}
 	if (optind != argc - 1)

@@ -46,7 +46,7 @@ int cmd_measure(int argc, char **argv)
 	int c, json = 0, nobacking = 0, have_size = 0, ret = EXIT_ERROR;
 	uint64_t size = 0;
 
-	while ((c = getopt_long(argc, argv, "O:o:f:hV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":O:o:f:hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'O': ofmt = optarg; break;
 		case 'o': opts = optarg; break;
@@ -67,7 +67,7 @@ int cmd_measure(int argc, char **argv)
 		case 'B': nobacking = 1; break;
 		case 'h': help(); return EXIT_OK;
 		case 'V': print_version(); return EXIT_OK;
-		default: return usage_error("measure", "invalid option");
+		default: return bad_option("measure", c, argv);
 		}
 	}
 	if (opts && !strcmp(opts, "help"))

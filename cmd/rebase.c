@@ -41,7 +41,7 @@ int cmd_rebase(int argc, char **argv)
 	const char *fmt = NULL, *b = NULL, *bf = NULL;
 	int c, unsafe = 0, ret = EXIT_ERROR;
 
-	while ((c = getopt_long(argc, argv, "ub:F:f:qhV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":ub:F:f:qhV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'u': unsafe = 1; break;
 		case 'b': b = optarg; break;
@@ -50,7 +50,7 @@ int cmd_rebase(int argc, char **argv)
 		case 'q': break;
 		case 'h': help(); return EXIT_OK;
 		case 'V': print_version(); return EXIT_OK;
-		default: return usage_error("rebase", "invalid option");
+		default: return bad_option("rebase", c, argv);
 		}
 	}
 	if (optind != argc - 1)

@@ -40,14 +40,14 @@ int cmd_resize(int argc, char **argv)
 	uint64_t size, cur;
 
 	/* "-1G" is a size, not an option: stop at the first non-option */
-	while ((c = getopt_long(argc, argv, "+f:qhV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:f:qhV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f': fmt = optarg; break;
 		case 'S': shrink = 1; break;
 		case 'q': quiet = 1; break;
 		case 'h': help(); return EXIT_OK;
 		case 'V': print_version(); return EXIT_OK;
-		default: return usage_error("resize", "invalid option");
+		default: return bad_option("resize", c, argv);
 		}
 	}
 	/* "IMAGE -- -1G" as qemu-img takes it */

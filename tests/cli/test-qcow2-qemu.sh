@@ -62,7 +62,9 @@ same dfraw.qcow2
 info_is dfraw.qcow2 's["data-file"] == "dfraw.data" and s["data-file-raw"] is True'
 mkdir -p sub
 cp df.qcow2 sub/
-( cd sub && "$SCIMG" info df.qcow2 >/dev/null 2>&1 ) && fail "data file found outside the image's directory"
+( cd sub && "$SCIMG" convert -O raw df.qcow2 x.raw >/dev/null 2>&1 ) && fail "data file found outside the image's directory"
+( cd sub && "$SCIMG" info df.qcow2 ) > "$TMPD/out" 2>&1 || fail "info without the data file: $(cat "$TMPD/out")"
+grep -q "unopened-files" "$TMPD/out" || fail "info does not list the missing data file: $(cat "$TMPD/out")"
 "$SCIMG" info --no-backing df.qcow2 2>err && fail "--no-backing opened a data file"
 grep -q 'df.data' err || fail "--no-backing error does not name the data file"
 
