@@ -51,7 +51,7 @@ grep -q '"tar-member": "disk"' "$TMPD/info.json" || fail "tar member"
 grep -q "privatekey" "$TMPD/err" || fail "no hint about privatekey: $(cat "$TMPD/err")"
 [ ! -e "$TMPD/x.raw" ] || fail "output left behind"
 "$SCIMG" convert -I help -O raw "$m" "$TMPD/x.raw" >"$TMPD/err" 2>&1 || fail "-I help"
-grep -q "^ *ami .*privatekey, cert" "$TMPD/err" || fail "-I help does not list the options: $(cat "$TMPD/err")"
+grep -q "^ *ami .*privatekey.*cert" "$TMPD/err" || fail "-I help does not list the options: $(cat "$TMPD/err")"
 [ ! -e "$TMPD/x.raw" ] || fail "-I help converted"
 
 "$SCIMG" convert -I "privatekey=$TMPD/user.key" -O raw "$m" "$TMPD/back.raw" || fail "convert back"
