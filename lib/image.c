@@ -515,43 +515,6 @@ int scimg_image_block_status(struct scimg_image *img, uint64_t off,
 	return 0;
 }
 
-int scimg_image_info(struct scimg_image *img, json_object **out)
-{
-	json_object *o, *spec;
-	struct stat st;
-	int ret;
-
-	*out = NULL;
-	o = json_object_new_object();
-	spec = json_object_new_object();
-	if (!o || !spec) {
-		json_object_put(o);
-		json_object_put(spec);
-		return scimg_int_err(img->ctx, -ENOMEM, "out of memory");
-	}
-	json_object_object_add(o, "filename", json_object_new_string(img->path));
-	json_object_object_add(o, "format", json_object_new_string(img->fmt->name));
-	json_object_object_add(o, "virtual-size", json_object_new_int64((int64_t)img->size));
-	if (stat(img->path, &st) == 0)
-		json_object_object_add(o, "actual-size",
-				       json_object_new_int64((int64_t)st.st_blocks * 512));
-	json_object_object_add(o, "file-length", json_object_new_int64((int64_t)img->src->size));
-	if (img->raw_fallback)
-		json_object_object_add(o, "format-note",
-				       json_object_new_string("no format matched; read as raw"));
-	if (img->fmt->info) {
-		ret = img->fmt->info(img, spec);
-		if (ret < 0) {
-			json_object_put(o);
-			json_object_put(spec);
-			return ret;
-		}
-	}
-	json_object_object_add(o, "format-specific", spec);
-	*out = o;
-	return 0;
-}
-
 /* ---- writing ---------------------------------------------------------- */
 
 static int fd_pwrite(struct scimg_ctx *ctx, int fd, const char *name,

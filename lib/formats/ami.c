@@ -794,14 +794,17 @@ static json_object *str_array(char **l, size_t n)
 	return a;
 }
 
-static int ami_info(struct scimg_image *img, json_object *o)
+static int ami_info(struct scimg_image *img, json_object *info)
 {
+	json_object *o = scimg_int_info_details(info);
 	struct ami_reader *r = img->priv;
 	struct ami_manifest *m = &r->m;
 	json_object *parts, *missing, *b;
 	char hex[41], content[160];
 	size_t i, nmissing = 0;
 
+	if (!o)
+		return scimg_int_err(img->ctx, -ENOMEM, "out of memory");
 	add_str(o, "manifest-version", m->version_text);
 	if (m->bundler_name || m->bundler_version || m->bundler_release) {
 		b = json_object_new_object();
@@ -856,8 +859,10 @@ static int ami_info(struct scimg_image *img, json_object *o)
 		present = scimg_int_resolve_path(img->ctx, img->src, m->parts[i].filename,
 						 1, &path) == 0 &&
 			  scimg_int_source_open(img->ctx, path, &s) == 0;
-		if (present)
+		if (present) {
 			json_object_object_add(p, "size", json_object_new_int64((int64_t)s->size));
+			scimg_int_info_add_file(img, info, s);
+		}
 		json_object_object_add(p, "present", json_object_new_boolean(present));
 		if (!present) {
 			json_object_array_add(missing, json_object_new_string(m->parts[i].filename));
