@@ -191,28 +191,32 @@ char *scimg_int_info_join(const char *image, const char *name)
 
 int scimg_int_info_backing(struct scimg_image *img, json_object *info,
 			   const char *name, const char *format,
-			   struct scimg_image *child)
+			   struct scimg_image *child, const char *full_name)
 {
 	char *full;
 
 	if (!name)
 		return 0;
 	json_object_object_add(info, "backing-filename", json_object_new_string(name));
-	full = scimg_int_info_join(img->path, name);
+	full = full_name ? strdup(full_name) : scimg_int_info_join(img->path, name);
 	if (!full)
 		return scimg_int_err(img->ctx, -ENOMEM, "out of memory");
 	json_object_object_add(info, "full-backing-filename", json_object_new_string(full));
-	free(full);
 	if (format)
 		json_object_object_add(info, "backing-filename-format",
 				       json_object_new_string(scimg_int_qemu_format_name(format)));
 	if (child) {
 		json_object *b = NULL;
 		int ret = scimg_image_info(child, &b);
-		if (ret < 0)
+		if (ret < 0) {
+			free(full);
 			return ret;
+		}
+		/* named as qemu names it: the full backing file name */
+		json_object_object_add(b, "filename", json_object_new_string(full));
 		json_object_object_add(info, "backing-image", b);
 	}
+	free(full);
 	return 0;
 }
 

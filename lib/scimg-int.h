@@ -404,12 +404,13 @@ int scimg_int_sibling_truncate(struct scimg_image *img, size_t idx, uint64_t siz
 json_object *scimg_int_info_details(json_object *info);
 /* Add "format-specific": {"type": TYPE, "data": {}} to INFO; returns data. */
 json_object *scimg_int_info_specific(json_object *info, const char *type);
-/* Add backing-filename NAME (NULL: nothing), full-backing-filename (NAME
- * joined to IMG's directory as qemu does), backing-filename-format FORMAT
- * (may be NULL) and, when CHILD is open, backing-image (its info). */
+/* Add backing-filename NAME (NULL: nothing), full-backing-filename (FULL,
+ * or when NULL NAME joined to IMG's directory as qemu does),
+ * backing-filename-format FORMAT (may be NULL) and, when CHILD is open,
+ * backing-image (its info, its filename the full name). */
 int scimg_int_info_backing(struct scimg_image *img, json_object *info,
 			   const char *name, const char *format,
-			   struct scimg_image *child);
+			   struct scimg_image *child, const char *full);
 /* Add the allocated size of SRC's local file (an extent, part, data file)
  * to INFO's actual-size, unless it is IMG's own file or remote. */
 void scimg_int_info_add_file(struct scimg_image *img, json_object *info,

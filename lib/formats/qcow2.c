@@ -1113,7 +1113,7 @@ static int q2_info(struct scimg_image *img, json_object *o)
 		ADD(x, "has-compressed-clusters", json_object_new_boolean(c));
 	if (q->ext)
 		scimg_int_info_add_file(img, o, q->ext);
-	ret = scimg_int_info_backing(img, o, q->h.backing_file, q->h.backing_format, q->backing);
+	ret = scimg_int_info_backing(img, o, q->h.backing_file, q->h.backing_format, q->backing, NULL);
 	if (ret < 0)
 		return ret;
 	if (!q->nsnaps)

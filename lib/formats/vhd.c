@@ -836,10 +836,9 @@ static int vhd_info(struct scimg_image *img, json_object *info)
 		if (v->parent_from)
 			add_str(o, "parent-found-by", v->parent_from);
 		ret = scimg_int_info_backing(img, info, v->parent_name ? v->parent_name :
-					     v->parent->path, NULL, v->parent);
+					     v->parent->path, NULL, v->parent, v->parent->path);
 		if (ret < 0)
 			return ret;
-		add_str(info, "full-backing-filename", v->parent->path);
 	}
 	return 0;
 }

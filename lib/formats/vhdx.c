@@ -947,11 +947,9 @@ static int vhdx_info(struct scimg_image *img, json_object *info)
 		for (i = 0; i < x->pl_n; i++)
 			if (!strcmp(x->pl_key[i], "relative_path"))
 				pn = x->pl_val[i];
-		ret = scimg_int_info_backing(img, info, pn, NULL, x->parent);
+		ret = scimg_int_info_backing(img, info, pn, NULL, x->parent, x->parent->path);
 		if (ret < 0)
 			return ret;
-		json_object_object_add(info, "full-backing-filename",
-				       json_object_new_string(x->parent->path));
 	}
 	return 0;
 }

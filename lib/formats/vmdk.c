@@ -1480,7 +1480,7 @@ static int vmdk_info(struct scimg_image *img, json_object *o)
 	json_object_object_add(q, "extents", qarr);
 	add_str(x, "compression", compressed ? "deflate" : "none");
 	json_object_object_add(x, "extents", arr);
-	ret = scimg_int_info_backing(img, o, s->have_desc ? d->parent_hint : NULL, NULL, s->parent);
+	ret = scimg_int_info_backing(img, o, s->have_desc ? d->parent_hint : NULL, NULL, s->parent, NULL);
 	return ret;
 }
 
