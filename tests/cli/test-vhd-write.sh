@@ -25,7 +25,7 @@ print(d)' "$1" "$2"; }
 check_image() {
   img=$1 fmt=$2 qfmt=$3 vsize=$4
   "$SCIMG" info --output=json "$img" > "$TMPD/j" || fail "info $img"
-  [ "$(json_get "$TMPD/j" format)" = "$fmt" ] || fail "$img not probed as $fmt"
+  [ "$(json_get "$TMPD/j" format)" = "$qfmt" ] || fail "$img not probed as $qfmt"
   [ "$(json_get "$TMPD/j" virtual-size)" = "$vsize" ] || fail "$img virtual size $(json_get "$TMPD/j" virtual-size), expected $vsize"
   rm -f "$TMPD/back.raw"
   "$SCIMG" convert -O raw "$img" "$TMPD/back.raw" || fail "convert $img back"
@@ -56,13 +56,13 @@ rounded=$(( (insize + mib - 1) / mib * mib ))
 "$SCIMG" convert -O vhd "$TMPD/in.raw" "$TMPD/d.vhd" || fail "convert vhd"
 check_image "$TMPD/d.vhd" vhd vpc "$insize"
 "$SCIMG" info --output=json "$TMPD/d.vhd" > "$TMPD/j"
-[ "$(json_get "$TMPD/j" format-specific.subformat)" = dynamic ] || fail "default subformat"
-[ "$(json_get "$TMPD/j" format-specific.creator-application)" = qem2 ] || fail "creator"
-[ "$(json_get "$TMPD/j" format-specific.size-rule)" = current-size ] || fail "size rule"
+[ "$(json_get "$TMPD/j" scimg.subformat)" = dynamic ] || fail "default subformat"
+[ "$(json_get "$TMPD/j" scimg.creator-application)" = qem2 ] || fail "creator"
+[ "$(json_get "$TMPD/j" scimg.size-rule)" = current-size ] || fail "size rule"
 [ "$(du -k "$TMPD/d.vhd" | cut -f1)" -le 2600 ] || fail "dynamic VHD not sparse"
 # CHS geometry by the spec's algorithm: 34615808 bytes = 67609 sectors
 # -> 17 sectors/track, 4 heads (h = ceil(3977/1024)), 994 cylinders
-[ "$(json_get "$TMPD/j" format-specific.geometry)" = 994/4/17 ] || fail "geometry $(json_get "$TMPD/j" format-specific.geometry)"
+[ "$(json_get "$TMPD/j" scimg.geometry)" = 994/4/17 ] || fail "geometry $(json_get "$TMPD/j" scimg.geometry)"
 
 # VHD fixed: rounded up to a whole MiB (Azure), or exact with force_size=on
 "$SCIMG" convert -O vpc -o subformat=fixed "$TMPD/in.raw" "$TMPD/f.vhd" || fail "convert fixed"
@@ -75,7 +75,7 @@ truncate -s 200G "$TMPD/big.raw"
 "$SCIMG" convert -O vhd "$TMPD/big.raw" "$TMPD/big.vhd" || fail "convert big"
 "$SCIMG" info --output=json "$TMPD/big.vhd" > "$TMPD/j"
 [ "$(json_get "$TMPD/j" virtual-size)" = 214748364800 ] || fail "big size"
-[ "$(json_get "$TMPD/j" format-specific.geometry)" = 65535/16/255 ] || fail "big geometry"
+[ "$(json_get "$TMPD/j" scimg.geometry)" = 65535/16/255 ] || fail "big geometry"
 truncate -s 2041G "$TMPD/huge.raw"
 "$SCIMG" convert -O vhd "$TMPD/huge.raw" "$TMPD/huge.vhd" 2> "$TMPD/err" && fail "2041 GiB VHD accepted"
 grep -q 2040 "$TMPD/err" || fail "2041 GiB message: $(cat "$TMPD/err")"
@@ -90,8 +90,8 @@ done
 "$SCIMG" convert -O vhdx -o block_size=3M "$TMPD/in.raw" "$TMPD/bad.vhdx" 2>/dev/null && fail "block_size=3M accepted"
 "$SCIMG" convert -O vhdx "$TMPD/in.raw" "$TMPD/o.vhdx" || fail "convert vhdx"
 "$SCIMG" info --output=json "$TMPD/o.vhdx" > "$TMPD/j"
-[ "$(json_get "$TMPD/j" format-specific.block-size)" = 33554432 ] || fail "default block size"
-[ "$(json_get "$TMPD/j" format-specific.logical-sector-size)" = 512 ] || fail "logical sector"
+[ "$(json_get "$TMPD/j" scimg.block-size)" = 33554432 ] || fail "default block size"
+[ "$(json_get "$TMPD/j" scimg.logical-sector-size)" = 512 ] || fail "logical sector"
 # chains: vhdx -> vhd -> vhdx keep the content
 "$SCIMG" convert -O vhd "$TMPD/o.vhdx" "$TMPD/c.vhd" || fail "vhdx -> vhd"
 "$SCIMG" convert -O vhdx "$TMPD/c.vhd" "$TMPD/c.vhdx" || fail "vhd -> vhdx"
@@ -121,8 +121,8 @@ rm -f "$TMPD/out.raw"
 "$SCIMG" convert -O raw "$TMPD/diff/child.avhdx" "$TMPD/out.raw" || fail "read child"
 [ "$(sha "$TMPD/out.raw")" = "$want" ] || fail "differencing VHDX content"
 "$SCIMG" info --output=json "$TMPD/diff/child.avhdx" > "$TMPD/j"
-[ "$(json_get "$TMPD/j" format-specific.subformat)" = differencing ] || fail "child subformat"
-[ "$(json_get "$TMPD/j" format-specific.blocks.partially-present)" = 1 ] || fail "child blocks"
+[ "$(json_get "$TMPD/j" scimg.subformat)" = differencing ] || fail "child subformat"
+[ "$(json_get "$TMPD/j" scimg.blocks.partially-present)" = 1 ] || fail "child blocks"
 "$SCIMG" info --no-backing "$TMPD/diff/child.avhdx" 2> "$TMPD/err" && fail "no-backing child opened"
 grep -q "refers to 'parent.vhdx'" "$TMPD/err" || fail "no-backing message: $(cat "$TMPD/err")"
 # a different parent (other data write GUID) is refused, naming the linkage
@@ -138,7 +138,7 @@ grep -q "parent image '.\\\\parent.vhdx' not found" "$TMPD/err" || fail "missing
 # block 0 at a new block past the old end of the file
 want=$(python3 "$TOOL" vhdxlog "$TMPD/o.vhdx" "$TMPD/dirty.vhdx") || fail "vhdxlog"
 "$SCIMG" info --output=json "$TMPD/dirty.vhdx" > "$TMPD/j" || fail "info dirty"
-[ "$(json_get "$TMPD/j" format-specific.log.replayed-entries)" = 1 ] || fail "dirty replayed"
+[ "$(json_get "$TMPD/j" scimg.log.replayed-entries)" = 1 ] || fail "dirty replayed"
 rm -f "$TMPD/out.raw"
 "$SCIMG" convert -O raw "$TMPD/dirty.vhdx" "$TMPD/out.raw" || fail "read dirty"
 [ "$(head -c 33554432 "$TMPD/out.raw" | sha256sum | cut -d' ' -f1)" = "$want" ] || fail "dirty log block 0"
