@@ -476,7 +476,8 @@ static int check_image(struct ck *c, const char *format)
 		check_result(c, "container", "fail");
 		return 0;
 	}
-	json_object_object_add(c->report, "format", json_object_new_string(scimg_image_format(img)));
+	json_object_object_add(c->report, "format",
+			       json_object_new_string(scimg_int_qemu_format_name(scimg_image_format(img))));
 	json_object_object_add(c->report, "virtual-size", json_object_new_uint64(scimg_image_size(img)));
 	if (scimg_image_raw_fallback(img))
 		scimg_int_finding(c->findings, "container-raw-fallback", "warning",
@@ -495,6 +496,13 @@ static int check_image(struct ck *c, const char *format)
 	}
 	json_object_object_add(c->report, "content-sha256", json_object_new_string(h));
 	check_result(c, "container", "pass");
+	if (!strcmp(json_object_get_string(jget(c->report, "format")), "qcow2")) {
+		STEP_BEGIN(c);
+		ret = scimg_int_check_qcow2(c->ctx, c->o->path, c->findings, c->report);
+		if (ret < 0)
+			return ret;
+		STEP_END(c, "refcounts");
+	}
 	return guest_step(c, c->o->path, format ? format : json_object_get_string(jget(c->report, "format")));
 }
 
@@ -635,6 +643,9 @@ int scimg_check(struct scimg_ctx *ctx, const struct scimg_check_opts *o,
 	c.findings = json_object_new_array();
 	json_object_object_add(c.report, "check-version", json_object_new_int(1));
 	json_object_object_add(c.report, "image", json_object_new_string(o->path));
+	/* qemu-img check's keys (ImageCheck) */
+	json_object_object_add(c.report, "filename", json_object_new_string(o->path));
+	json_object_object_add(c.report, "check-errors", json_object_new_int(0));
 	if (o->provider) {
 		json_object *pi = NULL;
 		/* an unknown name is an error naming the known ones */
@@ -673,6 +684,7 @@ int scimg_check(struct scimg_ctx *ctx, const struct scimg_check_opts *o,
 	json_object_object_add(c.report, "compliant", json_object_new_boolean(nerrors(c.findings) == 0));
 	json_object_object_add(c.report, "checks", c.checks);
 	json_object_object_add(c.report, "findings", c.findings);
+	scimg_int_json_clean(c.report);
 	*report = c.report;
 	return nerrors(c.findings) ? 1 : 0;
 fail:
