@@ -492,17 +492,21 @@ static int check_image(struct ck *c, const char *format)
 				  scimg_ctx_errmsg(c->ctx));
 		scimg_ctx_clear_error(c->ctx);
 		check_result(c, "container", "fail");
-		return 0;
+	} else {
+		json_object_object_add(c->report, "content-sha256", json_object_new_string(h));
+		check_result(c, "container", "pass");
 	}
-	json_object_object_add(c->report, "content-sha256", json_object_new_string(h));
-	check_result(c, "container", "pass");
+	/* the metadata's consistency, whether or not every extent read */
 	if (!strcmp(json_object_get_string(jget(c->report, "format")), "qcow2")) {
+		int r2;
 		STEP_BEGIN(c);
-		ret = scimg_int_check_qcow2(c->ctx, c->o->path, c->findings, c->report);
-		if (ret < 0)
-			return ret;
+		r2 = scimg_int_check_qcow2(c->ctx, c->o->path, c->findings, c->report);
+		if (r2 < 0)
+			return r2;
 		STEP_END(c, "refcounts");
 	}
+	if (ret < 0)
+		return 0;
 	return guest_step(c, c->o->path, format ? format : json_object_get_string(jget(c->report, "format")));
 }
 

@@ -6,7 +6,8 @@
  * snapshot table) and compares them with the stored refcounts: a cluster
  * used more often than its refcount says is a corruption (a refcount of 0
  * on a used cluster is the worst case), one with a refcount and no use is
- * leaked, one used as two different things is an overlap.  Memory: five
+ * leaked, one used as two different things is an overlap; in the active
+ * tables, the COPIED flag must match a refcount of 1.  Memory: five
  * bytes per host cluster of the file, capped (SCIMG_Q2CK_MAX_CLUSTERS).
  */
 #include <stdio.h>
@@ -38,6 +39,7 @@ struct q2ck {
 	uint64_t corruptions, leaks, beyond, overlaps, zero, low;
 	uint64_t first_zero, first_low, first_leak, first_beyond;
 	uint64_t allocated, fragmented, compressed, next_contig;
+	uint64_t copied, first_copied;
 	char overlap_msg[256];
 	json_object *findings;
 };
@@ -62,7 +64,7 @@ static void ref(struct q2ck *k, uint64_t off, uint64_t len, enum kind kd)
 		if (k->kind[i] && k->kind[i] != kd) {
 			if (!k->overlaps++)
 				snprintf(k->overlap_msg, sizeof(k->overlap_msg),
-					 "the %s at offset %llu is also used as %s",
+					 "the %s at offset %llu is also used as the %s",
 					 kind_name[kd], (unsigned long long)(i * k->cs),
 					 kind_name[k->kind[i]]);
 		} else {
@@ -220,6 +222,60 @@ static int refcounts(struct q2ck *k)
 	return ret < 0 ? ret : 0;
 }
 
+/* The stored refcount of the cluster at OFF (0 beyond the file). */
+static uint64_t rc_at(const struct q2ck *k, uint64_t off)
+{
+	return off / k->cs < k->ncl ? k->rc[off / k->cs] : 0;
+}
+
+static void copied_bad(struct q2ck *k, uint64_t off)
+{
+	if (!k->copied++)
+		k->first_copied = off;
+	k->corruptions++;
+}
+
+/* As qemu-img check: in the active tables, an entry has the COPIED flag
+ * exactly when the cluster it points to has refcount 1. */
+static int copied_pass(struct q2ck *k)
+{
+	uint32_t esize = k->h.extended_l2 ? 16 : 8;
+	uint64_t i, n = k->h.l1_size, chunk = k->cs / 8;
+	uint8_t *t = malloc(k->cs);
+	int ret = 0;
+
+	if (!t)
+		return scimg_int_err(k->ctx, -ENOMEM, "out of memory");
+	for (i = 0; i < n && ret >= 0; i += chunk) {
+		uint64_t m = n - i < chunk ? n - i : chunk, j, x;
+		if ((ret = rd(k, t, m * 8, k->h.l1_table_offset + i * 8, "L1 table")) != 0)
+			break;
+		for (j = 0; j < m; j++) {
+			uint64_t e = scimg_be64(t + j * 8), l2off = e & Q2_L1E_OFFSET_MASK;
+			if (!l2off)
+				continue;
+			if ((rc_at(k, l2off) == 1) != !!(e & Q2_OFLAG_COPIED))
+				copied_bad(k, l2off);
+			if ((ret = rd(k, k->buf, k->cs, l2off, "L2 table")) != 0) {
+				ret = ret < 0 ? ret : 0;
+				continue;
+			}
+			if (k->h.data_file)
+				continue;
+			for (x = 0; x < k->cs / esize; x++) {
+				uint64_t e2 = scimg_be64(k->buf + x * esize), off;
+				if (e2 & Q2_OFLAG_COMPRESSED)
+					continue;
+				off = e2 & Q2_L2E_OFFSET_MASK;
+				if (off && (rc_at(k, off) == 1) != !!(e2 & Q2_OFLAG_COPIED))
+					copied_bad(k, off);
+			}
+		}
+	}
+	free(t);
+	return ret < 0 ? ret : 0;
+}
+
 int scimg_int_check_qcow2(struct scimg_ctx *ctx, const char *path,
 			  json_object *findings, json_object *report)
 {
@@ -301,6 +357,8 @@ int scimg_int_check_qcow2(struct scimg_ctx *ctx, const char *path,
 				k.first_leak = i;
 		}
 	}
+	if ((ret = copied_pass(&k)) < 0)
+		goto out;
 	if (k.zero)
 		scimg_int_finding(findings, "qcow2-refcount-zero", "error",
 				  "'%s': %llu cluster%s in use %s a refcount of 0 (the first: the %s at offset %llu, used %u time%s)",
@@ -315,6 +373,12 @@ int scimg_int_check_qcow2(struct scimg_ctx *ctx, const char *path,
 				  k.low == 1 ? "its" : "their", kind_name[k.kind[k.first_low]],
 				  (unsigned long long)(k.first_low * k.cs), k.rc[k.first_low],
 				  k.refs[k.first_low]);
+	if (k.copied)
+		scimg_int_finding(findings, "qcow2-copied-flag", "error",
+				  "'%s': %llu L1/L2 entr%s with a COPIED flag (bit 63) that disagrees with the refcount of the cluster pointed to (the first: the cluster at offset %llu, refcount %llu)",
+				  path, (unsigned long long)k.copied, k.copied == 1 ? "y" : "ies",
+				  (unsigned long long)k.first_copied,
+				  (unsigned long long)rc_at(&k, k.first_copied));
 	if (k.beyond)
 		scimg_int_finding(findings, "qcow2-offset-beyond-eof", "error",
 				  "'%s': %llu reference%s to clusters beyond the end of the file (%llu bytes; the first at offset %llu)",
