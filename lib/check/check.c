@@ -505,6 +505,22 @@ static int check_image(struct ck *c, const char *format)
 			return r2;
 		STEP_END(c, "refcounts");
 	}
+	if (!strcmp(json_object_get_string(jget(c->report, "format")), "vmdk")) {
+		int r2;
+		STEP_BEGIN(c);
+		r2 = scimg_int_check_vmdk(c->ctx, c->o->path, c->findings);
+		if (r2 < 0)
+			return r2;
+		STEP_END(c, "grain-directory");
+	}
+	if (!strcmp(json_object_get_string(jget(c->report, "format")), "vpc")) {
+		int r2;
+		STEP_BEGIN(c);
+		r2 = scimg_int_check_vhd(c->ctx, c->o->path, c->findings);
+		if (r2 < 0)
+			return r2;
+		STEP_END(c, "bat");
+	}
 	if (ret < 0)
 		return 0;
 	return guest_step(c, c->o->path, format ? format : json_object_get_string(jget(c->report, "format")));

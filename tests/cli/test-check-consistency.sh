@@ -1,7 +1,8 @@
 #!/bin/sh
-# scimg check finds qcow2 refcount inconsistencies and counts them as
-# qemu-img check does: a zeroed refcount block, a leaked cluster, two L2
-# entries on one cluster, an L2 entry on the L1 table.
+# scimg check finds container inconsistencies: qcow2 refcounts counted as
+# qemu-img check does (a zeroed refcount block, a leaked cluster, two L2
+# entries on one cluster, an L2 entry on the L1 table), VHD BAT entries
+# that overlap each other or the metadata.
 . "$(dirname "$0")/functions.sh"
 requires_qemu_img
 requires jq python3
@@ -83,6 +84,60 @@ agree ovl.qcow2 false qcow2-overlap
 jq -r '.findings[] | select(.id == "qcow2-overlap") | .message' s.json | grep -q "L1 table" ||
   fail "overlap message does not name the L1 table: $(jq -c .findings s.json)"
 [ $n -eq 6 ] || fail "ran $n comparisons"
+
+# VHD: two BAT entries on one block, a BAT entry on the BAT
+truncate -s 4M vdata.raw
+dd if=/dev/urandom of=vdata.raw bs=64k count=2 conv=notrunc status=none
+dd if=/dev/urandom of=vdata.raw bs=64k count=2 seek=48 conv=notrunc status=none
+"$QEMU_IMG" convert -q -f raw -O vpc vdata.raw good.vhd || fail "qemu-img vpc"
+cat > vhd.py <<'PY'
+import struct, sys
+op, path = sys.argv[1], sys.argv[2]
+f = open(path, "r+b")
+f.seek(-512, 2); foot = f.read(512)
+dyn = struct.unpack(">Q", foot[16:24])[0]
+f.seek(dyn); h = f.read(1024)
+table = struct.unpack(">Q", h[16:24])[0]
+f.seek(table); e = struct.unpack(">II", f.read(8))
+assert e[0] != 0xffffffff and e[1] != 0xffffffff, e
+f.seek(table + 4)
+f.write(struct.pack(">I", e[0] if op == "dup" else table // 512))
+PY
+timeout 60 "$SCIMG" check --container-only --output=json good.vhd > s.json || fail "good vhd: $(cat s.json)"
+[ "$(jq -r .format s.json)" = vpc ] || fail "vhd check format $(jq -r .format s.json)"
+jq -e '.checks | map(select(.name == "bat" and .result == "pass")) | length == 1' s.json >/dev/null || fail "bat step: $(jq -c .checks s.json)"
+for op in dup onbat; do
+  cp good.vhd $op.vhd && python3 vhd.py $op $op.vhd || fail "vhd $op"
+  timeout 60 "$SCIMG" check --container-only --output=json $op.vhd > s.json; rc=$?
+  [ $rc -eq 1 ] || fail "$op.vhd: exit $rc"
+  jq -r '.findings[] | select(.id == "vhd-bat-overlap") | .message' s.json > msg
+  [ -s msg ] || fail "$op.vhd: no vhd-bat-overlap: $(jq -c .findings s.json)"
+  case $op in
+    dup) grep -q "block of BAT entry 1.*overlaps the block of BAT entry 0\|block of BAT entry 0.*overlaps the block of BAT entry 1" msg || fail "dup message: $(cat msg)" ;;
+    onbat) grep -q "BAT" msg || fail "onbat message: $(cat msg)" ;;
+  esac
+done
+
+# VMDK: a grain table the redundant directory points to differs
+"$QEMU_IMG" convert -q -f raw -O vmdk data.raw good.vmdk || fail "qemu-img vmdk"
+timeout 60 "$SCIMG" check --container-only --output=json good.vmdk > s.json || fail "good vmdk: $(jq -c .findings s.json)"
+jq -e '.checks | map(select(.name == "grain-directory" and .result == "pass")) | length == 1' s.json >/dev/null ||
+  fail "grain-directory step: $(jq -c .checks s.json)"
+cp good.vmdk rgd.vmdk
+python3 - rgd.vmdk <<'PY' || fail "vmdk surgery"
+import struct, sys
+f = open(sys.argv[1], "r+b"); h = f.read(512)
+rgd = struct.unpack("<Q", h[48:56])[0]
+f.seek(rgd * 512); rgt = struct.unpack("<I", f.read(4))[0]
+f.seek(rgt * 512); e = struct.unpack("<I", f.read(4))[0]
+assert e, "the first grain is not allocated"
+f.seek(rgt * 512); f.write(struct.pack("<I", e + 1000))
+PY
+"$SCIMG" convert -O raw rgd.vmdk rgd.raw && "$SCIMG" compare rgd.raw good.vmdk >/dev/null || fail "the primary directory must still read"
+timeout 60 "$SCIMG" check --container-only --output=json rgd.vmdk > s.json; rc=$?
+[ $rc -eq 1 ] || fail "rgd.vmdk: exit $rc"
+jq -r '.findings[] | select(.id == "vmdk-redundant-gd") | .message' s.json | grep -q "1 of 1 grain directory entry" ||
+  fail "rgd.vmdk: $(jq -c .findings s.json)"
 
 # human output names the findings
 "$SCIMG" check --container-only zr.qcow2 > out.txt; [ $? -eq 1 ] || fail "human exit"
