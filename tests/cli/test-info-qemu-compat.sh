@@ -115,6 +115,22 @@ done
 own=$(( $(stat -c %b mf.vmdk) * 512 ))
 [ "$(S info --output=json mf.vmdk | jq '."actual-size"')" -gt "$own" ] || fail "mf.vmdk: the flat extent is not counted"
 
+# an AMI bundle: the manifest and every part
+if command -v openssl >/dev/null 2>&1; then
+  for k in user ec2; do
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout $k.key -out $k.pem -days 2 \
+      -subj "/CN=scimg-test-$k" >/dev/null 2>&1 || fail "openssl $k"
+  done
+  head -c 12582912 /dev/urandom > ami.raw
+  S convert -f raw -O ami -o "cert=user.pem,privatekey=user.key,ec2cert=ec2.pem,user=123456789012,prefix=disk,arch=x86_64" \
+    ami.raw bundle || fail "convert to ami"
+  want=0 nf=0
+  for f in bundle/*; do want=$((want + $(stat -c %b "$f") * 512)); nf=$((nf + 1)); done
+  [ $nf -ge 3 ] || fail "the bundle has $nf files"
+  got=$(S info --output=json bundle/disk.manifest.xml | jq '."actual-size"')
+  [ "$got" = "$want" ] || fail "ami actual-size $got, the files hold $want"
+fi
+
 # --backing-chain: same length, same files, same order
 for f in top.qcow2 v2.qcow2 sub/t.qcow2; do
   qc=$(Q info --backing-chain --output=json "$f" | jq -c 'map([.filename, .format, ."virtual-size"])') || fail "qemu chain $f"
