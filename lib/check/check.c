@@ -291,6 +291,7 @@ static int sci_disks(struct ck *c, struct scimg_source *src, const struct sci_ta
 {
 	json_object *disks = jget(desc, "disks"), *files = jget(desc, "files");
 	struct scimg_image fake;
+	struct scimg_chain chain;
 	size_t i, ndisk_members = 0;
 	int ret = 0;
 
@@ -304,9 +305,11 @@ static int sci_disks(struct ck *c, struct scimg_source *src, const struct sci_ta
 				  json_object_array_length(disks), ndisk_members);
 	/* a parent image for scimg_int_open_member */
 	memset(&fake, 0, sizeof(fake));
+	memset(&chain, 0, sizeof(chain));
 	fake.ctx = c->ctx;
 	fake.path = (char *)c->o->path;
 	fake.src = src;
+	fake.chain = &chain; /* the members' files are noted here */
 	for (i = 0; i < json_object_array_length(disks); i++) {
 		json_object *d = json_object_array_get_idx(disks, i);
 		const char *member = jstr(d, "member"), *format = jstr(d, "format");
@@ -389,6 +392,7 @@ static int sci_disks(struct ck *c, struct scimg_source *src, const struct sci_ta
 				  "the descriptor does not cover %s", SCI_XLCFG);
 	STEP_END(c, "digests");
 out:
+	free(chain.ids);
 	return ret;
 }
 
