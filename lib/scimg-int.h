@@ -246,7 +246,10 @@ struct scimg_format {
 	 * within size).  NULL means everything is DATA. */
 	int (*block_status)(struct scimg_image *img, uint64_t off,
 			    uint64_t len, struct scimg_extent *ext);
-	/* Add format-specific keys to OBJ.  May be NULL. */
+	/* Fill the ImageInfo object OBJ: qemu-img's keys (cluster-size,
+	 * dirty-flag, backing-*, snapshots, format-specific) and the format's
+	 * own details under scimg_int_info_details(OBJ); see lib/info.c.
+	 * (A plugin's info gets the details object only.)  May be NULL. */
 	int (*info)(struct scimg_image *img, json_object *obj);
 	/* Option keys accepted when reading (-I key=value,...; NULL
 	 * terminated, may be NULL).  open() finds them in img->opts. */
@@ -518,6 +521,40 @@ int scimg_int_out_zero(struct scimg_image *img, uint64_t off, uint64_t len);
 /* The name of a format scimg recognises but cannot read ("Parallels disk
  * image", "gzip-compressed file", ...) or NULL (lib/formats/foreign.c). */
 const char *scimg_int_foreign_format(const struct scimg_probe *p);
+
+/* ---- info (lib/info.c) ------------------------------------------------ */
+
+/* A format's info() fills the whole ImageInfo object INFO (qemu-img's keys,
+ * see docs/scimg-info.1) that image.c started with filename, format,
+ * virtual-size, actual-size, dirty-flag; its own details go under
+ * scimg_int_info_details(INFO). */
+/* The "scimg" object of INFO (made on first use; NULL on ENOMEM). */
+json_object *scimg_int_info_details(json_object *info);
+/* Add "format-specific": {"type": TYPE, "data": {}} to INFO; returns data. */
+json_object *scimg_int_info_specific(json_object *info, const char *type);
+/* Add backing-filename NAME (NULL: nothing), full-backing-filename (FULL,
+ * or when NULL NAME joined to IMG's directory as qemu does),
+ * backing-filename-format FORMAT (may be NULL) and, when CHILD is open,
+ * backing-image (its info, its filename the full name). */
+int scimg_int_info_backing(struct scimg_image *img, json_object *info,
+			   const char *name, const char *format,
+			   struct scimg_image *child, const char *full);
+/* Add the allocated size of SRC's local file (an extent, part, data file)
+ * to INFO's actual-size, unless it is IMG's own file or remote. */
+void scimg_int_info_add_file(struct scimg_image *img, json_object *info,
+			     const struct scimg_source *src);
+/* NAME (a file an image names) as qemu-img shows it: joined to the
+ * directory of IMAGE as given, unless absolute or a URL (caller frees;
+ * NULL on ENOMEM). */
+char *scimg_int_info_join(const char *image, const char *name);
+/* qemu-img's name of format NAME ("vhd" -> "vpc"). */
+const char *scimg_int_qemu_format_name(const char *name);
+/* Make every string (and key) of O valid UTF-8: each byte that is not part
+ * of a valid sequence becomes the four characters \xHH. */
+void scimg_int_json_clean(json_object *o);
+/* The cleaned copy of S (N bytes; caller frees), or NULL when S is valid
+ * UTF-8 already (or on ENOMEM). */
+char *scimg_int_json_clean_str(const char *s, size_t n);
 
 /* Describe what the first LEN bytes of a disk hold ("GPT partition table",
  * "ext4 filesystem (no partition table)", ...) into BUF; returns BUF.

@@ -116,7 +116,8 @@ struct scimg_plugin_format {
 	 * NULL means everything is DATA. */
 	int (*block_status)(struct scimg_image *img, uint64_t off,
 			    uint64_t len, struct scimg_extent *ext);
-	/* Optional.  Add format-specific keys to OBJ (scimg info). */
+	/* Optional.  Add the format's own keys to OBJ (scimg info shows them
+	 * under "scimg"). */
 	int (*info)(struct scimg_image *img, json_object *obj);
 	/* NULL-terminated option keys accepted when reading (-I key=value);
 	 * may be NULL (none).  open() reads them with scimg_plugin_opt(). */

@@ -20,6 +20,33 @@ void scimg_int_finding(json_object *findings, const char *id,
 		       const char *severity, const char *fmt, ...)
 	SCIMG_PRINTF(4, 5);
 
+/* ---- qcow2-check.c ---- */
+
+/* Refcount consistency of the qcow2 file PATH, as QEMU's qemu-img check
+ * counts it: findings qcow2-refcount-zero, qcow2-refcount-low,
+ * qcow2-offset-beyond-eof, qcow2-overlap (errors), qcow2-leak (warning);
+ * qemu-img check's keys (image-end-offset, total-clusters,
+ * allocated-clusters, fragmented-clusters, compressed-clusters,
+ * corruptions, leaks, check-errors) added to REPORT.  A file whose header
+ * does not parse adds nothing (opening reports it).  0, or -errno when the
+ * check could not run (I/O, memory). */
+int scimg_int_check_qcow2(struct scimg_ctx *ctx, const char *path,
+			  json_object *findings, json_object *report);
+
+/* ---- vhd-check.c ---- */
+
+/* BAT consistency of the dynamic or differencing VHD file PATH: finding
+ * vhd-bat-overlap (error) when a block overlaps another block or the
+ * metadata.  Other files add nothing.  0, or -errno (I/O, memory). */
+int scimg_int_check_vhd(struct scimg_ctx *ctx, const char *path, json_object *findings);
+
+/* ---- vmdk-check.c ---- */
+
+/* The grain directory of the hosted sparse VMDK file PATH against its
+ * redundant copy: finding vmdk-redundant-gd (error) when grain tables they
+ * point to differ.  Other files add nothing.  0, or -errno. */
+int scimg_int_check_vmdk(struct scimg_ctx *ctx, const char *path, json_object *findings);
+
 /* ---- initrd.c ---- */
 
 /* Module names (basename without .ko[.xz|.zst|.gz], '-' turned into '_')

@@ -292,6 +292,7 @@ static int sci_disks(struct ck *c, struct scimg_source *src, const struct sci_ta
 {
 	json_object *disks = jget(desc, "disks"), *files = jget(desc, "files");
 	struct scimg_image fake;
+	struct scimg_chain chain;
 	size_t i, ndisk_members = 0;
 	int ret = 0;
 
@@ -305,9 +306,11 @@ static int sci_disks(struct ck *c, struct scimg_source *src, const struct sci_ta
 				  json_object_array_length(disks), ndisk_members);
 	/* a parent image for scimg_int_open_member */
 	memset(&fake, 0, sizeof(fake));
+	memset(&chain, 0, sizeof(chain));
 	fake.ctx = c->ctx;
 	fake.path = (char *)c->o->path;
 	fake.src = src;
+	fake.chain = &chain; /* the members' files are noted here */
 	for (i = 0; i < json_object_array_length(disks); i++) {
 		json_object *d = json_object_array_get_idx(disks, i);
 		const char *member = jstr(d, "member"), *format = jstr(d, "format");
@@ -390,6 +393,7 @@ static int sci_disks(struct ck *c, struct scimg_source *src, const struct sci_ta
 				  "the descriptor does not cover %s", SCI_XLCFG);
 	STEP_END(c, "digests");
 out:
+	free(chain.ids);
 	return ret;
 }
 
@@ -477,7 +481,8 @@ static int check_image(struct ck *c, const char *format)
 		check_result(c, "container", "fail");
 		return 0;
 	}
-	json_object_object_add(c->report, "format", json_object_new_string(scimg_image_format(img)));
+	json_object_object_add(c->report, "format",
+			       json_object_new_string(scimg_int_qemu_format_name(scimg_image_format(img))));
 	json_object_object_add(c->report, "virtual-size", json_object_new_uint64(scimg_image_size(img)));
 	if (scimg_image_raw_fallback(img))
 		scimg_int_finding(c->findings, "container-raw-fallback", "warning",
@@ -492,10 +497,37 @@ static int check_image(struct ck *c, const char *format)
 				  scimg_ctx_errmsg(c->ctx));
 		scimg_ctx_clear_error(c->ctx);
 		check_result(c, "container", "fail");
-		return 0;
+	} else {
+		json_object_object_add(c->report, "content-sha256", json_object_new_string(h));
+		check_result(c, "container", "pass");
 	}
-	json_object_object_add(c->report, "content-sha256", json_object_new_string(h));
-	check_result(c, "container", "pass");
+	/* the metadata's consistency, whether or not every extent read */
+	if (!strcmp(json_object_get_string(jget(c->report, "format")), "qcow2")) {
+		int r2;
+		STEP_BEGIN(c);
+		r2 = scimg_int_check_qcow2(c->ctx, c->o->path, c->findings, c->report);
+		if (r2 < 0)
+			return r2;
+		STEP_END(c, "refcounts");
+	}
+	if (!strcmp(json_object_get_string(jget(c->report, "format")), "vmdk")) {
+		int r2;
+		STEP_BEGIN(c);
+		r2 = scimg_int_check_vmdk(c->ctx, c->o->path, c->findings);
+		if (r2 < 0)
+			return r2;
+		STEP_END(c, "grain-directory");
+	}
+	if (!strcmp(json_object_get_string(jget(c->report, "format")), "vpc")) {
+		int r2;
+		STEP_BEGIN(c);
+		r2 = scimg_int_check_vhd(c->ctx, c->o->path, c->findings);
+		if (r2 < 0)
+			return r2;
+		STEP_END(c, "bat");
+	}
+	if (ret < 0)
+		return 0;
 	return guest_step(c, c->o->path, format ? format : json_object_get_string(jget(c->report, "format")));
 }
 
@@ -643,6 +675,9 @@ int scimg_check(struct scimg_ctx *ctx, const struct scimg_check_opts *opts,
 	c.findings = json_object_new_array();
 	json_object_object_add(c.report, "check-version", json_object_new_int(1));
 	json_object_object_add(c.report, "image", json_object_new_string(o->path));
+	/* qemu-img check's keys (ImageCheck) */
+	json_object_object_add(c.report, "filename", json_object_new_string(o->path));
+	json_object_object_add(c.report, "check-errors", json_object_new_int(0));
 	if (o->provider) {
 		json_object *pi = NULL;
 		/* an unknown name is an error naming the known ones */
@@ -681,6 +716,7 @@ int scimg_check(struct scimg_ctx *ctx, const struct scimg_check_opts *opts,
 	json_object_object_add(c.report, "compliant", json_object_new_boolean(nerrors(c.findings) == 0));
 	json_object_object_add(c.report, "checks", c.checks);
 	json_object_object_add(c.report, "findings", c.findings);
+	scimg_int_json_clean(c.report);
 	*report = c.report;
 	return nerrors(c.findings) ? 1 : 0;
 fail:

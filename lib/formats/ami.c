@@ -791,14 +791,17 @@ static json_object *str_array(char **l, size_t n)
 	return a;
 }
 
-static int ami_info(struct scimg_image *img, json_object *o)
+static int ami_info(struct scimg_image *img, json_object *info)
 {
+	json_object *o = scimg_int_info_details(info);
 	struct ami_reader *r = img->priv;
 	struct ami_manifest *m = &r->m;
 	json_object *parts, *missing, *b;
 	char hex[41], content[160];
 	size_t i, nmissing = 0;
 
+	if (!o)
+		return scimg_int_err(img->ctx, -ENOMEM, "out of memory");
 	add_str(o, "manifest-version", m->version_text);
 	if (m->bundler_name || m->bundler_version || m->bundler_release) {
 		b = json_object_new_object();
@@ -851,8 +854,10 @@ static int ami_info(struct scimg_image *img, json_object *o)
 		scimg_int_ami_hex(m->parts[i].digest, 20, hex);
 		add_str(p, "digest-sha1", hex);
 		present = scimg_int_ref_open(img, m->parts[i].filename, &s) == 0;
-		if (present)
+		if (present) {
 			json_object_object_add(p, "size", json_object_new_int64((int64_t)s->size));
+			scimg_int_info_add_file(img, info, s);
+		}
 		json_object_object_add(p, "present", json_object_new_boolean(present));
 		if (!present) {
 			json_object_array_add(missing, json_object_new_string(m->parts[i].filename));

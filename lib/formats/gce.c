@@ -276,10 +276,13 @@ static int gce_block_status(struct scimg_image *img, uint64_t off, uint64_t len,
 	return 0;
 }
 
-static int gce_info(struct scimg_image *img, json_object *obj)
+static int gce_info(struct scimg_image *img, json_object *info)
 {
+	json_object *obj = scimg_int_info_details(info);
 	struct gce_r *r = img->priv;
 
+	if (!obj)
+		return scimg_int_err(img->ctx, -ENOMEM, "out of memory");
 	json_object_object_add(obj, "member", json_object_new_string(GCE_MEMBER));
 	json_object_object_add(obj, "sparse", json_object_new_boolean(r->map != NULL));
 	json_object_object_add(obj, "data-extents", json_object_new_uint64(r->map ? r->nmap : 1));

@@ -359,12 +359,15 @@ static int ova_block_status(struct scimg_image *img, uint64_t off, uint64_t len,
 	return scimg_image_block_status(r->disk, off, len, ext);
 }
 
-static int ova_info(struct scimg_image *img, json_object *obj)
+static int ova_info(struct scimg_image *img, json_object *info)
 {
+	json_object *obj = scimg_int_info_details(info);
 	struct ova_r *r = img->priv;
 	json_object *mem = json_object_new_array(), *di = NULL;
 	size_t i;
 
+	if (!obj)
+		return scimg_int_err(img->ctx, -ENOMEM, "out of memory");
 	for (i = 0; i < r->tar.n; i++) {
 		json_object *m = json_object_new_object();
 		json_object_object_add(m, "name", json_object_new_string(r->tar.m[i].name));
@@ -377,8 +380,12 @@ static int ova_info(struct scimg_image *img, json_object *obj)
 	json_object_object_add(obj, "members", mem);
 	if (scimg_image_info(r->disk, &di) == 0) {
 		json_object *fs;
+		/* the disk's ImageInfo, as qemu-img would show the member */
+		json_object_object_add(obj, "disk-info", json_object_get(di));
 		if (json_object_object_get_ex(di, "format-specific", &fs))
-			json_object_object_add(obj, "disk-format-specific", json_object_get(fs));
+			json_object_object_add(info, "format-specific", json_object_get(fs));
+		if (json_object_object_get_ex(di, "cluster-size", &fs))
+			json_object_object_add(info, "cluster-size", json_object_get(fs));
 		json_object_put(di);
 	}
 	return 0;

@@ -1186,44 +1186,42 @@ static int scan_compressed(struct scimg_image *img)
 static int q2_info(struct scimg_image *img, json_object *o)
 {
 	struct q2 *q = img->priv;
-	json_object *snaps;
+	json_object *snaps, *d, *x;
 	uint32_t i;
-	int c;
+	int c, ret;
 
-	ADD(o, "compat", json_object_new_string(q->h.version == 2 ? "0.10" : "1.1"));
 	ADD(o, "cluster-size", json_object_new_int64((int64_t)q->cs));
-	ADD(o, "refcount-bits", json_object_new_int(1 << q->h.refcount_order));
-	ADD(o, "compression-type",
-	    json_object_new_string(q->h.compression_type == Q2_COMPRESSION_ZSTD ? "zstd" : "zlib"));
-	ADD(o, "extended-l2", json_object_new_boolean(q->h.extended_l2));
-	ADD(o, "lazy-refcounts",
-	    json_object_new_boolean(!!(q->h.compat & Q2_COMPAT_LAZY_REFCOUNTS)));
-	ADD(o, "dirty", json_object_new_boolean(!!(q->h.incompat & Q2_INCOMPAT_DIRTY)));
-	ADD(o, "corrupt", json_object_new_boolean(!!(q->h.incompat & Q2_INCOMPAT_CORRUPT)));
-	if (q->h.nb_bitmaps)
-		ADD(o, "bitmaps", json_object_new_int64(q->h.nb_bitmaps));
+	ADD(o, "dirty-flag", json_object_new_boolean(!!(q->h.incompat & Q2_INCOMPAT_DIRTY)));
+	/* qemu's ImageInfoSpecificQCow2 */
+	if (!(d = scimg_int_info_specific(o, "qcow2")) || !(x = scimg_int_info_details(o)))
+		return scimg_int_err(img->ctx, -ENOMEM, "out of memory");
+	ADD(d, "compat", json_object_new_string(q->h.version == 2 ? "0.10" : "1.1"));
 	if (q->h.data_file) {
-		ADD(o, "data-file", json_object_new_string(q->h.data_file));
-		ADD(o, "data-file-raw",
+		ADD(d, "data-file", json_object_new_string(q->h.data_file));
+		ADD(d, "data-file-raw",
 		    json_object_new_boolean(!!(q->h.autoclear & Q2_AUTOCLEAR_DATA_FILE_RAW)));
 	}
+	if (q->h.version >= 3) {
+		ADD(d, "extended-l2", json_object_new_boolean(q->h.extended_l2));
+		ADD(d, "lazy-refcounts",
+		    json_object_new_boolean(!!(q->h.compat & Q2_COMPAT_LAZY_REFCOUNTS)));
+		ADD(d, "corrupt", json_object_new_boolean(!!(q->h.incompat & Q2_INCOMPAT_CORRUPT)));
+	}
+	ADD(d, "refcount-bits", json_object_new_int(1 << q->h.refcount_order));
+	ADD(d, "compression-type",
+	    json_object_new_string(q->h.compression_type == Q2_COMPRESSION_ZSTD ? "zstd" : "zlib"));
+	/* scimg's own */
+	ADD(x, "dirty", json_object_new_boolean(!!(q->h.incompat & Q2_INCOMPAT_DIRTY)));
+	if (q->h.nb_bitmaps)
+		ADD(x, "bitmaps", json_object_new_int64(q->h.nb_bitmaps));
 	c = scan_compressed(img);
 	if (c >= 0)
-		ADD(o, "has-compressed-clusters", json_object_new_boolean(c));
-	if (q->h.backing_file) {
-		ADD(o, "backing-filename", json_object_new_string(q->h.backing_file));
-		if (q->h.backing_format)
-			ADD(o, "backing-filename-format", json_object_new_string(q->h.backing_format));
-		if (q->backing) {
-			json_object *b = NULL;
-			int ret;
-			ADD(o, "full-backing-filename", json_object_new_string(q->backing->path));
-			ret = scimg_image_info(q->backing, &b);
-			if (ret < 0)
-				return ret;
-			ADD(o, "backing-image", b);
-		}
-	}
+		ADD(x, "has-compressed-clusters", json_object_new_boolean(c));
+	if (q->ext)
+		scimg_int_info_add_file(img, o, q->ext);
+	ret = scimg_int_info_backing(img, o, q->h.backing_file, q->h.backing_format, q->backing, NULL);
+	if (ret < 0)
+		return ret;
 	if (!q->nsnaps)
 		return 0;
 	snaps = json_object_new_array();
@@ -1245,10 +1243,11 @@ static int q2_info(struct scimg_image *img, json_object *o)
 		    json_object_new_int64((int64_t)(s->vm_clock_nsec / 1000000000u)));
 		ADD(so, "vm-clock-nsec",
 		    json_object_new_int64((int64_t)(s->vm_clock_nsec % 1000000000u)));
-		ADD(so, "disk-size", json_object_new_int64((int64_t)(s->has_disk_size ?
-								     s->disk_size : q->h.size)));
 		if (s->has_icount)
 			ADD(so, "icount", json_object_new_int64((int64_t)s->icount));
+		/* scimg's own: the guest size at the snapshot */
+		ADD(so, "disk-size", json_object_new_int64((int64_t)(s->has_disk_size ?
+								     s->disk_size : q->h.size)));
 		json_object_array_add(snaps, so);
 	}
 	ADD(o, "snapshots", snaps);

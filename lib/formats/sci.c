@@ -199,12 +199,15 @@ static int sci_block_status(struct scimg_image *img, uint64_t off,
 	return scimg_image_block_status(s->disk, off, len, ext);
 }
 
-static int sci_info(struct scimg_image *img, json_object *obj)
+static int sci_info(struct scimg_image *img, json_object *info)
 {
+	json_object *obj = scimg_int_info_details(info);
 	struct sci *s = img->priv;
 	json_object *mem = json_object_new_array();
 	size_t i;
 
+	if (!obj)
+		return scimg_int_err(img->ctx, -ENOMEM, "out of memory");
 	for (i = 0; i < s->tar.n; i++) {
 		json_object *m = json_object_new_object();
 		json_object_object_add(m, "name", json_object_new_string(s->tar.m[i].name));

@@ -765,8 +765,9 @@ static void add_time(json_object *o, const char *k, uint32_t ts)
 		add_str(o, k, s);
 }
 
-static int vhd_info(struct scimg_image *img, json_object *o)
+static int vhd_info(struct scimg_image *img, json_object *info)
 {
+	json_object *o = scimg_int_info_details(info);
 	struct vhd *v = img->priv;
 	const uint8_t *f = v->footer;
 	static const char *const types[] = { [VHD_FIXED] = "fixed",
@@ -775,6 +776,10 @@ static int vhd_info(struct scimg_image *img, json_object *o)
 	uint32_t av = scimg_be32(f + F_APP_VERSION);
 	int i;
 
+	if (!o)
+		return scimg_int_err(img->ctx, -ENOMEM, "out of memory");
+	if (v->type != VHD_FIXED)
+		add_int(info, "cluster-size", v->block_size);
 	add_str(o, "subformat", types[v->type]);
 	code_str(f + F_APP, s);
 	add_str(o, "creator-application", s);
@@ -827,9 +832,14 @@ static int vhd_info(struct scimg_image *img, json_object *o)
 		json_object_object_add(o, "parent-locators", arr);
 	}
 	if (v->parent) {
+		int ret;
 		add_str(o, "parent-filename", v->parent->path);
 		if (v->parent_from)
 			add_str(o, "parent-found-by", v->parent_from);
+		ret = scimg_int_info_backing(img, info, v->parent_name ? v->parent_name :
+					     v->parent->path, NULL, v->parent, v->parent->path);
+		if (ret < 0)
+			return ret;
 	}
 	return 0;
 }

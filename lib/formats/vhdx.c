@@ -888,13 +888,17 @@ static int vhdx_block_status(struct scimg_image *img, uint64_t off,
 	return 0;
 }
 
-static int vhdx_info(struct scimg_image *img, json_object *o)
+static int vhdx_info(struct scimg_image *img, json_object *info)
 {
+	json_object *o = scimg_int_info_details(info);
 	struct vhdx *x = img->priv;
 	char g[37];
 	json_object *j;
 	size_t i;
 
+	if (!o)
+		return scimg_int_err(img->ctx, -ENOMEM, "out of memory");
+	json_object_object_add(info, "cluster-size", json_object_new_int64(x->block_size));
 	json_object_object_add(o, "subformat", json_object_new_string(
 		x->has_parent ? "differencing" : x->leave_allocated ? "fixed" : "dynamic"));
 	if (x->creator)
@@ -942,8 +946,17 @@ static int vhdx_info(struct scimg_image *img, json_object *o)
 			json_object_object_add(j, x->pl_key[i], json_object_new_string(x->pl_val[i]));
 		json_object_object_add(o, "parent-locator", j);
 	}
-	if (x->parent)
+	if (x->parent) {
+		const char *pn = x->parent->path;
+		int ret;
 		json_object_object_add(o, "parent-filename", json_object_new_string(x->parent->path));
+		for (i = 0; i < x->pl_n; i++)
+			if (!strcmp(x->pl_key[i], "relative_path"))
+				pn = x->pl_val[i];
+		ret = scimg_int_info_backing(img, info, pn, NULL, x->parent, x->parent->path);
+		if (ret < 0)
+			return ret;
+	}
 	return 0;
 }
 

@@ -13,6 +13,7 @@
  * live in a small LRU cache, one decompressed grain is kept, compressed
  * grains are bounded by the grain size.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1367,71 +1368,122 @@ static void add_str(json_object *o, const char *k, const char *v)
 		json_object_object_add(o, k, json_object_new_string(v));
 }
 
+/* A descriptor value as a JSON number when it is one (hw-version,
+ * geometry), else as the string it is. */
+static void add_num(json_object *o, const char *k, const char *v)
+{
+	char *end;
+	unsigned long long n;
+
+	if (!v)
+		return;
+	errno = 0;
+	n = strtoull(v, &end, 10);
+	if (*v >= '0' && *v <= '9' && !*end && !errno && n <= INT64_MAX)
+		json_object_object_add(o, k, json_object_new_int64((int64_t)n));
+	else
+		json_object_object_add(o, k, json_object_new_string(v));
+}
+
 static int vmdk_info(struct scimg_image *img, json_object *o)
 {
 	struct vmdk_state *s = img->priv;
 	struct vmdk_desc *d = &s->desc;
-	json_object *arr, *geo;
-	int compressed = 0;
-	size_t i;
+	json_object *arr, *qarr, *geo, *q, *x;
+	int compressed = 0, ret;
+	size_t i, j;
 
-	add_str(o, "create-type", s->create_type);
+	if (!(q = scimg_int_info_specific(o, "vmdk")) || !(x = scimg_int_info_details(o)))
+		return scimg_int_err(img->ctx, -ENOMEM, "out of memory");
+	/* qemu's ImageInfoSpecificVmdk */
+	add_str(q, "create-type", s->create_type);
 	if (s->have_desc && d->has_cid)
-		json_object_object_add(o, "cid", json_object_new_int64(d->cid));
+		json_object_object_add(q, "cid", json_object_new_int64(d->cid));
 	if (s->have_desc && d->has_parent_cid)
-		json_object_object_add(o, "parent-cid", json_object_new_int64(d->parent_cid));
+		json_object_object_add(q, "parent-cid", json_object_new_int64(d->parent_cid));
+	/* qemu: the first extent's grain, when sparse */
+	if (s->n_ext && s->ext[0].kind != EXT_FLAT && s->ext[0].kind != EXT_ZERO)
+		json_object_object_add(o, "cluster-size",
+				       json_object_new_int64((int64_t)s->ext[0].grain));
+	/* scimg's own */
 	if (s->parent)
-		add_str(o, "parent-filename", d->parent_hint);
-	add_str(o, "encoding", d->encoding);
-	add_str(o, "adapter-type", d->adapter_type);
-	add_str(o, "hw-version", d->hw_version);
-	add_str(o, "tools-version", d->tools_version);
-	add_str(o, "long-content-id", d->long_content_id);
-	add_str(o, "uuid", d->uuid);
+		add_str(x, "parent-filename", d->parent_hint);
+	add_str(x, "encoding", d->encoding);
+	add_str(x, "adapter-type", d->adapter_type);
+	add_num(x, "hw-version", d->hw_version);
+	add_str(x, "tools-version", d->tools_version);
+	add_str(x, "long-content-id", d->long_content_id);
+	add_str(x, "uuid", d->uuid);
 	if (d->cylinders || d->heads || d->sectors) {
 		geo = json_object_new_object();
-		add_str(geo, "cylinders", d->cylinders);
-		add_str(geo, "heads", d->heads);
-		add_str(geo, "sectors", d->sectors);
-		json_object_object_add(o, "geometry", geo);
+		add_num(geo, "cylinders", d->cylinders);
+		add_num(geo, "heads", d->heads);
+		add_num(geo, "sectors", d->sectors);
+		json_object_object_add(x, "geometry", geo);
 	}
 	arr = json_object_new_array();
+	qarr = json_object_new_array();
 	for (i = 0; i < s->n_ext; i++) {
 		const struct vmdk_extent *e = &s->ext[i];
-		json_object *x = json_object_new_object();
+		json_object *ex = json_object_new_object(), *qe = json_object_new_object();
+		char *full = e->src == img->src ? strdup(img->path) :
+			     e->file ? scimg_int_info_join(img->path, e->file) : NULL;
+		int sparse = e->kind == EXT_KDMV || e->kind == EXT_COWD || e->kind == EXT_SESPARSE;
 
-		add_str(x, "filename", e->file);
-		add_str(x, "type", e->type);
-		add_str(x, "access", e->access == VMDK_ACCESS_RW ? "RW" :
-				     e->access == VMDK_ACCESS_RDONLY ? "RDONLY" : "NOACCESS");
-		json_object_object_add(x, "start", json_object_new_int64((int64_t)e->start));
-		json_object_object_add(x, "virtual-size", json_object_new_int64((int64_t)e->size));
+		/* qemu's VmdkExtentInfo; the format of a sparse extent
+		 * read from the image's own header (no descriptor line) is
+		 * "" in qemu */
+		add_str(qe, "filename", full ? full : e->file);
+		free(full);
+		add_str(qe, "format", sparse && e->src == img->src ? "" : e->type);
+		json_object_object_add(qe, "virtual-size", json_object_new_int64((int64_t)e->size));
+		if (sparse)
+			json_object_object_add(qe, "cluster-size", json_object_new_int64((int64_t)e->grain));
+		if (e->compressed)
+			json_object_object_add(qe, "compressed", json_object_new_boolean(1));
+		json_object_array_add(qarr, qe);
+
+		add_str(ex, "filename", e->file);
+		add_str(ex, "type", e->type);
+		add_str(ex, "access", e->access == VMDK_ACCESS_RW ? "RW" :
+				      e->access == VMDK_ACCESS_RDONLY ? "RDONLY" : "NOACCESS");
+		json_object_object_add(ex, "start", json_object_new_int64((int64_t)e->start));
+		json_object_object_add(ex, "virtual-size", json_object_new_int64((int64_t)e->size));
 		if (e->kind == EXT_FLAT)
-			json_object_object_add(x, "offset", json_object_new_int64((int64_t)e->flat_off));
-		if (e->kind == EXT_KDMV || e->kind == EXT_COWD || e->kind == EXT_SESPARSE) {
-			add_str(x, "format", e->kind == EXT_KDMV ? "hosted sparse (KDMV)" :
-					     e->kind == EXT_COWD ? "ESX sparse (COWD)" : "seSparse");
-			json_object_object_add(x, "version", json_object_new_int64(e->version));
-			json_object_object_add(x, "grain-size", json_object_new_int64((int64_t)e->grain));
-			json_object_object_add(x, "compressed", json_object_new_boolean(e->compressed));
+			json_object_object_add(ex, "offset", json_object_new_int64((int64_t)e->flat_off));
+		if (sparse) {
+			add_str(ex, "format", e->kind == EXT_KDMV ? "hosted sparse (KDMV)" :
+					      e->kind == EXT_COWD ? "ESX sparse (COWD)" : "seSparse");
+			json_object_object_add(ex, "version", json_object_new_int64(e->version));
+			json_object_object_add(ex, "grain-size", json_object_new_int64((int64_t)e->grain));
+			json_object_object_add(ex, "compressed", json_object_new_boolean(e->compressed));
 			if (e->kind == EXT_KDMV) {
-				json_object_object_add(x, "flags", json_object_new_int64(e->flags));
-				json_object_object_add(x, "markers", json_object_new_boolean(e->markers));
-				json_object_object_add(x, "zeroed-grain", json_object_new_boolean(e->zero_grain));
-				json_object_object_add(x, "redundant-grain-directory",
+				json_object_object_add(ex, "flags", json_object_new_int64(e->flags));
+				json_object_object_add(ex, "markers", json_object_new_boolean(e->markers));
+				json_object_object_add(ex, "zeroed-grain", json_object_new_boolean(e->zero_grain));
+				json_object_object_add(ex, "redundant-grain-directory",
 						       json_object_new_boolean(e->rgd_off != 0));
 				if (e->rgd_used)
-					add_str(x, "note", "primary grain directory unreadable; redundant copy used");
+					add_str(ex, "note", "primary grain directory unreadable; redundant copy used");
 				if (e->footer)
-					json_object_object_add(x, "footer", json_object_new_boolean(1));
+					json_object_object_add(ex, "footer", json_object_new_boolean(1));
 			}
 			compressed |= e->compressed;
 		}
-		json_object_array_add(arr, x);
+		json_object_array_add(arr, ex);
+		/* every file of the image counts in actual-size, once */
+		for (j = 0; j < i; j++)
+			if (s->ext[j].src && e->src && s->ext[j].src->dev == e->src->dev &&
+			    s->ext[j].src->ino == e->src->ino)
+				break;
+		if (j == i)
+			scimg_int_info_add_file(img, o, e->src);
 	}
-	add_str(o, "compression", compressed ? "deflate" : "none");
-	json_object_object_add(o, "extents", arr);
-	return 0;
+	json_object_object_add(q, "extents", qarr);
+	add_str(x, "compression", compressed ? "deflate" : "none");
+	json_object_object_add(x, "extents", arr);
+	ret = scimg_int_info_backing(img, o, s->have_desc ? d->parent_hint : NULL, NULL, s->parent, NULL);
+	return ret;
 }
 
 static int vmdk_write_zeroes(struct scimg_image *img, uint64_t off, uint64_t len)

@@ -216,8 +216,12 @@ static int source_facts(struct build *b, json_object *src)
 					  b->o->src_options, &img)) < 0)
 		return ret;
 	json_object_object_add(src, "format", json_object_new_string(scimg_image_format(img)));
-	if (scimg_image_info(img, &info) == 0 && (spec = jget(info, "format-specific"))) {
-		if ((sub = jget(spec, "subformat")) || (sub = jget(spec, "create-type")) ||
+	/* scimg's details (VHD, VHDX subformat; a plugin's type), else
+	 * qemu-img's format-specific data (VMDK create-type) */
+	if (scimg_image_info(img, &info) == 0) {
+		spec = jget(info, "scimg");
+		if ((sub = jget(spec, "subformat")) ||
+		    (sub = jget(jget(jget(info, "format-specific"), "data"), "create-type")) ||
 		    (sub = jget(spec, "type")))
 			if (json_object_is_type(sub, json_object_get_type(sub)) &&
 			    json_object_get_type(sub) == json_type_string)

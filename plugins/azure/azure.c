@@ -22,7 +22,7 @@ static int azure_check(struct scimg_image *img, struct scimg_plugin_report *rep)
 		return 0; /* the format finding says it all */
 	if (scimg_image_info(img, &info) < 0)
 		return -EIO;
-	if (json_object_object_get_ex(info, "format-specific", &fs) &&
+	if (json_object_object_get_ex(info, "scimg", &fs) &&
 	    json_object_object_get_ex(fs, "subformat", &sub)) {
 		s = json_object_get_string(sub);
 		if (strcmp(s, "fixed") != 0)

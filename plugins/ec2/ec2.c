@@ -16,14 +16,15 @@
 
 static int ec2_check(struct scimg_image *img, struct scimg_plugin_report *rep)
 {
-	json_object *info = NULL, *fs, *ct;
+	json_object *info = NULL, *fs, *data, *ct;
 
 	if (strcmp(scimg_image_format(img), "vmdk") != 0)
 		return 0;
 	if (scimg_image_info(img, &info) < 0)
 		return -EIO;
 	if (json_object_object_get_ex(info, "format-specific", &fs) &&
-	    json_object_object_get_ex(fs, "create-type", &ct) &&
+	    json_object_object_get_ex(fs, "data", &data) &&
+	    json_object_object_get_ex(data, "create-type", &ct) &&
 	    strcmp(json_object_get_string(ct), "streamOptimized") != 0)
 		scimg_plugin_report(rep, "vmdk-subformat",
 				    "'%s' is a %s VMDK; VM Import takes streamOptimized VMDKs (scimg convert --provider ec2)",

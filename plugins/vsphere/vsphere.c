@@ -17,8 +17,9 @@ static int vsphere_check(struct scimg_image *img, struct scimg_plugin_report *re
 		return 0;
 	if (scimg_image_info(img, &info) < 0)
 		return -EIO;
+	/* the OVA's format-specific is its disk's (qemu-img's VMDK data) */
 	if (json_object_object_get_ex(info, "format-specific", &fs) &&
-	    json_object_object_get_ex(fs, "disk-format-specific", &dfs) &&
+	    json_object_object_get_ex(fs, "data", &dfs) &&
 	    json_object_object_get_ex(dfs, "create-type", &ct) &&
 	    strcmp(json_object_get_string(ct), "streamOptimized") != 0)
 		scimg_plugin_report(rep, "ova-disk-subformat",

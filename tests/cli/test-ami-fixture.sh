@@ -14,7 +14,7 @@ python3 - "$TMPD/info.json" <<'PY' || fail "info fields: $(cat "$TMPD/info.json"
 import json, sys
 d = json.load(open(sys.argv[1]))
 assert d["format"] == "ami" and d["virtual-size"] == 2212962304, d
-f = d["format-specific"]
+f = d["scimg"]
 want = {
     "manifest-version": "3",
     "name": "bioinformatics-0.0.1-x86_15351.img",

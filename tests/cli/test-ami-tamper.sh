@@ -62,7 +62,7 @@ fresh
 rm "$TMPD/t/d.part.1"
 expect_fail "missing part" "part 1 'd.part.1'" convert $READ "$TMPD/t/d.manifest.xml" "$TMPD/out/x.raw"
 "$SCIMG" info --output=json "$TMPD/t/d.manifest.xml" > "$TMPD/info.json" || fail "info with a missing part"
-python3 -c 'import json,sys; d=json.load(open(sys.argv[1]))["format-specific"]; assert d["missing-parts"]==["d.part.1"], d' "$TMPD/info.json" ||
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1]))["scimg"]; assert d["missing-parts"]==["d.part.1"], d' "$TMPD/info.json" ||
   fail "info does not list the missing part"
 
 # a part dropped from the manifest (count and list shortened, re-signed)

@@ -17,12 +17,14 @@ same() { # IMG [scimg options...]
   cmp -s ref.raw out.raw || fail "$img: content differs from qemu-img's"
   "$SCIMG" compare ref.raw "$img" >/dev/null || fail "$img: scimg compare differs"
 }
-# JSON info of IMG, then python assertions on the dict s (format-specific).
+# JSON info of IMG, then python assertions on the dicts d (the whole info),
+# q (qemu's format-specific data) and x (scimg's own details).
 info_is() { # IMG PYTHON-EXPR
   "$SCIMG" info --output=json "$1" > info.json || fail "info $1"
   python3 -c 'import json,sys
-d = json.load(open("info.json")); s = d["format-specific"]
-assert eval(sys.argv[1]), (sys.argv[1], s)' "$2" || fail "info $1: $2"
+d = json.load(open("info.json")); q = d["format-specific"]["data"]; x = d["scimg"]
+assert d["format-specific"]["type"] == "qcow2", d
+assert eval(sys.argv[1]), (sys.argv[1], d)' "$2" || fail "info $1: $2"
 }
 mk() { # NAME [qemu-img convert options]
   name=$1; shift
@@ -31,35 +33,35 @@ mk() { # NAME [qemu-img convert options]
 
 mk v2.qcow2 -o compat=0.10
 same v2.qcow2
-info_is v2.qcow2 's["compat"] == "0.10" and s["refcount-bits"] == 16'
+info_is v2.qcow2 'q["compat"] == "0.10" and q["refcount-bits"] == 16 and "lazy-refcounts" not in q'
 mk v2c.qcow2 -c -o compat=0.10
 same v2c.qcow2
 mk zstd.qcow2 -c -o compression_type=zstd
 same zstd.qcow2
-info_is zstd.qcow2 's["compression-type"] == "zstd" and s["has-compressed-clusters"]'
+info_is zstd.qcow2 'q["compression-type"] == "zstd" and x["has-compressed-clusters"]'
 mk el2.qcow2 -o extended_l2=on
 same el2.qcow2
-info_is el2.qcow2 's["extended-l2"] is True'
+info_is el2.qcow2 'q["extended-l2"] is True'
 mk el2c.qcow2 -c -o extended_l2=on,cluster_size=16k
 same el2c.qcow2
 mk rc1.qcow2 -o refcount_bits=1
 same rc1.qcow2
-info_is rc1.qcow2 's["refcount-bits"] == 1'
+info_is rc1.qcow2 'q["refcount-bits"] == 1'
 mk rc64.qcow2 -o refcount_bits=64,cluster_size=512
 same rc64.qcow2
-info_is rc64.qcow2 's["refcount-bits"] == 64 and s["cluster-size"] == 512'
+info_is rc64.qcow2 'q["refcount-bits"] == 64 and d["cluster-size"] == 512'
 mk c2m.qcow2 -c -o cluster_size=2M
 same c2m.qcow2
 mk lazy.qcow2 -o lazy_refcounts=on
-info_is lazy.qcow2 's["lazy-refcounts"] is True and s["dirty"] is False'
+info_is lazy.qcow2 'q["lazy-refcounts"] is True and x["dirty"] is False and d["dirty-flag"] is False'
 
 # external data files (plain and raw), resolved beside the image
 mk df.qcow2 -o data_file=df.data
 same df.qcow2
-info_is df.qcow2 's["data-file"] == "df.data" and s["data-file-raw"] is False'
+info_is df.qcow2 'q["data-file"] == "df.data" and q["data-file-raw"] is False'
 mk dfraw.qcow2 -o data_file=dfraw.data,data_file_raw=on
 same dfraw.qcow2
-info_is dfraw.qcow2 's["data-file"] == "dfraw.data" and s["data-file-raw"] is True'
+info_is dfraw.qcow2 'q["data-file"] == "dfraw.data" and q["data-file-raw"] is True'
 mkdir -p sub
 cp df.qcow2 sub/
 ( cd sub && "$SCIMG" convert -O raw df.qcow2 x.raw >/dev/null 2>&1 ) && fail "data file found outside the image's directory"
@@ -73,7 +75,7 @@ cp base.qcow2 snap.qcow2
 "$QEMU_IMG" snapshot -c first snap.qcow2 || fail "snapshot"
 "$QEMU_IMG" snapshot -c "second one" snap.qcow2 || fail "snapshot 2"
 same snap.qcow2
-info_is snap.qcow2 '[x["name"] for x in s["snapshots"]] == ["first", "second one"] and s["snapshots"][0]["id"] == "1" and s["snapshots"][1]["disk-size"] == 16777216 and "date-sec" in s["snapshots"][0] and "vm-state-size" in s["snapshots"][0] and "vm-clock-nsec" in s["snapshots"][0]'
+info_is snap.qcow2 '[n["name"] for n in d["snapshots"]] == ["first", "second one"] and d["snapshots"][0]["id"] == "1" and d["snapshots"][1]["disk-size"] == 16777216 and "date-sec" in d["snapshots"][0] and "vm-state-size" in d["snapshots"][0] and "vm-clock-nsec" in d["snapshots"][0]'
 
 # backing chains: with the format, without it (probed), three deep
 "$QEMU_IMG" create -q -f qcow2 -b base.qcow2 -F qcow2 mid.qcow2 || fail "create mid"
@@ -84,7 +86,7 @@ if command -v qemu-io >/dev/null 2>&1; then
           -c "write -z -u 8M 128k" -c "write -P 0x33 15M 40k" top.qcow2 >/dev/null || fail "qemu-io top"
 fi
 same top.qcow2
-info_is top.qcow2 's["backing-filename"] == "mid.qcow2" and s["backing-filename-format"] == "qcow2" and s["backing-image"]["format-specific"]["backing-filename"] == "base.qcow2" and s["backing-image"]["format-specific"]["backing-image"]["format"] == "qcow2"'
+info_is top.qcow2 'd["backing-filename"] == "mid.qcow2" and d["backing-filename-format"] == "qcow2" and d["backing-image"]["backing-filename"] == "base.qcow2" and d["backing-image"]["backing-image"]["format"] == "qcow2"'
 # backing image smaller than the overlay: the rest reads as zeros
 "$QEMU_IMG" create -q -f qcow2 -b base.qcow2 -F qcow2 big.qcow2 32M || fail "create big"
 same big.qcow2
@@ -98,7 +100,7 @@ i = d.find(struct.pack(">I", 0xE2792ACA)); assert i > 0
 f.seek(i); f.write(struct.pack(">I", 0x0BADF00D))
 PY
 same nofmt.qcow2
-info_is nofmt.qcow2 '"backing-filename-format" not in s and s["backing-image"]["format"] == "qcow2"'
+info_is nofmt.qcow2 '"backing-filename-format" not in d and d["backing-image"]["format"] == "qcow2"'
 # ... but a raw backing file is never guessed; with "-F raw" it is used
 "$QEMU_IMG" create -q -f qcow2 -b base.raw -F raw overraw.qcow2 || fail "create overraw"
 same overraw.qcow2
@@ -131,7 +133,7 @@ grep -q 'loop' err || fail "loop error: $(cat err)"
 # dirty and corrupt bits are reported; a corrupt image is still read
 cp base.qcow2 dirty.qcow2
 printf '\003' | dd of=dirty.qcow2 bs=1 seek=79 conv=notrunc status=none
-info_is dirty.qcow2 's["dirty"] is True and s["corrupt"] is True'
+info_is dirty.qcow2 'x["dirty"] is True and q["corrupt"] is True and d["dirty-flag"] is True'
 same dirty.qcow2 -f qcow2
 
 # parallel reads (SCIMG_FMT_PARALLEL_READ): compressed clusters inflate on

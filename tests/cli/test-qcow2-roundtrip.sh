@@ -58,10 +58,11 @@ PY
 "$SCIMG" info --output=json "$TMPD/f.qcow2" > "$TMPD/si.json" || fail "scimg info"
 python3 - "$TMPD/si.json" <<'PY' || fail "scimg info keys"
 import json, sys
-s = json.load(open(sys.argv[1]))["format-specific"]
-assert s["compat"] == "1.1" and s["cluster-size"] == 16384, s
+d = json.load(open(sys.argv[1]))
+s = d["format-specific"]["data"]
+assert s["compat"] == "1.1" and d["cluster-size"] == 16384, d
 assert s["compression-type"] == "zstd" and s["refcount-bits"] == 4, s
-assert s["lazy-refcounts"] is True and s["has-compressed-clusters"] is True, s
+assert s["lazy-refcounts"] is True and d["scimg"]["has-compressed-clusters"] is True, d
 PY
 
 # a large sparse disk stays small and bounded

@@ -75,7 +75,7 @@ fi
 "$SCIMG" info --output=json guest.sci > info.json || fail "info guest.sci"
 python3 - info.json <<'EOF' || fail "descriptor of the SCI"
 import json, sys
-d = json.load(open(sys.argv[1]))["format-specific"]["descriptor"]
+d = json.load(open(sys.argv[1]))["scimg"]["descriptor"]
 assert d["guest"]["inspected"] is True and d["guest"]["os"] == "linux", d["guest"]
 k = [k for k in d["guest"]["kernels"] if k["default"]][0]
 for drv in ("xen-blkfront", "xen-netfront", "virtio_blk", "virtio_scsi", "virtio_net", "virtio_pci", "nvme"):
@@ -89,7 +89,7 @@ EOF
 [ $rc -eq 0 ] || { cat after.json after.err; fail "check of the SCI: exit $rc, expected 0"; }
 # the disk member reads back as what the descriptor says
 "$SCIMG" convert guest.sci -O raw back.raw || fail "convert guest.sci -O raw"
-want=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["format-specific"]["descriptor"]["disks"][0]["content-sha256"])' info.json)
+want=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["scimg"]["descriptor"]["disks"][0]["content-sha256"])' info.json)
 [ "$(sha back.raw)" = "$want" ] || fail "guest content of the SCI is not its content-sha256"
 
 # ---- the packaged disk really boots (QEMU TCG), on buses the VMware-flavoured

@@ -33,7 +33,7 @@ python3 - "$TMPD/snap2.json" "$c/uuids" <<'PY' || fail "snap2 info: $(cat "$TMPD
 import json, sys
 d = json.load(open(sys.argv[1]))
 u = dict(l.split() for l in open(sys.argv[2]))
-s = d["format-specific"]
+s = d["scimg"]
 assert d["format"] == "vdi" and d["virtual-size"] == 66560, d
 assert s["type"] == "differencing" and s["uuid"] == u["snap2"] and s["parent-uuid"] == u["snap1"], s
 assert s["parent-filename"] == "snap1.vdi" and s["block-size"] == 4096 and s["blocks-allocated"] == 2, s
@@ -69,7 +69,7 @@ for o in "" "-o static=on"; do
   cmp "$TMPD/in.raw" "$TMPD/back.raw" || fail "raw -> vdi $o -> raw differs"
   "$SCIMG" info --output=json "$TMPD/out.vdi" > "$TMPD/o.json" || fail "info out.vdi"
   python3 -c '
-import json,sys; d=json.load(open(sys.argv[1])); s=d["format-specific"]
+import json,sys; d=json.load(open(sys.argv[1])); s=d["scimg"]
 assert s["header-text"]=="<<< Oracle VM VirtualBox Disk Image >>>" and s["version"]=="1.1" and s["header-size"]==400, s
 assert s["type"]==("fixed" if sys.argv[2] else "dynamic"), s
 assert s["type"]=="fixed" or s["blocks-allocated"] < s["blocks"], s' "$TMPD/o.json" "$o" || fail "out.vdi info $o"

@@ -22,11 +22,11 @@ content_sha() {
 # 1. images that qemu-img reads right: same content hash, probed as FMT
 for f in dfvfs/ext2-old.vhd dfvfs/ext2.vhd dfvfs/image-old.vhd sleuthkit/image.vhd \
          qemu/d2v-zerofilled.vhd qemu/iotest-dynamic-1G.vhdx qemu/test-disk2vhd.vhdx; do
-  case $f in *.vhdx) fmt=vhdx ;; *) fmt=vhd ;; esac
+  case $f in *.vhdx) fmt=vhdx qfmt=vhdx ;; *) fmt=vhd qfmt=vpc ;; esac  # qemu-img says vpc
   want=$(expected "$f")
   [ -n "$want" ] && [ "$want" != - ] || fail "no expected hash for $f in images.tsv"
   "$SCIMG" info "$E/$f" > "$TMPD/info" || fail "info $f"
-  grep -q "^file format: $fmt\$" "$TMPD/info" || fail "$f not probed as $fmt"
+  grep -q "^file format: $qfmt\$" "$TMPD/info" || fail "$f not probed as $qfmt"
   got=$(content_sha "$E/$f" "$fmt")
   [ "$got" = "$want" ] || fail "$f: content $got, expected $want"
 done
@@ -35,7 +35,7 @@ done
 python3 - "$TMPD/j" <<'EOF' || fail "d2v info"
 import json, sys
 d = json.load(open(sys.argv[1]))
-s = d["format-specific"]
+s = d["scimg"]
 assert d["virtual-size"] == 263454720 and s["size-rule"] == "current-size", d
 assert s["subformat"] == "dynamic" and s["creator-application"] == "d2v\\x00", s
 EOF
@@ -47,9 +47,9 @@ f=$E/imhex/vhd.hexpat.vhd
 python3 - "$TMPD/j" <<'EOF' || fail "imhex info"
 import json, sys
 d = json.load(open(sys.argv[1]))
-assert d["format"] == "vhd" and "format-note" not in d, d
+assert d["format"] == "vpc" and "format-note" not in d, d
 assert d["virtual-size"] == 3145728, d
-s = d["format-specific"]
+s = d["scimg"]
 assert s["subformat"] == "fixed" and s["creator-application"] == "win ", s
 EOF
 want=$(head -c 3145728 "$f" | sha256sum | cut -d' ' -f1)
@@ -65,7 +65,7 @@ python3 "$TOOL" footer511 "$f" "$TMPD/old511.vhd" || fail "footer511"
 python3 - "$TMPD/vpc.json" "$TMPD/hv.json" <<'EOF' || fail "127 GiB size rules"
 import json, sys
 v = json.load(open(sys.argv[1])); h = json.load(open(sys.argv[2]))
-vs, hs = v["format-specific"], h["format-specific"]
+vs, hs = v["scimg"], h["scimg"]
 assert v["virtual-size"] == 136363130880 == vs["chs-size"], v
 assert vs["size-rule"] == "chs-geometry" and vs["current-size"] == 136365211648, vs
 assert h["virtual-size"] == 136365211648 == hs["current-size"], h
@@ -119,7 +119,7 @@ cp "$f" "$TMPD/dirty-before.vhdx"
 python3 - "$TMPD/j" <<'EOF' || fail "dirtylog info"
 import json, sys
 d = json.load(open(sys.argv[1]))
-s = d["format-specific"]
+s = d["scimg"]
 assert d["virtual-size"] == 10737418240, d
 assert s["log"]["dirty"] and s["log"]["replayed-entries"] == 1 and s["log"]["head-sequence"] == 7, s
 assert s["blocks"]["fully-present"] == 18, s

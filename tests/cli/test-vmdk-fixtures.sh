@@ -38,10 +38,12 @@ import json, sys
 d = json.load(open(sys.argv[1]))
 assert d["format"] == "vmdk", d["format"]
 assert d["virtual-size"] == int(sys.argv[2]), (d["virtual-size"], sys.argv[2])
-spec = d["format-specific"]
+assert d["format-specific"]["type"] == "vmdk", d["format-specific"]
+spec = d["format-specific"]["data"]
 want = sys.argv[3].split(";")[0]
 assert spec["create-type"] == want, (spec["create-type"], want)
 assert spec["extents"], "no extents"
+assert len(d["scimg"]["extents"]) == len(spec["extents"]), d["scimg"]
 PY
   "$SCIMG" convert -O raw "$img" "$TMPD/out.raw" 2>"$TMPD/err" || fail "$file: convert: $(cat "$TMPD/err")"
   if [ "$csha" = "-" ]; then

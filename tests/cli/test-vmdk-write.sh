@@ -116,10 +116,12 @@ PY
 "$SCIMG" info --output=json "$TMPD/opt.vmdk" > "$TMPD/opt.json" || fail "info opt"
 python3 - "$TMPD/opt.json" <<'PY' || fail "options in info"
 import json, sys
-s = json.load(open(sys.argv[1]))["format-specific"]
-assert s["create-type"] == "streamOptimized" and s["adapter-type"] == "ide", s
-assert s["hw-version"] == "14" and s["tools-version"] == "12345", s
-assert s["geometry"]["heads"] == "16" and s["compression"] == "deflate", s
+d = json.load(open(sys.argv[1]))
+q, s = d["format-specific"]["data"], d["scimg"]
+assert q["create-type"] == "streamOptimized" and s["adapter-type"] == "ide", d
+assert q["extents"][0]["compressed"] is True, q
+assert s["hw-version"] == 14 and s["tools-version"] == "12345", s
+assert s["geometry"]["heads"] == 16 and s["compression"] == "deflate", s
 assert s["extents"][0]["version"] == 3 and s["extents"][0]["compressed"] is True, s
 PY
 "$SCIMG" convert -f raw -O vmdk -o adapter_type=pvscsi "$TMPD/odd.raw" "$TMPD/pv.vmdk" || fail "pvscsi"
