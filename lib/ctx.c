@@ -65,8 +65,7 @@ void scimg_int_err_redirect(char *buf, size_t len)
 	err_redirect_len = len;
 }
 
-/* Length of the valid UTF-8 sequence at P (at most N bytes), 0 if none. */
-static size_t utf8_len(const unsigned char *p, size_t n)
+size_t scimg_int_utf8_len(const unsigned char *p, size_t n)
 {
 	size_t len, i;
 	uint32_t cp;
@@ -102,7 +101,7 @@ size_t scimg_int_escape_text(char *out, size_t outlen, const char *in)
 	if (!outlen)
 		return 0;
 	while (*p) {
-		l = utf8_len(p, n);
+		l = scimg_int_utf8_len(p, n);
 		if (l == 1 && (*p < 0x20 || *p == 0x7f))
 			l = 0;
 		if (l == 0) {

@@ -13,35 +13,14 @@
 
 /* ---- JSON strings ------------------------------------------------------ */
 
-/* Length of the valid UTF-8 sequence at P (N bytes left), 0 if invalid:
- * overlong forms, surrogates and code points past U+10FFFF are invalid. */
-static size_t utf8_len(const unsigned char *p, size_t n)
-{
-	unsigned c = p[0];
-	size_t len, i;
-	uint32_t cp;
 
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf)
-		len = 2, cp = c & 0x1f;
-	else if (c >= 0xe0 && c <= 0xef)
-		len = 3, cp = c & 0x0f;
-	else if (c >= 0xf0 && c <= 0xf4)
-		len = 4, cp = c & 0x07;
-	else
-		return 0;
-	if (n < len)
-		return 0;
-	for (i = 1; i < len; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (p[i] & 0x3f);
-	}
-	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
-		return 0;
-	return len;
+/* A printable character (valid UTF-8, no control character): its length,
+ * else 0 (escaped as \\xHH, like every message: scimg_int_escape_text). */
+static size_t text_len(const unsigned char *p, size_t n)
+{
+	size_t l = scimg_int_utf8_len(p, n);
+
+	return l == 1 && (p[0] < 0x20 || p[0] == 0x7f) ? 0 : l;
 }
 
 char *scimg_int_json_clean_str(const char *s, size_t n)
@@ -51,7 +30,7 @@ char *scimg_int_json_clean_str(const char *s, size_t n)
 	char *out, *o;
 
 	for (i = 0; i < n; i += l)
-		if (!(l = utf8_len(p + i, n - i)))
+		if (!(l = text_len(p + i, n - i)))
 			bad++, l = 1;
 	if (!bad)
 		return NULL;
@@ -59,7 +38,7 @@ char *scimg_int_json_clean_str(const char *s, size_t n)
 	if (!out)
 		return NULL;
 	for (i = 0, o = out; i < n; i += l) {
-		if ((l = utf8_len(p + i, n - i))) {
+		if ((l = text_len(p + i, n - i))) {
 			memcpy(o, p + i, l);
 			o += l;
 		} else {

@@ -65,6 +65,8 @@ void scimg_int_err_prefix(struct scimg_ctx *ctx, const char *fmt, ...)
  * (NULL: back to the context).  The convert engine's workers use it so that
  * the error reported is the one at the earliest failing offset. */
 void scimg_int_err_redirect(char *buf, size_t len);
+/* Length of the valid UTF-8 sequence at P (at most N bytes), 0 if none. */
+size_t scimg_int_utf8_len(const unsigned char *p, size_t n);
 /* Copy IN to OUT (OUTLEN bytes, NUL-terminated, cut at a character
  * boundary) with control characters and bytes that are not UTF-8 written as
  * "\\xNN"; returns the length written.  Every recorded message goes through

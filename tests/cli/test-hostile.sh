@@ -98,7 +98,7 @@ while IFS="$(printf '\t')" read -r name img class want; do
 done < "$D/cases.tsv"
 
 # the top image's header and the refused reference are still shown
-grep -q "backing-filename.*outside/marker.raw" "$D/out/q-bk-abs.info.out" || bad q-bk-abs "info does not show the header and the reference"
+grep -q "backing file: .*outside/marker.raw" "$D/out/q-bk-abs.info.out" || bad q-bk-abs "info does not show the header and the reference"
 grep -q "unopened-files" "$D/out/q-bk-abs.json.out" || bad q-bk-abs "info --output=json lacks unopened-files"
 grep -q 'refused' "$D/out/q-bk-abs.json.out" || bad q-bk-abs "info does not say it refused"
 # a mismatching parent's own id is never printed
