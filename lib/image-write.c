@@ -216,21 +216,6 @@ static bool device_ok(const struct scimg_format *fmt)
 	return false;
 }
 
-static const char *kind_name(mode_t m)
-{
-	if (S_ISCHR(m))
-		return "a character device";
-	if (S_ISFIFO(m))
-		return "a FIFO";
-	if (S_ISSOCK(m))
-		return "a socket";
-	if (S_ISBLK(m))
-		return "a block device";
-	if (S_ISDIR(m))
-		return "a directory";
-	return "not a regular file";
-}
-
 /* A file the output (or one of its companions, WHAT) would replace or
  * write: never GUARD's file or a file of its chain. */
 static int check_not_input(struct scimg_ctx *ctx, const struct scimg_image *guard,
@@ -325,7 +310,7 @@ static int check_target(struct scimg_ctx *ctx, const struct scimg_image *guard,
 	if (!S_ISREG(st->st_mode))
 		return scimg_int_err(ctx, -EPERM,
 				     "'%s' is %s; refusing to write the output to it (only regular files, directories and block devices are written)",
-				     path, kind_name(st->st_mode));
+				     path, scimg_int_file_type_name(st->st_mode));
 	if (fmt->flags & SCIMG_FMT_OUTPUT_DIR)
 		return 0; /* make_temp_dir words it */
 	if (flags & SCIMG_CREATE_NO_CREATE) {
@@ -683,7 +668,7 @@ static int place_dir(struct scimg_image *img)
 			break;
 		if (!S_ISREG(st.st_mode)) {
 			ret = scimg_int_err(ctx, -EPERM, "'%s' in '%s' is %s; refusing to replace it",
-					    e->d_name, img->path, kind_name(st.st_mode));
+					    e->d_name, img->path, scimg_int_file_type_name(st.st_mode));
 			break;
 		}
 	}
@@ -768,7 +753,7 @@ int scimg_int_out_sibling(struct scimg_image *img, const char *name, size_t *idx
 			if (ret == 0 && !S_ISREG(st.st_mode))
 				ret = scimg_int_err(img->ctx, -EPERM,
 						    "'%s' (companion file of '%s') is %s; refusing to replace it",
-						    path, img->path, kind_name(st.st_mode));
+						    path, img->path, scimg_int_file_type_name(st.st_mode));
 			if (ret < 0) {
 				free(path);
 				return ret;
