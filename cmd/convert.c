@@ -35,6 +35,15 @@ static void help(void)
 	       "  -S, --sparse-size=SIZE  zero runs of SIZE bytes or more (aligned) are not\n"
 	       "                          written; default 4k; 0 allocates everything\n"
 	       "  -m, --threads=N         compression worker threads (default: CPUs)\n"
+	       "  -q, --quiet             no notes on stderr (errors are still printed)\n"
+	       "  -t CACHE                qemu-img's target cache mode: 'unsafe' is\n"
+	       "                          --no-sync; none, writeback, writethrough and\n"
+	       "                          directsync flush DST before it is renamed (the default)\n"
+	       "  -T CACHE                qemu-img's source cache mode: accepted (none,\n"
+	       "                          writeback, writethrough, directsync, unsafe); scimg\n"
+	       "                          reads through the page cache whatever it says\n"
+	       "  -W                      accepted for qemu-img scripts: scimg's engine\n"
+	       "                          already reads in parallel and writes in order\n"
 	       "      --no-backing        do not open files SRC refers to\n"
 	       HELP_TRUST_CHAIN
 	       "      --no-sync           do not flush DST to disk before renaming it into\n"
@@ -163,6 +172,7 @@ int cmd_convert(int argc, char **argv)
 		{ "trust-chain", no_argument, NULL, OPT_TRUST_CHAIN },
 		HTTP_LONG_OPTIONS,
 		{ "no-create", no_argument, NULL, 'n' },
+		{ "quiet", no_argument, NULL, 'q' },
 		{ "target-is-zero", no_argument, NULL, 'Z' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -172,12 +182,12 @@ int cmd_convert(int argc, char **argv)
 	struct scimg_ctx *ctx;
 	char *optstr = NULL, *inoptstr = NULL;
 	struct progress_state pst;
-	int c, ret, show_progress = 0, nobacking = 0;
+	int c, ret, show_progress = 0, nobacking = 0, quiet = 0;
 
 	memset(&o, 0, sizeof(o));
 	o.size = sizeof(o);
 	o.sparse_size = 4096;
-	while ((c = getopt_long(argc, argv, ":f:I:O:o:cpS:m:nhV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":f:I:O:o:cpqS:m:nt:T:WhV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f': o.src_format = optarg; break;
 		case 'O': o.dst_format = optarg; break;
@@ -204,6 +214,18 @@ int cmd_convert(int argc, char **argv)
 		}
 		case 'c': o.compress = 1; break;
 		case 'p': show_progress = 1; break;
+		case 'q': quiet = 1; break;
+		case 'W': break; /* the engine reads in parallel, writes in order */
+		case 't':
+		case 'T':
+			if (strcmp(optarg, "none") && strcmp(optarg, "writeback") &&
+			    strcmp(optarg, "writethrough") && strcmp(optarg, "directsync") &&
+			    strcmp(optarg, "unsafe"))
+				return free(optstr), free(inoptstr),
+				       usage_error("convert", "-%c: cache mode must be none, writeback, writethrough, directsync or unsafe, not '%s'", c, optarg);
+			if (c == 't' && !strcmp(optarg, "unsafe"))
+				o.no_sync = 1;
+			break;
 		case 'S': {
 			char *end;
 			unsigned long long v;
@@ -312,7 +334,7 @@ int cmd_convert(int argc, char **argv)
 	if (nobacking)
 		scimg_ctx_set_flags(ctx, scimg_ctx_get_flags(ctx) & ~(unsigned)SCIMG_CTX_ALLOW_BACKING);
 	install_cancel_handlers(ctx);
-	if (!o.src_format) {
+	if (!o.src_format && !quiet) {
 		/* say it when nothing matched and the bytes are taken as raw */
 		const char *pf = NULL;
 		if (scimg_image_probe(ctx, o.src, &pf) == 0 && !pf)
