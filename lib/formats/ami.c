@@ -767,6 +767,18 @@ static int ami_open(struct scimg_image *img)
 				goto fail;
 		}
 	}
+	if (strcmp(img->src->ops->name, "file") == 0 &&
+	    (img->ctx->flags & SCIMG_CTX_ALLOW_BACKING)) {
+		/* parts are read later, one at a time: record the local ones
+		 * in the chain now, so that no output replaces them; a part
+		 * that cannot be opened is reported when it is read */
+		for (size_t i = 0; i < r->m.nparts; i++) {
+			struct scimg_source *ps = NULL;
+			if (scimg_int_ref_open(img, part_name(r, i), &ps) == 0)
+				scimg_int_source_close(ps);
+		}
+		scimg_ctx_clear_error(img->ctx);
+	}
 	return 0;
 fail:
 	ami_close(img);
