@@ -49,12 +49,6 @@ static void notice(void *opaque, const char *msg)
 	fprintf(stderr, "%s boot-test: %s\n", prog, msg);
 }
 
-static const char *jstr(json_object *o, const char *k)
-{
-	json_object *v;
-	return json_object_object_get_ex(o, k, &v) && v ? json_object_get_string(v) : "";
-}
-
 static double jdbl(json_object *o, const char *k)
 {
 	json_object *v;

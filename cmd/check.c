@@ -43,12 +43,6 @@ static void notice(void *opaque, const char *msg)
 	fprintf(stderr, "%s check: %s\n", prog, msg);
 }
 
-static const char *jstr(json_object *o, const char *k)
-{
-	json_object *v;
-	return json_object_object_get_ex(o, k, &v) ? json_object_get_string(v) : "";
-}
-
 static void print_human(json_object *r, int rc)
 {
 	json_object *a, *g;

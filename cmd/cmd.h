@@ -36,6 +36,9 @@ int parse_size_arg(const char *s, uint64_t *out);
 /* Print what each -o key of FORMAT means (-o help); exit status. */
 int print_create_option_help(const char *sub, const char *format);
 
+/* The string at key K of the JSON object O ("" when O, the key or its
+ * value is missing).  Owned by O. */
+const char *jstr(json_object *o, const char *k);
 /* Print "scimg SUB: MSG" for the context's error. */
 void die_ctx(const char *sub, struct scimg_ctx *ctx);
 /* Print an error about usage and a hint to --help; returns EXIT_ERROR. */

@@ -73,15 +73,6 @@ static int parse_drivers(const char *s, unsigned *out)
 	return 0;
 }
 
-static const char *jstr(json_object *o, const char *key)
-{
-	json_object *v;
-
-	if (!o || !json_object_object_get_ex(o, key, &v) || !v)
-		return "";
-	return json_object_get_string(v);
-}
-
 static void print_human(json_object *rep)
 {
 	json_object *guest = NULL, *arr = NULL, *mps = NULL;

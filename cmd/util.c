@@ -31,6 +31,15 @@ void install_cancel_handlers(struct scimg_ctx *ctx)
 	sigaction(SIGHUP, &sa, NULL);
 }
 
+const char *jstr(json_object *o, const char *k)
+{
+	json_object *v;
+
+	if (!o || !json_object_object_get_ex(o, k, &v) || !v)
+		return "";
+	return json_object_get_string(v);
+}
+
 void die_ctx(const char *sub, struct scimg_ctx *ctx)
 {
 	fprintf(stderr, "%s %s: %s\n", prog, sub, scimg_ctx_errmsg(ctx));
