@@ -10,19 +10,6 @@
 #include "appliance.h"
 #include "bootfix-int.h"
 
-const char *const bf_drv_name[BF_NDRV] = {
-	[BF_XEN_BLKFRONT] = "xen-blkfront",
-	[BF_XEN_NETFRONT] = "xen-netfront",
-	[BF_VIRTIO_BLK] = "virtio_blk",
-	[BF_VIRTIO_SCSI] = "virtio_scsi",
-	[BF_VIRTIO_NET] = "virtio_net",
-	[BF_VIRTIO_PCI] = "virtio_pci",
-	[BF_NVME] = "nvme",
-	[BF_SD_MOD] = "sd_mod",
-	[BF_ATA_PIIX] = "ata_piix",
-	[BF_ATA_GENERIC] = "ata_generic",
-	[BF_AHCI] = "ahci",
-};
 
 /* ---- strings ------------------------------------------------------------ */
 
@@ -52,29 +39,6 @@ void bf_free_strv(char **v)
 	for (i = 0; v[i]; i++)
 		free(v[i]);
 	free(v);
-}
-
-void bf_modname(const char *path, char *out, size_t outlen)
-{
-	const char *b = path, *e, *q;
-	size_t i, n;
-	char *ko;
-
-	/* the first word of PATH (up to ':' or a blank), then its basename */
-	for (e = path; *e && *e != ':' && !isspace((unsigned char)*e); e++)
-		;
-	for (q = path; q < e; q++)
-		if (*q == '/')
-			b = q + 1;
-	n = (size_t)(e - b);
-	if (n >= outlen)
-		n = outlen - 1;
-	for (i = 0; i < n; i++)
-		out[i] = b[i] == '-' ? '_' : b[i];
-	out[n] = '\0';
-	ko = strstr(out, ".ko");
-	if (ko && (ko[3] == '\0' || ko[3] == '.'))
-		*ko = '\0';
 }
 
 /* ---- reporting ------------------------------------------------------------ */

@@ -17,27 +17,11 @@
 #include <guestfs.h>
 
 #include "scimg-int.h"
+#include "guest/guest.h"
+#include "guest/guest-facts.h"
 
-/* Drivers inject-drivers knows, by module name (as in modules.dep, with
- * '-' and '_' equivalent). */
-enum bf_drv {
-	BF_XEN_BLKFRONT,
-	BF_XEN_NETFRONT,
-	BF_VIRTIO_BLK,
-	BF_VIRTIO_SCSI,
-	BF_VIRTIO_NET,
-	BF_VIRTIO_PCI,
-	BF_NVME,
-	/* not requested, but needed to boot on emulated disks (added when
-	 * the kernel has them) or only reported */
-	BF_SD_MOD,
-	BF_ATA_PIIX,
-	BF_ATA_GENERIC,
-	BF_AHCI,
-	BF_NDRV
-};
-extern const char *const bf_drv_name[BF_NDRV];
-
+/* The drivers (enum sg_drv, scimg_int_sg_drv_name) and the boot-method
+ * rules are the guest model's (lib/guest/guest.h), shared with check. */
 enum bf_state { BF_MISSING = 0, BF_MODULE = 1, BF_BUILTIN = 2 };
 
 struct bf_kernel {
@@ -45,8 +29,13 @@ struct bf_kernel {
 	char *vmlinuz;     /* "/boot/vmlinuz-..." */
 	char *initrd;      /* "/boot/initrd.img-..." or NULL if none yet */
 	char *compression; /* gzip, xz, lz4, zstd, bzip2, lzma, lzo, none, unknown */
-	enum bf_state drv[BF_NDRV];
-	int in_initrd[BF_NDRV]; /* after the rebuild: found in the initramfs */
+	enum bf_state drv[SG_NDRV];
+	int in_initrd[SG_NDRV]; /* after the rebuild: in the initramfs with
+				 * every module it depends on (or built in) */
+	enum sg_where where[SG_NDRV]; /* after listing the initramfs */
+	char *missing_dep[SG_NDRV];   /* SG_INCOMPLETE: the module it lacks */
+	struct sg_moddep *moddep;     /* its modules.dep, NULL if none */
+	char *builtin;                /* its modules.builtin text, or NULL */
 	int verified;           /* in_initrd was filled */
 	char *rebuild_cmd;      /* the rebuild command, and the file it writes */
 	char *rebuild_target;
@@ -98,6 +87,7 @@ struct bf {
 	int has_grub_efi;      /* x86_64-efi modules present */
 	char *grub_cfg;        /* /boot/grub/grub.cfg or /boot/grub2/grub.cfg */
 	char *esp;             /* appliance device of the ESP, NULL if none */
+	struct sg_disk_facts disk; /* lib/guest/facts.c, after mounting */
 	int bios_ok, uefi_ok;  /* boot code installed / present */
 	/* initramfs rebuild script left for the bootloader step to run beside
 	 * grub-mkconfig (NULL when it ran already) */
@@ -134,8 +124,6 @@ void bf_notice(struct bf *bf, const char *fmt, ...) SCIMG_PRINTF(2, 3);
 char *bf_strdup(const char *s);
 char *bf_printf(const char *fmt, ...) SCIMG_PRINTF(1, 2);
 void bf_free_strv(char **v);
-/* Make '-' and '_' the same and drop .ko[.xz|.zst|.gz]: "xen_blkfront". */
-void bf_modname(const char *path, char *out, size_t outlen);
 
 /* Shell-like "NAME=value" files (/etc/default/grub, initramfs.conf). */
 /* Value of NAME with one level of quotes removed, or NULL (caller frees). */
@@ -153,17 +141,11 @@ int bf_initramfs_finish(struct bf *bf, char *out);
 /* ---- inspect.c ---- */
 int bf_inspect(struct bf *bf);
 int bf_find_kernels(struct bf *bf);
-/* Pure: compression of a bzImage (head = its first bytes) -- "gzip", "xz",
- * "lz4", ... -- given a function to read more bytes (payload). */
-const char *bf_kernel_compression(const unsigned char *head, size_t len,
-				  const unsigned char *payload, size_t plen);
-/* Offset of the compressed payload in a bzImage, or -1. */
-long long bf_bzimage_payload_offset(const unsigned char *head, size_t len);
 
 /* ---- initramfs.c ---- */
 int bf_initramfs(struct bf *bf);
 /* Requested drivers plus the ones every bus needs, as module names. */
-int bf_drv_wanted(const struct bf *bf, enum bf_drv d);
+int bf_drv_wanted(const struct bf *bf, enum sg_drv d);
 
 /* ---- bootloader.c ---- */
 int bf_bootloader(struct bf *bf);

@@ -23,6 +23,10 @@ static void bf_free(struct bf *bf)
 		free(bf->kernels[i].compression);
 		free(bf->kernels[i].rebuild_cmd);
 		free(bf->kernels[i].rebuild_target);
+		free(bf->kernels[i].builtin);
+		scimg_int_sg_moddep_free(bf->kernels[i].moddep);
+		for (int d = 0; d < SG_NDRV; d++)
+			free(bf->kernels[i].missing_dep[d]);
 	}
 	free(bf->kernels);
 	bf_free_strv(bf->devices);
@@ -35,6 +39,7 @@ static void bf_free(struct bf *bf)
 	free(bf->product);
 	free(bf->grub_cfg);
 	free(bf->esp);
+	scimg_int_sg_disk_facts_free(&bf->disk);
 	free(bf->ird_script);
 }
 

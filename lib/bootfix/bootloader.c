@@ -302,7 +302,7 @@ static int install_bios(struct bf *bf)
 		bf->bios_ok = 1;
 		return 0;
 	}
-	if (strcmp(bf->bootdisk, bf->root) == 0) {
+	if (!bf->wrapped && bf->disk.partitionless) {
 		bf_warn(bf, "the root filesystem fills the whole disk (no partition table): "
 			"no BIOS boot code can be written; use --partition");
 		return 0;
@@ -313,8 +313,11 @@ static int install_bios(struct bf *bf)
 	/* The appliance kernel names disks in probe order, which need not be
 	 * libguestfs's names: find the disk that holds /boot/grub from inside
 	 * the guest. */
+	/* lsblk -s walks from /boot's device (a partition, an LVM volume,
+	 * a btrfs subvolume's device) down to the whole disk under it */
 	cmd = bf_printf("p=$(findmnt -nvo SOURCE -T /boot/grub 2>/dev/null || findmnt -nvo SOURCE /)\n"
-			"d=$(lsblk -npo PKNAME \"$p\" 2>/dev/null | head -1)\n"
+			"p=${p%%%%\\[*}\n"
+			"d=$(lsblk -nspo NAME,TYPE \"$p\" 2>/dev/null | awk '$2 == \"disk\" { print $1; exit }')\n"
 			"[ -b \"$d\" ] || d='%s'\n"
 			"echo \"boot disk: $d (holds $p)\"\n"
 			"if command -v grub-install >/dev/null; then grub-install --target=i386-pc \"$d\"\n"
@@ -344,21 +347,15 @@ static int install_bios(struct bf *bf)
 
 static int install_uefi(struct bf *bf)
 {
-	char *out = NULL, *mp = NULL, *cmd;
-	char **mps;
-	size_t i;
-	int rc, r;
+	const char *mp = bf->disk.esp_mp;
+	char *cmd;
+	int r;
 
 	if (!bf->esp)
 		return 0;
-	mps = guestfs_mountpoints(bf->g);
-	for (i = 0; mps && mps[i]; i += 2)
-		if (strcmp(mps[i], bf->esp) == 0)
-			mp = bf_printf("%s", mps[i + 1] + strlen("/sysroot"));
-	bf_free_strv(mps);
-	if (!mp || !*mp) {
-		free(mp);
-		bf_warn(bf, "the ESP %s is not mounted by the guest's fstab: UEFI fallback not checked", bf->esp);
+	if (!mp) {
+		bf_warn(bf, "the ESP %s is not mounted by the guest's fstab: no UEFI fallback loader "
+			"written", bf->esp);
 		return 0;
 	}
 	if (bf->has_grub_efi)
@@ -372,30 +369,24 @@ static int install_uefi(struct bf *bf)
 				"grep -vi /boot/ | head -1); [ -n \"$f\" ] || exit 3; mkdir -p $d/BOOT; "
 				"cp \"$f\" $d/BOOT/BOOTX64.EFI; g=$(dirname \"$f\")/grubx64.efi; "
 				"[ -f \"$g\" ] && cp \"$g\" $d/BOOT/; true", mp);
-	if (!cmd) {
-		free(mp);
+	if (!cmd)
 		return -ENOMEM;
-	}
 	if (bf->dry_run) {
 		bf_change(bf, "uefi", "the UEFI fallback loader would be written to %s/EFI/BOOT", mp);
 		bf->uefi_ok = 1;
-	} else {
-		r = run_logged(bf, "installing the UEFI fallback loader", cmd, 0);
-		if (r < 0) {
-			free(cmd);
-			free(mp);
-			return r;
-		}
-		if (r == 0)
-			bf_change(bf, "uefi", "fallback loader in %s/EFI/BOOT/BOOTX64.EFI", mp);
+		free(cmd);
+		return 0;
 	}
+	r = run_logged(bf, "installing the UEFI fallback loader", cmd, 0);
 	free(cmd);
-	cmd = bf_printf("ls '%s/EFI/BOOT/' 2>/dev/null | grep -qi '^bootx64.efi$'", mp);
-	if (cmd && bf_sh(bf, cmd, &out, &rc) == 0 && rc == 0)
-		bf->uefi_ok = 1;
-	free(out);
-	free(cmd);
-	free(mp);
+	if (r < 0)
+		return r;
+	bf->uefi_ok = scimg_int_sg_uefi_fallback(bf->g, mp);
+	if (r == 0 && bf->uefi_ok)
+		bf_change(bf, "uefi", "fallback loader in %s/EFI/BOOT/BOOTX64.EFI", mp);
+	else if (!bf->uefi_ok)
+		bf_warn(bf, "no loader at %s/EFI/BOOT/BOOTX64.EFI after the install: the image will not "
+			"boot on UEFI firmware that has no boot entry for it", mp);
 	return 0;
 }
 
@@ -416,64 +407,66 @@ int bf_bootloader(struct bf *bf)
 	r = install_bios(bf);
 	if (r < 0)
 		return r;
+	/* boot code that was there already (GRUB for BIOS not installable
+	 * in the guest, but installed on the disk) */
+	if (!bf->bios_ok && !bf->dry_run && !bf->disk.partitionless)
+		bf->bios_ok = scimg_int_sg_bios_code(bf->g, bf->bootdisk);
 	return install_uefi(bf);
 }
 
 /* ---- which boot methods work --------------------------------------------------- */
 
-static int have(const struct bf *bf, const struct bf_kernel *k, enum bf_drv d)
+/* The facts of the image as inject-drivers leaves it, for the rules of
+ * the guest model (lib/guest/rules.c). */
+static void boot_facts(const struct bf *bf, struct sg_boot_facts *f)
 {
-	if (k->drv[d] == BF_BUILTIN)
-		return 1;
-	if (k->drv[d] == BF_MISSING)
-		return 0;
-	if (bf->dry_run)
-		return bf_drv_wanted(bf, d) ? 1 : 0; /* after a real run */
-	return k->verified ? k->in_initrd[d] : 0;
-}
+	const struct bf_kernel *k = &bf->kernels[bf->default_kernel];
+	int d;
 
-static void method(json_object *arr, const char *name, int works, const char *why)
-{
-	json_object *o = json_object_new_object();
-
-	json_object_object_add(o, "method", json_object_new_string(name));
-	json_object_object_add(o, "works", json_object_new_boolean(works));
-	if (why)
-		json_object_object_add(o, "reason", json_object_new_string(why));
-	json_object_array_add(arr, o);
+	memset(f, 0, sizeof(*f));
+	f->kernel = k->version;
+	f->compression = k->compression;
+	for (d = 0; d < SG_NDRV; d++) {
+		if (k->drv[d] == BF_BUILTIN)
+			f->drv[d] = SG_BUILTIN;
+		else if (k->drv[d] == BF_MISSING)
+			f->drv[d] = SG_MISSING;
+		else if (bf->dry_run)
+			/* what a real run puts in (its dependencies come along) */
+			f->drv[d] = bf_drv_wanted(bf, d) ? SG_INITRAMFS : SG_ROOTFS;
+		else
+			f->drv[d] = k->verified ? k->where[d] : SG_ROOTFS;
+	}
+	f->grub_cfg = bf->has_grub2;
+	f->grub_cfg_path = bf->grub_cfg;
+	f->boot_fs = bf->disk.boot_fs;
+	f->boot_xfs_v4 = bf->disk.boot_xfs_v4;
+	f->boot_on_lvm = bf->disk.boot_on_lvm;
+	f->boot_on_other_volume = bf->disk.boot_on_other_volume;
+	f->boot_subvol = bf->disk.boot_subvol;
+	f->partitionless = bf->disk.partitionless && !bf->wrapped;
+	f->bios_code = bf->bios_ok;
+	f->has_esp = bf->esp != NULL;
+	f->uefi_fallback = bf->uefi_ok;
 }
 
 void bf_boot_methods(struct bf *bf)
 {
-	const struct bf_kernel *k = &bf->kernels[bf->default_kernel];
+	struct sg_boot_facts f;
+	struct sg_verdict v[SG_NMETHODS];
 	json_object *arr = json_object_new_array();
-	char why[512];
-	int cfg = bf->has_grub2, blk = have(bf, k, BF_XEN_BLKFRONT);
-	int pvgrub_ok = strcmp(k->compression, "gzip") == 0 || strcmp(k->compression, "xz") == 0 ||
-			strcmp(k->compression, "none") == 0;
-	int scsi = have(bf, k, BF_SD_MOD);
+	int m;
 
+	boot_facts(bf, &f);
+	scimg_int_sg_boot_rules(&f, v);
 	json_object_object_add(bf->report, "boot-methods", arr);
-	snprintf(why, sizeof(why), "kernel %s: %s", k->version,
-		 blk ? "xen-blkfront available" : "xen-blkfront missing");
-	method(arr, "xen-pv-pygrub", cfg && blk, why);
-	if (!pvgrub_ok)
-		snprintf(why, sizeof(why), "kernel %s is %s-compressed: GRUB 2.06's pvgrub2 only loads "
-			 "gzip or xz kernels (it fails with \"not xen image\"); use pygrub or "
-			 "direct kernel boot", k->version, k->compression);
-	else
-		snprintf(why, sizeof(why), "kernel %s is %s-compressed; pvgrub2 reads %s", k->version,
-			 k->compression, bf->grub_cfg ? bf->grub_cfg : "/boot/grub/grub.cfg");
-	method(arr, "xen-pv-pvgrub2", cfg && blk && pvgrub_ok, why);
-	method(arr, "hvm-bios-ide", bf->bios_ok && scsi && have(bf, k, BF_ATA_PIIX), NULL);
-	if (have(bf, k, BF_AHCI))
-		method(arr, "hvm-bios-sata", bf->bios_ok && scsi, NULL);
-	else
-		method(arr, "hvm-bios-sata", 0, "the kernel has no AHCI driver (CONFIG_SATA_AHCI)");
-	method(arr, "hvm-bios-virtio-blk", bf->bios_ok && have(bf, k, BF_VIRTIO_BLK) &&
-	       have(bf, k, BF_VIRTIO_PCI), NULL);
-	method(arr, "hvm-bios-virtio-scsi", bf->bios_ok && scsi && have(bf, k, BF_VIRTIO_SCSI) &&
-	       have(bf, k, BF_VIRTIO_PCI), NULL);
-	method(arr, "hvm-bios-nvme", bf->bios_ok && have(bf, k, BF_NVME), NULL);
-	method(arr, "hvm-uefi", bf->uefi_ok, bf->esp ? NULL : "no EFI system partition");
+	for (m = 0; m < SG_NMETHODS; m++) {
+		json_object *o = json_object_new_object();
+		json_object_object_add(o, "method", json_object_new_string(scimg_int_sg_method_name[m]));
+		json_object_object_add(o, "works", json_object_new_boolean(v[m].works));
+		json_object_object_add(o, "reason", json_object_new_string(v[m].reason));
+		/* inject-drivers predicts; boot-test and --verify measure */
+		json_object_object_add(o, "basis", json_object_new_string("predicted"));
+		json_object_array_add(arr, o);
+	}
 }

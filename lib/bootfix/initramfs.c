@@ -7,18 +7,18 @@
 
 #include "bootfix-int.h"
 
-int bf_drv_wanted(const struct bf *bf, enum bf_drv d)
+int bf_drv_wanted(const struct bf *bf, enum sg_drv d)
 {
 	switch (d) {
-	case BF_XEN_BLKFRONT:
-	case BF_XEN_NETFRONT:
+	case SG_XEN_BLKFRONT:
+	case SG_XEN_NETFRONT:
 		return (bf->drivers & SCIMG_BOOTFIX_DRV_XEN) != 0;
-	case BF_VIRTIO_BLK:
-	case BF_VIRTIO_SCSI:
-	case BF_VIRTIO_NET:
-	case BF_VIRTIO_PCI:
+	case SG_VIRTIO_BLK:
+	case SG_VIRTIO_SCSI:
+	case SG_VIRTIO_NET:
+	case SG_VIRTIO_PCI:
 		return (bf->drivers & SCIMG_BOOTFIX_DRV_VIRTIO) != 0;
-	case BF_NVME:
+	case SG_NVME:
 		return (bf->drivers & SCIMG_BOOTFIX_DRV_NVME) != 0;
 	default:
 		/* sd_mod (SCSI/IDE/SATA disks), IDE and AHCI: always, so the
@@ -35,11 +35,11 @@ static int kernel_missing(const struct bf *bf, const struct bf_kernel *k,
 	size_t used = 0;
 
 	buf[0] = '\0';
-	for (d = 0; d < BF_NDRV; d++) {
+	for (d = 0; d < SG_NDRV; d++) {
 		if (bf_drv_wanted(bf, d) != 1 || k->drv[d] != BF_MISSING)
 			continue;
 		used += (size_t)snprintf(buf + used, used < len ? len - used : 0, "%s%s",
-					 n ? ", " : "", bf_drv_name[d]);
+					 n ? ", " : "", scimg_int_sg_drv_name[d]);
 		n++;
 	}
 	return n;
@@ -53,7 +53,7 @@ static char *modules_to_add(const struct bf *bf)
 	size_t used = 0, i;
 	int d;
 
-	for (d = 0; d < BF_NDRV; d++) {
+	for (d = 0; d < SG_NDRV; d++) {
 		int mod = 0;
 		if (!bf_drv_wanted(bf, d))
 			continue;
@@ -62,17 +62,88 @@ static char *modules_to_add(const struct bf *bf)
 				mod = 1;
 		if (mod)
 			used += (size_t)snprintf(buf + used, sizeof(buf) - used, "%s%s",
-						 used ? " " : "", bf_drv_name[d]);
+						 used ? " " : "", scimg_int_sg_drv_name[d]);
 	}
 	return bf_strdup(buf);
 }
 
 /* ---- listing an initramfs ----------------------------------------------- */
 
+struct modset {
+	char **name;
+	size_t n;
+};
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int modset_has(void *opaque, const char *mod)
+{
+	const struct modset *ms = opaque;
+	char want[128];
+	const char *key = want;
+
+	scimg_int_sg_modname(mod, want, sizeof(want));
+	return ms->n && bsearch(&key, ms->name, ms->n, sizeof(char *), cmp_str) != NULL;
+}
+
+/* From the listing OUT of K's initramfs (one path per line, maybe with
+ * ls -l columns before it): where each driver is, following modules.dep. */
+static int initrd_where(struct bf *bf, struct bf_kernel *k, char *out)
+{
+	struct modset ms = { NULL, 0 };
+	size_t cap = 0, i;
+	char *p;
+	int d;
+
+	for (p = out; p && *p;) {
+		char *e = strchr(p, '\n'), *last, name[128];
+
+		if (e)
+			*e = '\0';
+		last = strrchr(p, ' ');
+		scimg_int_sg_modname(last ? last + 1 : p, name, sizeof(name));
+		if (*name) {
+			if (ms.n == cap) {
+				char **nn = realloc(ms.name, (cap = cap ? cap * 2 : 256) * sizeof(char *));
+				if (!nn)
+					goto nomem;
+				ms.name = nn;
+			}
+			if (!(ms.name[ms.n] = bf_strdup(name)))
+				goto nomem;
+			ms.n++;
+		}
+		p = e ? e + 1 : NULL;
+	}
+	if (ms.n)
+		qsort(ms.name, ms.n, sizeof(char *), cmp_str);
+	memset(k->in_initrd, 0, sizeof(k->in_initrd));
+	for (d = 0; d < SG_NDRV; d++) {
+		free(k->missing_dep[d]);
+		k->missing_dep[d] = NULL;
+		k->where[d] = scimg_int_sg_where(k->moddep, k->builtin, modset_has, &ms,
+						 scimg_int_sg_drv_name[d], &k->missing_dep[d]);
+		k->in_initrd[d] = sg_usable(k->where[d]);
+	}
+	k->verified = 1;
+	for (i = 0; i < ms.n; i++)
+		free(ms.name[i]);
+	free(ms.name);
+	return 0;
+nomem:
+	for (i = 0; i < ms.n; i++)
+		free(ms.name[i]);
+	free(ms.name);
+	return scimg_int_err(bf->ctx, -ENOMEM, "out of memory");
+}
+
 static int list_initrd(struct bf *bf, struct bf_kernel *k)
 {
-	char *cmd, *out = NULL, *p;
-	int r, rc, d;
+	char *cmd, *out = NULL;
+	int r, rc;
 
 	if (!k->initrd)
 		return 0;
@@ -95,25 +166,9 @@ static int list_initrd(struct bf *bf, struct bf_kernel *k)
 	free(cmd);
 	if (r < 0)
 		return r;
-	memset(k->in_initrd, 0, sizeof(k->in_initrd));
-	for (p = out; p && *p;) {
-		char *e = strchr(p, '\n'), *last, name[128];
-
-		if (e)
-			*e = '\0';
-		last = strrchr(p, ' ');
-		bf_modname(last ? last + 1 : p, name, sizeof(name));
-		for (d = 0; d < BF_NDRV; d++) {
-			char want[64];
-			bf_modname(bf_drv_name[d], want, sizeof(want));
-			if (strcmp(name, want) == 0)
-				k->in_initrd[d] = 1;
-		}
-		p = e ? e + 1 : NULL;
-	}
+	r = initrd_where(bf, k, out);
 	free(out);
-	k->verified = 1;
-	return 0;
+	return r;
 }
 
 /* ---- configuring the tools --------------------------------------------------- */
@@ -123,7 +178,7 @@ static int list_has(const char *text, const char *mod)
 	const char *p = text;
 	char want[64];
 
-	bf_modname(mod, want, sizeof(want));
+	scimg_int_sg_modname(mod, want, sizeof(want));
 	while (p && *p) {
 		const char *e = strchr(p, '\n');
 		char name[128];
@@ -131,7 +186,7 @@ static int list_has(const char *text, const char *mod)
 		while (*p == ' ' || *p == '\t')
 			p++;
 		if (*p != '#') {
-			bf_modname(p, name, sizeof(name));
+			scimg_int_sg_modname(p, name, sizeof(name));
 			if (strcmp(name, want) == 0)
 				return 1;
 		}
@@ -202,29 +257,104 @@ static int cfg_initramfs_tools(struct bf *bf, const char *mods)
 	return r;
 }
 
+/* dracut applies omit_drivers (regular expressions, matched against module
+ * paths) to the dependencies of add_drivers too: "virtio" there leaves
+ * virtio_ring out of an initramfs that gets virtio_blk, which then fails
+ * with "Unknown symbol".  Work out, in the guest, which omitted patterns
+ * match a module we add or one it depends on (modules.dep of every kernel);
+ * those are dropped, the others kept.  Output: "KEEP: ..." and "DROP: ...". */
+static char *dracut_omit_script(const char *mods)
+{
+	char pat[1024] = "";
+	size_t used = 0;
+	const char *m = mods;
+
+	/* (^|/)(xen[-_]blkfront|virtio[-_]blk|...)\.ko */
+	while (*m && used < sizeof(pat) - 64) {
+		size_t l = strcspn(m, " ");
+		size_t i;
+		if (l) {
+			if (used)
+				pat[used++] = '|';
+			for (i = 0; i < l && used < sizeof(pat) - 8; i++) {
+				if (m[i] == '-' || m[i] == '_') {
+					memcpy(pat + used, "[-_]", 4);
+					used += 4;
+				} else {
+					pat[used++] = m[i];
+				}
+			}
+		}
+		m += l;
+		while (*m == ' ')
+			m++;
+	}
+	pat[used] = '\0';
+	return bf_printf(
+		"omit_drivers=''\n"
+		"for f in /etc/dracut.conf /etc/dracut.conf.d/*.conf; do\n"
+		"  case $f in */90-scimg-inject-drivers.conf|*/99-zz-scimg-inject-drivers.conf) continue;; esac\n"
+		"  [ -f \"$f\" ] && . \"$f\" >/dev/null 2>&1\n"
+		"done\n"
+		"need=$(cat /lib/modules/*/modules.dep /usr/lib/modules/*/modules.dep 2>/dev/null | "
+		"grep -E '(^|/)(%s)\\.ko' | tr ' :' '\\n\\n' | grep . | sort -u)\n"
+		"keep= drop=\n"
+		"for d in $omit_drivers; do\n"
+		"  if printf '%%s\\n' \"$need\" | grep -Eq -- \"$d\"; then drop=\"$drop $d\"; else keep=\"$keep $d\"; fi\n"
+		"done\n"
+		"echo \"KEEP:$keep\"\necho \"DROP:$drop\"\n", pat);
+}
+
+static char *line_after(const char *out, const char *tag)
+{
+	const char *p = out ? strstr(out, tag) : NULL;
+
+	if (!p)
+		return NULL;
+	p += strlen(tag);
+	while (*p == ' ')
+		p++;
+	return bf_printf("%.*s", (int)strcspn(p, "\n"), p);
+}
+
 static int cfg_dracut(struct bf *bf, const char *mods)
 {
-	static const char path[] = "/etc/dracut.conf.d/90-scimg-inject-drivers.conf";
-	char *text, *out = NULL;
+	/* after the guest's own drop-ins (read in name order), so that its
+	 * omit_drivers can be corrected here */
+	static const char path[] = "/etc/dracut.conf.d/99-zz-scimg-inject-drivers.conf";
+	char *text, *out = NULL, *script, *keep = NULL, *drop = NULL, *omit = NULL;
 	int r, rc;
 
-	/* a driver omitted elsewhere would win over add_drivers */
-	r = bf_sh(bf, "grep -hs '^[[:space:]]*omit_drivers' /etc/dracut.conf /etc/dracut.conf.d/*.conf",
-		  &out, &rc);
+	script = dracut_omit_script(mods);
+	if (!script)
+		return -ENOMEM;
+	r = bf_sh(bf, script, &out, &rc);
+	free(script);
 	if (r < 0)
 		return r;
-	if (out && *out)
-		bf_warn(bf, "dracut configuration omits drivers (%.*s); check they are not needed",
-			(int)strcspn(out, "\n"), out);
+	keep = line_after(out, "KEEP:");
+	drop = line_after(out, "DROP:");
 	free(out);
+	if (drop && *drop) {
+		omit = bf_printf("omit_drivers=\"%s\"\n", keep ? keep : "");
+		bf_change(bf, path, "omit_drivers: dropped '%s' (they leave out a driver scimg adds, "
+			  "or a module it depends on); kept '%s'", drop, keep ? keep : "");
+	}
 	text = bf_printf("# written by scimg inject-drivers: an initramfs that boots on any\n"
 			 "# virtual disk bus (IDE, SATA, virtio, NVMe, Xen PV), not only on\n"
 			 "# the machine that built it.\n"
 			 "hostonly=\"no\"\n"
 			 "hostonly_cmdline=\"no\"\n"
-			 "add_drivers+=\" %s \"\n", mods);
+			 "%s"
+			 "add_drivers+=\" %s \"\n", omit ? omit : "", mods);
+	free(omit);
+	free(keep);
+	free(drop);
 	if (!text)
 		return -ENOMEM;
+	/* the name of older scimg versions */
+	if (bf_exists(bf, "/etc/dracut.conf.d/90-scimg-inject-drivers.conf") && !bf->dry_run)
+		guestfs_rm(bf->g, "/etc/dracut.conf.d/90-scimg-inject-drivers.conf");
 	r = bf_write(bf, path, text);
 	if (r == 0)
 		bf_change(bf, path, "hostonly=no, add_drivers+=\" %s \"", mods);
@@ -391,16 +521,29 @@ static int rebuild_done(struct bf *bf, struct bf_kernel *k, const char *out, int
 	return 0;
 }
 
-/* What K's initramfs holds, per driver (built-in counts); *MISSING counts
- * the wanted modules it lacks. */
-static json_object *initrd_json(struct bf *bf, const struct bf_kernel *k, int *missing)
+/* What K's initramfs holds, per driver: usable at boot (built in, or in it
+ * with every module it depends on); *MISSING counts the wanted modules
+ * that are not usable.  DETAIL gets where each one is. */
+static json_object *initrd_json(struct bf *bf, const struct bf_kernel *k, int *missing,
+				json_object **detail)
 {
 	json_object *o = json_object_new_object();
 	int d;
 
-	for (d = 0; d < BF_NDRV; d++) {
-		int have = k->in_initrd[d] || k->drv[d] == BF_BUILTIN;
-		json_object_object_add(o, bf_drv_name[d], json_object_new_boolean(have));
+	*detail = json_object_new_object();
+	for (d = 0; d < SG_NDRV; d++) {
+		int have = k->in_initrd[d];
+		json_object_object_add(o, scimg_int_sg_drv_name[d], json_object_new_boolean(have));
+		if (k->where[d] == SG_INCOMPLETE && k->missing_dep[d]) {
+			json_object *w = json_object_new_object();
+			json_object_object_add(w, "where", json_object_new_string("initramfs-incomplete"));
+			json_object_object_add(w, "missing-dependency",
+					       json_object_new_string(k->missing_dep[d]));
+			json_object_object_add(*detail, scimg_int_sg_drv_name[d], w);
+		} else {
+			json_object_object_add(*detail, scimg_int_sg_drv_name[d],
+					       json_object_new_string(scimg_int_sg_where_name(k->where[d])));
+		}
 		if (!have && k->drv[d] == BF_MODULE && bf_drv_wanted(bf, d) == 1)
 			(*missing)++;
 	}
@@ -419,7 +562,7 @@ static int finish_kernels(struct bf *bf, char *out)
 	json_object_object_get_ex(bf->report, "kernels", &karr);
 	for (i = 0; i < bf->nkernels; i++) {
 		struct bf_kernel *k = &bf->kernels[i];
-		json_object *ko = karr ? json_object_array_get_idx(karr, i) : NULL;
+		json_object *ko = karr ? json_object_array_get_idx(karr, i) : NULL, *detail;
 		char marker[40], *m, *next;
 		int missing = 0, rc = -1;
 
@@ -441,14 +584,18 @@ static int finish_kernels(struct bf *bf, char *out)
 			return r;
 		if (!k->verified || !ko)
 			continue;
-		json_object_object_add(ko, "initramfs", initrd_json(bf, k, &missing));
+		json_object_object_add(ko, "initramfs", initrd_json(bf, k, &missing, &detail));
+		json_object_object_add(ko, "initramfs-detail", detail);
 		if (missing) {
-			char list[256] = "";
+			char list[512] = "";
 			size_t used = 0;
-			for (d = 0; d < BF_NDRV; d++)
+			for (d = 0; d < SG_NDRV && used < sizeof(list); d++)
 				if (!k->in_initrd[d] && k->drv[d] == BF_MODULE && bf_drv_wanted(bf, d) == 1)
-					used += (size_t)snprintf(list + used, sizeof(list) - used, "%s%s",
-								 used ? ", " : "", bf_drv_name[d]);
+					used += (size_t)snprintf(list + used, sizeof(list) - used, "%s%s%s%s%s",
+								 used ? ", " : "", scimg_int_sg_drv_name[d],
+								 k->missing_dep[d] ? " (without " : "",
+								 k->missing_dep[d] ? k->missing_dep[d] : "",
+								 k->missing_dep[d] ? ", which it needs)" : "");
 			return scimg_int_err(bf->ctx, -EIO,
 					     "'%s': the rebuilt initramfs %s of kernel %s still lacks %s",
 					     bf->path, k->initrd, k->version, list);
@@ -493,7 +640,7 @@ int bf_initramfs(struct bf *bf)
 				k->version, miss);
 		else
 			complete++;
-		if (k->drv[BF_AHCI] == BF_MISSING)
+		if (k->drv[SG_AHCI] == BF_MISSING)
 			bf_warn(bf, "kernel %s has no AHCI driver (ahci): the guest cannot "
 				"boot from a SATA/AHCI disk with it", k->version);
 	}
@@ -564,7 +711,9 @@ int bf_initramfs(struct bf *bf)
 			  "initramfs of kernel %s would be rebuilt", k->version);
 		if (!k->verified || !ko)
 			continue;
-		json_object_object_add(ko, "initramfs-now", initrd_json(bf, k, &missing));
+		json_object *detail;
+		json_object_object_add(ko, "initramfs-now", initrd_json(bf, k, &missing, &detail));
+		json_object_object_add(ko, "initramfs-now-detail", detail);
 	}
 	return 0;
 }

@@ -126,41 +126,6 @@ static void detect_tools(struct bf *bf)
 						      : bf->has_grub_efi ? "x86_64-efi" : ""));
 }
 
-/* The ESP, when not mounted by fstab: a GPT partition of type ESP. */
-static void find_esp(struct bf *bf)
-{
-	char **parts;
-	size_t i;
-
-	if (bf->esp || !bf->bootdisk)
-		return;
-	parts = guestfs_list_partitions(bf->g);
-	if (!parts)
-		return;
-	for (i = 0; parts[i]; i++) {
-		char *dev = guestfs_part_to_dev(bf->g, parts[i]), *pt, *type;
-		int num;
-
-		if (!dev)
-			continue;
-		if (strcmp(dev, bf->bootdisk) != 0) {
-			free(dev);
-			continue;
-		}
-		pt = guestfs_part_get_parttype(bf->g, dev);
-		num = guestfs_part_to_partnum(bf->g, parts[i]);
-		if (pt && strcmp(pt, "gpt") == 0 && num > 0) {
-			type = guestfs_part_get_gpt_type(bf->g, dev, num);
-			if (type && strcasecmp(type, "C12A7328-F81F-11D2-BA4B-00A0C93EC93B") == 0)
-				bf->esp = bf_strdup(parts[i]);
-			free(type);
-		}
-		free(pt);
-		free(dev);
-	}
-	bf_free_strv(parts);
-}
-
 int bf_inspect(struct bf *bf)
 {
 	char **roots, *s;
@@ -224,69 +189,34 @@ int bf_inspect(struct bf *bf)
 	}
 	json_object_object_add(bf->guest, "root-uuid",
 			       bf->root_uuid ? json_object_new_string(bf->root_uuid) : NULL);
-	if (!bf->bootdisk) {
-		guestfs_push_error_handler(bf->g, NULL, NULL);
-		bf->bootdisk = guestfs_part_to_dev(bf->g, bf->root);
-		guestfs_pop_error_handler(bf->g);
-		if (!bf->bootdisk) /* a filesystem on the whole disk */
-			bf->bootdisk = bf_strdup(bf->root);
-	}
-	json_object_object_add(bf->guest, "boot-disk", json_object_new_string(bf->bootdisk));
-
 	mps = json_object_new_object();
 	json_object_object_add(bf->guest, "mountpoints", mps);
 	r = mount_all(bf, mps);
 	if (r < 0)
 		return r;
-	find_esp(bf);
+	/* the disk facts of the one guest model (lib/guest/facts.c): the
+	 * disk that holds /boot (through LVM and btrfs subvolumes), the
+	 * filesystem under /boot, the ESP */
+	if (scimg_int_sg_disk_facts(bf->g, bf->root, &bf->disk) < 0)
+		return bf_gerr(bf, "reading the guest's mount points");
+	if (!bf->bootdisk)
+		bf->bootdisk = bf_strdup(bf->disk.bootdisk ? bf->disk.bootdisk : bf->root);
+	if (!bf->esp && bf->disk.esp_dev)
+		bf->esp = bf_strdup(bf->disk.esp_dev);
+	json_object_object_add(bf->guest, "boot-disk", json_object_new_string(bf->bootdisk));
+	json_object_object_add(bf->guest, "boot-filesystem",
+			       bf->disk.boot_fs ? json_object_new_string(bf->disk.boot_fs) : NULL);
+	if (bf->disk.boot_on_lvm)
+		json_object_object_add(bf->guest, "boot-on-lvm", json_object_new_boolean(1));
+	if (bf->disk.boot_subvol)
+		json_object_object_add(bf->guest, "boot-subvolume",
+				       json_object_new_string(bf->disk.boot_subvol));
 	json_object_object_add(bf->guest, "esp", bf->esp ? json_object_new_string(bf->esp) : NULL);
 	detect_tools(bf);
 	return 0;
 }
 
 /* ---- kernels ---------------------------------------------------------------- */
-
-long long bf_bzimage_payload_offset(const unsigned char *h, size_t len)
-{
-	unsigned setup_sects;
-	uint16_t ver;
-	uint32_t poff;
-
-	if (len < 0x250 || memcmp(h + 0x202, "HdrS", 4) != 0)
-		return -1;
-	ver = scimg_le16(h + 0x206);
-	if (ver < 0x208)
-		return -1;
-	setup_sects = h[0x1f1] ? h[0x1f1] : 4;
-	poff = scimg_le32(h + 0x248);
-	return (long long)(setup_sects + 1) * 512 + poff;
-}
-
-const char *bf_kernel_compression(const unsigned char *h, size_t len,
-				  const unsigned char *p, size_t plen)
-{
-	if (len >= 4 && memcmp(h, "\x7f" "ELF", 4) == 0)
-		return "none";
-	if (bf_bzimage_payload_offset(h, len) < 0)
-		return "unknown";
-	if (plen >= 2 && p[0] == 0x1f && (p[1] == 0x8b || p[1] == 0x9e))
-		return "gzip";
-	if (plen >= 6 && memcmp(p, "\xfd" "7zXZ\0", 6) == 0)
-		return "xz";
-	if (plen >= 4 && memcmp(p, "\x02\x21\x4c\x18", 4) == 0)
-		return "lz4";
-	if (plen >= 4 && memcmp(p, "\x28\xb5\x2f\xfd", 4) == 0)
-		return "zstd";
-	if (plen >= 3 && memcmp(p, "BZh", 3) == 0)
-		return "bzip2";
-	if (plen >= 3 && memcmp(p, "\x5d\x00\x00", 3) == 0)
-		return "lzma";
-	if (plen >= 4 && memcmp(p, "\x89LZO", 4) == 0)
-		return "lzo";
-	if (plen >= 4 && memcmp(p, "\x7f" "ELF", 4) == 0)
-		return "none";
-	return "unknown";
-}
 
 static char *kernel_compression(struct bf *bf, const char *vmlinuz)
 {
@@ -298,10 +228,10 @@ static char *kernel_compression(struct bf *bf, const char *vmlinuz)
 	head = guestfs_pread(bf->g, vmlinuz, 4096, 0, &hl);
 	if (!head)
 		return bf_strdup("unknown");
-	off = bf_bzimage_payload_offset((unsigned char *)head, hl);
+	off = scimg_int_sg_bzimage_payload((unsigned char *)head, hl);
 	if (off > 0)
 		pay = guestfs_pread(bf->g, vmlinuz, 16, off, &pl);
-	c = bf_kernel_compression((unsigned char *)head, hl, (unsigned char *)pay, pay ? pl : 0);
+	c = scimg_int_sg_kernel_compression((unsigned char *)head, hl, (unsigned char *)pay, pay ? pl : 0);
 	free(head);
 	free(pay);
 	return bf_strdup(c);
@@ -317,10 +247,10 @@ static void scan_modlist(const char *text, enum bf_state found, enum bf_state *d
 		char name[128];
 		int d;
 
-		bf_modname(p, name, sizeof(name));
-		for (d = 0; d < BF_NDRV; d++) {
+		scimg_int_sg_modname(p, name, sizeof(name));
+		for (d = 0; d < SG_NDRV; d++) {
 			char want[64];
-			bf_modname(bf_drv_name[d], want, sizeof(want));
+			scimg_int_sg_modname(scimg_int_sg_drv_name[d], want, sizeof(want));
 			if (strcmp(name, want) == 0 && drv[d] == BF_MISSING)
 				drv[d] = found;
 		}
@@ -340,7 +270,7 @@ static int kernel_drivers(struct bf *bf, struct bf_kernel *k, const char *moddir
 		return r;
 	if (text)
 		scan_modlist(text, BF_BUILTIN, k->drv);
-	free(text);
+	k->builtin = text;
 	text = NULL;
 	path = bf_printf("%s/modules.dep", moddir);
 	r = path ? bf_read(bf, path, 64u << 20, &text) : -ENOMEM;
@@ -349,13 +279,16 @@ static int kernel_drivers(struct bf *bf, struct bf_kernel *k, const char *moddir
 		return r;
 	if (text) {
 		scan_modlist(text, BF_MODULE, k->drv);
+		k->moddep = scimg_int_sg_moddep_parse(text);
 		free(text);
+		if (!k->moddep)
+			return scimg_int_err(bf->ctx, -ENOMEM, "out of memory");
 	} else {
 		/* no modules.dep: look for the .ko files themselves */
 		int d;
-		for (d = 0; d < BF_NDRV; d++) {
+		for (d = 0; d < SG_NDRV; d++) {
 			char *cmd = bf_printf("find '%s' -name '%s.ko*' -o -name '%s.ko*' | head -1",
-					      moddir, bf_drv_name[d], bf_drv_name[d]);
+					      moddir, scimg_int_sg_drv_name[d], scimg_int_sg_drv_name[d]);
 			char *out = NULL;
 			int rc;
 			char *q;
@@ -470,8 +403,8 @@ int bf_find_kernels(struct bf *bf)
 		json_object_object_add(o, "initrd", k->initrd ? json_object_new_string(k->initrd) : NULL);
 		json_object_object_add(o, "compression", json_object_new_string(k->compression));
 		json_object_object_add(o, "default", json_object_new_boolean(i == bf->default_kernel));
-		for (d = 0; d < BF_NDRV; d++)
-			json_object_object_add(drv, bf_drv_name[d],
+		for (d = 0; d < SG_NDRV; d++)
+			json_object_object_add(drv, scimg_int_sg_drv_name[d],
 					       json_object_new_string(k->drv[d] == BF_BUILTIN ? "built-in"
 								      : k->drv[d] == BF_MODULE ? "module" : "missing"));
 		json_object_object_add(o, "drivers", drv);

@@ -11,8 +11,6 @@
 
 /* The drivers a Supercloud guest needs in (or built into) the default
  * kernel's initramfs, by module name as modules.dep spells it. */
-#define SCIMG_CHECK_NDRIVERS 7
-extern const char *const scimg_int_check_drivers[SCIMG_CHECK_NDRIVERS];
 
 /* Append a finding to the array FINDINGS.  SEVERITY "error" makes the image
  * not compliant; "warning" does not. */
@@ -58,9 +56,6 @@ int scimg_int_check_vmdk(struct scimg_ctx *ctx, const char *path, json_object *f
  * unsupported compression is -ENOTSUP). */
 int scimg_int_initrd_modules(struct scimg_ctx *ctx, const char *path,
 			     json_object **mods);
-/* Normalise a module file name or module name: "xen-blkfront.ko.zst" ->
- * "xen_blkfront". */
-void scimg_int_modname(const char *name, char *out, size_t outlen);
 
 /* ---- guest.c ---- */
 

@@ -19,11 +19,8 @@
 
 #include "appliance.h"
 #include "check-int.h"
+#include "guest/guest-facts.h"
 
-const char *const scimg_int_check_drivers[SCIMG_CHECK_NDRIVERS] = {
-	"xen-blkfront", "xen-netfront", "virtio_blk", "virtio_scsi",
-	"virtio_net", "virtio_pci", "nvme",
-};
 
 void scimg_int_finding(json_object *findings, const char *id,
 		       const char *severity, const char *fmt, ...)
@@ -132,8 +129,8 @@ static char *fetch(struct gc *c, const char *p, const char *tag)
 	return local;
 }
 
-/* Read a small guest text file (<= 4 MiB), NUL-terminated, or NULL. */
-static char *read_small(struct gc *c, const char *p)
+/* Read a guest text file of at most MAX bytes, NUL-terminated, or NULL. */
+static char *read_small(struct gc *c, const char *p, int64_t max)
 {
 	int64_t sz;
 	size_t len = 0;
@@ -142,7 +139,7 @@ static char *read_small(struct gc *c, const char *p)
 	if (!is_file(c, p))
 		return NULL;
 	sz = guestfs_filesize(c->g, p);
-	if (sz < 0 || sz > (4 << 20))
+	if (sz < 0 || sz > max)
 		return NULL;
 	b = guestfs_read_file(c->g, p, &len);
 	if (!b)
@@ -161,80 +158,27 @@ static char *read_small(struct gc *c, const char *p)
 static const char *kernel_compression(struct gc *c, const char *vmlinuz)
 {
 	size_t n = 0, pn = 0;
-	char *h = guestfs_pread(c->g, vmlinuz, 1024, 0, &n), *p = NULL;
-	const unsigned char *u = (const unsigned char *)h;
-	const char *r = "unknown";
-	uint64_t off;
-	unsigned setup;
+	char *h = guestfs_pread(c->g, vmlinuz, 4096, 0, &n), *p = NULL;
+	long long off = h ? scimg_int_sg_bzimage_payload((unsigned char *)h, n) : -1;
+	const char *r;
 
-	if (!h)
-		return r;
-	if (n >= 4 && !memcmp(h, "\x7f" "ELF", 4)) {
-		r = "none";
-		goto out;
-	}
-	if (n < 0x250 || memcmp(h + 0x202, "HdrS", 4) != 0 || scimg_le16(u + 0x206) < 0x208)
-		goto out;
-	setup = u[0x1f1] ? u[0x1f1] : 4;
-	off = (uint64_t)(setup + 1) * 512 + scimg_le32(u + 0x248);
-	p = guestfs_pread(c->g, vmlinuz, 16, (int64_t)off, &pn);
-	if (!p || pn < 6)
-		goto out;
-	if ((unsigned char)p[0] == 0x1f && ((unsigned char)p[1] == 0x8b || (unsigned char)p[1] == 0x9e))
-		r = "gzip";
-	else if (!memcmp(p, "\xfd" "7zXZ", 5))
-		r = "xz";
-	else if (!memcmp(p, "\x5d\x00\x00", 3))
-		r = "lzma";
-	else if (!memcmp(p, "BZh", 3))
-		r = "bzip2";
-	else if (!memcmp(p, "\x89LZO", 4))
-		r = "lzo";
-	else if (!memcmp(p, "\x02\x21\x4c\x18", 4))
-		r = "lz4";
-	else if (!memcmp(p, "\x28\xb5\x2f\xfd", 4))
-		r = "zstd";
-	else if (!memcmp(p, "\x7f" "ELF", 4))
-		r = "none";
-out:
+	if (off > 0)
+		p = guestfs_pread(c->g, vmlinuz, 16, off, &pn);
+	r = scimg_int_sg_kernel_compression((unsigned char *)h, h ? n : 0, (unsigned char *)p,
+					    p ? pn : 0);
 	free(h);
 	free(p);
 	return r;
 }
 
-/* Module names listed in a modules.dep / modules.builtin text. */
-static int list_has(const char *text, const char *mod)
+/* The initramfs listing (a JSON array of module names) has MOD. */
+static int json_has(void *opaque, const char *mod)
 {
-	char want[64], got[256];
-	const char *l = text;
-
-	scimg_int_modname(mod, want, sizeof(want));
-	while (l && *l) {
-		const char *e = strchr(l, '\n'), *colon;
-		size_t len = e ? (size_t)(e - l) : strlen(l);
-		char path[512];
-
-		colon = memchr(l, ':', len);
-		if (colon)
-			len = (size_t)(colon - l);
-		if (len < sizeof(path)) {
-			memcpy(path, l, len);
-			path[len] = '\0';
-			scimg_int_modname(path, got, sizeof(got));
-			if (strcmp(got, want) == 0)
-				return 1;
-		}
-		l = e ? e + 1 : NULL;
-	}
-	return 0;
-}
-
-static int json_has(json_object *arr, const char *mod)
-{
-	char want[64];
+	json_object *arr = opaque;
+	char want[128];
 	size_t i;
 
-	scimg_int_modname(mod, want, sizeof(want));
+	scimg_int_sg_modname(mod, want, sizeof(want));
 	for (i = 0; arr && i < json_object_array_length(arr); i++)
 		if (strcmp(json_object_get_string(json_object_array_get_idx(arr, i)), want) == 0)
 			return 1;
@@ -263,6 +207,7 @@ static json_object *kernel_facts(struct gc *c, const char *ver, char **err)
 	json_object *k = json_object_new_object(), *drv = json_object_new_object();
 	json_object *mods = NULL;
 	char p[512], *initrd, *dep, *builtin;
+	struct sg_moddep *md;
 	size_t i;
 
 	*err = NULL;
@@ -286,31 +231,36 @@ static json_object *kernel_facts(struct gc *c, const char *ver, char **err)
 		free(initrd);
 	}
 	snprintf(p, sizeof(p), "/lib/modules/%s/modules.dep", ver);
-	dep = read_small(c, p);
+	dep = read_small(c, p, 16u << 20);
 	snprintf(p, sizeof(p), "/lib/modules/%s/modules.builtin", ver);
-	builtin = read_small(c, p);
-	for (i = 0; i < SCIMG_CHECK_NDRIVERS; i++) {
-		const char *d = scimg_int_check_drivers[i], *w = "missing";
-		if (builtin && list_has(builtin, d))
-			w = "builtin";
-		else if (json_has(mods, d))
-			w = "initramfs";
-		else if (dep && list_has(dep, d))
-			w = "module";
-		json_object_object_add(drv, d, json_object_new_string(w));
-	}
-	for (i = 0; c->opts && c->opts->extra_drivers && c->opts->extra_drivers[i] && i < 64; i++) {
-		const char *d = c->opts->extra_drivers[i], *w = "missing";
+	builtin = read_small(c, p, 16u << 20);
+	md = dep ? scimg_int_sg_moddep_parse(dep) : NULL;
+	for (i = 0; i < SG_NDRV + 64; i++) {
+		const char *d;
+		char *miss = NULL;
+		enum sg_where w;
+
+		if (i < SG_NDRV)
+			d = scimg_int_sg_drv_name[i];
+		else if (c->opts && c->opts->extra_drivers && c->opts->extra_drivers[i - SG_NDRV])
+			d = c->opts->extra_drivers[i - SG_NDRV];
+		else
+			break;
 		if (json_object_object_get_ex(drv, d, NULL))
 			continue;
-		if (builtin && list_has(builtin, d))
-			w = "builtin";
-		else if (json_has(mods, d))
-			w = "initramfs";
-		else if (dep && list_has(dep, d))
-			w = "module";
-		json_object_object_add(drv, d, json_object_new_string(w));
+		w = scimg_int_sg_where(md, builtin, mods ? json_has : NULL, mods, d, &miss);
+		json_object_object_add(drv, d, json_object_new_string(scimg_int_sg_where_name(w)));
+		if (miss) {
+			json_object *mo;
+			if (!json_object_object_get_ex(k, "missing-dependencies", &mo)) {
+				mo = json_object_new_object();
+				json_object_object_add(k, "missing-dependencies", mo);
+			}
+			json_object_object_add(mo, d, json_object_new_string(miss));
+			free(miss);
+		}
 	}
+	scimg_int_sg_moddep_free(md);
 	json_object_object_add(k, "drivers", drv);
 	free(dep);
 	free(builtin);
@@ -512,7 +462,7 @@ static char *cmdline_value(const char *args, const char *key)
 
 static void check_fstab(struct gc *c, const char *file)
 {
-	char *t = read_small(c, file);
+	char *t = read_small(c, file, 4 << 20);
 	const char *l;
 	int lineno = 0;
 
@@ -541,60 +491,6 @@ static void check_fstab(struct gc *c, const char *file)
 		l = e ? e + 1 : NULL;
 	}
 	free(t);
-}
-
-/* ---- boot code ------------------------------------------------------- */
-
-static int has_bios_boot(struct gc *c)
-{
-	size_t n = 0;
-	char *mbr, *pt;
-	int ok = 0;
-
-	mbr = guestfs_pread_device(c->g, "/dev/sda", 512, 0, &n);
-	if (!mbr || n < 512)
-		goto out;
-	if ((unsigned char)mbr[510] != 0x55 || (unsigned char)mbr[511] != 0xaa)
-		goto out;
-	for (size_t i = 0; i < 440; i++)
-		if (mbr[i]) {
-			ok = 1;
-			break;
-		}
-	pt = guestfs_part_get_parttype(c->g, "/dev/sda");
-	if (ok && pt && !strcmp(pt, "gpt")) {
-		/* GRUB for BIOS on GPT needs a BIOS boot partition */
-		char **parts = guestfs_list_partitions(c->g);
-		ok = 0;
-		for (size_t i = 0; parts && parts[i]; i++) {
-			int num = guestfs_part_to_partnum(c->g, parts[i]);
-			char *ty = num > 0 ? guestfs_part_get_gpt_type(c->g, "/dev/sda", num) : NULL;
-			if (ty && !strcasecmp(ty, "21686148-6449-6E6F-744E-656564454649"))
-				ok = 1;
-			free(ty);
-		}
-		free_strv(parts);
-	}
-	free(pt);
-	if (ok && !is_dir(c, "/boot/grub/i386-pc") && !is_dir(c, "/boot/grub2/i386-pc"))
-		ok = 0;
-out:
-	free(mbr);
-	return ok;
-}
-
-static int has_uefi_boot(struct gc *c)
-{
-	char *p;
-	int ok = 0;
-
-	if (!is_dir(c, "/boot/efi"))
-		return 0;
-	p = guestfs_case_sensitive_path(c->g, "/boot/efi/EFI/BOOT/BOOTX64.EFI");
-	if (p && is_file(c, p))
-		ok = 1;
-	free(p);
-	return ok;
 }
 
 /* ---- the whole check -------------------------------------------------- */
@@ -637,11 +533,13 @@ static int run(struct gc *c, const char *format)
 	char **roots = NULL, **boot = NULL, *cfg = NULL, *cfgpath = NULL;
 	json_object *kernels, *methods, *def = NULL;
 	struct entry ent;
+	struct sg_disk_facts df;
 	int ret, n, xen_ok = 0, def_idx = -1;
 	char *root_dev = NULL;
 	size_t i;
 
 	memset(&ent, 0, sizeof(ent));
+	memset(&df, 0, sizeof(df));
 	if ((ret = launch(c, format)) < 0)
 		return ret;
 	roots = guestfs_inspect_os(c->g);
@@ -685,6 +583,18 @@ static int run(struct gc *c, const char *format)
 	}
 	if ((ret = mount_all(c, root_dev)) < 0)
 		goto out;
+	if (scimg_int_sg_disk_facts(c->g, root_dev, &df) < 0) {
+		ret = gerr(c, "inspect mountpoints");
+		goto out;
+	}
+	if (df.boot_fs)
+		json_object_object_add(c->guest, "boot-filesystem", json_object_new_string(df.boot_fs));
+	if (df.boot_on_lvm)
+		json_object_object_add(c->guest, "boot-on-lvm", json_object_new_boolean(1));
+	if (df.boot_subvol)
+		json_object_object_add(c->guest, "boot-subvolume", json_object_new_string(df.boot_subvol));
+	if (df.esp_dev)
+		json_object_object_add(c->guest, "esp", json_object_new_string(df.esp_dev));
 	if (is_dir(c, "/etc/initramfs-tools"))
 		json_object_object_add(c->guest, "initramfs-tool", json_object_new_string("initramfs-tools"));
 	else if (is_dir(c, "/etc/dracut.conf.d") || is_file(c, "/etc/dracut.conf"))
@@ -719,7 +629,7 @@ static int run(struct gc *c, const char *format)
 		cfgpath = strdup("/boot/grub2/grub.cfg");
 	if (cfgpath) {
 		json_object_object_add(c->guest, "bootloader", json_object_new_string("grub2"));
-		cfg = read_small(c, cfgpath);
+		cfg = read_small(c, cfgpath, 4 << 20);
 	} else if (is_file(c, "/boot/grub/menu.lst")) {
 		json_object_object_add(c->guest, "bootloader", json_object_new_string("grub-legacy"));
 	}
@@ -732,20 +642,19 @@ static int run(struct gc *c, const char *format)
 				  n == 0 ? "no menuentry" : "no 'linux' line in its default menuentry");
 	} else {
 		const char *base = strrchr(ent.linux_path, '/');
-		char kpath[600];
+		char *kp;
 		base = base ? base + 1 : ent.linux_path;
 		json_object_object_add(c->boot, "cmdline", json_object_new_string(ent.args ? ent.args : ""));
 		if (ent.linux16)
 			scimg_int_finding(c->findings, "guest-grub-cfg-linux16", "error",
 					  "%s: the default entry boots with linux16/linuxefi, which pvgrub2 does not have",
 					  cfgpath);
-		snprintf(kpath, sizeof(kpath), "%s", ent.linux_path);
-		if (!is_file(c, kpath))
-			snprintf(kpath, sizeof(kpath), "/boot%s", ent.linux_path);
-		if (!is_file(c, kpath))
+		kp = scimg_int_sg_grub_path(c->g, &df, ent.linux_path);
+		if (!kp)
 			scimg_int_finding(c->findings, "guest-grub-kernel-missing", "error",
 					  "%s: the default entry's kernel '%s' does not exist",
 					  cfgpath, ent.linux_path);
+		free(kp);
 		for (i = 0; i < json_object_array_length(kernels); i++) {
 			json_object *k = json_object_array_get_idx(kernels, i), *v;
 			json_object_object_get_ex(k, "version", &v);
@@ -788,14 +697,21 @@ static int run(struct gc *c, const char *format)
 					  "default kernel %s: its initramfs could not be listed: %s",
 					  ver, json_object_get_string(ie));
 		} else {
-			for (i = 0; i < SCIMG_CHECK_NDRIVERS; i++) {
-				const char *d = scimg_int_check_drivers[i], *w;
-				json_object *wo;
+			for (i = 0; i < SG_NREQUIRED; i++) {
+				const char *d = scimg_int_sg_drv_name[i], *w;
+				json_object *wo, *md, *mdep;
 				json_object_object_get_ex(drv, d, &wo);
 				w = json_object_get_string(wo);
 				if (!strcmp(w, "initramfs") || !strcmp(w, "builtin"))
 					continue;
-				if (!initrd)
+				if (!strcmp(w, "initramfs-incomplete") &&
+				    json_object_object_get_ex(def, "missing-dependencies", &md) &&
+				    json_object_object_get_ex(md, d, &mdep))
+					scimg_int_finding(c->findings, "guest-driver-incomplete", "error",
+							  "default kernel %s: %s is in its initramfs %s without %s, "
+							  "which it needs (modules.dep): loading it fails",
+							  ver, d, initrd ? initrd : "", json_object_get_string(mdep));
+				else if (!initrd)
 					scimg_int_finding(c->findings, "guest-driver-missing", "error",
 							  "default kernel %s: %s is not built in and the kernel has no initramfs",
 							  ver, d);
@@ -811,52 +727,107 @@ static int run(struct gc *c, const char *format)
 
 	check_fstab(c, "/etc/fstab");
 
-	/* boot methods that the findings allow */
+	/* boot methods: the rules of the guest model (lib/guest/rules.c) */
 	methods = json_object_new_array();
 	json_object_object_add(c->boot, "methods", methods);
-	if (cfg && ent.linux_path && def) {
-		json_object *drv, *w1, *comp;
-		json_object_object_get_ex(def, "drivers", &drv);
-		json_object_object_get_ex(drv, "xen-blkfront", &w1);
-		const char *w = json_object_get_string(w1);
-		if (!strcmp(w, "initramfs") || !strcmp(w, "builtin"))
-			xen_ok = 1;
-		if (xen_ok) {
-			json_object *m = json_object_new_object();
-			json_object_object_add(m, "name", json_object_new_string("xen-pv"));
-			json_object_object_add(m, "loader", json_object_new_string("pygrub"));
-			json_object_array_add(methods, m);
+	{
+		struct sg_boot_facts f;
+		struct sg_verdict v[SG_NMETHODS];
+		json_object *all = json_object_new_array(), *drv = NULL, *w, *comp = NULL;
+		int m, hvm_bios = 0, any_hvm = 0;
+
+		memset(&f, 0, sizeof(f));
+		if (def) {
+			json_object *v2;
+			json_object_object_get_ex(def, "drivers", &drv);
 			json_object_object_get_ex(def, "compression", &comp);
-			if (!ent.linux16 && strcmp(json_object_get_string(comp), "lz4") != 0 &&
-			    strcmp(json_object_get_string(comp), "unknown") != 0) {
-				m = json_object_new_object();
-				json_object_object_add(m, "name", json_object_new_string("xen-pv"));
-				json_object_object_add(m, "loader", json_object_new_string("pvgrub2"));
-				json_object_array_add(methods, m);
-			} else {
-				scimg_int_finding(c->findings, "guest-kernel-pvgrub2", "warning",
-						  "default kernel is %s-compressed: GRUB 2.06's pvgrub2 cannot load it; boot it with pygrub",
-						  json_object_get_string(comp));
-			}
+			json_object_object_get_ex(def, "version", &v2);
+			f.kernel = json_object_get_string(v2);
 		}
-	}
-	if (!xen_ok)
-		scimg_int_finding(c->findings, "guest-no-xen-pv-boot", "error",
-				  "the image cannot boot as a Xen PV domU (see the other findings)");
-	if (has_bios_boot(c)) {
-		json_object *m = json_object_new_object();
-		json_object_object_add(m, "name", json_object_new_string("hvm-bios"));
-		json_object_array_add(methods, m);
-	}
-	if (has_uefi_boot(c)) {
-		json_object *m = json_object_new_object();
-		json_object_object_add(m, "name", json_object_new_string("hvm-uefi"));
-		json_object_array_add(methods, m);
+		f.compression = comp ? json_object_get_string(comp) : "unknown";
+		for (i = 0; i < SG_NDRV; i++) {
+			const char *ws = drv && json_object_object_get_ex(drv, scimg_int_sg_drv_name[i], &w)
+					 ? json_object_get_string(w) : "missing";
+			f.drv[i] = !strcmp(ws, "builtin") ? SG_BUILTIN
+				   : !strcmp(ws, "initramfs") ? SG_INITRAMFS
+				   : !strcmp(ws, "initramfs-incomplete") ? SG_INCOMPLETE
+				   : !strcmp(ws, "module") ? SG_ROOTFS : SG_MISSING;
+		}
+		f.grub_cfg = cfg && ent.linux_path && def;
+		f.linux16 = ent.linux16;
+		f.grub_cfg_path = cfgpath;
+		f.boot_fs = df.boot_fs;
+		f.boot_xfs_v4 = df.boot_xfs_v4;
+		f.boot_on_lvm = df.boot_on_lvm;
+		f.boot_on_other_volume = df.boot_on_other_volume;
+		f.boot_subvol = df.boot_subvol;
+		f.subvol_cfg_bridge = df.subvol_cfg_bridge;
+		f.partitionless = df.partitionless;
+		f.bios_code = df.bios_code;
+		f.has_esp = df.esp_dev != NULL;
+		f.uefi_fallback = df.uefi_fallback;
+		scimg_int_sg_boot_rules(&f, v);
+		json_object_object_add(c->boot, "boot-methods", all);
+		for (m = 0; m < SG_NMETHODS; m++) {
+			json_object *o = json_object_new_object();
+			json_object_object_add(o, "method", json_object_new_string(scimg_int_sg_method_name[m]));
+			json_object_object_add(o, "works", json_object_new_boolean(v[m].works));
+			json_object_object_add(o, "reason", json_object_new_string(v[m].reason));
+			json_object_object_add(o, "basis", json_object_new_string("predicted"));
+			json_object_array_add(all, o);
+			if (m >= SG_HVM_BIOS_IDE && v[m].works)
+				any_hvm = 1;
+		}
+		/* the summary the SCI descriptor and xl.cfg use */
+		if (v[SG_XEN_PV_PYGRUB].works || v[SG_XEN_PV_PVGRUB2].works)
+			xen_ok = 1;
+		for (m = SG_XEN_PV_PYGRUB; m <= SG_XEN_PV_PVGRUB2; m++) {
+			json_object *o;
+			if (!v[m].works)
+				continue;
+			o = json_object_new_object();
+			json_object_object_add(o, "name", json_object_new_string("xen-pv"));
+			json_object_object_add(o, "loader", json_object_new_string(m == SG_XEN_PV_PYGRUB
+										   ? "pygrub" : "pvgrub2"));
+			json_object_array_add(methods, o);
+		}
+		for (m = SG_HVM_BIOS_IDE; m <= SG_HVM_BIOS_NVME; m++)
+			hvm_bios |= v[m].works;
+		if (hvm_bios) {
+			json_object *o = json_object_new_object();
+			json_object_object_add(o, "name", json_object_new_string("hvm-bios"));
+			json_object_array_add(methods, o);
+		}
+		if (v[SG_HVM_UEFI].works) {
+			json_object *o = json_object_new_object();
+			json_object_object_add(o, "name", json_object_new_string("hvm-uefi"));
+			json_object_array_add(methods, o);
+		}
+		if (xen_ok && !v[SG_XEN_PV_PVGRUB2].works)
+			scimg_int_finding(c->findings, "guest-no-pvgrub2", "warning",
+					  "pvgrub2 cannot boot it: %s", v[SG_XEN_PV_PVGRUB2].reason);
+		if (xen_ok && !v[SG_XEN_PV_PYGRUB].works)
+			scimg_int_finding(c->findings, "guest-no-pygrub", "warning",
+					  "pygrub cannot boot it: %s", v[SG_XEN_PV_PYGRUB].reason);
+		if (!xen_ok)
+			scimg_int_finding(c->findings, "guest-no-xen-pv-boot", "error",
+					  "the image cannot boot as a Xen PV domU: pygrub: %s; pvgrub2: %s",
+					  v[SG_XEN_PV_PYGRUB].reason, v[SG_XEN_PV_PVGRUB2].reason);
+		if (f.has_esp && !f.uefi_fallback)
+			scimg_int_finding(c->findings, "guest-uefi-no-fallback", "error",
+					  "the EFI system partition has no loader at \\EFI\\BOOT\\BOOTX64.EFI: "
+					  "UEFI firmware without a boot entry for this disk (every new machine) "
+					  "cannot start it");
+		if (!any_hvm)
+			scimg_int_finding(c->findings, "guest-no-hvm-boot", "warning",
+					  "no HVM boot method works (BIOS: %s; UEFI: %s)",
+					  v[SG_HVM_BIOS_VIRTIO_BLK].reason, v[SG_HVM_UEFI].reason);
 	}
 done:
 	ret = 0;
 out:
 	entry_free(&ent);
+	scimg_int_sg_disk_facts_free(&df);
 	free(cfg);
 	free(cfgpath);
 	free_strv(boot);

@@ -18,35 +18,12 @@
 #include <zstd.h>
 
 #include "check-int.h"
+#include "guest/guest.h"
 
 #define IBUF (256u << 10)
 #define OBUF (256u << 10)
 #define CPIO_HDR 110
 #define CPIO_MAXNAME 4096
-
-void scimg_int_modname(const char *name, char *out, size_t outlen)
-{
-	const char *b = strrchr(name, '/');
-	size_t i, n;
-
-	b = b ? b + 1 : name;
-	n = strlen(b);
-	static const char *const sfx[] = { ".ko.zst", ".ko.xz", ".ko.gz", ".ko" };
-	for (i = 0; i < SCIMG_ARRAY_SIZE(sfx); i++) {
-		size_t l = strlen(sfx[i]);
-		if (n > l && strcmp(b + n - l, sfx[i]) == 0) {
-			n -= l;
-			break;
-		}
-	}
-	if (outlen == 0)
-		return;
-	if (n >= outlen)
-		n = outlen - 1;
-	for (i = 0; i < n; i++)
-		out[i] = b[i] == '-' ? '_' : b[i];
-	out[n] = '\0';
-}
 
 static int is_module(const char *name)
 {
@@ -113,7 +90,7 @@ static void entry_done(struct cpio *c)
 	}
 	if (!is_module(c->name))
 		return;
-	scimg_int_modname(c->name, m, sizeof(m));
+	scimg_int_sg_modname(c->name, m, sizeof(m));
 	if (json_object_object_get_ex(c->seen, m, NULL))
 		return;
 	json_object_object_add(c->seen, m, NULL);

@@ -50,24 +50,24 @@ static void compression(void)
 	size_t i;
 
 	memset(h, 0, sizeof(h));
-	CHECK(bf_bzimage_payload_offset(h, sizeof(h)) == -1);
-	CHECK(strcmp(bf_kernel_compression(h, sizeof(h), NULL, 0), "unknown") == 0);
+	CHECK(scimg_int_sg_bzimage_payload(h, sizeof(h)) == -1);
+	CHECK(strcmp(scimg_int_sg_kernel_compression(h, sizeof(h), NULL, 0), "unknown") == 0);
 	memcpy(h + 0x202, "HdrS", 4);
 	scimg_put_le16(h + 0x206, 0x020f);
 	h[0x1f1] = 27;
 	scimg_put_le32(h + 0x248, 0x3a5);
-	CHECK(bf_bzimage_payload_offset(h, sizeof(h)) == 28 * 512 + 0x3a5);
-	CHECK(bf_bzimage_payload_offset(h, 0x100) == -1); /* short head */
+	CHECK(scimg_int_sg_bzimage_payload(h, sizeof(h)) == 28 * 512 + 0x3a5);
+	CHECK(scimg_int_sg_bzimage_payload(h, 0x100) == -1); /* short head */
 	for (i = 0; i < sizeof(m) / sizeof(m[0]); i++)
-		CHECK(strcmp(bf_kernel_compression(h, sizeof(h), (const unsigned char *)m[i].magic,
+		CHECK(strcmp(scimg_int_sg_kernel_compression(h, sizeof(h), (const unsigned char *)m[i].magic,
 						   m[i].len), m[i].name) == 0);
 	scimg_put_le16(h + 0x206, 0x0207); /* no payload fields before 2.08 */
-	CHECK(bf_bzimage_payload_offset(h, sizeof(h)) == -1);
+	CHECK(scimg_int_sg_bzimage_payload(h, sizeof(h)) == -1);
 	h[0x1f1] = 0;
 	scimg_put_le16(h + 0x206, 0x0208);
 	scimg_put_le32(h + 0x248, 0);
-	CHECK(bf_bzimage_payload_offset(h, sizeof(h)) == 5 * 512); /* 0 means 4 */
-	CHECK(strcmp(bf_kernel_compression((const unsigned char *)"\x7f" "ELF", 4, NULL, 0), "none") == 0);
+	CHECK(scimg_int_sg_bzimage_payload(h, sizeof(h)) == 5 * 512); /* 0 means 4 */
+	CHECK(strcmp(scimg_int_sg_kernel_compression((const unsigned char *)"\x7f" "ELF", 4, NULL, 0), "none") == 0);
 }
 
 static void shvars(void)
@@ -106,15 +106,15 @@ static void modnames(void)
 {
 	char b[64];
 
-	bf_modname("kernel/drivers/block/xen-blkfront.ko: kernel/drivers/xen/x.ko\nnext/line.ko", b, sizeof(b));
+	scimg_int_sg_modname("kernel/drivers/block/xen-blkfront.ko: kernel/drivers/xen/x.ko\nnext/line.ko", b, sizeof(b));
 	CHECK(strcmp(b, "xen_blkfront") == 0);
-	bf_modname("kernel/drivers/nvme/host/nvme.ko.xz", b, sizeof(b));
+	scimg_int_sg_modname("kernel/drivers/nvme/host/nvme.ko.xz", b, sizeof(b));
 	CHECK(strcmp(b, "nvme") == 0);
-	bf_modname("virtio_blk", b, sizeof(b));
+	scimg_int_sg_modname("virtio_blk", b, sizeof(b));
 	CHECK(strcmp(b, "virtio_blk") == 0);
-	bf_modname("usr/lib/modules/6.1/kernel/drivers/ata/ahci.ko.zst\n", b, sizeof(b));
+	scimg_int_sg_modname("usr/lib/modules/6.1/kernel/drivers/ata/ahci.ko.zst\n", b, sizeof(b));
 	CHECK(strcmp(b, "ahci") == 0);
-	bf_modname("a/very-long-module-name-that-does-not-fit.ko", b, 8);
+	scimg_int_sg_modname("a/very-long-module-name-that-does-not-fit.ko", b, 8);
 	CHECK(strlen(b) == 7);
 }
 

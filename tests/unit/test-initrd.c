@@ -10,6 +10,7 @@
 #include <zstd.h>
 
 #include "check/check-int.h"
+#include "guest/guest.h"
 #include "unit.h"
 
 struct buf {
@@ -152,11 +153,11 @@ int main(void)
 	if (!dir)
 		return 1;
 
-	scimg_int_modname("a/b/xen-blkfront.ko.xz", m, sizeof(m));
+	scimg_int_sg_modname("a/b/xen-blkfront.ko.xz", m, sizeof(m));
 	CHECK(!strcmp(m, "xen_blkfront"));
-	scimg_int_modname("virtio_blk", m, sizeof(m));
+	scimg_int_sg_modname("virtio_blk", m, sizeof(m));
 	CHECK(!strcmp(m, "virtio_blk"));
-	scimg_int_modname("nvme.ko", m, sizeof(m));
+	scimg_int_sg_modname("nvme.ko", m, sizeof(m));
 	CHECK(!strcmp(m, "nvme"));
 
 	for (kind = 0; kind <= 4; kind++) {

@@ -1,0 +1,316 @@
+/* facts.c - the boot facts that need the guest's disk, read through an
+ * open libguestfs handle whose guest filesystems are mounted (by
+ * inject-drivers read-write, by check read-only).  Nothing here writes. */
+#include <guestfs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "scimg-int.h"
+#include "guest.h"
+#include "guest-facts.h"
+
+#define ESP_TYPE "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
+#define BIOS_BOOT_TYPE "21686148-6449-6E6F-744E-656564454649"
+
+static void free_strv(char **v)
+{
+	size_t i;
+
+	for (i = 0; v && v[i]; i++)
+		free(v[i]);
+	free(v);
+}
+
+void scimg_int_sg_disk_facts_free(struct sg_disk_facts *d)
+{
+	free(d->bootdisk);
+	free(d->boot_dev);
+	free(d->boot_fs);
+	free(d->boot_subvol);
+	free(d->esp_dev);
+	free(d->esp_mp);
+	memset(d, 0, sizeof(*d));
+}
+
+/* "btrfsvol:/dev/sda2/@/sub" -> device "/dev/sda2" and subvolume "@/sub". */
+static char *btrfsvol_split(guestfs_h *g, const char *m, char **subvol)
+{
+	const char *p = m + strlen("btrfsvol:"), *s;
+
+	*subvol = NULL;
+	for (s = strchr(p + strlen("/dev/"), '/'); s; s = strchr(s + 1, '/')) {
+		char *dev = strndup(p, (size_t)(s - p));
+		if (dev && guestfs_is_blockdev_opts(g, dev, GUESTFS_IS_BLOCKDEV_OPTS_FOLLOWSYMLINKS, 1, -1) == 1) {
+			*subvol = strdup(s + 1);
+			return dev;
+		}
+		free(dev);
+	}
+	return strdup(p);
+}
+
+/* The whole disk that holds device DEV (a partition, an LVM logical volume,
+ * a btrfs subvolume "btrfsvol:..."), or a copy of DEV when DEV is a whole
+ * disk; NULL when not found. */
+char *scimg_int_sg_disk_of(guestfs_h *g, const char *dev)
+{
+	char *d = NULL, *sub = NULL;
+
+	guestfs_push_error_handler(g, NULL, NULL);
+	if (strncmp(dev, "btrfsvol:", 9) == 0) {
+		char *b = btrfsvol_split(g, dev, &sub);
+		free(sub);
+		d = b ? scimg_int_sg_disk_of(g, b) : NULL;
+		free(b);
+	} else if (guestfs_is_lv(g, dev) == 1) {
+		/* /dev/VG/LV: the disk of its VG's first physical volume */
+		char *lv = guestfs_lvm_canonical_lv_name(g, dev), *vg = NULL, **uu = NULL;
+		struct guestfs_lvm_pv_list *pvs = NULL;
+		size_t i;
+
+		if (lv && strncmp(lv, "/dev/", 5) == 0 && strchr(lv + 5, '/'))
+			vg = strndup(lv + 5, (size_t)(strchr(lv + 5, '/') - (lv + 5)));
+		if (vg)
+			uu = guestfs_vgpvuuids(g, vg);
+		if (uu && uu[0])
+			pvs = guestfs_pvs_full(g);
+		for (i = 0; pvs && i < pvs->len && !d; i++)
+			if (strlen(uu[0]) >= 32 && memcmp(pvs->val[i].pv_uuid, uu[0], 32) == 0)
+				d = scimg_int_sg_disk_of(g, pvs->val[i].pv_name);
+		if (pvs)
+			guestfs_free_lvm_pv_list(pvs);
+		free_strv(uu);
+		free(vg);
+		free(lv);
+	} else {
+		d = guestfs_part_to_dev(g, dev);
+		if (!d) {
+			char **devs = guestfs_list_devices(g);
+			size_t i;
+			for (i = 0; devs && devs[i]; i++)
+				if (strcmp(devs[i], dev) == 0)
+					d = strdup(dev);
+			free_strv(devs);
+		}
+	}
+	guestfs_pop_error_handler(g);
+	return d;
+}
+
+/* The fstab entry (inspection's mount points) that holds PATH: the
+ * longest mount point that is a prefix of it. */
+static int holder(char **mp, const char *path, const char **mnt, const char **dev)
+{
+	size_t i, best = 0;
+	int found = 0;
+
+	for (i = 0; mp && mp[i] && mp[i + 1]; i += 2) {
+		size_t l = strlen(mp[i]);
+		int pre = strcmp(mp[i], "/") == 0 ||
+			  (strncmp(path, mp[i], l) == 0 && (path[l] == '/' || path[l] == '\0'));
+		if (pre && (!found || l > best)) {
+			best = l;
+			*mnt = mp[i];
+			*dev = mp[i + 1];
+			found = 1;
+		}
+	}
+	return found;
+}
+
+static int xfs_v4(guestfs_h *g, const char *dev)
+{
+	size_t n = 0;
+	char *sb = guestfs_pread_device(g, dev, 512, 0, &n);
+	int v4 = sb && n >= 102 && memcmp(sb, "XFSB", 4) == 0 &&
+		 ((((unsigned char)sb[100] << 8) | (unsigned char)sb[101]) & 0xf) == 4;
+
+	free(sb);
+	return v4;
+}
+
+int scimg_int_sg_bios_code(guestfs_h *g, const char *disk)
+{
+	size_t n = 0, i;
+	char *mbr, *pt = NULL;
+	int ok = 0;
+
+	guestfs_push_error_handler(g, NULL, NULL);
+	mbr = guestfs_pread_device(g, disk, 512, 0, &n);
+	if (!mbr || n < 512 || (unsigned char)mbr[510] != 0x55 || (unsigned char)mbr[511] != 0xaa)
+		goto out;
+	for (i = 0; i < 440 && !ok; i++)
+		ok = mbr[i] != 0;
+	pt = guestfs_part_get_parttype(g, disk);
+	if (ok && pt && strcmp(pt, "gpt") == 0) {
+		/* GRUB for BIOS on GPT lives in a BIOS boot partition */
+		struct guestfs_partition_list *pl = guestfs_part_list(g, disk);
+		ok = 0;
+		for (i = 0; pl && i < pl->len && !ok; i++) {
+			char *ty = guestfs_part_get_gpt_type(g, disk, pl->val[i].part_num);
+			ok = ty && strcasecmp(ty, BIOS_BOOT_TYPE) == 0;
+			free(ty);
+		}
+		if (pl)
+			guestfs_free_partition_list(pl);
+	}
+	if (ok && guestfs_is_dir_opts(g, "/boot/grub/i386-pc", GUESTFS_IS_DIR_OPTS_FOLLOWSYMLINKS, 1, -1) != 1 &&
+	    guestfs_is_dir_opts(g, "/boot/grub2/i386-pc", GUESTFS_IS_DIR_OPTS_FOLLOWSYMLINKS, 1, -1) != 1)
+		ok = 0;
+out:
+	guestfs_pop_error_handler(g);
+	free(mbr);
+	free(pt);
+	return ok;
+}
+
+/* An ESP by GPT type on DISK (when fstab does not mount one). */
+static char *esp_by_type(guestfs_h *g, const char *disk)
+{
+	struct guestfs_partition_list *pl;
+	char *pt, *esp = NULL;
+	size_t i;
+
+	pt = guestfs_part_get_parttype(g, disk);
+	if (!pt || strcmp(pt, "gpt") != 0) {
+		free(pt);
+		return NULL;
+	}
+	free(pt);
+	pl = guestfs_part_list(g, disk);
+	for (i = 0; pl && i < pl->len && !esp; i++) {
+		char *ty = guestfs_part_get_gpt_type(g, disk, pl->val[i].part_num);
+		if (ty && strcasecmp(ty, ESP_TYPE) == 0) {
+			char **parts = guestfs_list_partitions(g);
+			size_t j;
+			for (j = 0; parts && parts[j] && !esp; j++) {
+				char *pd = guestfs_part_to_dev(g, parts[j]);
+				if (pd && strcmp(pd, disk) == 0 &&
+				    guestfs_part_to_partnum(g, parts[j]) == pl->val[i].part_num)
+					esp = strdup(parts[j]);
+				free(pd);
+			}
+			free_strv(parts);
+		}
+		free(ty);
+	}
+	if (pl)
+		guestfs_free_partition_list(pl);
+	return esp;
+}
+
+int scimg_int_sg_uefi_fallback(guestfs_h *g, const char *esp_mp)
+{
+	char p[4096], *cs;
+	int ok = 0;
+
+	if (!esp_mp)
+		return 0;
+	snprintf(p, sizeof(p), "%s/EFI/BOOT/BOOTX64.EFI", strcmp(esp_mp, "/") ? esp_mp : "");
+	guestfs_push_error_handler(g, NULL, NULL);
+	cs = guestfs_case_sensitive_path(g, p);
+	if (cs && guestfs_is_file_opts(g, cs, GUESTFS_IS_FILE_OPTS_FOLLOWSYMLINKS, 1, -1) == 1)
+		ok = 1;
+	guestfs_pop_error_handler(g);
+	free(cs);
+	return ok;
+}
+
+int scimg_int_sg_disk_facts(guestfs_h *g, const char *root, struct sg_disk_facts *df)
+{
+	char **mp;
+	const char *bmnt = NULL, *bdev = NULL;
+	size_t i;
+
+	memset(df, 0, sizeof(*df));
+	mp = guestfs_inspect_get_mountpoints(g, root);
+	if (!mp)
+		return -1;
+	guestfs_push_error_handler(g, NULL, NULL);
+	/* "/" is the inspected root itself */
+	for (i = 0; mp[i] && mp[i + 1]; i += 2)
+		if (strcmp(mp[i], "/") == 0) {
+			free(mp[i + 1]);
+			mp[i + 1] = strdup(root);
+		}
+	if (!holder(mp, "/boot/grub", &bmnt, &bdev))
+		bdev = root;
+	if (bdev) {
+		if (strncmp(bdev, "btrfsvol:", 9) == 0) {
+			char *sub = NULL;
+			df->boot_dev = btrfsvol_split(g, bdev, &sub);
+			/* GRUB's paths are from the top of the btrfs tree */
+			if (sub && *sub && strcmp(sub, "/") != 0)
+				df->boot_subvol = sub;
+			else
+				free(sub);
+		} else {
+			df->boot_dev = strdup(bdev);
+		}
+		df->boot_fs = df->boot_dev ? guestfs_vfs_type(g, df->boot_dev) : NULL;
+		if (df->boot_fs && !*df->boot_fs) {
+			free(df->boot_fs);
+			df->boot_fs = NULL;
+		}
+		if (df->boot_fs && strcmp(df->boot_fs, "xfs") == 0)
+			df->boot_xfs_v4 = xfs_v4(g, df->boot_dev);
+		if (df->boot_dev && guestfs_is_lv(g, df->boot_dev) == 1)
+			df->boot_on_lvm = 1;
+		else if (df->boot_dev && (strncmp(df->boot_dev, "/dev/md", 7) == 0 ||
+					  strncmp(df->boot_dev, "/dev/mapper/", 12) == 0 ||
+					  strncmp(df->boot_dev, "/dev/dm-", 8) == 0))
+			df->boot_on_other_volume = 1;
+	}
+	/* the boot code goes on the disk that holds /boot (else root) */
+	df->bootdisk = scimg_int_sg_disk_of(g, bdev ? bdev : root);
+	if (!df->bootdisk)
+		df->bootdisk = scimg_int_sg_disk_of(g, root);
+	df->partitionless = df->bootdisk && strcmp(df->bootdisk, root) == 0;
+
+	for (i = 0; mp[i] && mp[i + 1]; i += 2)
+		if (strcmp(mp[i], "/boot/efi") == 0 || strcmp(mp[i], "/efi") == 0 ||
+		    strcasecmp(mp[i], "/boot/EFI") == 0) {
+			free(df->esp_dev);
+			free(df->esp_mp);
+			df->esp_dev = strdup(mp[i + 1]);
+			df->esp_mp = strdup(mp[i]);
+		}
+	if (!df->esp_dev && df->bootdisk && !df->partitionless)
+		df->esp_dev = esp_by_type(g, df->bootdisk);
+	df->uefi_fallback = scimg_int_sg_uefi_fallback(g, df->esp_mp);
+	df->bios_code = df->bootdisk && !df->partitionless &&
+			scimg_int_sg_bios_code(g, df->bootdisk);
+	guestfs_pop_error_handler(g);
+	free_strv(mp);
+	return 0;
+}
+
+/* Resolve a kernel path of a grub.cfg entry to the guest's path: GRUB's
+ * paths are relative to the filesystem holding them (/vmlinuz-X when /boot
+ * is a partition; /@/boot/vmlinuz-X in btrfs subvolume @). */
+char *scimg_int_sg_grub_path(guestfs_h *g, const struct sg_disk_facts *df, const char *gp)
+{
+	char p[4096];
+	const char *rel = gp;
+	size_t sl;
+
+	if (!gp || gp[0] != '/')
+		return NULL;
+	/* (hd0,msdos1)/vmlinuz: drop a GRUB device */
+	if (df->boot_subvol) {
+		sl = strlen(df->boot_subvol);
+		if (strncmp(rel + 1, df->boot_subvol, sl) == 0 && rel[1 + sl] == '/')
+			rel += 1 + sl;
+	}
+	guestfs_push_error_handler(g, NULL, NULL);
+	snprintf(p, sizeof(p), "%s", rel);
+	if (guestfs_is_file_opts(g, p, GUESTFS_IS_FILE_OPTS_FOLLOWSYMLINKS, 1, -1) != 1) {
+		snprintf(p, sizeof(p), "/boot%s", rel);
+		if (guestfs_is_file_opts(g, p, GUESTFS_IS_FILE_OPTS_FOLLOWSYMLINKS, 1, -1) != 1)
+			p[0] = '\0';
+	}
+	guestfs_pop_error_handler(g);
+	return p[0] ? strdup(p) : NULL;
+}
