@@ -149,6 +149,9 @@ int bf_drv_wanted(const struct bf *bf, enum sg_drv d);
 
 /* ---- bootloader.c ---- */
 int bf_bootloader(struct bf *bf);
+/* btrfs root in a subvolume: a /boot/grub/grub.cfg at the top level that
+ * loads the subvolume's, for pvgrub2.  Remounts the filesystem: run last. */
+int bf_btrfs_bridge(struct bf *bf);
 /* After the rest: what boot paths work, into report["boot-methods"]. */
 void bf_boot_methods(struct bf *bf);
 

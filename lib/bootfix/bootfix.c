@@ -230,6 +230,7 @@ int scimg_bootfix_run(struct scimg_ctx *ctx, const char *path,
 	bl_step = bf.ird_script ? "bootloader+initramfs-rebuild" : "bootloader";
 	STEP(bl_step, bf_bootloader(&bf));
 	STEP("initramfs", bf_initramfs_finish(&bf, NULL)); /* if still pending */
+	STEP("btrfs-bridge", bf_btrfs_bridge(&bf)); /* remounts: last */
 	bf_boot_methods(&bf);
 
 	if (guestfs_umount_all(bf.g) == -1) {

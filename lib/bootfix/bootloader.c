@@ -444,6 +444,7 @@ static void boot_facts(const struct bf *bf, struct sg_boot_facts *f)
 	f->boot_on_lvm = bf->disk.boot_on_lvm;
 	f->boot_on_other_volume = bf->disk.boot_on_other_volume;
 	f->boot_subvol = bf->disk.boot_subvol;
+	f->subvol_cfg_bridge = bf->disk.subvol_cfg_bridge;
 	f->partitionless = bf->disk.partitionless && !bf->wrapped;
 	f->bios_code = bf->bios_ok;
 	f->has_esp = bf->esp != NULL;
@@ -469,4 +470,68 @@ void bf_boot_methods(struct bf *bf)
 		json_object_object_add(o, "basis", json_object_new_string("predicted"));
 		json_object_array_add(arr, o);
 	}
+}
+
+/* ---- btrfs: the top level leads to the subvolume ------------------------------ */
+
+#define BRIDGE_MARK "# written by scimg inject-drivers: btrfs subvolume bridge"
+
+/* With / (and /boot) in a btrfs subvolume, GRUB's files are at
+ * /SUBVOL/boot/grub/grub.cfg from the top of the filesystem, where
+ * pvgrub2's built-in configuration never looks (it searches for
+ * /boot/grub/grub.cfg).  A small /boot/grub/grub.cfg at the top level that
+ * loads the real one makes pvgrub2 work; the guest's own tools never see it
+ * (they see the subvolume).  Runs last: it remounts the filesystem. */
+int bf_btrfs_bridge(struct bf *bf)
+{
+	const char *sv = bf->disk.boot_subvol, *dev = bf->disk.boot_dev;
+	char *text = NULL, *old = NULL, *real;
+	int r;
+
+	if (!sv || !dev || !bf->disk.boot_fs || strcmp(bf->disk.boot_fs, "btrfs") != 0 ||
+	    !bf->grub_cfg || !bf->has_grub2)
+		return 0;
+	real = bf_printf("/%s%s", sv, bf->grub_cfg);
+	if (!real)
+		return -ENOMEM;
+	if (bf->dry_run) {
+		bf_change(bf, "/boot/grub/grub.cfg (btrfs top level)",
+			  "would be written: configfile %s (pvgrub2 finds the subvolume's GRUB configuration)",
+			  real);
+		bf->disk.subvol_cfg_bridge = 1;
+		free(real);
+		return 0;
+	}
+	if (guestfs_umount_all(bf->g) == -1 ||
+	    guestfs_mount_options(bf->g, "subvolid=5", dev, "/") == -1) {
+		free(real);
+		return bf_gerr(bf, "mounting the top level of the btrfs filesystem %s", dev);
+	}
+	r = bf_read(bf, "/boot/grub/grub.cfg", 1u << 20, &old);
+	if (r == 0 && old && !strstr(old, BRIDGE_MARK)) {
+		bf_warn(bf, "the top level of the btrfs filesystem %s has a /boot/grub/grub.cfg of its "
+			"own: left alone, pvgrub2 will read it and not %s", dev, real);
+		free(old);
+		free(real);
+		return 0;
+	}
+	free(old);
+	text = bf_printf(BRIDGE_MARK "\n# The guest's GRUB configuration is in subvolume '%s'; pvgrub2\n"
+			 "# (Xen PV) searches for /boot/grub/grub.cfg from the top of each\n"
+			 "# filesystem and is sent there from here.\n"
+			 "configfile %s\n", sv, real);
+	if (!text || guestfs_mkdir_p(bf->g, "/boot/grub") == -1) {
+		free(text);
+		free(real);
+		return text ? bf_gerr(bf, "creating /boot/grub at the btrfs top level") : -ENOMEM;
+	}
+	r = bf_write(bf, "/boot/grub/grub.cfg", text);
+	if (r == 0) {
+		bf_change(bf, "/boot/grub/grub.cfg (btrfs top level)",
+			  "configfile %s: pvgrub2 finds the subvolume's GRUB configuration", real);
+		bf->disk.subvol_cfg_bridge = 1;
+	}
+	free(text);
+	free(real);
+	return r;
 }

@@ -534,7 +534,7 @@ static int run(struct gc *c, const char *format)
 	json_object *kernels, *methods, *def = NULL;
 	struct entry ent;
 	struct sg_disk_facts df;
-	int ret, n, xen_ok = 0, def_idx = -1;
+	int ret, n, xen_ok = 0, def_idx = -1, top_cfg;
 	char *root_dev = NULL;
 	size_t i;
 
@@ -581,12 +581,14 @@ static int run(struct gc *c, const char *format)
 			goto done;
 		}
 	}
+	top_cfg = scimg_int_sg_btrfs_top_cfg(c->g, root_dev);
 	if ((ret = mount_all(c, root_dev)) < 0)
 		goto out;
 	if (scimg_int_sg_disk_facts(c->g, root_dev, &df) < 0) {
 		ret = gerr(c, "inspect mountpoints");
 		goto out;
 	}
+	df.subvol_cfg_bridge = top_cfg;
 	if (df.boot_fs)
 		json_object_object_add(c->guest, "boot-filesystem", json_object_new_string(df.boot_fs));
 	if (df.boot_on_lvm)

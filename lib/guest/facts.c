@@ -314,3 +314,25 @@ char *scimg_int_sg_grub_path(guestfs_h *g, const struct sg_disk_facts *df, const
 	guestfs_pop_error_handler(g);
 	return p[0] ? strdup(p) : NULL;
 }
+
+int scimg_int_sg_btrfs_top_cfg(guestfs_h *g, const char *root)
+{
+	char *sub = NULL, *dev;
+	int found = 0;
+
+	if (strncmp(root, "btrfsvol:", 9) != 0)
+		return 0;
+	dev = btrfsvol_split(g, root, &sub);
+	free(sub);
+	if (!dev)
+		return 0;
+	guestfs_push_error_handler(g, NULL, NULL);
+	if (guestfs_mount_options(g, "ro,subvolid=5", dev, "/") == 0) {
+		found = guestfs_is_file_opts(g, "/boot/grub/grub.cfg", GUESTFS_IS_FILE_OPTS_FOLLOWSYMLINKS, 0, -1) == 1 ||
+			guestfs_is_file_opts(g, "/grub/grub.cfg", GUESTFS_IS_FILE_OPTS_FOLLOWSYMLINKS, 0, -1) == 1;
+		guestfs_umount_all(g);
+	}
+	guestfs_pop_error_handler(g);
+	free(dev);
+	return found;
+}

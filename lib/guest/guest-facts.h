@@ -29,6 +29,10 @@ void scimg_int_sg_disk_facts_free(struct sg_disk_facts *df);
 char *scimg_int_sg_disk_of(guestfs_h *g, const char *dev);
 int scimg_int_sg_bios_code(guestfs_h *g, const char *disk);
 int scimg_int_sg_uefi_fallback(guestfs_h *g, const char *esp_mp);
+/* ROOT ("btrfsvol:DEV/SUBVOL") has a GRUB configuration at the top level
+ * of its btrfs filesystem (what pvgrub2 finds).  Mounts and unmounts:
+ * call before mounting the guest. */
+int scimg_int_sg_btrfs_top_cfg(guestfs_h *g, const char *root);
 /* A grub.cfg path (linux/initrd argument) as a guest path that exists,
  * or NULL. */
 char *scimg_int_sg_grub_path(guestfs_h *g, const struct sg_disk_facts *df, const char *gp);
