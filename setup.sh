@@ -8,7 +8,7 @@ build-essential autoconf automake libtool pkg-config
 libguestfs-dev zlib1g-dev libzstd-dev libarchive-dev libssl-dev
 libcurl4-openssl-dev libxml2-dev libjson-c-dev libdeflate-dev
 qemu-utils time python3 groff-base
-libvhdi-utils libvmdk-utils liblzma-dev
+libvhdi-utils libvmdk-utils liblzma-dev lz4 bzip2
 qemu-system-x86 ovmf mmdebstrap fdisk e2fsprogs virt-v2v nbdkit libnbd-bin linux-image-amd64
 clang libclang-rt-14-dev
 "

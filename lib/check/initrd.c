@@ -4,9 +4,11 @@
  * early one with CPU microcode is common), each possibly compressed, with
  * zero padding between them.  The archives are parsed as a stream, so
  * memory stays bounded whatever the (decompressed) size; only names are
- * kept.  Supported compressions: gzip, zstd, xz, lzma (what initramfs-tools
- * and dracut use by default); others are reported as unsupported.
+ * kept.  gzip, zstd, xz and lzma are decoded here; lz4 (Ubuntu's default),
+ * bzip2 and lzo through libarchive's filters.
  */
+#include <archive.h>
+#include <archive_entry.h>
 #include <fcntl.h>
 #include <lzma.h>
 #include <stdio.h>
@@ -188,7 +190,7 @@ static int cpio_feed(struct cpio *c, const uint8_t *p, size_t n, size_t *used)
 
 /* ---- decompression ------------------------------------------------------ */
 
-enum comp { Z_NONE_, Z_GZIP, Z_ZSTD, Z_XZ, Z_LZMA, Z_UNSUPPORTED };
+enum comp { Z_NONE_, Z_GZIP, Z_ZSTD, Z_XZ, Z_LZMA, Z_ARCHIVE, Z_UNSUPPORTED };
 
 static enum comp comp_of(const uint8_t *p, size_t n, const char **name)
 {
@@ -202,11 +204,11 @@ static enum comp comp_of(const uint8_t *p, size_t n, const char **name)
 	if (n >= 3 && p[0] == 0x5d && p[1] == 0 && p[2] == 0)
 		return *name = "lzma", Z_LZMA;
 	if (n >= 4 && !memcmp(p, "\x02\x21\x4c\x18", 4))
-		return *name = "lz4", Z_UNSUPPORTED;
+		return *name = "lz4", Z_ARCHIVE;
 	if (n >= 3 && !memcmp(p, "BZh", 3))
-		return *name = "bzip2", Z_UNSUPPORTED;
+		return *name = "bzip2", Z_ARCHIVE;
 	if (n >= 4 && !memcmp(p, "\x89LZO", 4))
-		return *name = "lzo", Z_UNSUPPORTED;
+		return *name = "lzo", Z_ARCHIVE;
 	return Z_UNSUPPORTED;
 }
 
@@ -254,6 +256,84 @@ static int feed_out(struct cpio *c, const uint8_t *p, size_t n, uint64_t seg)
 				     "'%s': data after the cpio archive in the compressed segment at offset %llu is not cpio",
 				     c->path, (unsigned long long)seg);
 	return r;
+}
+
+/* lz4 (Ubuntu's default), bzip2, lzo: through libarchive's filters (raw
+ * format: the decompressed stream as one entry).  The segment runs to the
+ * end of the file, as the kernel reads it. */
+struct arc_in {
+	struct in *in;
+	struct scimg_ctx *ctx;
+	const char *path;
+	int failed;
+};
+
+static la_ssize_t arc_read(struct archive *a, void *opaque, const void **buf)
+{
+	struct arc_in *ai = opaque;
+	const uint8_t *p;
+	size_t n;
+
+	(void)a;
+	if (in_fill(ai->ctx, ai->path, ai->in) < 0) {
+		ai->failed = 1;
+		return -1;
+	}
+	p = ai->in->buf + ai->in->off;
+	n = ai->in->len - ai->in->off;
+	ai->in->off = ai->in->len;
+	*buf = p;
+	return (la_ssize_t)n;
+}
+
+static int archive_segment(struct scimg_ctx *ctx, const char *path, struct in *in,
+			   const char *cname, struct cpio *c, uint8_t *out)
+{
+	uint64_t seg = in_tell(in);
+	struct arc_in ai = { in, ctx, path, 0 };
+	struct archive *a = archive_read_new();
+	struct archive_entry *e;
+	int ret = 0;
+
+	if (!a)
+		return scimg_int_err(ctx, -ENOMEM, "out of memory");
+	archive_read_support_filter_all(a);
+	archive_read_support_format_raw(a);
+	if (archive_read_open(a, &ai, NULL, arc_read, NULL) != ARCHIVE_OK ||
+	    archive_read_next_header(a, &e) != ARCHIVE_OK) {
+		if (ai.failed)
+			ret = -EIO;
+		else
+			ret = scimg_int_err(ctx, -EINVAL, "'%s': %s segment at offset %llu: %s", path,
+					    cname, (unsigned long long)seg, archive_error_string(a));
+		goto out;
+	}
+	for (;;) {
+		la_ssize_t n = archive_read_data(a, out, OBUF);
+		if (n == 0)
+			break;
+		if (n < 0) {
+			ret = ai.failed ? -EIO
+					: scimg_int_err(ctx, -EINVAL, "'%s': %s segment at offset %llu is corrupt "
+							"or truncated: %s", path, cname,
+							(unsigned long long)seg, archive_error_string(a));
+			goto out;
+		}
+		if ((ret = feed_out(c, out, (size_t)n, seg)) < 0)
+			goto out;
+		if ((ret = scimg_int_check_cancel(ctx)) < 0)
+			goto out;
+	}
+	if (c->st != C_START)
+		ret = scimg_int_err(ctx, -EINVAL,
+				    "'%s': the cpio archive in the segment at offset %llu is truncated",
+				    path, (unsigned long long)seg);
+out:
+	archive_read_free(a);
+	/* the filter read to the end of the file */
+	in->off = in->len;
+	in->pos = in->size;
+	return ret;
 }
 
 static int decompress_segment(struct scimg_ctx *ctx, const char *path,
@@ -429,7 +509,11 @@ int scimg_int_initrd_modules(struct scimg_ctx *ctx, const char *path,
 						    path, (unsigned long long)in_tell(&in), cname);
 				goto out;
 			}
-			if ((ret = decompress_segment(ctx, path, &in, k, &c, out)) < 0)
+			if (k == Z_ARCHIVE)
+				ret = archive_segment(ctx, path, &in, cname, &c, out);
+			else
+				ret = decompress_segment(ctx, path, &in, k, &c, out);
+			if (ret < 0)
 				goto out;
 		}
 	}

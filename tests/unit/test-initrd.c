@@ -205,7 +205,7 @@ int main(void)
 		free(arch.p);
 		free(file.p);
 	}
-	/* an unsupported compression is named */
+	/* a corrupt lz4 segment is named */
 	{
 		struct buf early = { 0 };
 		json_object *mods = NULL;
@@ -213,10 +213,50 @@ int main(void)
 		early_archive(&early);
 		put(&early, "\x02\x21\x4c\x18garbage", 11);
 		path = write_file("initrd-lz4", early.p, early.n);
-		CHECK(scimg_int_initrd_modules(ctx, path, &mods) == -ENOTSUP);
+		CHECK(scimg_int_initrd_modules(ctx, path, &mods) < 0);
 		CHECK(strstr(scimg_ctx_errmsg(ctx), "lz4") != NULL);
 		free(path);
 		free(early.p);
+	}
+	/* lz4 legacy frames (Ubuntu's initramfs, lz4 -l) and bzip2, by the
+	 * real tools, through libarchive */
+	{
+		static const char *const tool[][2] = { { "lz4", "lz4 -q -l -c" }, { "bzip2", "bzip2 -c" } };
+		size_t t;
+		for (t = 0; t < 2; t++) {
+			struct buf early = { 0 }, arch = { 0 };
+			json_object *mods = NULL;
+			char cmd[1200], *raw, *path;
+			FILE *f;
+			snprintf(cmd, sizeof(cmd), "command -v %s >/dev/null", tool[t][0]);
+			if (system(cmd) != 0) {
+				printf("skipped: no %s tool\n", tool[t][0]);
+				continue;
+			}
+			main_archive(&arch);
+			raw = write_file("main.cpio", arch.p, arch.n);
+			early_archive(&early);
+			path = write_file("initrd-tool", early.p, early.n);
+			snprintf(cmd, sizeof(cmd), "%s '%s' >> '%s'", tool[t][1], raw, path);
+			CHECK(system(cmd) == 0);
+			CHECK(scimg_int_initrd_modules(ctx, path, &mods) == 0);
+			CHECK(mods && json_object_array_length(mods) >= 2);
+			if (!mods)
+				fprintf(stderr, "%s: %s\n", tool[t][0], scimg_ctx_errmsg(ctx));
+			json_object_put(mods);
+			/* cut short: an error, not a partial list */
+			f = fopen(path, "r+");
+			if (f) {
+				CHECK(ftruncate(fileno(f), (off_t)(early.n + 40)) == 0);
+				fclose(f);
+			}
+			mods = NULL;
+			CHECK(scimg_int_initrd_modules(ctx, path, &mods) < 0 && !mods);
+			free(raw);
+			free(path);
+			free(early.p);
+			free(arch.p);
+		}
 	}
 	/* a bad magic in the middle of an archive */
 	{
