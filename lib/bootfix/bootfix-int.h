@@ -152,6 +152,7 @@ int bf_bootloader(struct bf *bf);
 /* btrfs root in a subvolume: a /boot/grub/grub.cfg at the top level that
  * loads the subvolume's, for pvgrub2.  Remounts the filesystem: run last. */
 int bf_btrfs_bridge(struct bf *bf);
+int bf_btrfs_bridge_wanted(const struct bf *bf);
 /* After the rest: what boot paths work, into report["boot-methods"]. */
 void bf_boot_methods(struct bf *bf);
 
@@ -171,5 +172,13 @@ int bf_netrules(struct bf *bf);
  * needed (NULL when not asked).  After launch: copy the filesystem. */
 int bf_partition_prepare(struct bf *bf, char **tmp, uint64_t *size);
 int bf_partition_wrap(struct bf *bf);
+
+/* ---- bootfix.c ---- */
+/* scimg_bootfix_run(), and with FACTS non-NULL the guest facts of
+ * scimg_int_guest_describe() read from the fixed guest in the same
+ * appliance (lib/package/build.c). */
+int scimg_int_bootfix_run(struct scimg_ctx *ctx, const char *path,
+			  const char *format, const struct scimg_bootfix_opts *opts,
+			  json_object **report, json_object **facts);
 
 #endif

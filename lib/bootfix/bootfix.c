@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "bootfix-int.h"
+#include "check/check-int.h"
 
 static void bf_free(struct bf *bf)
 {
@@ -118,15 +119,25 @@ int scimg_bootfix_run(struct scimg_ctx *ctx, const char *path,
 		      const char *format, const struct scimg_bootfix_opts *opts,
 		      json_object **report)
 {
+	return scimg_int_bootfix_run(ctx, path, format, opts, report, NULL);
+}
+
+int scimg_int_bootfix_run(struct scimg_ctx *ctx, const char *path,
+			  const char *format, const struct scimg_bootfix_opts *opts,
+			  json_object **report, json_object **facts)
+{
 	struct scimg_bootfix_opts oc;
 	struct bf bf;
 	uint64_t newsize = 0;
 	const char *bl_step;
 	char *tmp = NULL;
+	json_object *gfacts = NULL;
 	int r;
 
 	if (report)
 		*report = NULL;
+	if (facts)
+		*facts = NULL;
 	if (!opts) {
 		memset(&oc, 0, sizeof(oc));
 		oc.size = sizeof(oc);
@@ -230,6 +241,12 @@ int scimg_bootfix_run(struct scimg_ctx *ctx, const char *path,
 	bl_step = bf.ird_script ? "bootloader+initramfs-rebuild" : "bootloader";
 	STEP(bl_step, bf_bootloader(&bf));
 	STEP("initramfs", bf_initramfs_finish(&bf, NULL)); /* if still pending */
+	if (facts && !bf.dry_run) {
+		/* the facts check would find, from this same appliance (the
+		 * SCI build: one launch, not two) */
+		STEP("describe", scimg_int_guest_describe(ctx, bf.g, path, bf.root,
+							  bf_btrfs_bridge_wanted(&bf), &gfacts));
+	}
 	STEP("btrfs-bridge", bf_btrfs_bridge(&bf)); /* remounts: last */
 	bf_boot_methods(&bf);
 
@@ -262,6 +279,10 @@ out:
 	json_object_object_add(bf.report, "result",
 			       json_object_new_string(r == 0 ? "ok" : scimg_ctx_errmsg(ctx)));
 	bf_free(&bf);
+	if (facts && r == 0)
+		*facts = gfacts;
+	else
+		json_object_put(gfacts);
 	if (report)
 		*report = bf.report;
 	else

@@ -482,14 +482,19 @@ void bf_boot_methods(struct bf *bf)
  * /boot/grub/grub.cfg).  A small /boot/grub/grub.cfg at the top level that
  * loads the real one makes pvgrub2 work; the guest's own tools never see it
  * (they see the subvolume).  Runs last: it remounts the filesystem. */
+int bf_btrfs_bridge_wanted(const struct bf *bf)
+{
+	return bf->disk.boot_subvol && bf->disk.boot_dev && bf->disk.boot_fs &&
+	       strcmp(bf->disk.boot_fs, "btrfs") == 0 && bf->grub_cfg && bf->has_grub2;
+}
+
 int bf_btrfs_bridge(struct bf *bf)
 {
 	const char *sv = bf->disk.boot_subvol, *dev = bf->disk.boot_dev;
 	char *text = NULL, *old = NULL, *real;
 	int r;
 
-	if (!sv || !dev || !bf->disk.boot_fs || strcmp(bf->disk.boot_fs, "btrfs") != 0 ||
-	    !bf->grub_cfg || !bf->has_grub2)
+	if (!bf_btrfs_bridge_wanted(bf))
 		return 0;
 	real = bf_printf("/%s%s", sv, bf->grub_cfg);
 	if (!real)

@@ -87,4 +87,12 @@ int scimg_int_guest_check(struct scimg_ctx *ctx, const char *path,
 			  const struct scimg_guest_opts *opts,
 			  json_object **facts);
 
+/* The same facts (guest, boot, findings) of the guest on ROOT, read through
+ * an open libguestfs handle G whose guest filesystems are mounted -- the
+ * handle of inject-drivers, so that convert -O sci launches one appliance.
+ * TOP_CFG: the btrfs top level has (or gets) a GRUB configuration. */
+typedef struct guestfs_h guestfs_h;
+int scimg_int_guest_describe(struct scimg_ctx *ctx, guestfs_h *g, const char *path,
+			     const char *root, int top_cfg, json_object **facts);
+
 #endif

@@ -528,18 +528,13 @@ static void gstr(json_object *o, const char *key, char *v)
 	free(v);
 }
 
+static int describe(struct gc *c, const char *root_dev, int top_cfg);
+
 static int run(struct gc *c, const char *format)
 {
-	char **roots = NULL, **boot = NULL, *cfg = NULL, *cfgpath = NULL;
-	json_object *kernels, *methods, *def = NULL;
-	struct entry ent;
-	struct sg_disk_facts df;
-	int ret, n, xen_ok = 0, def_idx = -1, top_cfg;
-	char *root_dev = NULL;
-	size_t i;
+	char **roots = NULL;
+	int ret;
 
-	memset(&ent, 0, sizeof(ent));
-	memset(&df, 0, sizeof(df));
 	if ((ret = launch(c, format)) < 0)
 		return ret;
 	roots = guestfs_inspect_os(c->g);
@@ -555,7 +550,26 @@ static int run(struct gc *c, const char *format)
 	if (roots[1])
 		scimg_int_finding(c->findings, "guest-multiple-os", "warning",
 				  "more than one operating system found; checking the one on '%s'", roots[0]);
-	root_dev = roots[0];
+	ret = describe(c, roots[0], -1);
+	free_strv(roots);
+	return ret;
+}
+
+/* The facts of the guest on ROOT_DEV.  TOP_CFG < 0: mount it (read-only)
+ * first, finding out whether a btrfs top level has a GRUB configuration;
+ * else the guest is mounted already (inject-drivers' handle) and TOP_CFG
+ * says it. */
+static int describe(struct gc *c, const char *root_dev, int top_cfg)
+{
+	char **boot = NULL, *cfg = NULL, *cfgpath = NULL;
+	json_object *kernels, *methods, *def = NULL;
+	struct entry ent;
+	struct sg_disk_facts df;
+	int ret, n, xen_ok = 0, def_idx = -1;
+	size_t i;
+
+	memset(&ent, 0, sizeof(ent));
+	memset(&df, 0, sizeof(df));
 	json_object_object_add(c->guest, "inspected", json_object_new_boolean(1));
 	gstr(c->guest, "os", guestfs_inspect_get_type(c->g, root_dev));
 	gstr(c->guest, "distro", guestfs_inspect_get_distro(c->g, root_dev));
@@ -581,9 +595,11 @@ static int run(struct gc *c, const char *format)
 			goto done;
 		}
 	}
-	top_cfg = scimg_int_sg_btrfs_top_cfg(c->g, root_dev);
-	if ((ret = mount_all(c, root_dev)) < 0)
-		goto out;
+	if (top_cfg < 0) {
+		top_cfg = scimg_int_sg_btrfs_top_cfg(c->g, root_dev);
+		if ((ret = mount_all(c, root_dev)) < 0)
+			goto out;
+	}
 	if (scimg_int_sg_disk_facts(c->g, root_dev, &df) < 0) {
 		ret = gerr(c, "inspect mountpoints");
 		goto out;
@@ -833,7 +849,6 @@ out:
 	free(cfg);
 	free(cfgpath);
 	free_strv(boot);
-	free_strv(roots);
 	return ret;
 }
 
@@ -876,6 +891,42 @@ int scimg_int_guest_check(struct scimg_ctx *ctx, const char *path,
 	}
 	if (!json_object_object_get_ex(c.boot, "methods", NULL))
 		json_object_object_add(c.boot, "methods", json_object_new_array());
+	*facts = json_object_new_object();
+	json_object_object_add(*facts, "guest", c.guest);
+	json_object_object_add(*facts, "boot", c.boot);
+	json_object_object_add(*facts, "findings", c.findings);
+	return 0;
+}
+
+int scimg_int_guest_describe(struct scimg_ctx *ctx, guestfs_h *g, const char *path,
+			     const char *root, int top_cfg, json_object **facts)
+{
+	struct gc c;
+	const char *td = getenv("TMPDIR");
+	char tmpl[4096];
+	int ret;
+
+	*facts = NULL;
+	memset(&c, 0, sizeof(c));
+	c.ctx = ctx;
+	c.path = path;
+	c.g = g;
+	snprintf(tmpl, sizeof(tmpl), "%s/scimg-check-XXXXXX", td && *td ? td : "/tmp");
+	if (!mkdtemp(tmpl))
+		return scimg_int_err(ctx, -errno, "could not create a temporary directory '%s': %s",
+				     tmpl, strerror(errno));
+	c.tmpdir = tmpl;
+	c.guest = json_object_new_object();
+	c.boot = json_object_new_object();
+	c.findings = json_object_new_array();
+	ret = describe(&c, root, top_cfg ? 1 : 0);
+	rmdir(tmpl);
+	if (ret < 0) {
+		json_object_put(c.guest);
+		json_object_put(c.boot);
+		json_object_put(c.findings);
+		return ret;
+	}
 	*facts = json_object_new_object();
 	json_object_object_add(*facts, "guest", c.guest);
 	json_object_object_add(*facts, "boot", c.boot);

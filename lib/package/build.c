@@ -2,8 +2,9 @@
  *
  *   source (any readable format)
  *     -> working disk (qcow2 v3) in a temporary directory beside OUT
- *     -> inject-drivers on it (lib/bootfix), then a read-only inspection
- *        (lib/check/guest.c) for the descriptor's guest facts
+ *     -> inject-drivers on it (lib/bootfix), which also describes the fixed
+ *        guest for the descriptor with check's code (lib/check/guest.c) in
+ *        the same appliance launch (guest=inspect: a read-only launch)
  *     -> digests, descriptor, xl.cfg, optional CMS signature
  *     -> tar written to a temporary file beside OUT, renamed into place.
  * On any failure or cancel, the working directory and the temporary file
@@ -20,6 +21,7 @@
 
 #include "package.h"
 #include "check/check-int.h"
+#include "bootfix/bootfix-int.h"
 
 static const char *const sci_create_opts[] = {
 	"name", "sign-key", "sign-cert", "guest", "disk-format", NULL,
@@ -35,6 +37,7 @@ struct build {
 	int outfd;
 	const char *disk_format;
 	json_object *desc;
+	json_object *facts; /* the fixed guest's facts, from inject-drivers' appliance */
 };
 
 static json_object *jget(json_object *o, const char *k)
@@ -173,6 +176,8 @@ static void cleanup(struct build *b, int keep_out)
 	free(b->workdir);
 	free(b->workdisk);
 	free(b->tmpout);
+	json_object_put(b->facts);
+	b->facts = NULL;
 	scimg_int_opts_free(&b->opts);
 	json_object_put(b->desc);
 }
@@ -272,7 +277,8 @@ static int fix_guest(struct build *b, json_object *changes)
 	bo.size = sizeof(bo);
 	bo.drivers = SCIMG_BOOTFIX_DRV_ALL;
 	bo.partition = 1; /* a partitionless filesystem (old AMI) gets a disk */
-	ret = scimg_bootfix_run(b->ctx, b->workdisk, b->disk_format, &bo, &report);
+	/* one appliance: inject-drivers describes the fixed guest too */
+	ret = scimg_int_bootfix_run(b->ctx, b->workdisk, b->disk_format, &bo, &report, &b->facts);
 	if (ret < 0) {
 		scimg_int_err_prefix(b->ctx, "inject-drivers");
 		json_object_put(report);
@@ -468,8 +474,12 @@ int scimg_int_sci_convert(struct scimg_ctx *ctx, const struct scimg_convert_opts
 		json_object *facts = NULL;
 		struct scimg_guest_opts go = { 0 };
 		json_object *gi;
-		if ((ret = scimg_int_guest_check(ctx, b.workdisk, b.disk_format, &go, &facts)) < 0)
+		if (b.facts) {
+			facts = b.facts;
+			b.facts = NULL;
+		} else if ((ret = scimg_int_guest_check(ctx, b.workdisk, b.disk_format, &go, &facts)) < 0) {
 			goto out_arrays;
+		}
 		guest = json_object_get(jget(facts, "guest"));
 		boot = json_object_get(jget(facts, "boot"));
 		gi = jget(guest, "os");
