@@ -807,6 +807,7 @@ static int describe(struct gc *c, const char *root_dev, int top_cfg)
 			json_object_object_add(o, "name", json_object_new_string("xen-pv"));
 			json_object_object_add(o, "loader", json_object_new_string(m == SG_XEN_PV_PYGRUB
 										   ? "pygrub" : "pvgrub2"));
+			json_object_object_add(o, "basis", json_object_new_string("predicted"));
 			json_object_array_add(methods, o);
 		}
 		for (m = SG_HVM_BIOS_IDE; m <= SG_HVM_BIOS_NVME; m++)
@@ -814,11 +815,13 @@ static int describe(struct gc *c, const char *root_dev, int top_cfg)
 		if (hvm_bios) {
 			json_object *o = json_object_new_object();
 			json_object_object_add(o, "name", json_object_new_string("hvm-bios"));
+			json_object_object_add(o, "basis", json_object_new_string("predicted"));
 			json_object_array_add(methods, o);
 		}
 		if (v[SG_HVM_UEFI].works) {
 			json_object *o = json_object_new_object();
 			json_object_object_add(o, "name", json_object_new_string("hvm-uefi"));
+			json_object_object_add(o, "basis", json_object_new_string("predicted"));
 			json_object_array_add(methods, o);
 		}
 		if (xen_ok && !v[SG_XEN_PV_PVGRUB2].works)

@@ -208,6 +208,7 @@ int scimg_int_desc_write(struct scimg_ctx *ctx, json_object *d, char **xml,
 		k = xmlNewChild(n, ns, BAD_CAST "method", NULL);
 		attr(k, "name", mo, "name");
 		attr(k, "loader", mo, "loader");
+		attr(k, "basis", mo, "basis");
 	}
 	if (jstr(o, "cmdline"))
 		child(n, ns, "cmdline", jstr(o, "cmdline"));
@@ -375,6 +376,7 @@ static json_object *model_from_doc(xmlNodePtr root)
 					json_object *mo = json_object_new_object();
 					jattr(mo, k, "name", A_STR);
 					jattr(mo, k, "loader", A_STR);
+					jattr(mo, k, "basis", A_STR);
 					json_object_array_add(a, mo);
 				} else if (is_el(k, "cmdline")) {
 					jtext(o, "cmdline", k);
