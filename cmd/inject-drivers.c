@@ -28,11 +28,17 @@ static void help(void)
 	       "                          an MBR-partitioned disk with a bootloader\n"
 	       "  -f, --format=FMT        format of IMAGE (default: probe)\n"
 	       "  -O, --output-format=FMT write a fixed copy to OUT in FMT, IMAGE untouched\n"
+	       "      --verify[=LIST]     then boot the fixed image under QEMU (scimg boot-test)\n"
+	       "                          and replace the predicted boot methods by measured\n"
+	       "                          ones; LIST as boot-test's --bus/--firmware words\n"
+	       "                          (default: every bus, BIOS, and UEFI with an ESP);\n"
+	       "                          exit 1 when a boot fails\n"
 	       HELP_TRUST_CHAIN
 	       "  -h, --help              show this help\n"
 	       "  -V, --version           show the version\n"
 	       "\n" HTTP_OPTIONS_HELP "\n"
-	       "Exit status: 0 success, 2 error.  See scimg-inject-drivers(1).\n", prog, prog);
+	       "Exit status: 0 success, 1 a --verify boot failed, 2 error.  See\n"
+	       "scimg-inject-drivers(1).\n", prog, prog);
 }
 
 static int notice_shown;
@@ -140,7 +146,8 @@ static void print_human(json_object *rep)
 		for (i = 0; i < n; i++) {
 			json_object *m = json_object_array_get_idx(arr, i), *w;
 			int ok = json_object_object_get_ex(m, "works", &w) && json_object_get_boolean(w);
-			printf("  %-22s %-3s %s\n", jstr(m, "method"), ok ? "yes" : "no", jstr(m, "reason"));
+			printf("  %-22s %-3s %-9s %s\n", jstr(m, "method"), ok ? "yes" : "no",
+			       jstr(m, "basis"), jstr(m, "reason"));
 		}
 	}
 }
@@ -224,6 +231,81 @@ static int fixed_copy(struct scimg_ctx *ctx, const char *src, const char *src_fm
 	return r;
 }
 
+/* --verify: boot the fixed image (scimg_boot_test) and put the measured
+ * result in place of the prediction for each method booted; Xen PV methods
+ * stay predicted (boot-test has no Xen yet).  1 when a boot failed. */
+static int verify(struct scimg_ctx *ctx, const char *img, const char *fmt, unsigned buses,
+		  unsigned firmware, json_object *rep)
+{
+	struct scimg_boot_opts o;
+	json_object *br = NULL, *boots, *methods, *g, *esp, *warn;
+	int r, failed = 0;
+	size_t i, j;
+
+	if (!json_object_object_get_ex(rep, "boot-methods", &methods))
+		return 0;
+	memset(&o, 0, sizeof(o));
+	o.size = sizeof(o);
+	o.path = img;
+	o.format = fmt;
+	o.buses = buses ? buses : SCIMG_BOOT_BUS_ALL;
+	if (!firmware) {
+		firmware = SCIMG_BOOT_FW_BIOS;
+		if (json_object_object_get_ex(rep, "guest", &g) &&
+		    json_object_object_get_ex(g, "esp", &esp) && esp)
+			firmware |= SCIMG_BOOT_FW_UEFI;
+	}
+	o.firmware = firmware;
+	o.notice = notice;
+	r = scimg_boot_test(ctx, &o, &br);
+	if (r < 0)
+		return r;
+	if (!json_object_object_get_ex(rep, "warnings", &warn))
+		warn = NULL;
+	if (json_object_object_get_ex(br, "boots", &boots))
+		for (i = 0; i < json_object_array_length(boots); i++) {
+			json_object *b = json_object_array_get_idx(boots, i);
+			const char *bm = jstr(b, "method"), *res = jstr(b, "result");
+			int ok = strcmp(res, "ok") == 0;
+			/* boot-test's hvm-uefi-<bus> is the report's hvm-uefi */
+			char want[64];
+
+			snprintf(want, sizeof(want), "%s", bm);
+			if (!strncmp(bm, "hvm-uefi-", 9))
+				snprintf(want, sizeof(want), "hvm-uefi");
+			for (j = 0; j < json_object_array_length(methods); j++) {
+				json_object *m = json_object_array_get_idx(methods, j), *w, *basis;
+				int pred;
+				if (strcmp(jstr(m, "method"), want) != 0)
+					continue;
+				json_object_object_get_ex(m, "works", &w);
+				pred = w && json_object_get_boolean(w);
+				/* several UEFI boots: measured works only if all did */
+				if (json_object_object_get_ex(m, "basis", &basis) &&
+				    !strcmp(json_object_get_string(basis), "measured") && !pred)
+					break;
+				if (!json_object_object_get_ex(m, "predicted", NULL))
+					json_object_object_add(m, "predicted", json_object_new_boolean(pred));
+				json_object_object_add(m, "works", json_object_new_boolean(ok));
+				json_object_object_add(m, "basis", json_object_new_string("measured"));
+				json_object_object_add(m, "boot", json_object_get(b));
+				if (pred != ok && warn) {
+					char msg[1024];
+					snprintf(msg, sizeof(msg), "%s: the boot rules predicted it %s, the boot %s: %s",
+						 bm, pred ? "works" : "fails", ok ? "worked" : "failed", jstr(b, "reason"));
+					json_object_array_add(warn, json_object_new_string(msg));
+				}
+				break;
+			}
+			if (!ok)
+				failed = 1;
+		}
+	json_object_object_add(rep, "boot-test", br);
+	if (failed)
+		json_object_object_add(rep, "result", json_object_new_string("boot-failed"));
+	return failed;
+}
+
 int cmd_inject_drivers(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -233,6 +315,7 @@ int cmd_inject_drivers(int argc, char **argv)
 		{ "partition", no_argument, NULL, 'P' },
 		{ "format", required_argument, NULL, 'f' },
 		{ "output-format", required_argument, NULL, 'O' },
+		{ "verify", optional_argument, NULL, 'v' },
 		{ "trust-chain", no_argument, NULL, OPT_TRUST_CHAIN },
 		HTTP_LONG_OPTIONS,
 		{ "help", no_argument, NULL, 'h' },
@@ -244,7 +327,8 @@ int cmd_inject_drivers(int argc, char **argv)
 	json_object *rep = NULL;
 	const char *fmt = NULL, *out_fmt = NULL, *path, *out = NULL;
 	char *probed = NULL;
-	int c, r, json = 0;
+	int c, r, json = 0, vr = 0, do_verify = 0;
+	unsigned buses = 0, firmware = 0;
 
 	memset(&bo, 0, sizeof(bo));
 	bo.size = sizeof(bo);
@@ -267,6 +351,11 @@ int cmd_inject_drivers(int argc, char **argv)
 		case 'P': bo.partition = 1; break;
 		case 'f': fmt = optarg; break;
 		case 'O': out_fmt = optarg; break;
+		case 'v':
+			do_verify = 1;
+			if (optarg && parse_boot_list("inject-drivers", optarg, &buses, &firmware))
+				return EXIT_ERROR;
+			break;
 		case OPT_TRUST_CHAIN: opt_trust_chain = 1; break;
 		case 'h': help(); return EXIT_OK;
 		case 'V': print_version(); return EXIT_OK;
@@ -289,6 +378,8 @@ int cmd_inject_drivers(int argc, char **argv)
 	path = argv[optind];
 	if (out_fmt && bo.dry_run)
 		return usage_error("inject-drivers", "--dry-run and -O cannot be used together");
+	if (do_verify && bo.dry_run)
+		return usage_error("inject-drivers", "--verify boots the fixed image: not with --dry-run");
 
 	ctx = cmd_ctx_new();
 	install_cancel_handlers(ctx);
@@ -335,6 +426,11 @@ int cmd_inject_drivers(int argc, char **argv)
 	} else {
 		r = scimg_bootfix_run(ctx, path, fmt, &bo, &rep);
 	}
+	if (r == 0 && do_verify && rep) {
+		vr = verify(ctx, out ? out : path, out ? out_fmt : fmt, buses, firmware, rep);
+		if (vr < 0)
+			r = vr;
+	}
 	if (rep) {
 		if (json)
 			printf("%s\n", json_object_to_json_string_ext(rep, JSON_C_TO_STRING_PRETTY |
@@ -348,5 +444,5 @@ int cmd_inject_drivers(int argc, char **argv)
 		die_ctx("inject-drivers", ctx);
 	free(probed);
 	scimg_ctx_free(ctx);
-	return r < 0 ? EXIT_ERROR : EXIT_OK;
+	return r < 0 ? EXIT_ERROR : vr > 0 ? 1 : EXIT_OK;
 }
