@@ -439,12 +439,8 @@ static void boot_facts(const struct bf *bf, struct sg_boot_facts *f)
 	}
 	f->grub_cfg = bf->has_grub2;
 	f->grub_cfg_path = bf->grub_cfg;
-	f->boot_fs = bf->disk.boot_fs;
-	f->boot_xfs_v4 = bf->disk.boot_xfs_v4;
-	f->boot_on_lvm = bf->disk.boot_on_lvm;
-	f->boot_on_other_volume = bf->disk.boot_on_other_volume;
-	f->boot_subvol = bf->disk.boot_subvol;
-	f->subvol_cfg_bridge = bf->disk.subvol_cfg_bridge;
+	scimg_int_sg_facts_from_disk(f, &bf->disk);
+	/* what this run made of them */
 	f->partitionless = bf->disk.partitionless && !bf->wrapped;
 	f->bios_code = bf->bios_ok;
 	f->has_esp = bf->esp != NULL;
@@ -455,21 +451,10 @@ void bf_boot_methods(struct bf *bf)
 {
 	struct sg_boot_facts f;
 	struct sg_verdict v[SG_NMETHODS];
-	json_object *arr = json_object_new_array();
-	int m;
 
 	boot_facts(bf, &f);
 	scimg_int_sg_boot_rules(&f, v);
-	json_object_object_add(bf->report, "boot-methods", arr);
-	for (m = 0; m < SG_NMETHODS; m++) {
-		json_object *o = json_object_new_object();
-		json_object_object_add(o, "method", json_object_new_string(scimg_int_sg_method_name[m]));
-		json_object_object_add(o, "works", json_object_new_boolean(v[m].works));
-		json_object_object_add(o, "reason", json_object_new_string(v[m].reason));
-		/* inject-drivers predicts; boot-test and --verify measure */
-		json_object_object_add(o, "basis", json_object_new_string("predicted"));
-		json_object_array_add(arr, o);
-	}
+	json_object_object_add(bf->report, "boot-methods", scimg_int_sg_methods_json(v));
 }
 
 /* ---- btrfs: the top level leads to the subvolume ------------------------------ */

@@ -751,7 +751,7 @@ static int describe(struct gc *c, const char *root_dev, int top_cfg)
 	{
 		struct sg_boot_facts f;
 		struct sg_verdict v[SG_NMETHODS];
-		json_object *all = json_object_new_array(), *drv = NULL, *w, *comp = NULL;
+		json_object *drv = NULL, *w, *comp = NULL;
 		int m, hvm_bios = 0, any_hvm = 0;
 
 		memset(&f, 0, sizeof(f));
@@ -774,28 +774,11 @@ static int describe(struct gc *c, const char *root_dev, int top_cfg)
 		f.grub_cfg = cfg && ent.linux_path && def;
 		f.linux16 = ent.linux16;
 		f.grub_cfg_path = cfgpath;
-		f.boot_fs = df.boot_fs;
-		f.boot_xfs_v4 = df.boot_xfs_v4;
-		f.boot_on_lvm = df.boot_on_lvm;
-		f.boot_on_other_volume = df.boot_on_other_volume;
-		f.boot_subvol = df.boot_subvol;
-		f.subvol_cfg_bridge = df.subvol_cfg_bridge;
-		f.partitionless = df.partitionless;
-		f.bios_code = df.bios_code;
-		f.has_esp = df.esp_dev != NULL;
-		f.uefi_fallback = df.uefi_fallback;
+		scimg_int_sg_facts_from_disk(&f, &df);
 		scimg_int_sg_boot_rules(&f, v);
-		json_object_object_add(c->boot, "boot-methods", all);
-		for (m = 0; m < SG_NMETHODS; m++) {
-			json_object *o = json_object_new_object();
-			json_object_object_add(o, "method", json_object_new_string(scimg_int_sg_method_name[m]));
-			json_object_object_add(o, "works", json_object_new_boolean(v[m].works));
-			json_object_object_add(o, "reason", json_object_new_string(v[m].reason));
-			json_object_object_add(o, "basis", json_object_new_string("predicted"));
-			json_object_array_add(all, o);
-			if (m >= SG_HVM_BIOS_IDE && v[m].works)
-				any_hvm = 1;
-		}
+		json_object_object_add(c->boot, "boot-methods", scimg_int_sg_methods_json(v));
+		for (m = SG_HVM_BIOS_IDE; m < SG_NMETHODS; m++)
+			any_hvm |= v[m].works;
 		/* the summary the SCI descriptor and xl.cfg use */
 		if (v[SG_XEN_PV_PYGRUB].works || v[SG_XEN_PV_PVGRUB2].works)
 			xen_ok = 1;
@@ -855,84 +838,92 @@ out:
 	return ret;
 }
 
+/* One check of a guest: a temporary directory for initramfs downloads and
+ * the three JSON parts; FN does the work (run on its own appliance, or
+ * describe on inject-drivers' handle). */
+static int guest_facts(struct gc *c, const char *tmpdir, int (*fn)(struct gc *, const void *),
+		       const void *arg, json_object **facts)
+{
+	const char *td = tmpdir ? tmpdir : getenv("TMPDIR");
+	char tmpl[4096];
+	int ret;
+
+	*facts = NULL;
+	snprintf(tmpl, sizeof(tmpl), "%s/scimg-check-XXXXXX", td && *td ? td : "/tmp");
+	if (!mkdtemp(tmpl))
+		return scimg_int_err(c->ctx, -errno, "could not create a temporary directory '%s': %s",
+				     tmpl, strerror(errno));
+	c->tmpdir = tmpl;
+	c->guest = json_object_new_object();
+	c->boot = json_object_new_object();
+	c->findings = json_object_new_array();
+	json_object_object_add(c->guest, "inspected", json_object_new_boolean(0));
+	ret = fn(c, arg);
+	rmdir(tmpl);
+	c->tmpdir = NULL;
+	if (ret < 0) {
+		json_object_put(c->guest);
+		json_object_put(c->boot);
+		json_object_put(c->findings);
+		return ret;
+	}
+	if (!json_object_object_get_ex(c->boot, "methods", NULL))
+		json_object_object_add(c->boot, "methods", json_object_new_array());
+	*facts = json_object_new_object();
+	json_object_object_add(*facts, "guest", c->guest);
+	json_object_object_add(*facts, "boot", c->boot);
+	json_object_object_add(*facts, "findings", c->findings);
+	return 0;
+}
+
+static int run_fn(struct gc *c, const void *format)
+{
+	int ret = run(c, format);
+
+	if (c->g) {
+		guestfs_umount_all(c->g);
+		guestfs_shutdown(c->g);
+		guestfs_close(c->g);
+		c->g = NULL;
+	}
+	return ret;
+}
+
 int scimg_int_guest_check(struct scimg_ctx *ctx, const char *path,
 			  const char *format,
 			  const struct scimg_guest_opts *opts,
 			  json_object **facts)
 {
 	struct gc c;
-	const char *td = opts && opts->tmpdir ? opts->tmpdir : getenv("TMPDIR");
-	char tmpl[4096];
-	int ret;
 
-	*facts = NULL;
 	memset(&c, 0, sizeof(c));
 	c.ctx = ctx;
 	c.opts = opts;
 	c.path = path;
-	snprintf(tmpl, sizeof(tmpl), "%s/scimg-check-XXXXXX", td && *td ? td : "/tmp");
-	if (!mkdtemp(tmpl))
-		return scimg_int_err(ctx, -errno, "could not create a temporary directory '%s': %s",
-				     tmpl, strerror(errno));
-	c.tmpdir = tmpl;
-	c.guest = json_object_new_object();
-	c.boot = json_object_new_object();
-	c.findings = json_object_new_array();
-	json_object_object_add(c.guest, "inspected", json_object_new_boolean(0));
-	ret = run(&c, format);
-	if (c.g) {
-		guestfs_umount_all(c.g);
-		guestfs_shutdown(c.g);
-		guestfs_close(c.g);
-	}
-	rmdir(tmpl);
-	if (ret < 0) {
-		json_object_put(c.guest);
-		json_object_put(c.boot);
-		json_object_put(c.findings);
-		return ret;
-	}
-	if (!json_object_object_get_ex(c.boot, "methods", NULL))
-		json_object_object_add(c.boot, "methods", json_object_new_array());
-	*facts = json_object_new_object();
-	json_object_object_add(*facts, "guest", c.guest);
-	json_object_object_add(*facts, "boot", c.boot);
-	json_object_object_add(*facts, "findings", c.findings);
-	return 0;
+	return guest_facts(&c, opts ? opts->tmpdir : NULL, run_fn, format, facts);
+}
+
+struct describe_arg {
+	const char *root;
+	int top_cfg;
+};
+
+static int describe_fn(struct gc *c, const void *arg)
+{
+	const struct describe_arg *d = arg;
+
+	return describe(c, d->root, d->top_cfg);
 }
 
 int scimg_int_guest_describe(struct scimg_ctx *ctx, guestfs_h *g, const char *path,
 			     const char *root, int top_cfg, json_object **facts)
 {
 	struct gc c;
-	const char *td = getenv("TMPDIR");
-	char tmpl[4096];
-	int ret;
+	struct describe_arg d = { root, top_cfg ? 1 : 0 };
 
-	*facts = NULL;
 	memset(&c, 0, sizeof(c));
 	c.ctx = ctx;
 	c.path = path;
 	c.g = g;
-	snprintf(tmpl, sizeof(tmpl), "%s/scimg-check-XXXXXX", td && *td ? td : "/tmp");
-	if (!mkdtemp(tmpl))
-		return scimg_int_err(ctx, -errno, "could not create a temporary directory '%s': %s",
-				     tmpl, strerror(errno));
-	c.tmpdir = tmpl;
-	c.guest = json_object_new_object();
-	c.boot = json_object_new_object();
-	c.findings = json_object_new_array();
-	ret = describe(&c, root, top_cfg ? 1 : 0);
-	rmdir(tmpl);
-	if (ret < 0) {
-		json_object_put(c.guest);
-		json_object_put(c.boot);
-		json_object_put(c.findings);
-		return ret;
-	}
-	*facts = json_object_new_object();
-	json_object_object_add(*facts, "guest", c.guest);
-	json_object_object_add(*facts, "boot", c.boot);
-	json_object_object_add(*facts, "findings", c.findings);
-	return 0;
+	return guest_facts(&c, NULL, describe_fn, &d, facts);
 }

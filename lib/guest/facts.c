@@ -336,3 +336,34 @@ int scimg_int_sg_btrfs_top_cfg(guestfs_h *g, const char *root)
 	free(dev);
 	return found;
 }
+
+void scimg_int_sg_facts_from_disk(struct sg_boot_facts *f, const struct sg_disk_facts *df)
+{
+	f->boot_fs = df->boot_fs;
+	f->boot_xfs_v4 = df->boot_xfs_v4;
+	f->boot_on_lvm = df->boot_on_lvm;
+	f->boot_on_other_volume = df->boot_on_other_volume;
+	f->boot_subvol = df->boot_subvol;
+	f->subvol_cfg_bridge = df->subvol_cfg_bridge;
+	f->partitionless = df->partitionless;
+	f->bios_code = df->bios_code;
+	f->has_esp = df->esp_dev != NULL;
+	f->uefi_fallback = df->uefi_fallback;
+}
+
+json_object *scimg_int_sg_methods_json(const struct sg_verdict *v)
+{
+	json_object *arr = json_object_new_array();
+	int m;
+
+	for (m = 0; arr && m < SG_NMETHODS; m++) {
+		json_object *o = json_object_new_object();
+		json_object_object_add(o, "method", json_object_new_string(scimg_int_sg_method_name[m]));
+		json_object_object_add(o, "works", json_object_new_boolean(v[m].works));
+		json_object_object_add(o, "reason", json_object_new_string(v[m].reason));
+		/* the rules predict; boot-test and inject-drivers --verify measure */
+		json_object_object_add(o, "basis", json_object_new_string("predicted"));
+		json_object_array_add(arr, o);
+	}
+	return arr;
+}

@@ -4,6 +4,7 @@
 #define SCIMG_GUEST_FACTS_H
 
 #include <guestfs.h>
+#include <json-c/json.h>
 
 #include "guest.h"
 
@@ -33,6 +34,11 @@ int scimg_int_sg_uefi_fallback(guestfs_h *g, const char *esp_mp);
  * of its btrfs filesystem (what pvgrub2 finds).  Mounts and unmounts:
  * call before mounting the guest. */
 int scimg_int_sg_btrfs_top_cfg(guestfs_h *g, const char *root);
+/* The disk facts into the rules' facts (the pointers stay DF's). */
+void scimg_int_sg_facts_from_disk(struct sg_boot_facts *f, const struct sg_disk_facts *df);
+/* The verdicts V[SG_NMETHODS] as the "boot-methods" JSON array
+ * ({method, works, reason, basis: "predicted"}) both reports carry. */
+json_object *scimg_int_sg_methods_json(const struct sg_verdict *v);
 /* A grub.cfg path (linux/initrd argument) as a guest path that exists,
  * or NULL. */
 char *scimg_int_sg_grub_path(guestfs_h *g, const struct sg_disk_facts *df, const char *gp);
