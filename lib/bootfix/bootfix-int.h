@@ -2,7 +2,7 @@
  *
  * One run = one libguestfs handle, one appliance launch.  The steps live in
  * separate files and share struct bf:
- *   appliance.c  handle, launch (KVM, then TCG), errors, guest shell, text
+ *   handle.c     handle, launch (KVM, then TCG), errors, guest shell, text
  *   inspect.c    OS facts, kernels, drivers, kernel compression
  *   initramfs.c  initramfs tool configuration, rebuild, verification
  *   bootloader.c GRUB2 configuration, grub.cfg, BIOS/UEFI boot code
@@ -94,7 +94,7 @@ struct bf {
 	char *ird_script;
 };
 
-/* ---- appliance.c ---- */
+/* ---- handle.c ---- */
 /* Create the handle, add the drive(s) and launch; retries with TCG when
  * the launch with KVM fails (or hangs), reporting it once. */
 int bf_launch(struct bf *bf, const char *extra_disk, const char *extra_fmt);

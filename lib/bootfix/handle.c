@@ -1,4 +1,4 @@
-/* appliance.c - the libguestfs handle of a bootfix run: launch (through
+/* handle.c - the libguestfs handle of a bootfix run: launch (through
  * lib/appliance.c: KVM, then TCG), error capture, running commands in the guest, small text helpers. */
 #include <ctype.h>
 #include <stdio.h>
