@@ -130,6 +130,13 @@ static int add_boot(struct scimg_ctx *ctx, const struct scimg_check_opts *co, un
 		json_object_object_add(report, "compliant", json_object_new_boolean(0));
 		*rc = 1;
 	}
+	{
+		/* the predicted boot-methods table gets the measured results */
+		json_object *boot, *methods;
+		if (json_object_object_get_ex(report, "boot", &boot) &&
+		    json_object_object_get_ex(boot, "boot-methods", &methods))
+			merge_boot_results(methods, br, NULL);
+	}
 	json_object_object_add(report, "boot-test", br);
 	return 0;
 }

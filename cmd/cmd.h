@@ -24,6 +24,11 @@ int cmd_boot_test(int argc, char **argv);
 /* Parse check --boot's LIST: bus names, all, and bios/uefi; 0 or
  * EXIT_ERROR after a usage message for SUB. */
 int parse_boot_list(const char *sub, const char *s, unsigned *buses, unsigned *firmware);
+/* Put the boots of a boot-test report into a "boot-methods" array (the
+ * guest model's): works becomes what the boot showed, basis "measured",
+ * predicted the rules' verdict, boot the boot; a contradiction is added to
+ * WARNINGS (an array of strings, or NULL).  1 when a boot failed. */
+int merge_boot_results(json_object *methods, json_object *boot_report, json_object *warnings);
 int cmd_create(int argc, char **argv);
 int cmd_measure(int argc, char **argv);
 int cmd_map(int argc, char **argv);

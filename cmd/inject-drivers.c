@@ -33,6 +33,8 @@ static void help(void)
 	       "                          ones; LIST as boot-test's --bus/--firmware words\n"
 	       "                          (default: every bus, BIOS, and UEFI with an ESP);\n"
 	       "                          exit 1 when a boot fails\n"
+	       "      --expect=REGEX      with --verify: a console line matching REGEX also\n"
+	       "                          means the guest booted (as boot-test --expect)\n"
 	       HELP_TRUST_CHAIN
 	       "  -h, --help              show this help\n"
 	       "  -V, --version           show the version\n"
@@ -235,12 +237,11 @@ static int fixed_copy(struct scimg_ctx *ctx, const char *src, const char *src_fm
  * result in place of the prediction for each method booted; Xen PV methods
  * stay predicted (boot-test has no Xen yet).  1 when a boot failed. */
 static int verify(struct scimg_ctx *ctx, const char *img, const char *fmt, unsigned buses,
-		  unsigned firmware, json_object *rep)
+		  unsigned firmware, const char *expect, json_object *rep)
 {
 	struct scimg_boot_opts o;
-	json_object *br = NULL, *boots, *methods, *g, *esp, *warn;
-	int r, failed = 0;
-	size_t i, j;
+	json_object *br = NULL, *methods, *g, *esp, *warn;
+	int r, failed;
 
 	if (!json_object_object_get_ex(rep, "boot-methods", &methods))
 		return 0;
@@ -256,50 +257,14 @@ static int verify(struct scimg_ctx *ctx, const char *img, const char *fmt, unsig
 			firmware |= SCIMG_BOOT_FW_UEFI;
 	}
 	o.firmware = firmware;
+	o.expect = expect;
 	o.notice = notice;
 	r = scimg_boot_test(ctx, &o, &br);
 	if (r < 0)
 		return r;
 	if (!json_object_object_get_ex(rep, "warnings", &warn))
 		warn = NULL;
-	if (json_object_object_get_ex(br, "boots", &boots))
-		for (i = 0; i < json_object_array_length(boots); i++) {
-			json_object *b = json_object_array_get_idx(boots, i);
-			const char *bm = jstr(b, "method"), *res = jstr(b, "result");
-			int ok = strcmp(res, "ok") == 0;
-			/* boot-test's hvm-uefi-<bus> is the report's hvm-uefi */
-			char want[64];
-
-			snprintf(want, sizeof(want), "%s", bm);
-			if (!strncmp(bm, "hvm-uefi-", 9))
-				snprintf(want, sizeof(want), "hvm-uefi");
-			for (j = 0; j < json_object_array_length(methods); j++) {
-				json_object *m = json_object_array_get_idx(methods, j), *w, *basis;
-				int pred;
-				if (strcmp(jstr(m, "method"), want) != 0)
-					continue;
-				json_object_object_get_ex(m, "works", &w);
-				pred = w && json_object_get_boolean(w);
-				/* several UEFI boots: measured works only if all did */
-				if (json_object_object_get_ex(m, "basis", &basis) &&
-				    !strcmp(json_object_get_string(basis), "measured") && !pred)
-					break;
-				if (!json_object_object_get_ex(m, "predicted", NULL))
-					json_object_object_add(m, "predicted", json_object_new_boolean(pred));
-				json_object_object_add(m, "works", json_object_new_boolean(ok));
-				json_object_object_add(m, "basis", json_object_new_string("measured"));
-				json_object_object_add(m, "boot", json_object_get(b));
-				if (pred != ok && warn) {
-					char msg[1024];
-					snprintf(msg, sizeof(msg), "%s: the boot rules predicted it %s, the boot %s: %s",
-						 bm, pred ? "works" : "fails", ok ? "worked" : "failed", jstr(b, "reason"));
-					json_object_array_add(warn, json_object_new_string(msg));
-				}
-				break;
-			}
-			if (!ok)
-				failed = 1;
-		}
+	failed = merge_boot_results(methods, br, warn);
 	json_object_object_add(rep, "boot-test", br);
 	if (failed)
 		json_object_object_add(rep, "result", json_object_new_string("boot-failed"));
@@ -316,6 +281,7 @@ int cmd_inject_drivers(int argc, char **argv)
 		{ "format", required_argument, NULL, 'f' },
 		{ "output-format", required_argument, NULL, 'O' },
 		{ "verify", optional_argument, NULL, 'v' },
+		{ "expect", required_argument, NULL, 'E' },
 		{ "trust-chain", no_argument, NULL, OPT_TRUST_CHAIN },
 		HTTP_LONG_OPTIONS,
 		{ "help", no_argument, NULL, 'h' },
@@ -325,7 +291,7 @@ int cmd_inject_drivers(int argc, char **argv)
 	struct scimg_bootfix_opts bo;
 	struct scimg_ctx *ctx;
 	json_object *rep = NULL;
-	const char *fmt = NULL, *out_fmt = NULL, *path, *out = NULL;
+	const char *fmt = NULL, *out_fmt = NULL, *path, *out = NULL, *expect = NULL;
 	char *probed = NULL;
 	int c, r, json = 0, vr = 0, do_verify = 0;
 	unsigned buses = 0, firmware = 0;
@@ -356,6 +322,7 @@ int cmd_inject_drivers(int argc, char **argv)
 			if (optarg && parse_boot_list("inject-drivers", optarg, &buses, &firmware))
 				return EXIT_ERROR;
 			break;
+		case 'E': expect = optarg; break;
 		case OPT_TRUST_CHAIN: opt_trust_chain = 1; break;
 		case 'h': help(); return EXIT_OK;
 		case 'V': print_version(); return EXIT_OK;
@@ -378,6 +345,8 @@ int cmd_inject_drivers(int argc, char **argv)
 	path = argv[optind];
 	if (out_fmt && bo.dry_run)
 		return usage_error("inject-drivers", "--dry-run and -O cannot be used together");
+	if (expect && !do_verify)
+		return usage_error("inject-drivers", "--expect goes with --verify");
 	if (do_verify && bo.dry_run)
 		return usage_error("inject-drivers", "--verify boots the fixed image: not with --dry-run");
 
@@ -427,7 +396,7 @@ int cmd_inject_drivers(int argc, char **argv)
 		r = scimg_bootfix_run(ctx, path, fmt, &bo, &rep);
 	}
 	if (r == 0 && do_verify && rep) {
-		vr = verify(ctx, out ? out : path, out ? out_fmt : fmt, buses, firmware, rep);
+		vr = verify(ctx, out ? out : path, out ? out_fmt : fmt, buses, firmware, expect, rep);
 		if (vr < 0)
 			r = vr;
 	}

@@ -235,3 +235,51 @@ void print_version(void)
 {
 	printf("scimg %s\n", scimg_version());
 }
+
+int merge_boot_results(json_object *methods, json_object *boot_report, json_object *warnings)
+{
+	json_object *boots;
+	size_t i, j;
+	int failed = 0;
+
+	if (!json_object_object_get_ex(boot_report, "boots", &boots))
+		return 0;
+	for (i = 0; i < json_object_array_length(boots); i++) {
+		json_object *b = json_object_array_get_idx(boots, i);
+		const char *bm = jstr(b, "method");
+		int ok = strcmp(jstr(b, "result"), "ok") == 0;
+		/* boot-test's hvm-uefi-<bus> is the rules' hvm-uefi */
+		const char *want = strncmp(bm, "hvm-uefi-", 9) == 0 ? "hvm-uefi" : bm;
+
+		if (!ok)
+			failed = 1;
+		for (j = 0; methods && j < json_object_array_length(methods); j++) {
+			json_object *m = json_object_array_get_idx(methods, j), *w, *basis;
+			int pred;
+
+			if (strcmp(jstr(m, "method"), want) != 0)
+				continue;
+			json_object_object_get_ex(m, "works", &w);
+			pred = w && json_object_get_boolean(w);
+			/* several boots of one method: it works only if all did */
+			if (json_object_object_get_ex(m, "basis", &basis) &&
+			    !strcmp(json_object_get_string(basis), "measured") && !pred)
+				break;
+			if (!json_object_object_get_ex(m, "predicted", NULL))
+				json_object_object_add(m, "predicted", json_object_new_boolean(pred));
+			json_object_object_get_ex(m, "predicted", &w);
+			pred = json_object_get_boolean(w);
+			json_object_object_add(m, "works", json_object_new_boolean(ok));
+			json_object_object_add(m, "basis", json_object_new_string("measured"));
+			json_object_object_add(m, "boot", json_object_get(b));
+			if (pred != ok && warnings) {
+				char msg[1024];
+				snprintf(msg, sizeof(msg), "%s: the boot rules predicted it %s, the boot %s: %s",
+					 bm, pred ? "works" : "fails", ok ? "worked" : "failed", jstr(b, "reason"));
+				json_object_array_add(warnings, json_object_new_string(msg));
+			}
+			break;
+		}
+	}
+	return failed;
+}
