@@ -3,7 +3,8 @@
 # /dev/sda1, no virtio/NVMe/Xen driver in its initramfs).  Unfixed, its
 # virtio-blk boot must fail with the initramfs's own reason; fixed by
 # inject-drivers (-O raw), it must boot on IDE, virtio-blk, virtio-scsi and
-# NVMe as boot-test sees it, and UEFI must fail at once (the guest
+# NVMe as boot-test sees it (through inject-drivers --verify, whose report
+# then says "measured" for these methods), and UEFI must fail at once (the guest
 # has GRUB for BIOS only, no EFI system partition).  Per-boot times are
 # printed.  The fixture powers itself off right after printing its marker
 # (SCIMG-BOOT-OK), which often beats getty's login prompt (measured: the
@@ -45,11 +46,21 @@ bt before 1 --bus virtio-blk "$WORK/orig.img"
 check before 'b["virtio-blk/bios"]["result"] == "fail" and ("root device" in b["virtio-blk/bios"]["reason"] or "gave up" in b["virtio-blk/bios"]["reason"])'
 [ "$(sha256sum < "$WORK/orig.img")" = "$sum" ] || fail "boot-test changed its input"
 
-inject "$WORK/report.json" -O raw "$WORK/orig.img" "$WORK/fixed.img"
-bt after 1 --bus ide,virtio-blk,virtio-scsi,nvme --firmware bios,uefi --expect 'SCIMG-BOOT-OK flavour=vmware' \
-  "$WORK/fixed.img"
+# inject-drivers --verify boots the fixed copy itself: the BIOS boots
+# replace the predicted methods by measured ones
+inject "$WORK/report.json" --verify=ide,virtio-blk,virtio-scsi,nvme --expect 'SCIMG-BOOT-OK flavour=vmware' \
+  -O raw "$WORK/orig.img" "$WORK/fixed.img"
+report_check "$WORK/report.json" '
+for bus in ("ide", "virtio-blk", "virtio-scsi", "nvme"):
+    x = m["hvm-bios-" + bus]
+    assert x["basis"] == "measured" and x["works"] and x["predicted"], x
+    assert x["boot"]["result"] == "ok" and x["boot"]["reason"].split(":")[0] in ("login prompt", "systemd reached the multi-user target", "matched --expect \x27SCIMG-BOOT-OK flavour=vmware\x27"), x["boot"]
+assert m["xen-pv-pygrub"]["basis"] == "predicted" and m["hvm-bios-sata"]["basis"] == "predicted"
+assert r["result"] == "ok"
+'
+# UEFI must fail at once, without QEMU: no EFI system partition
+bt after 1 --bus ide,virtio-blk,virtio-scsi,nvme --firmware uefi "$WORK/fixed.img"
 for bus in ide virtio-blk virtio-scsi nvme; do
-  check after "b['$bus/bios']['result'] == 'ok' and b['$bus/bios']['reason'].split(':')[0] in ('login prompt', 'systemd reached the multi-user target', \"matched --expect 'SCIMG-BOOT-OK flavour=vmware'\")"
   check after "b['$bus/uefi']['result'] == 'fail' and 'no EFI system partition' in b['$bus/uefi']['reason'] and b['$bus/uefi']['accel'] is None"
 done
 finish
