@@ -150,6 +150,13 @@ int bf_inspect(struct bf *bf)
 	}
 	if (!bf->root) {
 		bf_free_strv(roots);
+		if (scimg_int_sg_has_luks(bf->g))
+			return scimg_int_err(bf->ctx, -ENOTSUP,
+					     "'%s': no operating system found outside LUKS-encrypted volumes: "
+					     "an encrypted root filesystem cannot be changed without its key, "
+					     "which inject-drivers does not take; fix the guest from inside "
+					     "(its initramfs needs the drivers too) or decrypt it first",
+					     bf->path);
 		return scimg_int_err(bf->ctx, -ENOENT,
 				     "'%s': no operating system found in the image "
 				     "(libguestfs inspection found no root filesystem)",

@@ -542,8 +542,13 @@ static int run(struct gc *c, const char *format)
 		return gerr(c, "inspection");
 	if (!roots[0]) {
 		json_object_object_add(c->guest, "inspected", json_object_new_boolean(1));
-		scimg_int_finding(c->findings, "guest-no-os", "error",
-				  "no operating system found on the disk");
+		if (scimg_int_sg_has_luks(c->g))
+			scimg_int_finding(c->findings, "guest-encrypted", "error",
+					  "no operating system found outside LUKS-encrypted volumes: an "
+					  "encrypted root cannot be checked without its key");
+		else
+			scimg_int_finding(c->findings, "guest-no-os", "error",
+					  "no operating system found on the disk");
 		free_strv(roots);
 		return 0;
 	}

@@ -367,3 +367,19 @@ json_object *scimg_int_sg_methods_json(const struct sg_verdict *v)
 	}
 	return arr;
 }
+
+int scimg_int_sg_has_luks(guestfs_h *g)
+{
+	char **fs;
+	size_t i;
+	int n = 0;
+
+	guestfs_push_error_handler(g, NULL, NULL);
+	fs = guestfs_list_filesystems(g);
+	guestfs_pop_error_handler(g);
+	for (i = 0; fs && fs[i] && fs[i + 1]; i += 2)
+		if (strcmp(fs[i + 1], "crypto_LUKS") == 0)
+			n++;
+	free_strv(fs);
+	return n;
+}
