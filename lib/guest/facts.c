@@ -370,16 +370,23 @@ json_object *scimg_int_sg_methods_json(const struct sg_verdict *v)
 
 int scimg_int_sg_has_luks(guestfs_h *g)
 {
-	char **fs;
-	size_t i;
+	/* list_filesystems leaves LUKS volumes out: ask each device */
+	char **lists[2];
+	size_t i, l;
 	int n = 0;
 
 	guestfs_push_error_handler(g, NULL, NULL);
-	fs = guestfs_list_filesystems(g);
+	lists[0] = guestfs_list_devices(g);
+	lists[1] = guestfs_list_partitions(g);
+	for (l = 0; l < 2; l++)
+		for (i = 0; lists[l] && lists[l][i]; i++) {
+			char *t = guestfs_vfs_type(g, lists[l][i]);
+			if (t && strcmp(t, "crypto_LUKS") == 0)
+				n++;
+			free(t);
+		}
 	guestfs_pop_error_handler(g);
-	for (i = 0; fs && fs[i] && fs[i + 1]; i += 2)
-		if (strcmp(fs[i + 1], "crypto_LUKS") == 0)
-			n++;
-	free_strv(fs);
+	free_strv(lists[0]);
+	free_strv(lists[1]);
 	return n;
 }
