@@ -34,6 +34,7 @@ struct scimg_boot_one {
 	char reason[640];
 	double seconds;           /* from QEMU's start to the result */
 	int reported;             /* boot_done was called */
+	int retries;              /* runs again after an emulation timing panic */
 
 	/* while running (qemu.c) */
 	pid_t pid;                /* also its process group */

@@ -163,6 +163,9 @@ static json_object *boot_json(const struct scimg_boot_one *b)
 	json_object_object_add(o, "result", json_object_new_string(scimg_int_boot_res_name(b->result)));
 	json_object_object_add(o, "reason", json_object_new_string(b->reason));
 	json_object_object_add(o, "seconds", json_object_new_double((double)(long)(b->seconds * 10 + 0.5) / 10));
+	if (b->retries)
+		json_object_object_add(o, "retried", json_object_new_string(
+					       "the first run hit a TCG timing panic (IO-APIC + timer)"));
 	json_object_object_add(o, "console", scimg_int_boot_tail_json(b));
 	return o;
 }

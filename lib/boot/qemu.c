@@ -620,6 +620,23 @@ static void stop(struct scimg_boot_one *b)
 static void finish(struct scimg_boot_env *env, struct scimg_boot_one *b)
 {
 	stop(b);
+	/* TCG on a busy host can be too slow for the kernel's early timer
+	 * check ("IO-APIC + timer doesn't work"): that says nothing of the
+	 * image, so it boots once more (its files made anew by start()) */
+	if (b->tcg && b->retries == 0 && b->result == SCIMG_BOOT_RES_FAIL &&
+	    strstr(b->reason, "timer doesn't work")) {
+		b->retries++;
+		if (b->con_path)
+			unlink(b->con_path);
+		if (b->log_path)
+			unlink(b->log_path);
+		if (b->vars_path)
+			unlink(b->vars_path);
+		b->result = SCIMG_BOOT_RES_NONE;
+		b->reason[0] = '\0';
+		b->state = SCIMG_BOOT_PENDING;
+		return;
+	}
 	b->state = SCIMG_BOOT_DONE;
 	if (env->done && !b->reported) {
 		b->reported = 1;
