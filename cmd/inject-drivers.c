@@ -30,7 +30,7 @@ static void help(void)
 	       "  -O, --output-format=FMT write a fixed copy to OUT in FMT, IMAGE untouched\n"
 	       "      --verify[=LIST]     then boot the fixed image under QEMU (scimg boot-test)\n"
 	       "                          and replace the predicted boot methods by measured\n"
-	       "                          ones; LIST as boot-test's --bus/--firmware words\n"
+	       "                          ones; LIST: buses and firmware, as in boot-test\n"
 	       "                          (default: every bus, BIOS, and UEFI with an ESP);\n"
 	       "                          exit 1 when a boot fails\n"
 	       "      --expect=REGEX      with --verify: a console line matching REGEX also\n"
