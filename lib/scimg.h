@@ -255,10 +255,12 @@ enum {
 	 * not write zeros to it (qemu-img convert --target-is-zero). */
 	SCIMG_CREATE_TARGET_IS_ZERO = 1u << 3,
 	/* The image will get only the data that differs from its backing file
-	 * (an empty overlay: scimg create -b): allows the qcow2 options
-	 * backing_file= and backing_fmt=, refused otherwise because the
-	 * convert engine leaves zero runs unwritten, which would then show
-	 * the backing file's data. */
+	 * (an empty overlay: scimg create -b; scimg convert -B): allows the
+	 * qcow2 options backing_file= and backing_fmt=, refused otherwise
+	 * because the convert engine leaves zero runs unwritten, which would
+	 * then show the backing file's data.  With it, write_zeroes makes
+	 * whole clusters read as zeros (zero clusters; written zeros with
+	 * compat=0.10). */
 	SCIMG_CREATE_BACKING = 1u << 4,
 };
 SCIMG_API int scimg_image_create(struct scimg_ctx *ctx, const char *path,
@@ -371,6 +373,17 @@ struct scimg_convert_opts {
 	 * of the total, found by a first walk over the allocation map (metadata
 	 * only) when this is set.  Called at most once per copied unit. */
 	scimg_progress_ex_fn progress_ex;
+	/* qemu-img convert -B / -F: the output (qcow2) names BACKING as its
+	 * backing file (stored as given; a relative name is relative to the
+	 * directory of DST, where it is opened) with BACKING_FORMAT (required,
+	 * as with qemu-img 7.2), and holds only the clusters whose content
+	 * differs from what BACKING reads (zero clusters where the source
+	 * reads zeros over backing data).  BACKING is opened with the
+	 * context's flags, as a file the caller named; DST may be neither
+	 * BACKING nor a file of its chain.  The options backing_file= and
+	 * backing_fmt= in OPTIONS mean the same.  NULL: none. */
+	const char *backing;
+	const char *backing_format;
 };
 
 /* Convert an image.  Bounded memory whatever the size; holes are skipped.

@@ -126,6 +126,7 @@ int scimg_int_qcow2_pwrite(struct scimg_image *img, const void *buf, size_t len,
 int scimg_int_qcow2_finish(struct scimg_image *img);
 void scimg_int_qcow2_wclose(struct scimg_image *img);
 uint32_t scimg_int_qcow2_compress_unit(struct scimg_image *img);
+int scimg_int_qcow2_write_zeroes(struct scimg_image *img, uint64_t off, uint64_t len);
 int scimg_int_qcow2_compress(struct scimg_image *img, const void *in, size_t len,
 			     void *out, size_t *outlen);
 int scimg_int_qcow2_pwrite_compressed(struct scimg_image *img, uint64_t off,
