@@ -324,6 +324,18 @@ SCIMG_API int scimg_image_resize(struct scimg_ctx *ctx, const char *path, const 
  * cluster. */
 SCIMG_API int scimg_image_set_backing(struct scimg_ctx *ctx, const char *path, const char *format,
 			    const char *backing, const char *backing_fmt);
+/* Safe rebase (qemu-img rebase -b BACKING -F BACKING_FMT PATH): every
+ * cluster that qcow2 image PATH does not allocate itself and whose content
+ * under its current chain differs from what BACKING reads there is copied
+ * into PATH, then the header names BACKING (stored as given, opened
+ * relative to PATH's directory, with the context's flags; NULL or "":
+ * none, PATH becomes standalone).  BACKING_FMT is required with BACKING.
+ * The writes are ordered so that an interruption leaves PATH reading as
+ * before (at worst with leaked clusters).  Not for images with internal
+ * snapshots, persistent bitmaps or an external data file.  *COPIED (may
+ * be NULL) gets the number of clusters copied. */
+SCIMG_API int scimg_image_rebase(struct scimg_ctx *ctx, const char *path, const char *format,
+			 const char *backing, const char *backing_fmt, uint64_t *copied);
 
 /* ---- convert ---------------------------------------------------------- */
 

@@ -117,6 +117,15 @@ int scimg_int_qcow2_resize(struct scimg_ctx *ctx, int fd, const char *path,
 			   uint64_t size, uint64_t backing_size, int shrink);
 int scimg_int_qcow2_set_backing(struct scimg_ctx *ctx, int fd, const char *path,
 				const char *backing, const char *backing_fmt);
+/* Safe rebase (qemu-img rebase): copy into the image every cluster it does
+ * not allocate whose content under its chain (OLD: the image opened with
+ * its chain) differs from NB (the new backing file, NULL: none), then set
+ * the backing name; *COPIED gets the number of clusters copied.  See
+ * qcow2-edit.c for the order of the writes. */
+int scimg_int_qcow2_rebase(struct scimg_ctx *ctx, int fd, const char *path,
+			   struct scimg_image *old, struct scimg_image *nb,
+			   const char *backing, const char *backing_fmt,
+			   uint64_t *copied);
 
 /* Writer (qcow2-write.c). */
 extern const char *const scimg_int_qcow2_create_opts[];
