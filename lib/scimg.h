@@ -297,7 +297,9 @@ struct scimg_measure {
 };
 /* How large a FORMAT image (with -o OPTIONS) of SRC (an open image), or of
  * an empty disk of SIZE bytes when SRC is NULL, would be: the numbers of
- * qemu-img measure.  Formats: qcow2 and raw; -ENOTSUP for the others. */
+ * qemu-img measure for qcow2 and raw; for vmdk, vhd and vhdx (which
+ * qemu-img does not measure) the sizes scimg's writers make (vmdk
+ * streamOptimized: an upper bound).  -ENOTSUP for the others. */
 SCIMG_API int scimg_measure(struct scimg_ctx *ctx, struct scimg_image *src, uint64_t size,
 		  const char *format, const char *options, struct scimg_measure *out);
 
