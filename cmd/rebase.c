@@ -27,7 +27,7 @@ static void help(void)
 	       "  -u, --unsafe            change only the name\n"
 	       "  -p, --progress          accepted for qemu-img scripts (nothing shown)\n"
 	       HELP_TRUST_CHAIN
-	       "  -q, --quiet             print nothing\n"
+	       "  -q, --quiet             print nothing (nothing is printed on success)\n"
 	       "  -h, --help              show this help\n"
 	       "  -V, --version           show the version\n\n"
 	       "Exit status: 0 success, 2 error.  See scimg-rebase(1).\n", prog);
@@ -49,7 +49,7 @@ int cmd_rebase(int argc, char **argv)
 	};
 	struct scimg_ctx *ctx;
 	const char *fmt = NULL, *b = NULL, *bf = NULL;
-	int c, unsafe = 0, quiet = 0, ret = EXIT_ERROR;
+	int c, unsafe = 0, ret = EXIT_ERROR;
 	uint64_t copied = 0;
 
 	while ((c = getopt_long(argc, argv, ":ub:F:f:pqhV", longopts, NULL)) != -1) {
@@ -58,7 +58,7 @@ int cmd_rebase(int argc, char **argv)
 		case 'b': b = optarg; break;
 		case 'F': bf = optarg; break;
 		case 'f': fmt = optarg; break;
-		case 'q': quiet = 1; break;
+		case 'q': break;
 		case 'p': break;
 		case OPT_TRUST_CHAIN: opt_trust_chain = 1; break;
 		case 'h': help(); return EXIT_OK;
@@ -86,9 +86,6 @@ int cmd_rebase(int argc, char **argv)
 		die_ctx("rebase", ctx);
 		goto out;
 	}
-	if (!quiet && copied)
-		fprintf(stderr, "%s rebase: %llu cluster(s) that the new backing file reads differently were copied into '%s'\n",
-			prog, (unsigned long long)copied, argv[optind]);
 	ret = EXIT_OK;
 out:
 	scimg_ctx_free(ctx);

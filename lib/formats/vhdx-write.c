@@ -54,7 +54,7 @@ void scimg_int_vhdx_writer_free(struct scimg_image *img)
 }
 
 /* The options and the geometry of a VHDX of SIZE bytes into W (no BAT
- * allocated); NAME for messages. */
+ * allocated); NAME (the output, or NULL) for messages. */
 static int geometry(struct scimg_ctx *ctx, const char *name, const struct scimg_opts *opts,
 		    uint64_t size, struct vhdx_writer *w)
 {
@@ -78,8 +78,9 @@ static int geometry(struct scimg_ctx *ctx, const char *name, const struct scimg_
 	w->size = (size + W_LSS - 1) / W_LSS * W_LSS;
 	if (w->size > VHDX_MAX_SIZE)
 		return scimg_int_err(ctx, -EFBIG,
-				     "'%s': %llu bytes is more than a VHDX can hold (64 TiB)",
-				     name, (unsigned long long)w->size);
+				     "%s%s%s%llu bytes is more than a VHDX can hold (64 TiB)",
+				     name ? "'" : "", name ? name : "", name ? "': " : "",
+				     (unsigned long long)w->size);
 	w->chunk_ratio = VHDX_SECTORS_PER_BITMAP * W_LSS / w->block_size;
 	w->payload_blocks = w->size / w->block_size + (w->size % w->block_size != 0);
 	w->bat_entries = w->payload_blocks ?
@@ -89,8 +90,9 @@ static int geometry(struct scimg_ctx *ctx, const char *name, const struct scimg_
 		w->bat_len = VHDX_MiB;
 	if (w->payload_blocks * 8 > W_MAX_BAT_BYTES)
 		return scimg_int_err(ctx, -EFBIG,
-				     "'%s': %llu bytes in %u-byte blocks need a BAT larger than %u MiB; use a larger block_size",
-				     name, (unsigned long long)w->size, w->block_size,
+				     "%s%s%s%llu bytes in %u-byte blocks need a BAT larger than %u MiB; use a larger block_size",
+				     name ? "'" : "", name ? name : "", name ? "': " : "",
+				     (unsigned long long)w->size, w->block_size,
 				     W_MAX_BAT_BYTES / VHDX_MiB);
 	return 0;
 }
@@ -106,7 +108,7 @@ int scimg_int_vhdx_measure(struct scimg_ctx *ctx, struct scimg_image *src, uint6
 	int ret;
 
 	memset(&w, 0, sizeof(w));
-	if ((ret = geometry(ctx, "measure", opts, size, &w)) < 0)
+	if ((ret = geometry(ctx, NULL, opts, size, &w)) < 0)
 		return ret;
 	out->fully_allocated = W_BAT_OFF + w.bat_len + w.payload_blocks * w.block_size;
 	if (w.fixed) {

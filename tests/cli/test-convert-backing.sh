@@ -110,6 +110,15 @@ mkfifo fifo
 $T "$SCIMG" convert -q -f raw -O qcow2 -B fifo -F raw src.raw x.qcow2 2>/dev/null
 [ $? -eq 2 ] || fail "FIFO backing file"
 
+# not into an existing target (-n), not as a Supercloud image
+cp z.qcow2 n.qcow2
+"$SCIMG" convert -q -n -f raw -O qcow2 -B base.qcow2 -F qcow2 src.raw n.qcow2 2>/dev/null
+[ $? -eq 2 ] || fail "-n -B"
+cmp -s z.qcow2 n.qcow2 || fail "-n -B changed the target"
+"$SCIMG" convert -q -f raw -O sci -B base.qcow2 -F qcow2 src.raw x.sci 2>/dev/null
+[ $? -eq 2 ] || fail "-O sci -B"
+[ -e x.sci ] && fail "sci output left behind"
+
 # formats without backing files
 for f in raw vmdk vpc vhdx; do
   "$SCIMG" convert -q -f raw -O $f -B base.qcow2 -F qcow2 src.raw x.$f 2>err
