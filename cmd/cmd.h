@@ -64,6 +64,8 @@ void human_size(unsigned long long v, char *buf, size_t len);
 /* --trust-chain (every command that opens images): long-option value,
  * and the flag cmd_ctx_new() reads. */
 #define OPT_TRUST_CHAIN 0x1100
+/* --no-backing (convert, measure): long-option value */
+#define OPT_NO_BACKING 0x1101
 extern int opt_trust_chain;
 /* Help text of --trust-chain, for every command's --help. */
 #define HELP_TRUST_CHAIN \

@@ -11,7 +11,7 @@ static void help(void)
 {
 	printf("Usage: %s convert [-f FMT] [-I KEY=VAL,...] -O FMT [-o KEY=VAL,...] [-c] [-p]\n"
 	       "                     [-S SIZE] [-m THREADS] [--no-backing] [--no-sync]\n"
-	       "                     [-n [--target-is-zero]] SRC DST\n"
+	       "                     [-B BACKING -F BACKING_FMT] [-n [--target-is-zero]] SRC DST\n"
 	       "       %s convert --provider=NAME [-o KEY=VAL,...] [OPTIONS] SRC DST\n\n"
 	       "Convert the disk image SRC into DST.  DST is written to an unnamed\n"
 	       "temporary file in its directory and put in place when complete; on\n"
@@ -29,6 +29,12 @@ static void help(void)
 	       "                          lists the profiles)\n"
 	       "  -o, --options=K=V,...   options of the output format (-o help lists them)\n"
 	       "  -c, --compress          compress the output (qcow2, vmdk streamOptimized)\n"
+	       "  -B, --backing=BACKING   DST (qcow2) gets BACKING as its backing file, stored\n"
+	       "                          as given (a relative name is relative to DST's\n"
+	       "                          directory), and holds only the clusters whose\n"
+	       "                          content differs from BACKING's (-o backing_file=)\n"
+	       "  -F, --backing-format=FMT format of BACKING (required with -B, as with\n"
+	       "                          qemu-img; -o backing_fmt=)\n"
 	       "  -p, --progress          show progress on stderr: allocated data done of\n"
 	       "                          the total, rate, ETA, phase (one updating line\n"
 	       "                          on a terminal, a line per 5 %% elsewhere)\n"
@@ -166,7 +172,9 @@ int cmd_convert(int argc, char **argv)
 		{ "progress", no_argument, NULL, 'p' },
 		{ "sparse-size", required_argument, NULL, 'S' },
 		{ "threads", required_argument, NULL, 'm' },
-		{ "no-backing", no_argument, NULL, 'B' },
+		{ "no-backing", no_argument, NULL, OPT_NO_BACKING },
+		{ "backing", required_argument, NULL, 'B' },
+		{ "backing-format", required_argument, NULL, 'F' },
 		{ "no-sync", no_argument, NULL, 'N' },
 		{ "provider", required_argument, NULL, 'P' },
 		{ "trust-chain", no_argument, NULL, OPT_TRUST_CHAIN },
@@ -187,7 +195,7 @@ int cmd_convert(int argc, char **argv)
 	memset(&o, 0, sizeof(o));
 	o.size = sizeof(o);
 	o.sparse_size = 4096;
-	while ((c = getopt_long(argc, argv, ":f:I:O:o:cpqS:m:nt:T:WhV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":f:I:O:o:cpqS:m:nt:T:WB:F:hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f': o.src_format = optarg; break;
 		case 'O': o.dst_format = optarg; break;
@@ -254,7 +262,9 @@ int cmd_convert(int argc, char **argv)
 			o.threads = (int)v;
 			break;
 		}
-		case 'B': nobacking = 1; break;
+		case OPT_NO_BACKING: nobacking = 1; break;
+		case 'B': o.backing = optarg; break;
+		case 'F': o.backing_format = optarg; break;
 		case 'N': o.no_sync = 1; break;
 		case 'P': o.provider = optarg; break;
 		case OPT_TRUST_CHAIN: opt_trust_chain = 1; break;

@@ -12,10 +12,13 @@ static void help(void)
 	       "Print how large a file converting SRC (or creating an empty disk of SIZE\n"
 	       "bytes) to FMT would need: \"required\" for the allocated data and\n"
 	       "\"fully-allocated\" with every cluster allocated, as qemu-img measure does.\n"
-	       "Formats: qcow2 and raw.\n\n"
+	       "Formats: qcow2 and raw (the numbers of qemu-img measure), vmdk, vhd (vpc)\n"
+	       "and vhdx (from scimg's own writers' layout; qemu-img does not measure\n"
+	       "them; vmdk streamOptimized is an upper bound, its grains being compressed).\n\n"
 	       "  -O, --output-format=FMT format to measure for (default raw)\n"
 	       "  -o, --options=K=V,...   options of that format (cluster_size, refcount_bits,\n"
-	       "                          compat, preallocation for qcow2)\n"
+	       "                          compat, preallocation for qcow2; subformat for vmdk,\n"
+	       "                          vhd, vhdx; force_size for vhd; block_size for vhdx)\n"
 	       "      --size=SIZE         measure an empty disk of SIZE bytes (suffixes k, M,\n"
 	       "                          G, T, P, E)\n"
 	       "  -f, --format=FMT        format of SRC (default: probe)\n"
@@ -34,7 +37,7 @@ int cmd_measure(int argc, char **argv)
 		{ "size", required_argument, NULL, 's' },
 		{ "format", required_argument, NULL, 'f' },
 		{ "output", required_argument, NULL, 'J' },
-		{ "no-backing", no_argument, NULL, 'B' },
+		{ "no-backing", no_argument, NULL, OPT_NO_BACKING },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -64,7 +67,7 @@ int cmd_measure(int argc, char **argv)
 			else
 				return usage_error("measure", "--output=%s: expected human or json", optarg);
 			break;
-		case 'B': nobacking = 1; break;
+		case OPT_NO_BACKING: nobacking = 1; break;
 		case 'h': help(); return EXIT_OK;
 		case 'V': print_version(); return EXIT_OK;
 		default: return bad_option("measure", c, argv);

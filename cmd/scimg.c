@@ -25,7 +25,7 @@ static const struct {
 	{ "measure", cmd_measure, "how much space an image converted to a format needs" },
 	{ "map", cmd_map, "show where the guest bytes of an image come from" },
 	{ "resize", cmd_resize, "change the virtual size of an image in place" },
-	{ "rebase", cmd_rebase, "change the backing file an image names (-u)" },
+	{ "rebase", cmd_rebase, "change the backing file of a qcow2 image (safe, or -u)" },
 };
 
 static void usage(FILE *f)

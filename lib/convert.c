@@ -465,6 +465,247 @@ static int write_plain(struct scimg_image *dst, const uint8_t *buf, size_t len,
 	return 0;
 }
 
+
+/* ---- convert over a backing file (-B) ----------------------------------
+ *
+ * The output names a backing file and must read as the source: every
+ * output cluster whose source content equals what the backing file reads
+ * there stays unallocated; the others get the source's data, or a zero
+ * cluster when the source reads zeros there.  Both images are read in
+ * order on the calling thread (the backing handle is not shared with
+ * workers); clusters where both read as zeros by their metadata are not
+ * read at all. */
+
+/* Append ",KEY=VAL" (commas doubled) to *S. */
+static int opts_append(char **s, const char *key, const char *val)
+{
+	size_t n = *s ? strlen(*s) : 0, i, o;
+	char *r = realloc(*s, n + strlen(key) + 2 * strlen(val) + 3);
+
+	if (!r)
+		return -ENOMEM;
+	o = n;
+	if (n)
+		r[o++] = ',';
+	strcpy(r + o, key);
+	o += strlen(key);
+	r[o++] = '=';
+	for (i = 0; val[i]; i++) {
+		r[o++] = val[i];
+		if (val[i] == ',')
+			r[o++] = ',';
+	}
+	r[o] = '\0';
+	*s = r;
+	return 0;
+}
+
+/* -B/-F and the options backing_file=/backing_fmt=: they must agree; give
+ * the backing file and format (*BACKING_OUT, *BFMT_OUT: NULL when none)
+ * and the writer's option string with both in it (*OPTS_OUT); the caller
+ * frees all three. */
+static int backing_options(struct scimg_ctx *ctx, const struct scimg_convert_opts *o,
+			   const char *dst_format, const char *options,
+			   char **backing_out, char **bfmt_out, char **opts_out)
+{
+	const struct scimg_format *fmt = scimg_int_format_find(dst_format);
+	struct scimg_opts kv = { NULL, 0 };
+	const char *b, *bf, *ob = NULL, *obf = NULL;
+	int ret;
+
+	*opts_out = *backing_out = *bfmt_out = NULL;
+	b = o->backing && *o->backing ? o->backing : NULL;
+	bf = o->backing_format && *o->backing_format ? o->backing_format : NULL;
+	if (fmt && fmt->create_opts &&
+	    (ret = scimg_int_opts_parse(ctx, options, fmt->create_opts, fmt->name, &kv)) < 0)
+		return ret;
+	ob = scimg_int_opts_get(&kv, "backing_file");
+	obf = scimg_int_opts_get(&kv, "backing_fmt");
+	ret = 0;
+	if (ob && !*ob)
+		ob = NULL;
+	if (obf && !*obf)
+		obf = NULL;
+	if (b && ob && strcmp(b, ob))
+		ret = scimg_int_err(ctx, -EINVAL, "backing file '%s' (-B) and option backing_file='%s' disagree",
+				    b, ob);
+	else if (bf && obf && strcmp(bf, obf))
+		ret = scimg_int_err(ctx, -EINVAL, "backing format '%s' (-F) and option backing_fmt='%s' disagree",
+				    bf, obf);
+	if (ret < 0)
+		goto out;
+	if (!b)
+		b = ob;
+	if (!bf)
+		bf = obf;
+	if (!b) {
+		if (bf)
+			ret = scimg_int_err(ctx, -EINVAL, "a backing format (-F) needs a backing file (-B)");
+		goto out;
+	}
+	if (!fmt || strcmp(fmt->name, "qcow2")) {
+		ret = scimg_int_err(ctx, -ENOTSUP,
+				    "format '%s' cannot be written with a backing file (-B): only qcow2 can%s",
+				    dst_format, fmt && !strcmp(fmt->name, "vmdk") ?
+				    " (scimg does not write VMDK delta disks)" : "");
+		goto out;
+	}
+	if (!bf) {
+		/* qemu-img 7.2: "Use of backing file requires explicit backing format" */
+		ret = scimg_int_err(ctx, -EINVAL,
+				    "use of backing file '%s' requires an explicit backing format (-F FMT or -o backing_fmt=FMT), as with qemu-img",
+				    b);
+		goto out;
+	}
+	if (!scimg_int_format_find(bf)) {
+		ret = scimg_int_err_unknown_format(ctx, bf);
+		goto out;
+	}
+	if (scimg_int_name_is_url(b)) {
+		ret = scimg_int_err(ctx, -ENOTSUP, "backing file '%s': a URL cannot be the backing file of a new image (name a local file)",
+				    b);
+		goto out;
+	}
+	if ((options && *options && !(*opts_out = strdup(options))) ||
+	    (!ob && opts_append(opts_out, "backing_file", b) < 0) ||
+	    (!obf && opts_append(opts_out, "backing_fmt", bf) < 0) ||
+	    !(*backing_out = strdup(b)) || !(*bfmt_out = strdup(bf)))
+		ret = scimg_int_err(ctx, -ENOMEM, "out of memory");
+out:
+	scimg_int_opts_free(&kv);
+	return ret;
+}
+
+/* Is [OFF, OFF+LEN) of IMG (which may end before) free of data by its
+ * metadata? */
+static int reads_zero_meta(struct scimg_image *img, uint64_t off, uint64_t len, int *zero)
+{
+	uint64_t skip_to;
+	int has_data, ret;
+
+	*zero = 1;
+	if (off >= img->size)
+		return 0;
+	if (len > img->size - off)
+		len = img->size - off;
+	ret = range_has_data(img, off, len, &has_data, &skip_to);
+	*zero = !has_data;
+	return ret;
+}
+
+/* Read [OFF, OFF+LEN) of IMG into BUF, zeros past its end. */
+static int read_padded(struct scimg_image *img, uint8_t *buf, uint64_t len, uint64_t off)
+{
+	uint64_t n = off >= img->size ? 0 : img->size - off < len ? img->size - off : len;
+	int ret = 0;
+
+	if (n)
+		ret = scimg_image_pread(img, buf, (size_t)n, off);
+	if (n < len)
+		memset(buf + n, 0, (size_t)(len - n));
+	return ret;
+}
+
+static int convert_over_backing(struct scimg_ctx *ctx, const struct scimg_convert_opts *o,
+				struct scimg_image *src, struct scimg_image *bimg,
+				struct scimg_image *dst, int compress,
+				struct scimg_progress *pr)
+{
+	uint64_t cs = dst->fmt->compress_unit ? dst->fmt->compress_unit(dst) : 0;
+	uint64_t size = src->size, pos, unit;
+	uint8_t *sb = NULL, *bb = NULL, *cb = NULL;
+	size_t cbcap = 0;
+	int ret = 0;
+
+	if (!cs || cs > (2u << 20) || (cs & (cs - 1)))
+		return scimg_int_err(ctx, -ENOTSUP, "'%s': the output has no cluster size to compare with the backing file",
+				     o->dst);
+	unit = CHUNK < cs ? cs : CHUNK;
+	sb = io_alloc((size_t)unit);
+	bb = io_alloc((size_t)unit);
+	if (compress) {
+		cbcap = (size_t)cs * 2 + 4096;
+		cb = io_alloc(cbcap);
+	}
+	if (!sb || !bb || (compress && !cb)) {
+		ret = scimg_int_err(ctx, -ENOMEM, "out of memory");
+		goto out;
+	}
+	for (pos = 0; pos < size;) {
+		uint64_t len = size - pos < unit ? size - pos : unit, c;
+		uint64_t run_off = 0, run_len = 0;
+		int szero, bzero;
+
+		if ((ret = scimg_int_check_cancel(ctx)) < 0 ||
+		    (ret = reads_zero_meta(src, pos, len, &szero)) < 0 ||
+		    (ret = reads_zero_meta(bimg, pos, len, &bzero)) < 0)
+			goto out;
+		if (szero && bzero)
+			goto next; /* both read zeros: the output reads the backing's */
+		if (szero)
+			memset(sb, 0, (size_t)len);
+		else if ((ret = scimg_image_pread(src, sb, (size_t)len, pos)) < 0)
+			goto out;
+		if (bzero)
+			memset(bb, 0, (size_t)len);
+		else if ((ret = read_padded(bimg, bb, len, pos)) < 0)
+			goto out;
+		for (c = 0;; c += cs) {
+			uint64_t n = c < len ? (len - c < cs ? len - c : cs) : 0;
+			int differs = n && memcmp(sb + c, bb + c, (size_t)n) != 0;
+			int zero = differs && scimg_int_is_zero(sb + c, (size_t)n);
+
+			/* data clusters that differ are written in runs */
+			if (differs && !zero && !compress) {
+				if (!run_len)
+					run_off = c;
+				run_len += n;
+				continue;
+			}
+			if (run_len) {
+				if ((ret = dst->fmt->pwrite(dst, sb + run_off, (size_t)run_len,
+							    pos + run_off)) < 0)
+					goto out;
+				run_len = 0;
+			}
+			if (!n)
+				break;
+			if (!differs)
+				continue;
+			if (zero && o->sparse_size) {
+				ret = dst->fmt->write_zeroes(dst, pos + c, n);
+			} else if (compress && !zero) {
+				size_t clen = cbcap;
+				ret = dst->fmt->compress(dst, sb + c, (size_t)n, cb, &clen);
+				if (ret == 1)
+					ret = dst->fmt->pwrite(dst, sb + c, (size_t)n, pos + c);
+				else if (ret == 0)
+					ret = dst->fmt->pwrite_compressed(dst, pos + c, cb, clen, (size_t)n);
+			} else {
+				ret = dst->fmt->pwrite(dst, sb + c, (size_t)n, pos + c);
+			}
+			if (ret < 0)
+				goto out;
+		}
+		if (!szero)
+			pr->data_done += len;
+next:
+		pos += len;
+		if (o->progress)
+			o->progress(o->progress_opaque, pos, size);
+		if (o->progress_ex) {
+			pr->pos = pos;
+			o->progress_ex(o->progress_opaque, pr);
+		}
+	}
+	ret = 0;
+out:
+	free(sb);
+	free(bb);
+	free(cb);
+	return ret;
+}
+
 static int cpu_count(void)
 {
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -482,8 +723,9 @@ int scimg_convert(struct scimg_ctx *ctx, const struct scimg_convert_opts *opts)
 	struct pipeline pl;
 	int have_pl = 0, parallel_read, nt, ret, compress;
 	uint64_t pos, size, dst_size, unit, sparse;
-	const char *dst_format;
-	char *provider_opts = NULL;
+	const char *dst_format, *wopts;
+	char *provider_opts = NULL, *backing = NULL, *bfmt = NULL, *bopts = NULL;
+	struct scimg_image *bimg = NULL;
 
 	scimg_ctx_clear_error(ctx);
 	/* the caller's struct may be older (smaller) than ours */
@@ -495,6 +737,8 @@ int scimg_convert(struct scimg_ctx *ctx, const struct scimg_convert_opts *opts)
 	/* a Supercloud image is a package built around a working disk, not a
 	 * streaming format writer (lib/package/build.c) */
 	if (o->dst_format && strcmp(o->dst_format, "sci") == 0) {
+		if ((o->backing && *o->backing) || (o->backing_format && *o->backing_format))
+			return scimg_int_err(ctx, -ENOTSUP, "a Supercloud image (sci) cannot have a backing file (-B)");
 		/* the package is renamed over DST at the end: check it first */
 		ret = scimg_image_open_opts(ctx, o->src, o->src_format, o->src_options, &src);
 		if (ret < 0)
@@ -524,9 +768,46 @@ int scimg_convert(struct scimg_ctx *ctx, const struct scimg_convert_opts *opts)
 				    o->dst);
 		goto out;
 	}
+	wopts = provider_opts ? provider_opts : o->options;
+	if (dst_format && (ret = backing_options(ctx, o, dst_format, wopts, &backing, &bfmt, &bopts)) < 0)
+		goto out;
+	if (backing) {
+		char *bpath;
+
+		if (o->no_create) {
+			ret = scimg_int_err(ctx, -EINVAL, "a backing file (-B) cannot be given when writing into an existing target (-n)");
+			goto out;
+		}
+		/* the user named it: opened with the context's flags, a
+		 * relative name relative to DST's directory (as it is stored);
+		 * a regular file or block device (scimg_image_open) */
+		bpath = scimg_int_info_join(o->dst, backing);
+		if (!bpath) {
+			ret = scimg_int_err(ctx, -ENOMEM, "out of memory");
+			goto out;
+		}
+		ret = scimg_image_open(ctx, bpath, bfmt, &bimg);
+		if (ret < 0) {
+			char msg[1024];
+			snprintf(msg, sizeof(msg), "%s", scimg_ctx_errmsg(ctx));
+			ret = scimg_int_err(ctx, ret, "could not open backing file '%s': %s", bpath, msg);
+			free(bpath);
+			goto out;
+		}
+		free(bpath);
+		/* DST is neither the backing file nor a file of its chain */
+		ret = scimg_image_check_output(ctx, bimg, o->dst, dst_format, 0);
+		if (ret == -EPERM && scimg_image_check_output(ctx, NULL, o->dst, dst_format, 0) == 0)
+			ret = scimg_int_err(ctx, -EPERM,
+					    "'%s' is the backing file (-B) or a file it reads from; refusing to overwrite it",
+					    o->dst);
+		if (ret < 0)
+			goto out;
+		wopts = bopts;
+	}
 	/* checks DST against SRC's chain before anything is created */
-	ret = scimg_int_image_create(ctx, o->dst, dst_format, dst_size,
-				     provider_opts ? provider_opts : o->options,
+	ret = scimg_int_image_create(ctx, o->dst, dst_format, dst_size, wopts,
+				     (backing ? SCIMG_CREATE_BACKING : 0) |
 				     (o->compress ? SCIMG_CREATE_COMPRESS : 0) |
 				     (o->no_sync ? SCIMG_CREATE_NO_SYNC : 0) |
 				     (o->no_create ? SCIMG_CREATE_NO_CREATE : 0) |
@@ -556,6 +837,19 @@ int scimg_convert(struct scimg_ctx *ctx, const struct scimg_convert_opts *opts)
 		unit = CHUNK;
 		if (sparse > unit)
 			unit = (sparse + CHUNK - 1) / CHUNK * CHUNK;
+	}
+	if (bimg) {
+		memset(&pr, 0, sizeof(pr));
+		pr.size = sizeof(pr);
+		pr.virtual_size = size;
+		if (o->progress_ex) {
+			pr.phase = "copying";
+			o->progress_ex(o->progress_opaque, &pr);
+		}
+		ret = convert_over_backing(ctx, o, src, bimg, dst, o->compress, &pr);
+		if (ret < 0)
+			goto out;
+		goto finish;
 	}
 	parallel_read = (src->fmt->flags & SCIMG_FMT_PARALLEL_READ) &&
 			src->src->ops->thread_safe;
@@ -650,6 +944,11 @@ int scimg_convert(struct scimg_ctx *ctx, const struct scimg_convert_opts *opts)
 		goto out;
 	pipeline_free(&pl);
 	have_pl = 0;
+finish:
+	if (bimg && o->progress_ex) {
+		pr.phase = "finishing";
+		o->progress_ex(o->progress_opaque, &pr);
+	}
 	ret = scimg_image_finish(dst);
 	dst = NULL;
 	if (ret < 0)
@@ -668,8 +967,12 @@ out:
 		pipeline_free(&pl);
 	if (dst)
 		scimg_image_abort(dst);
+	scimg_image_close(bimg);
 	scimg_image_close(src);
 	free(provider_opts);
+	free(backing);
+	free(bfmt);
+	free(bopts);
 	return ret;
 }
 

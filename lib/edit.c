@@ -3,6 +3,7 @@
  * (never a file of its chain); the format's code validates the metadata it
  * changes (lib/formats/qcow2-edit.c). */
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -162,5 +163,84 @@ int scimg_image_set_backing(struct scimg_ctx *ctx, const char *path, const char 
 		return ret;
 	ret = scimg_int_qcow2_set_backing(ctx, fd, path, backing, backing_fmt);
 	close(fd);
+	return ret;
+}
+
+int scimg_image_rebase(struct scimg_ctx *ctx, const char *path, const char *format,
+		       const char *backing, const char *backing_fmt, uint64_t *copied)
+{
+	struct scimg_image *old = NULL, *nb = NULL;
+	struct stat st, fst;
+	const char *f;
+	char *bpath = NULL;
+	uint64_t n = 0;
+	int fd = -1, ret;
+
+	scimg_ctx_clear_error(ctx);
+	if (copied)
+		*copied = 0;
+	if ((ret = edit_format(ctx, path, format, &f)) < 0)
+		return ret;
+	if (strcmp(f, "qcow2"))
+		return scimg_int_err(ctx, -ENOTSUP, "'%s': format '%s' has no backing file to change (qcow2 has)",
+				     path, f);
+	if (backing && !*backing)
+		backing = NULL;
+	if (backing_fmt && !*backing_fmt)
+		backing_fmt = NULL;
+	if (backing_fmt && !backing)
+		return scimg_int_err(ctx, -EINVAL, "a backing format needs a backing file");
+	if (backing && !backing_fmt)
+		/* qemu-img 7.2: "backing format must be specified" */
+		return scimg_int_err(ctx, -EINVAL,
+				     "could not change the backing file to '%s': the backing format must be specified (-F), as with qemu-img",
+				     backing);
+	if (backing_fmt && !scimg_int_format_find(backing_fmt))
+		return scimg_int_err_unknown_format(ctx, backing_fmt);
+	if (backing && scimg_int_name_is_url(backing))
+		return scimg_int_err(ctx, -ENOTSUP, "new backing file '%s': a URL is not supported (name a local file)",
+				     backing);
+	/* the image with its old chain, as the context's flags allow */
+	if ((ret = scimg_image_open(ctx, path, "qcow2", &old)) < 0)
+		goto out;
+	if (stat(path, &st) < 0) {
+		ret = scimg_int_err(ctx, -errno, "'%s': %s", path, strerror(errno));
+		goto out;
+	}
+	if (backing) {
+		/* named by the user: relative to the image's directory, as it
+		 * will be resolved once stored */
+		bpath = scimg_int_info_join(path, backing);
+		if (!bpath) {
+			ret = scimg_int_err(ctx, -ENOMEM, "out of memory");
+			goto out;
+		}
+		if ((ret = scimg_image_open(ctx, bpath, backing_fmt, &nb)) < 0) {
+			char msg[1024];
+			snprintf(msg, sizeof(msg), "%s", scimg_ctx_errmsg(ctx));
+			ret = scimg_int_err(ctx, ret, "could not open new backing file '%s': %s", bpath, msg);
+			goto out;
+		}
+		if (scimg_int_image_uses_file(nb, st.st_dev, st.st_ino)) {
+			ret = scimg_int_err(ctx, -ELOOP, "'%s' is the new backing file '%s' or a file of its chain; the image is unchanged",
+					    path, bpath);
+			goto out;
+		}
+	}
+	if ((ret = open_rw(ctx, path, &fd)) < 0)
+		goto out;
+	if (fstat(fd, &fst) < 0 || fst.st_dev != st.st_dev || fst.st_ino != st.st_ino) {
+		ret = scimg_int_err(ctx, -EAGAIN, "'%s' changed while it was being opened", path);
+		goto out;
+	}
+	ret = scimg_int_qcow2_rebase(ctx, fd, path, old, nb, backing, backing_fmt, &n);
+	if (copied)
+		*copied = n;
+out:
+	if (fd >= 0)
+		close(fd);
+	scimg_image_close(nb);
+	scimg_image_close(old);
+	free(bpath);
 	return ret;
 }

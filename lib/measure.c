@@ -3,7 +3,8 @@
  * "fully-allocated" when every cluster is allocated.  The qcow2 numbers
  * follow QEMU's own computation (one header cluster, L2 and L1 tables for
  * the whole disk, refcount blocks and table found at their fixed point), so
- * the two tools print the same values. */
+ * the two tools print the same values.  Other formats answer through their
+ * writer's measure slot (the layout rules live beside the writer). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,6 +59,11 @@ static uint64_t qcow2_full(uint64_t vsize, uint64_t cs, unsigned order)
  * QEMU counts them. */
 static int allocated_bytes(struct scimg_image *src, uint64_t cs, uint64_t *out)
 {
+	return scimg_int_measure_data(src, cs, out);
+}
+
+int scimg_int_measure_data(struct scimg_image *src, uint64_t cs, uint64_t *out)
+{
 	struct scimg_map_extent e;
 	uint64_t off = 0, size = scimg_image_size(src), n;
 	int ret;
@@ -108,10 +114,19 @@ int scimg_measure(struct scimg_ctx *ctx, struct scimg_image *src, uint64_t size,
 		goto out;
 	}
 	if (strcmp(format, "qcow2")) {
-		if (!scimg_int_format_find(format))
+		const struct scimg_format *fmt = scimg_int_format_find(format);
+
+		if (!fmt)
 			return scimg_int_err_unknown_format(ctx, format);
-		return scimg_int_err(ctx, -ENOTSUP, "measuring format '%s' is not supported (qcow2 and raw are)",
-				     format);
+		if (!fmt->measure)
+			return scimg_int_err(ctx, -ENOTSUP,
+					     "measuring format '%s' is not supported (qcow2, raw, vmdk, vhd (vpc) and vhdx are)",
+					     format);
+		ret = scimg_int_opts_parse(ctx, options, fmt->create_opts, fmt->name, &o);
+		if (ret < 0)
+			return ret;
+		ret = fmt->measure(ctx, src, ssize, &o, out);
+		goto out;
 	}
 	ret = scimg_int_opts_parse(ctx, options, measure_qcow2_opts, "qcow2", &o);
 	if (ret < 0)

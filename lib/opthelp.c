@@ -16,7 +16,7 @@ static const struct scimg_create_option qcow2_help[] = {
 	{ "lazy_refcounts", "set the lazy refcounts feature bit: on or off (compat=1.1 only)", "off" },
 	{ "preallocation", "off (allocate as written), metadata (map every cluster), falloc (also fallocate the data), full (also write zeros)", "off" },
 	{ "compat", "qcow2 version: 1.1 (version 3) or 0.10 (version 2, for old readers)", "1.1" },
-	{ "backing_file", "backing file name, stored as given (scimg create only; relative names resolve against the image's directory)", NULL },
+	{ "backing_file", "backing file name, stored as given (scimg create -b, scimg convert -B; relative names resolve against the image's directory)", NULL },
 	{ "backing_fmt", "format of the backing file, stored in the header", NULL },
 	END
 };

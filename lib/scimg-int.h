@@ -303,7 +303,21 @@ struct scimg_format {
 	 * relative to IMG.  NULL: image.c answers from block_status. */
 	int (*map)(struct scimg_image *img, uint64_t off, uint64_t len,
 		   struct scimg_map_extent *ext);
+
+	/* Optional (scimg measure): the file size the writer makes from SRC
+	 * (an open image; NULL: an empty disk of SIZE bytes) with OPTS (parsed
+	 * against create_opts; every value validated as create() does):
+	 * out->required for SRC's allocated data (an upper bound: the convert
+	 * engine leaves out zero runs of the data too), out->fully_allocated
+	 * with every block allocated.  NULL: measuring is not supported. */
+	int (*measure)(struct scimg_ctx *ctx, struct scimg_image *src, uint64_t size,
+		       const struct scimg_opts *opts, struct scimg_measure *out);
 };
+
+/* Bytes of SRC's data runs (not zero), each counted from the start of its
+ * first UNIT-sized block to the end of its last (lib/measure.c): UNIT
+ * times the number of blocks holding data. */
+int scimg_int_measure_data(struct scimg_image *src, uint64_t unit, uint64_t *out);
 
 /* What every image of one chain shares (the image the user named and every
  * file it names, directly or through other images): created by the top

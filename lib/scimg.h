@@ -255,10 +255,12 @@ enum {
 	 * not write zeros to it (qemu-img convert --target-is-zero). */
 	SCIMG_CREATE_TARGET_IS_ZERO = 1u << 3,
 	/* The image will get only the data that differs from its backing file
-	 * (an empty overlay: scimg create -b): allows the qcow2 options
-	 * backing_file= and backing_fmt=, refused otherwise because the
-	 * convert engine leaves zero runs unwritten, which would then show
-	 * the backing file's data. */
+	 * (an empty overlay: scimg create -b; scimg convert -B): allows the
+	 * qcow2 options backing_file= and backing_fmt=, refused otherwise
+	 * because the convert engine leaves zero runs unwritten, which would
+	 * then show the backing file's data.  With it, write_zeroes makes
+	 * whole clusters read as zeros (zero clusters; written zeros with
+	 * compat=0.10). */
 	SCIMG_CREATE_BACKING = 1u << 4,
 };
 SCIMG_API int scimg_image_create(struct scimg_ctx *ctx, const char *path,
@@ -295,7 +297,9 @@ struct scimg_measure {
 };
 /* How large a FORMAT image (with -o OPTIONS) of SRC (an open image), or of
  * an empty disk of SIZE bytes when SRC is NULL, would be: the numbers of
- * qemu-img measure.  Formats: qcow2 and raw; -ENOTSUP for the others. */
+ * qemu-img measure for qcow2 and raw; for vmdk, vhd and vhdx (which
+ * qemu-img does not measure) the sizes scimg's writers make (vmdk
+ * streamOptimized: an upper bound).  -ENOTSUP for the others. */
 SCIMG_API int scimg_measure(struct scimg_ctx *ctx, struct scimg_image *src, uint64_t size,
 		  const char *format, const char *options, struct scimg_measure *out);
 
@@ -322,6 +326,18 @@ SCIMG_API int scimg_image_resize(struct scimg_ctx *ctx, const char *path, const 
  * cluster. */
 SCIMG_API int scimg_image_set_backing(struct scimg_ctx *ctx, const char *path, const char *format,
 			    const char *backing, const char *backing_fmt);
+/* Safe rebase (qemu-img rebase -b BACKING -F BACKING_FMT PATH): every
+ * cluster that qcow2 image PATH does not allocate itself and whose content
+ * under its current chain differs from what BACKING reads there is copied
+ * into PATH, then the header names BACKING (stored as given, opened
+ * relative to PATH's directory, with the context's flags; NULL or "":
+ * none, PATH becomes standalone).  BACKING_FMT is required with BACKING.
+ * The writes are ordered so that an interruption leaves PATH reading as
+ * before (at worst with leaked clusters).  Not for images with internal
+ * snapshots, persistent bitmaps or an external data file.  *COPIED (may
+ * be NULL) gets the number of clusters copied. */
+SCIMG_API int scimg_image_rebase(struct scimg_ctx *ctx, const char *path, const char *format,
+			 const char *backing, const char *backing_fmt, uint64_t *copied);
 
 /* ---- convert ---------------------------------------------------------- */
 
@@ -371,6 +387,17 @@ struct scimg_convert_opts {
 	 * of the total, found by a first walk over the allocation map (metadata
 	 * only) when this is set.  Called at most once per copied unit. */
 	scimg_progress_ex_fn progress_ex;
+	/* qemu-img convert -B / -F: the output (qcow2) names BACKING as its
+	 * backing file (stored as given; a relative name is relative to the
+	 * directory of DST, where it is opened) with BACKING_FORMAT (required,
+	 * as with qemu-img 7.2), and holds only the clusters whose content
+	 * differs from what BACKING reads (zero clusters where the source
+	 * reads zeros over backing data).  BACKING is opened with the
+	 * context's flags, as a file the caller named; DST may be neither
+	 * BACKING nor a file of its chain.  The options backing_file= and
+	 * backing_fmt= in OPTIONS mean the same.  NULL: none. */
+	const char *backing;
+	const char *backing_format;
 };
 
 /* Convert an image.  Bounded memory whatever the size; holes are skipped.

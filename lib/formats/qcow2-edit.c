@@ -2,8 +2,8 @@
  * resize, scimg rebase -u).  Only the file given is opened for writing,
  * never a file of its chain.  The header is validated by the reader's
  * parser first; a change is refused when it would need allocation this
- * code does not do (new refcount blocks, a larger refcount table,
- * shrinking). */
+ * code does not do (resize: new refcount blocks; all: a larger refcount
+ * table, shrinking). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -444,6 +444,417 @@ int scimg_int_qcow2_set_backing(struct scimg_ctx *ctx, int fd, const char *path,
 		ret = sync_fd(ctx, fd, path);
 out:
 	free(nb);
+	free(buf);
+	scimg_int_qcow2_header_free(&h);
+	return ret;
+}
+
+/* ---- safe rebase (qemu-img rebase without -u) --------------------------
+ *
+ * Every guest cluster the image does not allocate itself, whose content
+ * under the old chain (OLD, the image opened with its chain) differs from
+ * what the new backing file (NB, NULL: none) reads there, gets the old
+ * content in the image: a new data cluster appended at the end of the
+ * file, or a zero cluster (version 3) where the old content is zeros.
+ * Then the header names the new backing file.
+ *
+ * Order, so that an interruption leaves the image reading as before:
+ * data clusters are written past the end of the file (nothing refers to
+ * them); per L2 table, after a flush, the refcount blocks (new blocks
+ * first, then the refcount table entries that point at them), a flush,
+ * the L2 table (a new one in a new cluster), a flush, then the L1 entry;
+ * every cluster an L2 entry gains holds what the old chain reads there, so
+ * each state in between reads the same.  The header is rewritten last, in
+ * one write.  An interruption can leave clusters with a refcount that
+ * nothing refers to yet (leaks: qemu-img check -r leaks), never a loss.
+ * Refused: internal snapshots or persistent bitmaps (the clusters would
+ * be shared or the bitmaps stale), an external data file, extended L2
+ * entries, an L2 table shared with anything (no COPIED flag), and a file
+ * whose refcount table has no room for the new clusters. */
+
+struct rbs {
+	struct scimg_ctx *ctx;
+	int fd;
+	const char *path;
+	const struct q2_header *h;
+	uint64_t cs;
+	unsigned order, rb_bits;
+	uint64_t file_size;       /* as it was: offsets are checked against it */
+	uint64_t next;            /* next free cluster */
+	uint64_t committed;       /* first cluster past what is referenced */
+	uint64_t nreft;
+	uint64_t *reft;           /* host order */
+	uint8_t *reft_new;        /* entry points at a block not yet in the file's table */
+	uint8_t **rblk;           /* refcount blocks in memory */
+	uint8_t *rblk_dirty;
+	uint64_t *l1;             /* host order */
+};
+
+static uint64_t rbs_rc_get(const struct rbs *s, const uint8_t *b, uint64_t i)
+{
+	unsigned bits = 1u << s->order;
+
+	if (bits < 8)
+		return (b[i * bits / 8] >> (i * bits % 8)) & ((1u << bits) - 1);
+	switch (bits) {
+	case 8: return b[i];
+	case 16: return scimg_be16(b + i * 2);
+	case 32: return scimg_be32(b + i * 4);
+	default: return scimg_be64(b + i * 8);
+	}
+}
+
+static void rbs_rc_set1(const struct rbs *s, uint8_t *b, uint64_t i)
+{
+	unsigned bits = 1u << s->order;
+
+	if (bits < 8) {
+		unsigned sh = (unsigned)(i * bits % 8);
+		b[i * bits / 8] = (uint8_t)((b[i * bits / 8] & ~(((1u << bits) - 1) << sh)) | (1u << sh));
+		return;
+	}
+	switch (bits) {
+	case 8: b[i] = 1; break;
+	case 16: scimg_put_be16(b + i * 2, 1); break;
+	case 32: scimg_put_be32(b + i * 4, 1); break;
+	default: scimg_put_be64(b + i * 8, 1); break;
+	}
+}
+
+/* A host cluster offset read from the file: aligned, inside the file. */
+static int rbs_check_off(const struct rbs *s, uint64_t off, const char *what, uint64_t idx)
+{
+	if (!off || off % s->cs || off > s->file_size || s->file_size - off < s->cs)
+		return scimg_int_err(s->ctx, -EINVAL, "'%s': %s %llu: offset %llu is not a cluster inside the file; the image is unchanged",
+				     s->path, what, (unsigned long long)idx, (unsigned long long)off);
+	return 0;
+}
+
+/* The refcount block of range R in memory (a new one when the table has
+ * none: placed in cluster *C itself, which it then counts). */
+static int rbs_block(struct rbs *s, uint64_t r, uint64_t *c)
+{
+	int ret;
+
+	if (r >= s->nreft)
+		return scimg_int_err(s->ctx, -ENOSPC,
+				     "'%s': the refcount table (%u clusters) has no room for the clusters the rebase adds; growing it is not supported (convert the image instead)",
+				     s->path, s->h->refcount_table_clusters);
+	if (s->rblk[r])
+		return 0;
+	s->rblk[r] = calloc(1, (size_t)s->cs);
+	if (!s->rblk[r])
+		return scimg_int_err(s->ctx, -ENOMEM, "out of memory");
+	if (s->reft[r]) {
+		if ((ret = rbs_check_off(s, s->reft[r], "refcount table entry", r)) < 0)
+			return ret;
+		return rd(s->ctx, s->fd, s->path, s->rblk[r], (size_t)s->cs, s->reft[r], "refcount block");
+	}
+	/* a new block, in the cluster being allocated (which lies in range R) */
+	s->reft[r] = *c * s->cs;
+	s->reft_new[r] = 1;
+	s->rblk_dirty[r] = 1;
+	rbs_rc_set1(s, s->rblk[r], *c & ((UINT64_C(1) << s->rb_bits) - 1));
+	(*c)++;
+	return 0;
+}
+
+/* Allocate the next free host cluster (refcount 0 -> 1, in memory). */
+static int rbs_alloc(struct rbs *s, uint64_t *out)
+{
+	uint64_t c = s->next, r, i;
+	int ret;
+
+	for (;;) {
+		r = c >> s->rb_bits;
+		if ((ret = rbs_block(s, r, &c)) < 0)
+			return ret;
+		if ((c >> s->rb_bits) == r)
+			break;
+		/* the new block took the last cluster of its range */
+	}
+	i = c & ((UINT64_C(1) << s->rb_bits) - 1);
+	if (rbs_rc_get(s, s->rblk[r], i))
+		return scimg_int_err(s->ctx, -EINVAL, "'%s': cluster %llu past the end of the file has a refcount; the image is unchanged (repair it first: qemu-img check -r all)",
+				     s->path, (unsigned long long)c);
+	rbs_rc_set1(s, s->rblk[r], i);
+	s->rblk_dirty[r] = 1;
+	s->next = c + 1;
+	*out = c;
+	return 0;
+}
+
+/* Make what was allocated since the last commit part of the image: L2
+ * table TAB (index L1I, NEW_L2: a new cluster the L1 entry will point at). */
+static int rbs_commit(struct rbs *s, uint64_t l1i, const uint8_t *tab, int new_l2)
+{
+	uint64_t r;
+	uint8_t e[8];
+	int ret;
+
+	if ((ret = sync_fd(s->ctx, s->fd, s->path)) < 0)
+		return ret;
+	for (r = 0; r < s->nreft; r++) {
+		if (!s->rblk_dirty[r])
+			continue;
+		if ((ret = wr(s->ctx, s->fd, s->path, s->rblk[r], (size_t)s->cs, s->reft[r], "refcount block")) < 0)
+			return ret;
+		s->rblk_dirty[r] = 0;
+	}
+	if ((ret = sync_fd(s->ctx, s->fd, s->path)) < 0)
+		return ret;
+	for (r = 0; r < s->nreft; r++) {
+		if (!s->reft_new[r])
+			continue;
+		scimg_put_be64(e, s->reft[r]);
+		if ((ret = wr(s->ctx, s->fd, s->path, e, 8, s->h->refcount_table_offset + r * 8,
+			      "refcount table entry")) < 0)
+			return ret;
+		s->reft_new[r] = 0;
+	}
+	if ((ret = sync_fd(s->ctx, s->fd, s->path)) < 0)
+		return ret;
+	if ((ret = wr(s->ctx, s->fd, s->path, tab, (size_t)s->cs, s->l1[l1i] & Q2_L1E_OFFSET_MASK,
+		      "L2 table")) < 0 ||
+	    (ret = sync_fd(s->ctx, s->fd, s->path)) < 0)
+		return ret;
+	if (new_l2) {
+		scimg_put_be64(e, s->l1[l1i]);
+		if ((ret = wr(s->ctx, s->fd, s->path, e, 8, s->h->l1_table_offset + l1i * 8,
+			      "L1 table entry")) < 0 ||
+		    (ret = sync_fd(s->ctx, s->fd, s->path)) < 0)
+			return ret;
+	}
+	s->committed = s->next;
+	return 0;
+}
+
+/* Does [OFF, OFF+LEN) of IMG (NULL: reads zeros) hold data by its
+ * metadata? */
+static int rbs_has_data(struct scimg_image *img, uint64_t off, uint64_t len, int *data)
+{
+	struct scimg_extent e;
+	uint64_t end;
+	int ret;
+
+	*data = 0;
+	if (!img || off >= scimg_image_size(img))
+		return 0;
+	end = off + len;
+	if (end > scimg_image_size(img))
+		end = scimg_image_size(img);
+	while (off < end) {
+		if ((ret = scimg_image_block_status(img, off, end - off, &e)) < 0)
+			return ret;
+		if (e.type == SCIMG_EXTENT_DATA) {
+			*data = 1;
+			return 0;
+		}
+		if (!e.length)
+			break;
+		off += e.length;
+	}
+	return 0;
+}
+
+static int rbs_read(struct scimg_image *img, uint8_t *buf, uint64_t len, uint64_t off)
+{
+	uint64_t n = 0;
+	int ret = 0;
+
+	if (img && off < scimg_image_size(img))
+		n = scimg_image_size(img) - off < len ? scimg_image_size(img) - off : len;
+	if (n)
+		ret = scimg_image_pread(img, buf, (size_t)n, off);
+	memset(buf + n, 0, (size_t)(len - n));
+	return ret;
+}
+
+int scimg_int_qcow2_rebase(struct scimg_ctx *ctx, int fd, const char *path,
+			   struct scimg_image *old, struct scimg_image *nb,
+			   const char *backing, const char *backing_fmt,
+			   uint64_t *copied)
+{
+	struct q2_header h;
+	struct rbs s;
+	struct stat st;
+	uint8_t *buf = NULL, *tab = NULL, *ob = NULL, *bb = NULL;
+	size_t buflen;
+	uint64_t vsize, nclu, per, l1i, i;
+	int ret;
+
+	*copied = 0;
+	memset(&s, 0, sizeof(s));
+	ret = load_header(ctx, fd, path, &buf, &buflen, &h);
+	if (ret < 0)
+		goto out;
+	if (h.nb_snapshots || h.nb_bitmaps || h.data_file || h.extended_l2) {
+		ret = scimg_int_err(ctx, -ENOTSUP,
+				    "'%s': safe rebase of an image with %s is not supported; the image is unchanged",
+				    path, h.nb_snapshots ? "internal snapshots" :
+				    h.nb_bitmaps ? "persistent bitmaps" :
+				    h.data_file ? "an external data file" : "extended L2 entries");
+		goto out;
+	}
+	if (fstat(fd, &st) < 0) {
+		ret = scimg_int_err(ctx, -errno, "'%s': %s", path, strerror(errno));
+		goto out;
+	}
+	s.ctx = ctx;
+	s.fd = fd;
+	s.path = path;
+	s.h = &h;
+	s.cs = h.cluster_size;
+	s.order = h.refcount_order;
+	s.rb_bits = h.cluster_bits + 3 - h.refcount_order;
+	s.file_size = (uint64_t)st.st_size;
+	s.next = s.committed = (s.file_size + s.cs - 1) / s.cs;
+	s.nreft = (uint64_t)h.refcount_table_clusters * s.cs / 8;
+	vsize = h.size;
+	per = UINT64_C(1) << h.l2_bits;
+	nclu = (vsize + s.cs - 1) / s.cs;
+	s.reft = calloc((size_t)s.nreft, 8);
+	s.reft_new = calloc((size_t)s.nreft, 1);
+	s.rblk = calloc((size_t)s.nreft, sizeof(*s.rblk));
+	s.rblk_dirty = calloc((size_t)s.nreft, 1);
+	s.l1 = calloc((size_t)h.l1_size + 1, 8);
+	tab = malloc((size_t)s.cs);
+	ob = malloc((size_t)s.cs);
+	bb = malloc((size_t)s.cs);
+	if (!s.reft || !s.reft_new || !s.rblk || !s.rblk_dirty || !s.l1 || !tab || !ob || !bb) {
+		ret = scimg_int_err(ctx, -ENOMEM, "out of memory");
+		goto out;
+	}
+	/* the tables, validated before anything is written */
+	if ((ret = rd(ctx, fd, path, s.reft, (size_t)(s.nreft * 8), h.refcount_table_offset,
+		      "refcount table")) < 0)
+		goto out;
+	for (i = 0; i < s.nreft; i++) {
+		s.reft[i] = scimg_be64((uint8_t *)&s.reft[i]) ;
+		if (s.reft[i] & ~Q2_REFT_OFFSET_MASK) {
+			ret = scimg_int_err(ctx, -EINVAL, "'%s': refcount table entry %llu has reserved bits set; the image is unchanged",
+					    path, (unsigned long long)i);
+			goto out;
+		}
+		if (s.reft[i] && (ret = rbs_check_off(&s, s.reft[i], "refcount table entry", i)) < 0)
+			goto out;
+	}
+	if (h.l1_size && (ret = rd(ctx, fd, path, s.l1, (size_t)h.l1_size * 8, h.l1_table_offset,
+				   "L1 table")) < 0)
+		goto out;
+	for (i = 0; i < h.l1_size; i++) {
+		s.l1[i] = scimg_be64((uint8_t *)&s.l1[i]);
+		if (s.l1[i] & Q2_L1E_RESERVED) {
+			ret = scimg_int_err(ctx, -EINVAL, "'%s': L1 entry %llu has reserved bits set; the image is unchanged",
+					    path, (unsigned long long)i);
+			goto out;
+		}
+		if (!(s.l1[i] & Q2_L1E_OFFSET_MASK))
+			continue;
+		if ((ret = rbs_check_off(&s, s.l1[i] & Q2_L1E_OFFSET_MASK, "L1 entry", i)) < 0)
+			goto out;
+		if (!(s.l1[i] & Q2_OFLAG_COPIED)) {
+			ret = scimg_int_err(ctx, -ENOTSUP, "'%s': L2 table %llu is shared (no COPIED flag); safe rebase is not supported on it; the image is unchanged",
+					    path, (unsigned long long)i);
+			goto out;
+		}
+	}
+	for (l1i = 0; l1i * per < nclu; l1i++) {
+		uint64_t g0 = l1i * per, g, l2off = s.l1[l1i] & Q2_L1E_OFFSET_MASK;
+		int dirty = 0, new_l2 = 0;
+
+		if ((ret = scimg_int_check_cancel(ctx)) < 0)
+			goto undo;
+		if (l2off) {
+			if ((ret = rd(ctx, fd, path, tab, (size_t)s.cs, l2off, "L2 table")) < 0)
+				goto undo;
+		} else {
+			memset(tab, 0, (size_t)s.cs);
+		}
+		for (g = g0; g < g0 + per && g < nclu;) {
+			uint64_t e = scimg_be64(tab + (g - g0) * 8), off, n, span, gend;
+			int od, nd;
+
+			if (e) {
+				/* allocated in the image itself (data, compressed or zero) */
+				g++;
+				continue;
+			}
+			/* the run of unallocated clusters from G: metadata first */
+			for (gend = g + 1; gend < g0 + per && gend < nclu &&
+			     !scimg_be64(tab + (gend - g0) * 8); gend++)
+				;
+			off = g * s.cs;
+			span = (gend * s.cs < vsize ? gend * s.cs : vsize) - off;
+			if ((ret = rbs_has_data(old, off, span, &od)) < 0 ||
+			    (ret = rbs_has_data(nb, off, span, &nd)) < 0)
+				goto undo;
+			if (!od && !nd) {
+				g = gend;
+				continue;
+			}
+			for (; g < gend; g++) {
+				uint64_t c;
+				int ozero;
+
+				off = g * s.cs;
+				n = vsize - off < s.cs ? vsize - off : s.cs;
+				if ((ret = rbs_read(od ? old : NULL, ob, n, off)) < 0 ||
+				    (ret = rbs_read(nd ? nb : NULL, bb, n, off)) < 0)
+					goto undo;
+				if (!memcmp(ob, bb, (size_t)n))
+					continue;
+				ozero = scimg_int_is_zero(ob, (size_t)n);
+				if (!dirty && !l2off) {
+					/* a new L2 table */
+					if ((ret = rbs_alloc(&s, &c)) < 0)
+						goto undo;
+					l2off = c * s.cs;
+					s.l1[l1i] = l2off | Q2_OFLAG_COPIED;
+					new_l2 = 1;
+				}
+				dirty = 1;
+				if (ozero && h.version >= 3) {
+					scimg_put_be64(tab + (g - g0) * 8, Q2_OFLAG_ZERO);
+				} else {
+					if ((ret = rbs_alloc(&s, &c)) < 0)
+						goto undo;
+					memset(ob + n, 0, (size_t)(s.cs - n));
+					if ((ret = wr(ctx, fd, path, ob, (size_t)s.cs, c * s.cs, "data cluster")) < 0)
+						goto undo;
+					scimg_put_be64(tab + (g - g0) * 8, (c * s.cs) | Q2_OFLAG_COPIED);
+				}
+				(*copied)++;
+			}
+		}
+		if (dirty && (ret = rbs_commit(&s, l1i, tab, new_l2)) < 0)
+			goto undo;
+	}
+	/* last: the header names the new backing file */
+	ret = scimg_int_qcow2_set_backing(ctx, fd, path, backing, backing_fmt);
+	goto out;
+undo:
+	/* drop what nothing refers to (data past the last commit) */
+	{
+		uint64_t keep = s.committed * s.cs;
+		if (s.committed == (s.file_size + s.cs - 1) / s.cs)
+			keep = s.file_size;
+		if (ftruncate(fd, (off_t)keep) < 0) {
+			/* the error already recorded is the one to report */
+		}
+	}
+out:
+	if (s.rblk)
+		for (i = 0; i < s.nreft; i++)
+			free(s.rblk[i]);
+	free(s.rblk);
+	free(s.rblk_dirty);
+	free(s.reft);
+	free(s.reft_new);
+	free(s.l1);
+	free(tab);
+	free(ob);
+	free(bb);
 	free(buf);
 	scimg_int_qcow2_header_free(&h);
 	return ret;

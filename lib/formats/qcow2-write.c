@@ -397,6 +397,46 @@ int scimg_int_qcow2_pwrite(struct scimg_image *img, const void *buf, size_t len,
 	return 0;
 }
 
+/* Make whole clusters [OFF, OFF+LEN) read as zeros over the backing file
+ * (SCIMG_CREATE_BACKING): zero clusters in version 3, allocated zeros in
+ * version 2, which has no zero flag.  Without a backing file an unwritten
+ * cluster already reads as zeros: nothing to do. */
+int scimg_int_qcow2_write_zeroes(struct scimg_image *img, uint64_t off, uint64_t len)
+{
+	struct q2w *w = img->priv;
+	uint8_t *tab, *ep, *z = NULL;
+	uint64_t end;
+	int ret = 0;
+
+	if (!w->backing || !len)
+		return 0;
+	end = off + len;
+	if ((off & (w->cs - 1)) || ((end & (w->cs - 1)) && end != img->size))
+		return scimg_int_err(img->ctx, -EINVAL,
+				     "'%s': qcow2 writer: zeros over a backing file at %llu (%llu bytes) are not whole clusters",
+				     img->path, (unsigned long long)off, (unsigned long long)len);
+	if (w->v2 && !(z = calloc(1, (size_t)w->cs)))
+		return scimg_int_err(img->ctx, -ENOMEM, "out of memory");
+	for (; off < end && ret == 0; off += w->cs) {
+		uint64_t g = off >> w->cb;
+		if ((ret = l2_for(img, g, &tab)) < 0)
+			break;
+		ep = tab + (g & ((UINT64_C(1) << w->l2_bits) - 1)) * 8;
+		if (scimg_be64(ep)) {
+			ret = scimg_int_err(img->ctx, -EINVAL,
+					    "'%s': qcow2 writer: guest offset %llu was written twice",
+					    img->path, (unsigned long long)off);
+			break;
+		}
+		if (w->v2)
+			ret = scimg_int_qcow2_pwrite(img, z, (size_t)(end - off < w->cs ? end - off : w->cs), off);
+		else
+			scimg_put_be64(ep, Q2_OFLAG_ZERO);
+	}
+	free(z);
+	return ret;
+}
+
 uint32_t scimg_int_qcow2_compress_unit(struct scimg_image *img)
 {
 	struct q2w *w = img->priv;
@@ -637,7 +677,7 @@ static int parse_opts(struct scimg_image *img, const struct scimg_opts *opts,
 		return scimg_int_err(img->ctx, -EINVAL, "qcow2 option backing_fmt needs backing_file");
 	if (w->backing && !(img->create_flags & SCIMG_CREATE_BACKING))
 		return scimg_int_err(img->ctx, -ENOTSUP,
-				     "qcow2 option backing_file: only an empty overlay can be created with a backing file (scimg create -b)");
+				     "qcow2 option backing_file: only an empty overlay (scimg create -b) or a convert with -B has a backing file");
 	if (w->backing && w->prealloc)
 		return scimg_int_err(img->ctx, -EINVAL,
 				     "qcow2 options backing_file and preallocation: preallocated clusters would hide the backing file");

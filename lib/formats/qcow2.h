@@ -117,6 +117,15 @@ int scimg_int_qcow2_resize(struct scimg_ctx *ctx, int fd, const char *path,
 			   uint64_t size, uint64_t backing_size, int shrink);
 int scimg_int_qcow2_set_backing(struct scimg_ctx *ctx, int fd, const char *path,
 				const char *backing, const char *backing_fmt);
+/* Safe rebase (qemu-img rebase): copy into the image every cluster it does
+ * not allocate whose content under its chain (OLD: the image opened with
+ * its chain) differs from NB (the new backing file, NULL: none), then set
+ * the backing name; *COPIED gets the number of clusters copied.  See
+ * qcow2-edit.c for the order of the writes. */
+int scimg_int_qcow2_rebase(struct scimg_ctx *ctx, int fd, const char *path,
+			   struct scimg_image *old, struct scimg_image *nb,
+			   const char *backing, const char *backing_fmt,
+			   uint64_t *copied);
 
 /* Writer (qcow2-write.c). */
 extern const char *const scimg_int_qcow2_create_opts[];
@@ -126,6 +135,7 @@ int scimg_int_qcow2_pwrite(struct scimg_image *img, const void *buf, size_t len,
 int scimg_int_qcow2_finish(struct scimg_image *img);
 void scimg_int_qcow2_wclose(struct scimg_image *img);
 uint32_t scimg_int_qcow2_compress_unit(struct scimg_image *img);
+int scimg_int_qcow2_write_zeroes(struct scimg_image *img, uint64_t off, uint64_t len);
 int scimg_int_qcow2_compress(struct scimg_image *img, const void *in, size_t len,
 			     void *out, size_t *outlen);
 int scimg_int_qcow2_pwrite_compressed(struct scimg_image *img, uint64_t off,

@@ -865,6 +865,49 @@ static int parse_onoff(struct scimg_ctx *ctx, const char *key, const char *val,
 			     key, val);
 }
 
+/* scimg measure -O vhd (vpc): the layout vhd_create() and vhd_finish()
+ * make.  fixed: the data (rounded up to a whole MiB unless force_size=on)
+ * and the footer.  dynamic: footer copy, dynamic header, BAT (whole
+ * sectors), a bitmap sector and a whole 2 MiB block per block holding
+ * data, and the footer. */
+static int vhd_measure(struct scimg_ctx *ctx, struct scimg_image *src, uint64_t size,
+		       const struct scimg_opts *opts, struct scimg_measure *out)
+{
+	const char *sub = scimg_int_opts_get(opts, "subformat");
+	uint64_t mib = UINT64_C(1) << 20, entries, meta, data = 0;
+	int force = 0, ret;
+
+	ret = parse_onoff(ctx, "force_size", scimg_int_opts_get(opts, "force_size"), &force);
+	if (ret < 0)
+		return ret;
+	if (sub && strcmp(sub, "dynamic") != 0 && strcmp(sub, "fixed") != 0)
+		return scimg_int_err(ctx, -EINVAL,
+				     "vhd option 'subformat' is '%s', expected dynamic or fixed", sub);
+	size = (size + VHD_SECTOR - 1) / VHD_SECTOR * VHD_SECTOR;
+	if (sub && !strcmp(sub, "fixed")) {
+		if (!force)
+			size = (size + mib - 1) / mib * mib;
+		if (size > VHD_MAX_WRITE_SIZE)
+			goto too_big;
+		out->required = out->fully_allocated = size + VHD_FOOTER;
+		return 0;
+	}
+	if (size > VHD_MAX_WRITE_SIZE)
+		goto too_big;
+	entries = (size + VHD_WRITE_BLOCK - 1) / VHD_WRITE_BLOCK;
+	meta = VHD_FOOTER + VHD_DYNHDR + (entries * 4 + VHD_SECTOR - 1) / VHD_SECTOR * VHD_SECTOR +
+	       VHD_FOOTER;
+	if (src && (ret = scimg_int_measure_data(src, VHD_WRITE_BLOCK, &data)) < 0)
+		return ret;
+	data /= VHD_WRITE_BLOCK;
+	out->required = meta + data * (VHD_SECTOR + VHD_WRITE_BLOCK);
+	out->fully_allocated = meta + entries * (VHD_SECTOR + VHD_WRITE_BLOCK);
+	return 0;
+too_big:
+	return scimg_int_err(ctx, -EFBIG, "%llu bytes is more than a VHD can hold (2040 GiB); use vhdx",
+			     (unsigned long long)size);
+}
+
 static int vhd_create_priv(struct scimg_image *img, const struct scimg_opts *opts)
 {
 	const char *sub = scimg_int_opts_get(opts, "subformat");
@@ -1034,4 +1077,5 @@ const struct scimg_format scimg_format_vhd = {
 	.create = vhd_create,
 	.pwrite = vhd_pwrite,
 	.finish = vhd_finish,
+	.measure = vhd_measure,
 };

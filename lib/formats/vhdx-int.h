@@ -135,6 +135,8 @@ void scimg_int_vhdx_overlay_free(struct vhdx_overlay *o);
 
 extern const char *const scimg_vhdx_create_opts[];
 int scimg_int_vhdx_create(struct scimg_image *img, const struct scimg_opts *opts);
+int scimg_int_vhdx_measure(struct scimg_ctx *ctx, struct scimg_image *src, uint64_t size,
+			   const struct scimg_opts *opts, struct scimg_measure *out);
 int scimg_int_vhdx_pwrite(struct scimg_image *img, const void *buf, size_t len,
 			  uint64_t off);
 int scimg_int_vhdx_finish(struct scimg_image *img);

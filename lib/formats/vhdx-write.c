@@ -53,32 +53,34 @@ void scimg_int_vhdx_writer_free(struct scimg_image *img)
 	img->priv = NULL;
 }
 
-static int create(struct scimg_image *img, const struct scimg_opts *opts,
-		  struct vhdx_writer *w)
+/* The options and the geometry of a VHDX of SIZE bytes into W (no BAT
+ * allocated); NAME (the output, or NULL) for messages. */
+static int geometry(struct scimg_ctx *ctx, const char *name, const struct scimg_opts *opts,
+		    uint64_t size, struct vhdx_writer *w)
 {
 	const char *bs = scimg_int_opts_get(opts, "block_size");
 	const char *sub = scimg_int_opts_get(opts, "subformat");
-	uint64_t v, i;
-	int ret;
+	uint64_t v;
 
 	w->block_size = W_DEFAULT_BLOCK;
 	if (bs) {
 		if (scimg_int_parse_size(bs, &v) < 0 || v < VHDX_MIN_BLOCK ||
 		    v > VHDX_MAX_BLOCK || (v & (v - 1)))
-			return scimg_int_err(img->ctx, -EINVAL,
+			return scimg_int_err(ctx, -EINVAL,
 					     "vhdx option 'block_size' is '%s', expected a power of two from 1M to 256M",
 					     bs);
 		w->block_size = (uint32_t)v;
 	}
 	if (sub && strcmp(sub, "dynamic") != 0 && strcmp(sub, "fixed") != 0)
-		return scimg_int_err(img->ctx, -EINVAL,
+		return scimg_int_err(ctx, -EINVAL,
 				     "vhdx option 'subformat' is '%s', expected dynamic or fixed", sub);
 	w->fixed = sub && !strcmp(sub, "fixed");
-	w->size = (img->size + W_LSS - 1) / W_LSS * W_LSS;
+	w->size = (size + W_LSS - 1) / W_LSS * W_LSS;
 	if (w->size > VHDX_MAX_SIZE)
-		return scimg_int_err(img->ctx, -EFBIG,
-				     "'%s': %llu bytes is more than a VHDX can hold (64 TiB)",
-				     img->path, (unsigned long long)w->size);
+		return scimg_int_err(ctx, -EFBIG,
+				     "%s%s%s%llu bytes is more than a VHDX can hold (64 TiB)",
+				     name ? "'" : "", name ? name : "", name ? "': " : "",
+				     (unsigned long long)w->size);
 	w->chunk_ratio = VHDX_SECTORS_PER_BITMAP * W_LSS / w->block_size;
 	w->payload_blocks = w->size / w->block_size + (w->size % w->block_size != 0);
 	w->bat_entries = w->payload_blocks ?
@@ -87,10 +89,46 @@ static int create(struct scimg_image *img, const struct scimg_opts *opts,
 	if (w->bat_len == 0)
 		w->bat_len = VHDX_MiB;
 	if (w->payload_blocks * 8 > W_MAX_BAT_BYTES)
-		return scimg_int_err(img->ctx, -EFBIG,
-				     "'%s': %llu bytes in %u-byte blocks need a BAT larger than %u MiB; use a larger block_size",
-				     img->path, (unsigned long long)w->size, w->block_size,
+		return scimg_int_err(ctx, -EFBIG,
+				     "%s%s%s%llu bytes in %u-byte blocks need a BAT larger than %u MiB; use a larger block_size",
+				     name ? "'" : "", name ? name : "", name ? "': " : "",
+				     (unsigned long long)w->size, w->block_size,
 				     W_MAX_BAT_BYTES / VHDX_MiB);
+	return 0;
+}
+
+/* scimg measure -O vhdx: the layout create() and finish() make: 3 MiB of
+ * headers, region tables, log and metadata, the BAT region (whole MiBs),
+ * then a whole block per block holding data (every block when fixed). */
+int scimg_int_vhdx_measure(struct scimg_ctx *ctx, struct scimg_image *src, uint64_t size,
+			   const struct scimg_opts *opts, struct scimg_measure *out)
+{
+	struct vhdx_writer w;
+	uint64_t data = 0;
+	int ret;
+
+	memset(&w, 0, sizeof(w));
+	if ((ret = geometry(ctx, NULL, opts, size, &w)) < 0)
+		return ret;
+	out->fully_allocated = W_BAT_OFF + w.bat_len + w.payload_blocks * w.block_size;
+	if (w.fixed) {
+		out->required = out->fully_allocated;
+		return 0;
+	}
+	if (src && (ret = scimg_int_measure_data(src, w.block_size, &data)) < 0)
+		return ret;
+	out->required = W_BAT_OFF + w.bat_len + data / w.block_size * w.block_size;
+	return 0;
+}
+
+static int create(struct scimg_image *img, const struct scimg_opts *opts,
+		  struct vhdx_writer *w)
+{
+	uint64_t i;
+	int ret;
+
+	if ((ret = geometry(img->ctx, img->path, opts, img->size, w)) < 0)
+		return ret;
 	w->bat = calloc(w->payload_blocks ? w->payload_blocks : 1, sizeof(uint64_t));
 	if (!w->bat)
 		return scimg_int_err(img->ctx, -ENOMEM, "out of memory");

@@ -971,6 +971,7 @@ const struct scimg_format scimg_format_vhdx = {
 	.info = vhdx_info,
 	.create_opts = scimg_vhdx_create_opts,
 	.create = scimg_int_vhdx_create,
+	.measure = scimg_int_vhdx_measure,
 	.pwrite = scimg_int_vhdx_pwrite,
 	.finish = scimg_int_vhdx_finish,
 };

@@ -116,6 +116,8 @@ size_t scimg_int_vmdk_desc_build(const struct vmdk_desc_out *o, char *buf,
 
 extern const char *const scimg_int_vmdk_create_opts[];
 int scimg_int_vmdk_create(struct scimg_image *img, const struct scimg_opts *opts);
+int scimg_int_vmdk_measure(struct scimg_ctx *ctx, struct scimg_image *src, uint64_t size,
+			   const struct scimg_opts *opts, struct scimg_measure *out);
 int scimg_int_vmdk_pwrite(struct scimg_image *img, const void *buf, size_t len,
 			  uint64_t off);
 int scimg_int_vmdk_finish(struct scimg_image *img);

@@ -463,7 +463,10 @@ static int parse_small_uint(const char *s, unsigned long max, unsigned long *v)
 	return !*end && errno == 0 && *v <= max;
 }
 
-int scimg_int_vmdk_create(struct scimg_image *img, const struct scimg_opts *opts)
+/* The options of a VMDK writer, validated: *SUB and D's create type,
+ * adapter type, hardware and tools versions. */
+static int parse_vmdk_opts(struct scimg_ctx *ctx, const struct scimg_opts *opts,
+			   enum sub *subp, struct vmdk_desc_out *d)
 {
 	static const struct { const char *opt, *ddb; } adapters[] = {
 		{ "ide", "ide" }, { "lsilogic", "lsilogic" }, { "buslogic", "buslogic" },
@@ -474,11 +477,127 @@ int scimg_int_vmdk_create(struct scimg_image *img, const struct scimg_opts *opts
 	const char *ad = scimg_int_opts_get(opts, "adapter_type");
 	const char *hw = scimg_int_opts_get(opts, "hwversion");
 	const char *tv = scimg_int_opts_get(opts, "toolsversion");
+	unsigned long v;
+	size_t i;
+
+	if (!sub || !strcasecmp(sub, "monolithicSparse")) {
+		*subp = SUB_SPARSE;
+		d->create_type = "monolithicSparse";
+	} else if (!strcasecmp(sub, "streamOptimized")) {
+		*subp = SUB_STREAM;
+		d->create_type = "streamOptimized";
+	} else if (!strcasecmp(sub, "monolithicFlat")) {
+		*subp = SUB_FLAT;
+		d->create_type = "monolithicFlat";
+	} else {
+		return scimg_int_err(ctx, -EINVAL,
+				     "vmdk: subformat '%s' is not supported, expected streamOptimized, monolithicSparse or monolithicFlat",
+				     sub);
+	}
+	d->adapter_type = "lsilogic";
+	if (ad) {
+		for (i = 0; i < SCIMG_ARRAY_SIZE(adapters); i++)
+			if (!strcasecmp(ad, adapters[i].opt))
+				break;
+		if (i == SCIMG_ARRAY_SIZE(adapters))
+			return scimg_int_err(ctx, -EINVAL,
+					     "vmdk: adapter_type '%s' is not supported, expected ide, lsilogic, buslogic, lsisas, pvscsi or legacyESX",
+					     ad);
+		d->adapter_type = adapters[i].ddb;
+	}
+	d->hw_version = hw ? hw : "4";
+	if (!parse_small_uint(d->hw_version, 99, &v) || v < 1)
+		return scimg_int_err(ctx, -EINVAL, "vmdk: hwversion '%s' is not a number from 1 to 99",
+				     d->hw_version);
+	d->tools_version = tv ? tv : "2147483647";
+	if (!parse_small_uint(d->tools_version, 2147483647ul, &v))
+		return scimg_int_err(ctx, -EINVAL,
+				     "vmdk: toolsversion '%s' is not a number from 0 to 2147483647",
+				     d->tools_version);
+	return 0;
+}
+
+/* The sizes of a VMDK disk of CAPACITY sectors (sparse and stream). */
+struct vmdk_geom {
+	uint64_t n_grains;
+	uint32_t n_gts, gd_sectors, gt_sectors;
+	uint64_t rgd, rgt_base, gd, gt_base, overhead; /* sparse, in sectors */
+};
+
+static void vmdk_geometry(uint64_t sectors, struct vmdk_geom *g)
+{
+	g->n_grains = div_up(sectors, W_GRAIN_SECTORS);
+	g->n_gts = (uint32_t)div_up(g->n_grains, W_GTES);
+	g->gd_sectors = (uint32_t)div_up((uint64_t)g->n_gts * 4, VMDK_SECTOR);
+	g->gt_sectors = W_GTES * 4 / VMDK_SECTOR;
+	g->rgd = 1 + W_DESC_SECTORS;
+	g->rgt_base = g->rgd + g->gd_sectors;
+	g->gd = g->rgt_base + (uint64_t)g->n_gts * g->gt_sectors;
+	g->gt_base = g->gd + g->gd_sectors;
+	g->overhead = div_up(g->gt_base + (uint64_t)g->n_gts * g->gt_sectors,
+			     W_GRAIN_SECTORS) * W_GRAIN_SECTORS;
+}
+
+/* scimg measure -O vmdk: the layout create() and finish() make.
+ * monolithicSparse: the fixed metadata (header, descriptor, both grain
+ * directories and every grain table, rounded to a grain) and a whole grain
+ * per grain holding data.  streamOptimized: an upper bound, every grain
+ * record at deflate's worst case (zlib's compressBound), a table with its
+ * marker per table holding a grain, the directory, footer and end marker;
+ * real data compresses, so the file is usually much smaller.
+ * monolithicFlat: the descriptor file (at most its 10 KiB) plus the
+ * extent's whole size, as raw counts it. */
+int scimg_int_vmdk_measure(struct scimg_ctx *ctx, struct scimg_image *src, uint64_t size,
+			   const struct scimg_opts *opts, struct scimg_measure *out)
+{
+	struct vmdk_desc_out d;
+	struct vmdk_geom g;
+	enum sub sub;
+	uint64_t sectors = div_up(size, VMDK_SECTOR), data = 0, tables = 0, rec, fixed;
+	int ret;
+
+	memset(&d, 0, sizeof(d));
+	if ((ret = parse_vmdk_opts(ctx, opts, &sub, &d)) < 0)
+		return ret;
+	if (sectors == 0)
+		return scimg_int_err(ctx, -EINVAL, "a VMDK disk holds at least one sector; the size is 0");
+	if (sub == SUB_FLAT) {
+		out->required = out->fully_allocated =
+			(uint64_t)W_DESC_SECTORS * VMDK_SECTOR + sectors * VMDK_SECTOR;
+		return 0;
+	}
+	if (size > W_MAX_SPARSE)
+		return scimg_int_err(ctx, -EFBIG,
+				     "%llu bytes is larger than the %llu bytes a sparse VMDK may hold; use subformat=monolithicFlat",
+				     (unsigned long long)size, (unsigned long long)W_MAX_SPARSE);
+	vmdk_geometry(sectors, &g);
+	if (src && (ret = scimg_int_measure_data(src, W_GRAIN, &data)) < 0)
+		return ret;
+	data /= W_GRAIN; /* grains holding data */
+	if (sub == SUB_SPARSE) {
+		out->required = g.overhead * VMDK_SECTOR + data * W_GRAIN;
+		out->fully_allocated = g.overhead * VMDK_SECTOR + g.n_grains * W_GRAIN;
+		return 0;
+	}
+	if (src && (ret = scimg_int_measure_data(src, (uint64_t)W_GRAIN * W_GTES, &tables)) < 0)
+		return ret;
+	tables /= (uint64_t)W_GRAIN * W_GTES; /* grain tables holding a grain */
+	rec = div_up(12 + compressBound(W_GRAIN), VMDK_SECTOR) * VMDK_SECTOR;
+	/* header grain; directory with its marker; footer marker, footer, end */
+	fixed = (uint64_t)W_GRAIN + (1 + (uint64_t)g.gd_sectors + 3) * VMDK_SECTOR;
+	out->required = fixed + data * rec + tables * (1 + g.gt_sectors) * VMDK_SECTOR;
+	out->fully_allocated = fixed + g.n_grains * rec +
+			       (uint64_t)g.n_gts * (1 + g.gt_sectors) * VMDK_SECTOR;
+	return 0;
+}
+
+int scimg_int_vmdk_create(struct scimg_image *img, const struct scimg_opts *opts)
+{
 	struct vmdk_desc_out d;
 	struct vmdk_writer *w;
 	char desc[W_DESC_SECTORS * VMDK_SECTOR], *extname = NULL;
-	unsigned long v;
-	size_t dl, i;
+	struct vmdk_geom g;
+	size_t dl;
 	int ret;
 
 	memset(&d, 0, sizeof(d));
@@ -486,47 +605,8 @@ int scimg_int_vmdk_create(struct scimg_image *img, const struct scimg_opts *opts
 	if (!w)
 		return scimg_int_err(img->ctx, -ENOMEM, "out of memory");
 	w->cur_gt = UINT64_MAX;
-	if (!sub || !strcasecmp(sub, "monolithicSparse")) {
-		w->sub = SUB_SPARSE;
-		d.create_type = "monolithicSparse";
-	} else if (!strcasecmp(sub, "streamOptimized")) {
-		w->sub = SUB_STREAM;
-		d.create_type = "streamOptimized";
-	} else if (!strcasecmp(sub, "monolithicFlat")) {
-		w->sub = SUB_FLAT;
-		d.create_type = "monolithicFlat";
-	} else {
-		ret = scimg_int_err(img->ctx, -EINVAL,
-				    "vmdk: subformat '%s' is not supported, expected streamOptimized, monolithicSparse or monolithicFlat",
-				    sub);
+	if ((ret = parse_vmdk_opts(img->ctx, opts, &w->sub, &d)) < 0)
 		goto fail;
-	}
-	d.adapter_type = "lsilogic";
-	if (ad) {
-		for (i = 0; i < SCIMG_ARRAY_SIZE(adapters); i++)
-			if (!strcasecmp(ad, adapters[i].opt))
-				break;
-		if (i == SCIMG_ARRAY_SIZE(adapters)) {
-			ret = scimg_int_err(img->ctx, -EINVAL,
-					    "vmdk: adapter_type '%s' is not supported, expected ide, lsilogic, buslogic, lsisas, pvscsi or legacyESX",
-					    ad);
-			goto fail;
-		}
-		d.adapter_type = adapters[i].ddb;
-	}
-	d.hw_version = hw ? hw : "4";
-	if (!parse_small_uint(d.hw_version, 99, &v) || v < 1) {
-		ret = scimg_int_err(img->ctx, -EINVAL, "vmdk: hwversion '%s' is not a number from 1 to 99",
-				    d.hw_version);
-		goto fail;
-	}
-	d.tools_version = tv ? tv : "2147483647";
-	if (!parse_small_uint(d.tools_version, 2147483647ul, &v)) {
-		ret = scimg_int_err(img->ctx, -EINVAL,
-				    "vmdk: toolsversion '%s' is not a number from 0 to 2147483647",
-				    d.tools_version);
-		goto fail;
-	}
 	w->sectors = div_up(img->size, VMDK_SECTOR);
 	if (w->sectors == 0) {
 		ret = scimg_int_err(img->ctx, -EINVAL,
@@ -585,10 +665,11 @@ int scimg_int_vmdk_create(struct scimg_image *img, const struct scimg_opts *opts
 		return 0;
 	}
 
-	w->n_grains = div_up(w->sectors, W_GRAIN_SECTORS);
-	w->n_gts = (uint32_t)div_up(w->n_grains, W_GTES);
-	w->gd_sectors = (uint32_t)div_up((uint64_t)w->n_gts * 4, VMDK_SECTOR);
-	w->gt_sectors = W_GTES * 4 / VMDK_SECTOR;
+	vmdk_geometry(w->sectors, &g);
+	w->n_grains = g.n_grains;
+	w->n_gts = g.n_gts;
+	w->gd_sectors = g.gd_sectors;
+	w->gt_sectors = g.gt_sectors;
 	w->gbuf = malloc(W_GRAIN);
 	w->gt = calloc(W_GTES, sizeof(*w->gt));
 	if (!w->gbuf || !w->gt) {
@@ -596,13 +677,10 @@ int scimg_int_vmdk_create(struct scimg_image *img, const struct scimg_opts *opts
 		goto fail;
 	}
 	if (w->sub == SUB_SPARSE) {
-		uint64_t rgd = 1 + W_DESC_SECTORS, gd, overhead;
+		uint64_t rgd = g.rgd, gd = g.gd, overhead = g.overhead;
 
-		w->rgt_base = rgd + w->gd_sectors;
-		gd = w->rgt_base + (uint64_t)w->n_gts * w->gt_sectors;
-		w->gt_base = gd + w->gd_sectors;
-		overhead = div_up(w->gt_base + (uint64_t)w->n_gts * w->gt_sectors,
-				  W_GRAIN_SECTORS) * W_GRAIN_SECTORS;
+		w->rgt_base = g.rgt_base;
+		w->gt_base = g.gt_base;
 		put_header(w->hdr, 1, VMDK_FLAG_NL_DETECT | VMDK_FLAG_RGD, w->sectors,
 			   1, W_DESC_SECTORS, rgd, gd, overhead, 0);
 		if ((ret = wr(img, w->hdr, VMDK_SECTOR, 0)) < 0 ||

@@ -1504,6 +1504,7 @@ const struct scimg_format scimg_format_vmdk = {
 	.info = vmdk_info,
 	.create_opts = scimg_int_vmdk_create_opts,
 	.create = scimg_int_vmdk_create,
+	.measure = scimg_int_vmdk_measure,
 	.pwrite = scimg_int_vmdk_pwrite,
 	.write_zeroes = vmdk_write_zeroes,
 	.finish = scimg_int_vmdk_finish,

@@ -42,6 +42,6 @@ for o in cluster_size=65536 cluster_size=4096 refcount_bits=1; do
   [ -n "$req" ] && [ "$(stat -c %s out.qcow2)" -le "$req" ] || fail "$o: output $(stat -c %s out.qcow2) > required $req"
   rm -f out.qcow2
 done
-"$SCIMG" measure -O vmdk --size 1G 2>/dev/null; [ $? -eq 2 ] || fail "unsupported format must fail"
+"$SCIMG" measure -O ova --size 1G 2>/dev/null; [ $? -eq 2 ] || fail "unsupported format must fail"
 "$SCIMG" measure -O qcow2 2>/dev/null; [ $? -eq 2 ] || fail "neither size nor source"
 echo ok

@@ -36,8 +36,8 @@ long=$(head -c 600 /dev/zero | tr '\0' x)
 "$SCIMG" rebase -u -b "$long" small.qcow2 2>err; [ $? -eq 2 ] || fail "long name must fail"
 grep -q 'first cluster' err || fail "message: $(cat err)"
 cmp -s small.qcow2 small.orig || fail "refused rebase changed the image"
-# safe mode and other formats refused
-"$SCIMG" rebase -b base-new.qcow2 v2.qcow2 2>err; [ $? -eq 2 ] || fail "safe mode"
-grep -q 'use -u' err || fail "safe mode message"
+# safe mode needs -F (test-rebase-safe.sh tests it); other formats refused
+"$SCIMG" rebase -b base-new.qcow2 v2.qcow2 2>err; [ $? -eq 2 ] || fail "safe mode without -F"
+grep -q 'backing format must be specified' err || fail "safe mode message"
 "$SCIMG" rebase -u -b x -f raw a.raw 2>/dev/null; [ $? -eq 2 ] || fail "raw has no backing file"
 echo ok
