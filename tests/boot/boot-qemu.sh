@@ -26,7 +26,7 @@ FIRMWARE=${FIRMWARE:-bios}
 MARKER=SCIMG-BOOT-OK
 # What initramfs-tools, dracut, systemd and the firmware say when the root
 # disk is not found or boot cannot go on.
-FAIL_RE='Gave up waiting for root|ALERT! .* does not exist|Kernel panic|You are in emergency mode|Give root password for maintenance|Entering emergency mode|Failed to mount /sysroot|dracut Warning: Could not boot|No bootable device|Boot failed|error: no such device|error: file .* not found'
+FAIL_RE='Gave up waiting for root|ALERT! .* does not exist|Kernel panic|You are in emergency mode|Give root password for maintenance|Press Enter for maintenance|Entering emergency mode|Failed to mount /sysroot|dracut Warning: Could not boot|No bootable device|Boot failed|error: no such device|error: file .* not found'
 # and OVMF, when no boot option it has works (it then offers its shell/menu)
 [ "$FIRMWARE" = uefi ] && FAIL_RE="$FAIL_RE|No bootable option or device was found|Shell> |UEFI Interactive Shell"
 
