@@ -19,6 +19,11 @@
 requires_boot_tools
 
 LAYOUTS=${LAYOUTS:-lvm xfs btrfs uefi dracut-lvm}
+# the layouts are built with libguestfs' Python binding (python3-guestfs,
+# libguestfs-xfs); without it only cached fixtures can be used
+/usr/bin/python3 -c 'import guestfs' 2>/dev/null ||
+  ls "${CACHE:-/var/tmp/scimg-guest-cache}"/layout-*.img >/dev/null 2>&1 ||
+  skip "python3-guestfs not installed (it builds the layout fixtures)"
 METHODS=${METHODS:-}
 BOOT_PAR=${BOOT_PAR:-1}
 case "$BOOT_PAR" in [1-4]) ;; *) fail "BOOT_PAR must be 1 to 4" ;; esac
