@@ -21,7 +21,9 @@
 SHELL = /bin/bash
 .SHELLFLAGS = -o pipefail -c
 STAGES = plain boot asan
-GUESTS = vmware dracut ami
+# (the layout flavours of tests/boot/test-layouts.sh are built with
+# libguestfs: python3-guestfs, libguestfs-xfs)
+GUESTS = vmware dracut ami lvm xfs btrfs uefi dracut-lvm
 
 # started first, in this order: the longest chains, the real boots and the
 # libguestfs guest tests.  They need the fixture guests and the Xen dom0: a

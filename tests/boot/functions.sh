@@ -35,7 +35,8 @@ requires_boot_tools() {
 
 # Path of the cached fixture image of FLAVOUR (may not exist yet).
 guest_cached() {
-  echo "${CACHE:-/var/tmp/scimg-guest-cache}/guest-$1-$(sha256sum "$top_srcdir/tests/fixtures/build-guest.sh" | cut -c1-12).img"
+  echo "${CACHE:-/var/tmp/scimg-guest-cache}/guest-$1-$(sed '/^# >>> layouts/,/^# <<< layouts/d' \
+    "$top_srcdir/tests/fixtures/build-guest.sh" | sha256sum | cut -c1-12).img"
 }
 
 # Build (once) and copy the fixture of FLAVOUR to OUT.
@@ -117,7 +118,7 @@ EOF
 finish() {
   if [ -n "${SCIMG_BOOT_LOGS:-}" ]; then
     mkdir -p "$SCIMG_BOOT_LOGS/$NAME"
-    cp "$WORK"/*.log "$WORK"/*.json "$WORK"/*.err "$SCIMG_BOOT_LOGS/$NAME/" 2>/dev/null
+    cp "$WORK"/*.log "$WORK"/*.json "$WORK"/*.err "$WORK"/*.tsv "$SCIMG_BOOT_LOGS/$NAME/" 2>/dev/null
   fi
   say "done, $( [ $FAILED = 0 ] && echo passed || echo FAILED ) in $(( $(date +%s) - T0 ))s"
   exit $FAILED
