@@ -10,6 +10,7 @@ libcurl4-openssl-dev libxml2-dev libjson-c-dev libdeflate-dev
 qemu-utils time python3 groff-base
 libvhdi-utils libvmdk-utils liblzma-dev lz4 bzip2
 qemu-system-x86 ovmf mmdebstrap fdisk e2fsprogs virt-v2v nbdkit libnbd-bin linux-image-amd64
+python3-guestfs libguestfs-xfs cryptsetup-bin
 clang libclang-rt-14-dev
 "
 
