@@ -34,6 +34,26 @@ void scimg_int_sg_disk_facts_free(struct sg_disk_facts *d)
 	memset(d, 0, sizeof(*d));
 }
 
+/* DEV is a device of the appliance (a disk, partition, LV or md device).
+ * (guestfs_is_blockdev looks in the mounted guest's /dev, not there.) */
+static int appliance_dev(guestfs_h *g, const char *dev)
+{
+	char **l[4];
+	size_t i, k;
+	int found = 0;
+
+	l[0] = guestfs_list_devices(g);
+	l[1] = guestfs_list_partitions(g);
+	l[2] = guestfs_lvs(g);
+	l[3] = guestfs_list_md_devices(g);
+	for (k = 0; k < 4; k++) {
+		for (i = 0; l[k] && l[k][i] && !found; i++)
+			found = strcmp(l[k][i], dev) == 0;
+		free_strv(l[k]);
+	}
+	return found;
+}
+
 /* "btrfsvol:/dev/sda2/@/sub" -> device "/dev/sda2" and subvolume "@/sub". */
 static char *btrfsvol_split(guestfs_h *g, const char *m, char **subvol)
 {
@@ -42,7 +62,7 @@ static char *btrfsvol_split(guestfs_h *g, const char *m, char **subvol)
 	*subvol = NULL;
 	for (s = strchr(p + strlen("/dev/"), '/'); s; s = strchr(s + 1, '/')) {
 		char *dev = strndup(p, (size_t)(s - p));
-		if (dev && guestfs_is_blockdev_opts(g, dev, GUESTFS_IS_BLOCKDEV_OPTS_FOLLOWSYMLINKS, 1, -1) == 1) {
+		if (dev && appliance_dev(g, dev)) {
 			*subvol = strdup(s + 1);
 			return dev;
 		}
