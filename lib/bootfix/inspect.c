@@ -225,25 +225,6 @@ int bf_inspect(struct bf *bf)
 
 /* ---- kernels ---------------------------------------------------------------- */
 
-static char *kernel_compression(struct bf *bf, const char *vmlinuz)
-{
-	char *head, *pay = NULL;
-	size_t hl = 0, pl = 0;
-	long long off;
-	const char *c;
-
-	head = guestfs_pread(bf->g, vmlinuz, 4096, 0, &hl);
-	if (!head)
-		return bf_strdup("unknown");
-	off = scimg_int_sg_bzimage_payload((unsigned char *)head, hl);
-	if (off > 0)
-		pay = guestfs_pread(bf->g, vmlinuz, 16, off, &pl);
-	c = scimg_int_sg_kernel_compression((unsigned char *)head, hl, (unsigned char *)pay, pay ? pl : 0);
-	free(head);
-	free(pay);
-	return bf_strdup(c);
-}
-
 /* Mark drivers found in a modules.dep / modules.builtin text. */
 static void scan_modlist(const char *text, enum bf_state found, enum bf_state *drv)
 {
@@ -378,7 +359,7 @@ int bf_find_kernels(struct bf *bf)
 			else
 				free(p);
 		}
-		k->compression = kernel_compression(bf, vm);
+		k->compression = bf_strdup(scimg_int_sg_kernel_compression_of(bf->g, vm));
 		if (moddir) {
 			r = kernel_drivers(bf, k, moddir);
 			free(moddir);

@@ -155,22 +155,6 @@ static char *read_small(struct gc *c, const char *p, int64_t max)
 
 /* ---- kernels --------------------------------------------------------- */
 
-static const char *kernel_compression(struct gc *c, const char *vmlinuz)
-{
-	size_t n = 0, pn = 0;
-	char *h = guestfs_pread(c->g, vmlinuz, 4096, 0, &n), *p = NULL;
-	long long off = h ? scimg_int_sg_bzimage_payload((unsigned char *)h, n) : -1;
-	const char *r;
-
-	if (off > 0)
-		p = guestfs_pread(c->g, vmlinuz, 16, off, &pn);
-	r = scimg_int_sg_kernel_compression((unsigned char *)h, h ? n : 0, (unsigned char *)p,
-					    p ? pn : 0);
-	free(h);
-	free(p);
-	return r;
-}
-
 /* The initramfs listing (a JSON array of module names) has MOD. */
 static int json_has(void *opaque, const char *mod)
 {
@@ -215,7 +199,7 @@ static json_object *kernel_facts(struct gc *c, const char *ver, char **err)
 	json_object_object_add(k, "default", json_object_new_boolean(0));
 	snprintf(p, sizeof(p), "/boot/vmlinuz-%s", ver);
 	json_object_object_add(k, "path", json_object_new_string(p));
-	json_object_object_add(k, "compression", json_object_new_string(kernel_compression(c, p)));
+	json_object_object_add(k, "compression", json_object_new_string(scimg_int_sg_kernel_compression_of(c->g, p)));
 	initrd = initrd_of(c, ver);
 	if (initrd) {
 		char *local = fetch(c, initrd, "initrd");

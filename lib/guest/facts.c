@@ -410,3 +410,19 @@ int scimg_int_sg_has_luks(guestfs_h *g)
 	free_strv(lists[1]);
 	return n;
 }
+
+const char *scimg_int_sg_kernel_compression_of(guestfs_h *g, const char *vmlinuz)
+{
+	size_t hl = 0, pl = 0;
+	char *head = guestfs_pread(g, vmlinuz, 4096, 0, &hl), *pay = NULL;
+	long long off = head ? scimg_int_sg_bzimage_payload((unsigned char *)head, hl) : -1;
+	const char *c;
+
+	if (off > 0)
+		pay = guestfs_pread(g, vmlinuz, 16, off, &pl);
+	c = scimg_int_sg_kernel_compression((unsigned char *)head, head ? hl : 0,
+					    (unsigned char *)pay, pay ? pl : 0);
+	free(head);
+	free(pay);
+	return c;
+}

@@ -37,6 +37,8 @@ int scimg_int_sg_btrfs_top_cfg(guestfs_h *g, const char *root);
 /* How many LUKS-encrypted volumes the disks hold (an OS on one is not
  * found by inspection: scimg has no key and says so). */
 int scimg_int_sg_has_luks(guestfs_h *g);
+/* The payload compression of the guest kernel VMLINUZ (kernel.c names). */
+const char *scimg_int_sg_kernel_compression_of(guestfs_h *g, const char *vmlinuz);
 /* The disk facts into the rules' facts (the pointers stay DF's). */
 void scimg_int_sg_facts_from_disk(struct sg_boot_facts *f, const struct sg_disk_facts *df);
 /* The verdicts V[SG_NMETHODS] as the "boot-methods" JSON array
