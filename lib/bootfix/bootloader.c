@@ -314,10 +314,11 @@ static int install_bios(struct bf *bf)
 	 * libguestfs's names: find the disk that holds /boot/grub from inside
 	 * the guest. */
 	/* lsblk -s walks from /boot's device (a partition, an LVM volume,
-	 * a btrfs subvolume's device) down to the whole disk under it */
+	 * a btrfs subvolume's device) down to the whole disk under it; -l
+	 * (list, not tree: no tree-drawing prefix on the names) */
 	cmd = bf_printf("p=$(findmnt -nvo SOURCE -T /boot/grub 2>/dev/null || findmnt -nvo SOURCE /)\n"
 			"p=${p%%%%\\[*}\n"
-			"d=$(lsblk -nspo NAME,TYPE \"$p\" 2>/dev/null | awk '$2 == \"disk\" { print $1; exit }')\n"
+			"d=$(lsblk -lnspo NAME,TYPE \"$p\" 2>/dev/null | awk '$2 == \"disk\" { print $1; exit }')\n"
 			"[ -b \"$d\" ] || d='%s'\n"
 			"echo \"boot disk: $d (holds $p)\"\n"
 			"if command -v grub-install >/dev/null; then grub-install --target=i386-pc \"$d\"\n"
@@ -342,6 +343,11 @@ static int install_bios(struct bf *bf)
 	}
 	free(cmd);
 	free(pt);
+	if (r > 0 && bf->wrapped)
+		/* --partition exists to give the disk BIOS boot code: without
+		 * it the new disk boots nowhere that the old one did not */
+		return scimg_int_err(bf->ctx, -EIO, "'%s': --partition: GRUB for BIOS could not be "
+				     "installed on the new disk (see the warning above)", bf->path);
 	return r < 0 ? r : 0;
 }
 

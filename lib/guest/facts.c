@@ -151,23 +151,63 @@ static int xfs_v4(guestfs_h *g, const char *dev)
 	return v4;
 }
 
+/* Whether DISK's boot code can start the guest from BIOS.  GRUB's boot.img
+ * (it carries the string "GRUB") needs its core.img: embedded after the
+ * MBR (sector 1 not blank) or in a BIOS boot partition on GPT, and the
+ * guest's /boot/grub/i386-pc modules.  Any other MBR code (syslinux, a
+ * generic MBR) chains to the active partition's boot sector, which must
+ * carry the 0x55AA signature.  A generic MBR in front of a partition
+ * without boot code (what partitioning tools write) boots nothing. */
+static int blank(const char *b, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (b[i])
+			return 0;
+	return 1;
+}
+
+static int signed_sector(const char *b, size_t n)
+{
+	return b && n >= 512 && (unsigned char)b[510] == 0x55 && (unsigned char)b[511] == 0xaa;
+}
+
+static int active_vbr(guestfs_h *g, const char *disk)
+{
+	char **parts = guestfs_list_partitions(g);
+	size_t j, n;
+	int ok = 0;
+
+	for (j = 0; parts && parts[j] && !ok; j++) {
+		char *pd = guestfs_part_to_dev(g, parts[j]);
+		int num = guestfs_part_to_partnum(g, parts[j]);
+		if (pd && strcmp(pd, disk) == 0 && num > 0 && guestfs_part_get_bootable(g, disk, num) == 1) {
+			char *vbr = guestfs_pread_device(g, parts[j], 512, 0, &n);
+			ok = signed_sector(vbr, n) && !blank(vbr, 440);
+			free(vbr);
+		}
+		free(pd);
+	}
+	free_strv(parts);
+	return ok;
+}
+
 int scimg_int_sg_bios_code(guestfs_h *g, const char *disk)
 {
 	size_t n = 0, i;
-	char *mbr, *pt = NULL;
-	int ok = 0;
+	char *mbr, *pt = NULL, *s1 = NULL;
+	int ok = 0, grub;
 
 	guestfs_push_error_handler(g, NULL, NULL);
 	mbr = guestfs_pread_device(g, disk, 512, 0, &n);
-	if (!mbr || n < 512 || (unsigned char)mbr[510] != 0x55 || (unsigned char)mbr[511] != 0xaa)
+	if (!signed_sector(mbr, n) || blank(mbr, 440))
 		goto out;
-	for (i = 0; i < 440 && !ok; i++)
-		ok = mbr[i] != 0;
+	grub = memmem(mbr, 440, "GRUB", 4) != NULL;
 	pt = guestfs_part_get_parttype(g, disk);
-	if (ok && pt && strcmp(pt, "gpt") == 0) {
+	if (grub && pt && strcmp(pt, "gpt") == 0) {
 		/* GRUB for BIOS on GPT lives in a BIOS boot partition */
 		struct guestfs_partition_list *pl = guestfs_part_list(g, disk);
-		ok = 0;
 		for (i = 0; pl && i < pl->len && !ok; i++) {
 			char *ty = guestfs_part_get_gpt_type(g, disk, pl->val[i].part_num);
 			ok = ty && strcasecmp(ty, BIOS_BOOT_TYPE) == 0;
@@ -175,13 +215,21 @@ int scimg_int_sg_bios_code(guestfs_h *g, const char *disk)
 		}
 		if (pl)
 			guestfs_free_partition_list(pl);
+	} else if (grub) {
+		/* core.img embedded in the gap after the MBR */
+		s1 = guestfs_pread_device(g, disk, 512, 512, &n);
+		ok = s1 && n == 512 && !blank(s1, 512);
+	} else {
+		ok = active_vbr(g, disk);
 	}
-	if (ok && guestfs_is_dir_opts(g, "/boot/grub/i386-pc", GUESTFS_IS_DIR_OPTS_FOLLOWSYMLINKS, 1, -1) != 1 &&
+	if (ok && grub &&
+	    guestfs_is_dir_opts(g, "/boot/grub/i386-pc", GUESTFS_IS_DIR_OPTS_FOLLOWSYMLINKS, 1, -1) != 1 &&
 	    guestfs_is_dir_opts(g, "/boot/grub2/i386-pc", GUESTFS_IS_DIR_OPTS_FOLLOWSYMLINKS, 1, -1) != 1)
 		ok = 0;
 out:
 	guestfs_pop_error_handler(g);
 	free(mbr);
+	free(s1);
 	free(pt);
 	return ok;
 }

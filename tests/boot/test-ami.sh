@@ -31,6 +31,8 @@ b = open(sys.argv[1], "rb").read(512)
 assert b[510:512] == b"\x55\xaa"
 boot, ptype, start = b[446], b[446 + 4], struct.unpack("<I", b[446 + 8:446 + 12])[0]
 assert boot == 0x80 and ptype == 0x83 and start == 2048, (boot, ptype, start)
+# GRUB's boot.img (not a generic MBR in front of a partition without boot code)
+assert b"GRUB" in b[:440], "no GRUB boot code in the MBR"
 PY
 say "--partition: MBR, partition 1 bootable, type 83, from sector 2048"
 for bus in ide virtio-blk virtio-scsi nvme; do
