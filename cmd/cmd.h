@@ -29,6 +29,23 @@ int parse_boot_list(const char *sub, const char *s, unsigned *buses, unsigned *f
  * predicted the rules' verdict, boot the boot; a contradiction is added to
  * WARNINGS (an array of strings, or NULL).  1 when a boot failed. */
 int merge_boot_results(json_object *methods, json_object *boot_report, json_object *warnings);
+/* -p (convert, inject-drivers): on a terminal one line updated in place
+ * (at most 10 times a second); elsewhere (CI logs) a plain line per phase
+ * and per 5 % of the data.  Data phases show allocated data done of the
+ * total, rate and ETA; stepped phases (the guest fix) "[k/n] step" with
+ * the time so far. */
+struct cmd_progress {
+	const char *sub;        /* subcommand named in non-tty lines */
+	int tty;
+	int last_bucket;        /* last 5 % step printed (not a tty) */
+	char last_phase[32];
+	double start, last_print, copy_start;
+	size_t width;           /* of the last tty line, to blank it */
+};
+void cmd_progress_init(struct cmd_progress *st, const char *sub);
+void cmd_progress(void *opaque, const struct scimg_progress *p);
+/* after a failure: end an unfinished tty line */
+void cmd_progress_end(struct cmd_progress *st);
 int cmd_create(int argc, char **argv);
 int cmd_measure(int argc, char **argv);
 int cmd_map(int argc, char **argv);

@@ -66,101 +66,6 @@ static void help(void)
 	       "Exit status: 0 success, 2 error.  See scimg-convert(1).\n", prog, prog);
 }
 
-/* -p: on a terminal one line updated in place (at most 10 times a second);
- * elsewhere (CI logs) a plain line per phase and per 5 % of the data. */
-struct progress_state {
-	int tty;
-	int last_bucket;        /* last 5 % step printed (not a tty) */
-	const char *last_phase;
-	double start, last_print, copy_start;
-	size_t width;           /* of the last tty line, to blank it */
-};
-
-static double now_seconds(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void fmt_duration(double s, char *buf, size_t len)
-{
-	unsigned long t = s < 0 ? 0 : (unsigned long)(s + 0.5);
-
-	if (t >= 3600)
-		snprintf(buf, len, "%lu:%02lu:%02lu", t / 3600, t / 60 % 60, t % 60);
-	else
-		snprintf(buf, len, "%lu:%02lu", t / 60, t % 60);
-}
-
-static void progress(void *opaque, const struct scimg_progress *p)
-{
-	struct progress_state *st = opaque;
-	double t = now_seconds(), el, rate = 0;
-	char done[32], total[32], rs[32], eta[32] = "", line[256];
-	uint64_t d = p->data_done, tot = p->data_total;
-	int pct, phase_changed = !st->last_phase || strcmp(st->last_phase, p->phase) != 0;
-
-	if (phase_changed && strcmp(p->phase, "copying") == 0)
-		st->copy_start = t;
-	st->last_phase = p->phase;
-	if (!tot) /* nothing allocated, or still scanning: by position */
-		pct = p->virtual_size ? (int)(p->pos * 100 / p->virtual_size) : 100;
-	else
-		pct = (int)(d * 100 / tot);
-	if (!strcmp(p->phase, "done"))
-		pct = 100;
-	el = t - (st->copy_start ? st->copy_start : st->start);
-	if (el > 0.2 && d)
-		rate = (double)d / el;
-	human_size(d, done, sizeof(done));
-	human_size(tot, total, sizeof(total));
-	if (rate > 0) {
-		human_size((unsigned long long)rate, rs, sizeof(rs));
-		strcat(rs, "/s");
-	} else {
-		snprintf(rs, sizeof(rs), "-");
-	}
-	if (!strcmp(p->phase, "copying") && rate > 0 && tot > d) {
-		char e[24];
-		fmt_duration((double)(tot - d) / rate, e, sizeof(e));
-		snprintf(eta, sizeof(eta), ", ETA %s", e);
-	} else if (!strcmp(p->phase, "done")) {
-		char e[24];
-		fmt_duration(t - st->start, e, sizeof(e));
-		snprintf(eta, sizeof(eta), ", took %s", e);
-	}
-	if (!strcmp(p->phase, "scanning"))
-		snprintf(line, sizeof(line), "scanning the allocation map");
-	else
-		snprintf(line, sizeof(line), "%-9s %3d%%  %s of %s data, %s%s", p->phase, pct,
-			 done, total, rs, eta);
-
-	if (st->tty) {
-		size_t n = strlen(line);
-		if (!phase_changed && strcmp(p->phase, "done") && t - st->last_print < 0.1)
-			return;
-		st->last_print = t;
-		fprintf(stderr, "\r%s%*s", line, st->width > n ? (int)(st->width - n) : 0, "");
-		st->width = n;
-		if (!strcmp(p->phase, "done"))
-			fprintf(stderr, "\n");
-		fflush(stderr);
-		return;
-	}
-	/* not a terminal: a line when the phase changes and per 5 % copied */
-	if (!strcmp(p->phase, "copying") && !phase_changed) {
-		if (pct / 5 <= st->last_bucket)
-			return;
-	} else if (!phase_changed) {
-		return;
-	}
-	st->last_bucket = pct / 5;
-	fprintf(stderr, "%s convert: %s\n", prog, line);
-	fflush(stderr);
-}
-
 int cmd_convert(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -189,7 +94,7 @@ int cmd_convert(int argc, char **argv)
 	struct scimg_convert_opts o;
 	struct scimg_ctx *ctx;
 	char *optstr = NULL, *inoptstr = NULL;
-	struct progress_state pst;
+	struct cmd_progress pst;
 	int c, ret, show_progress = 0, nobacking = 0, quiet = 0;
 
 	memset(&o, 0, sizeof(o));
@@ -333,11 +238,8 @@ int cmd_convert(int argc, char **argv)
 	o.options = optstr;
 	o.src_options = inoptstr;
 	if (show_progress) {
-		memset(&pst, 0, sizeof(pst));
-		pst.tty = isatty(STDERR_FILENO);
-		pst.last_bucket = -1;
-		pst.start = now_seconds();
-		o.progress_ex = progress;
+		cmd_progress_init(&pst, "convert");
+		o.progress_ex = cmd_progress;
 		o.progress_opaque = &pst;
 	}
 	ctx = cmd_ctx_new();
@@ -354,8 +256,8 @@ int cmd_convert(int argc, char **argv)
 	}
 	ret = scimg_convert(ctx, &o);
 	if (ret < 0) {
-		if (show_progress && pst.tty)
-			fprintf(stderr, "\n");
+		if (show_progress)
+			cmd_progress_end(&pst);
 		die_ctx("convert", ctx);
 	}
 	scimg_ctx_free(ctx);

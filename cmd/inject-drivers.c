@@ -13,7 +13,7 @@
 static void help(void)
 {
 	printf("Usage: %s inject-drivers [--drivers=LIST] [--dry-run] [--output=FMT]\n"
-	       "                            [--partition] [-f FMT] IMAGE\n"
+	       "                            [--partition] [-p] [-f FMT] IMAGE\n"
 	       "       %s inject-drivers [OPTIONS] -O FMT IMAGE OUT\n\n"
 	       "Make the Linux guest in IMAGE boot on IDE, SATA, virtio-blk, virtio-scsi and\n"
 	       "NVMe disks and as a Xen PV domU: drivers into the initramfs of every kernel,\n"
@@ -35,6 +35,9 @@ static void help(void)
 	       "                          exit 1 when a boot fails\n"
 	       "      --expect=REGEX      with --verify: a console line matching REGEX also\n"
 	       "                          means the guest booted (as boot-test --expect)\n"
+	       "  -p, --progress          show progress on stderr: each step of the fix as it\n"
+	       "                          starts ([k/n] launch, inspect, initramfs, ...) with\n"
+	       "                          the time so far, and the copies of -O as convert -p\n"
 	       HELP_TRUST_CHAIN
 	       "  -h, --help              show this help\n"
 	       "  -V, --version           show the version\n"
@@ -44,6 +47,8 @@ static void help(void)
 }
 
 static int notice_shown;
+/* -p: the progress of the copies and of the guest fix's steps */
+static struct cmd_progress progress_state, *pg;
 
 static void notice(void *opaque, const char *msg)
 {
@@ -204,6 +209,10 @@ static int fixed_copy(struct scimg_ctx *ctx, const char *src, const char *src_fm
 	co.dst = tmp;
 	co.dst_format = tfmt;
 	co.sparse_size = 4096;
+	if (pg) {
+		co.progress_ex = cmd_progress;
+		co.progress_opaque = pg;
+	}
 	r = scimg_convert(ctx, &co);
 	if (r == 0)
 		r = scimg_bootfix_run(ctx, tmp, tfmt, bo, rep);
@@ -225,6 +234,10 @@ static int fixed_copy(struct scimg_ctx *ctx, const char *src, const char *src_fm
 			co.dst = out;
 			co.dst_format = out_fmt;
 			co.sparse_size = 4096;
+			if (pg) {
+				co.progress_ex = cmd_progress;
+				co.progress_opaque = pg;
+			}
 			r = scimg_convert(ctx, &co);
 		}
 	}
@@ -282,6 +295,7 @@ int cmd_inject_drivers(int argc, char **argv)
 		{ "output-format", required_argument, NULL, 'O' },
 		{ "verify", optional_argument, NULL, 'v' },
 		{ "expect", required_argument, NULL, 'E' },
+		{ "progress", no_argument, NULL, 'p' },
 		{ "trust-chain", no_argument, NULL, OPT_TRUST_CHAIN },
 		HTTP_LONG_OPTIONS,
 		{ "help", no_argument, NULL, 'h' },
@@ -298,7 +312,7 @@ int cmd_inject_drivers(int argc, char **argv)
 
 	memset(&bo, 0, sizeof(bo));
 	bo.size = sizeof(bo);
-	while ((c = getopt_long(argc, argv, ":d:nf:O:hV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":d:nf:O:phV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'd':
 			if (parse_drivers(optarg, &bo.drivers) < 0)
@@ -323,6 +337,10 @@ int cmd_inject_drivers(int argc, char **argv)
 				return EXIT_ERROR;
 			break;
 		case 'E': expect = optarg; break;
+		case 'p':
+			cmd_progress_init(&progress_state, "inject-drivers");
+			pg = &progress_state;
+			break;
 		case OPT_TRUST_CHAIN: opt_trust_chain = 1; break;
 		case 'h': help(); return EXIT_OK;
 		case 'V': print_version(); return EXIT_OK;
@@ -353,6 +371,10 @@ int cmd_inject_drivers(int argc, char **argv)
 	ctx = cmd_ctx_new();
 	install_cancel_handlers(ctx);
 	bo.notice = notice;
+	if (pg) {
+		bo.progress_ex = cmd_progress;
+		bo.progress_opaque = pg;
+	}
 	if (out_fmt) {
 		int cr = 0, cw = 0;
 		if (scimg_format_caps(out_fmt, &cr, &cw) < 0 || !cw) {
@@ -409,8 +431,11 @@ int cmd_inject_drivers(int argc, char **argv)
 		json_object_put(rep);
 	}
 	fflush(stdout);
-	if (r < 0)
+	if (r < 0) {
+		if (pg)
+			cmd_progress_end(pg);
 		die_ctx("inject-drivers", ctx);
+	}
 	free(probed);
 	scimg_ctx_free(ctx);
 	return r < 0 ? EXIT_ERROR : vr > 0 ? 1 : EXIT_OK;

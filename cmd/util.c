@@ -3,8 +3,11 @@
 #include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "cmd.h"
 
@@ -282,4 +285,140 @@ int merge_boot_results(json_object *methods, json_object *boot_report, json_obje
 		}
 	}
 	return failed;
+}
+
+/* ---- -p: progress on stderr ------------------------------------------------ */
+
+static double now_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void fmt_duration(double s, char *buf, size_t len)
+{
+	unsigned long t = s < 0 ? 0 : (unsigned long)(s + 0.5);
+
+	if (t >= 3600)
+		snprintf(buf, len, "%lu:%02lu:%02lu", t / 3600, t / 60 % 60, t % 60);
+	else
+		snprintf(buf, len, "%lu:%02lu", t / 60, t % 60);
+}
+
+void cmd_progress_init(struct cmd_progress *st, const char *sub)
+{
+	memset(st, 0, sizeof(*st));
+	st->sub = sub;
+	st->tty = isatty(STDERR_FILENO);
+	st->last_bucket = -1;
+	st->start = now_seconds();
+}
+
+void cmd_progress_end(struct cmd_progress *st)
+{
+	if (st->tty && st->width)
+		fprintf(stderr, "\n");
+	st->width = 0;
+}
+
+/* the line of a data phase (scanning, copying, finishing, done) */
+static int data_line(struct cmd_progress *st, const struct scimg_progress *p, double t,
+		     char *line, size_t len)
+{
+	char done[32], total[32], rs[32], eta[32] = "";
+	uint64_t d = p->data_done, tot = p->data_total;
+	double el, rate = 0;
+	int pct;
+
+	if (!tot) /* nothing allocated, or still scanning: by position */
+		pct = p->virtual_size ? (int)(p->pos * 100 / p->virtual_size) : 100;
+	else
+		pct = (int)(d * 100 / tot);
+	if (!strcmp(p->phase, "done"))
+		pct = 100;
+	el = t - (st->copy_start ? st->copy_start : st->start);
+	if (el > 0.2 && d)
+		rate = (double)d / el;
+	human_size(d, done, sizeof(done));
+	human_size(tot, total, sizeof(total));
+	if (rate > 0) {
+		human_size((unsigned long long)rate, rs, sizeof(rs));
+		strcat(rs, "/s");
+	} else {
+		snprintf(rs, sizeof(rs), "-");
+	}
+	if (!strcmp(p->phase, "copying") && rate > 0 && tot > d) {
+		char e[24];
+		fmt_duration((double)(tot - d) / rate, e, sizeof(e));
+		snprintf(eta, sizeof(eta), ", ETA %s", e);
+	} else if (!strcmp(p->phase, "done")) {
+		char e[24];
+		fmt_duration(t - st->start, e, sizeof(e));
+		snprintf(eta, sizeof(eta), ", took %s", e);
+	}
+	if (!strcmp(p->phase, "scanning"))
+		snprintf(line, len, "scanning the allocation map");
+	else
+		snprintf(line, len, "%-9s %3d%%  %s of %s data, %s%s", p->phase, pct,
+			 done, total, rs, eta);
+	return pct;
+}
+
+void cmd_progress(void *opaque, const struct scimg_progress *p)
+{
+	struct cmd_progress *st = opaque;
+	double t = now_seconds();
+	char line[256], el[24];
+	int phase_changed = strcmp(st->last_phase, p->phase) != 0, pct;
+	/* fields past the library's SIZE do not exist */
+	int steps = p->size >= offsetof(struct scimg_progress, steps) + sizeof(p->steps) ? p->steps : 0;
+	int stepped = steps > 0 || (strcmp(p->phase, "scanning") && strcmp(p->phase, "copying") &&
+				    strcmp(p->phase, "finishing") && strcmp(p->phase, "done"));
+
+	if (phase_changed && strcmp(p->phase, "copying") == 0)
+		st->copy_start = t;
+	snprintf(st->last_phase, sizeof(st->last_phase), "%s", p->phase);
+	if (stepped) {
+		/* a step of the guest fix (or packaging): a line each, kept */
+		if (!phase_changed)
+			return;
+		fmt_duration(t - st->start, el, sizeof(el));
+		if (steps > 0 && strcmp(p->phase, "done") == 0)
+			snprintf(line, sizeof(line), "done, took %s", el);
+		else if (steps > 0)
+			snprintf(line, sizeof(line), "[%d/%d] %s (at %s)", p->step, steps, p->phase, el);
+		else
+			snprintf(line, sizeof(line), "%s (at %s)", p->phase, el);
+		cmd_progress_end(st);
+		fprintf(stderr, "%s %s: %s\n", prog, st->sub, line);
+		fflush(stderr);
+		return;
+	}
+	pct = data_line(st, p, t, line, sizeof(line));
+	if (st->tty) {
+		size_t n = strlen(line);
+		if (!phase_changed && strcmp(p->phase, "done") && t - st->last_print < 0.1)
+			return;
+		st->last_print = t;
+		fprintf(stderr, "\r%s%*s", line, st->width > n ? (int)(st->width - n) : 0, "");
+		st->width = n;
+		if (!strcmp(p->phase, "done")) {
+			fprintf(stderr, "\n");
+			st->width = 0;
+		}
+		fflush(stderr);
+		return;
+	}
+	/* not a terminal: a line when the phase changes and per 5 % copied */
+	if (!strcmp(p->phase, "copying") && !phase_changed) {
+		if (pct / 5 <= st->last_bucket)
+			return;
+	} else if (!phase_changed) {
+		return;
+	}
+	st->last_bucket = pct / 5;
+	fprintf(stderr, "%s %s: %s\n", prog, st->sub, line);
+	fflush(stderr);
 }

@@ -353,6 +353,13 @@ struct scimg_progress {
 	uint64_t virtual_size;  /* of the input */
 	uint64_t data_done;     /* bytes of allocated data read so far */
 	uint64_t data_total;    /* allocated data in all (0 while scanning) */
+	/* Stepped work (inject-drivers, and the guest fix of convert -O sci):
+	 * PHASE names the step that starts now ("launch", "inspect",
+	 * "kernels", "initramfs", "bootloader", ... as in the report's
+	 * "timings"; "packaging" for the SCI's tar), STEP of STEPS counted
+	 * from 1; both 0 for the data phases above. */
+	int step;
+	int steps;
 };
 typedef void (*scimg_progress_ex_fn)(void *opaque, const struct scimg_progress *p);
 
@@ -503,6 +510,11 @@ struct scimg_bootfix_opts {
 				    MBR-partitioned disk with a bootloader */
 	scimg_notice_fn notice;  /* may be NULL */
 	void *notice_opaque;
+	/* Called as each step starts (struct scimg_progress: phase, step,
+	 * steps) and once with phase "done" at the end of a successful run;
+	 * may be NULL. */
+	scimg_progress_ex_fn progress_ex;
+	void *progress_opaque;
 };
 
 /* Make the Linux guest in the image PATH (FORMAT "raw" or "qcow2"; NULL

@@ -65,6 +65,7 @@ struct bf {
 	json_object *warnings; /* report.warnings (array) */
 	json_object *timings;  /* report.timings: step -> seconds */
 	double t_mark;         /* monotonic seconds at the last step's end */
+	int step, steps;       /* progress: the step started last, of STEPS */
 
 	/* devices */
 	char **devices;        /* appliance whole disks: /dev/sda ... */

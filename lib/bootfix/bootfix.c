@@ -104,7 +104,31 @@ static void mark(struct bf *bf, const char *step)
 	bf->t_mark = now;
 }
 
+/* Progress: step NAME starts (opts->progress_ex), or the run is "done". */
+static void step_start(struct bf *bf, const char *name)
+{
+	struct scimg_progress p;
+
+	if (!bf->opts->progress_ex)
+		return;
+	memset(&p, 0, sizeof(p));
+	p.size = sizeof(p);
+	p.phase = name;
+	if (strcmp(name, "done") != 0 && bf->step < bf->steps)
+		bf->step++;
+	p.step = bf->step;
+	p.steps = bf->steps;
+	bf->opts->progress_ex(bf->opts->progress_opaque, &p);
+}
+
+/* STEP: a step the user sees in the progress; STEP_QUIET: one that
+ * mostly has nothing to do (its time still goes into the timings) */
 #define STEP(name, call)                              \
+	do {                                          \
+		step_start(&bf, name);                \
+		STEP_QUIET(name, call);               \
+	} while (0)
+#define STEP_QUIET(name, call)                        \
 	do {                                          \
 		r = (call);                           \
 		if (r < 0)                            \
@@ -216,7 +240,11 @@ int scimg_int_bootfix_run(struct scimg_ctx *ctx, const char *path,
 	json_object_object_add(bf.report, "warnings", bf.warnings);
 	json_object_object_add(bf.report, "timings", bf.timings);
 
+	/* the steps below, for the progress */
+	bf.steps = 10 + (opts->partition && !bf.dry_run) + (opts->partition != 0) +
+		   (facts && !bf.dry_run);
 	if (opts->partition && !bf.dry_run) {
+		step_start(&bf, "partition-prepare");
 		r = bf_partition_prepare(&bf, &tmp, &newsize);
 		if (r < 0)
 			goto out;
@@ -240,7 +268,7 @@ int scimg_int_bootfix_run(struct scimg_ctx *ctx, const char *path,
 	/* a deferred rebuild runs inside the bootloader step, beside grub-mkconfig */
 	bl_step = bf.ird_script ? "bootloader+initramfs-rebuild" : "bootloader";
 	STEP(bl_step, bf_bootloader(&bf));
-	STEP("initramfs", bf_initramfs_finish(&bf, NULL)); /* if still pending */
+	STEP_QUIET("initramfs", bf_initramfs_finish(&bf, NULL)); /* if still pending */
 	if (facts && !bf.dry_run) {
 		/* the facts check would find, from this same appliance (the
 		 * SCI build: one launch, not two) */
@@ -250,6 +278,7 @@ int scimg_int_bootfix_run(struct scimg_ctx *ctx, const char *path,
 	STEP("btrfs-bridge", bf_btrfs_bridge(&bf)); /* remounts: last */
 	bf_boot_methods(&bf);
 
+	step_start(&bf, "shutdown");
 	if (guestfs_umount_all(bf.g) == -1) {
 		r = bf_gerr(&bf, "unmounting the guest filesystems");
 		goto out;
@@ -271,6 +300,7 @@ int scimg_int_bootfix_run(struct scimg_ctx *ctx, const char *path,
 		tmp = NULL;
 	}
 	r = 0;
+	step_start(&bf, "done");
 out:
 	if (tmp) {
 		unlink(tmp);

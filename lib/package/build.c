@@ -27,6 +27,13 @@ static const char *const sci_create_opts[] = {
 	"name", "sign-key", "sign-cert", "guest", "disk-format", NULL,
 };
 
+/* -p of convert -O sci: the copy's data phases, the guest fix's steps, the
+ * packaging, and "done" (with the copy's numbers) only at the very end */
+struct relay {
+	const struct scimg_convert_opts *o;
+	struct scimg_progress last;  /* of the copy */
+};
+
 struct build {
 	struct scimg_ctx *ctx;
 	const struct scimg_convert_opts *o;
@@ -38,6 +45,7 @@ struct build {
 	const char *disk_format;
 	json_object *desc;
 	json_object *facts; /* the fixed guest's facts, from inject-drivers' appliance */
+	struct relay relay;
 };
 
 static json_object *jget(json_object *o, const char *k)
@@ -252,10 +260,43 @@ static int source_facts(struct build *b, json_object *src)
 	return 0;
 }
 
+static void relay_copy(void *opaque, const struct scimg_progress *p)
+{
+	struct relay *r = opaque;
+
+	r->last = *p;
+	r->last.size = sizeof(r->last);
+	if (strcmp(p->phase, "done") != 0)
+		r->o->progress_ex(r->o->progress_opaque, p);
+}
+
+static void relay_step(void *opaque, const struct scimg_progress *p)
+{
+	struct relay *r = opaque;
+
+	if (strcmp(p->phase, "done") != 0)
+		r->o->progress_ex(r->o->progress_opaque, p);
+}
+
+static void relay_phase(struct relay *r, const char *phase)
+{
+	struct scimg_progress p = r->last;
+
+	if (!r->o->progress_ex)
+		return;
+	p.phase = phase;
+	p.step = p.steps = 0;
+	r->o->progress_ex(r->o->progress_opaque, &p);
+}
+
 static int working_disk(struct build *b)
 {
 	struct scimg_convert_opts co = *b->o;
 
+	if (b->o->progress_ex) {
+		co.progress_ex = relay_copy;
+		co.progress_opaque = &b->relay;
+	}
 	co.dst = b->workdisk;
 	co.dst_format = b->disk_format;
 	co.options = NULL;
@@ -277,6 +318,10 @@ static int fix_guest(struct build *b, json_object *changes)
 	bo.size = sizeof(bo);
 	bo.drivers = SCIMG_BOOTFIX_DRV_ALL;
 	bo.partition = 1; /* a partitionless filesystem (old AMI) gets a disk */
+	if (b->o->progress_ex) {
+		bo.progress_ex = relay_step;
+		bo.progress_opaque = &b->relay;
+	}
 	/* one appliance: inject-drivers describes the fixed guest too */
 	ret = scimg_int_bootfix_run(b->ctx, b->workdisk, b->disk_format, &bo, &report, &b->facts);
 	if (ret < 0) {
@@ -404,6 +449,9 @@ int scimg_int_sci_convert(struct scimg_ctx *ctx, const struct scimg_convert_opts
 	b.ctx = ctx;
 	b.o = o;
 	b.outfd = -1;
+	b.relay.o = o;
+	b.relay.last.size = sizeof(b.relay.last);
+	b.relay.last.phase = "copying";
 	if ((ret = scimg_int_opts_parse(ctx, o->options, sci_create_opts, "sci", &b.opts)) < 0)
 		goto out;
 	gmode = scimg_int_opts_get(&b.opts, "guest");
@@ -462,6 +510,7 @@ int scimg_int_sci_convert(struct scimg_ctx *ctx, const struct scimg_convert_opts
 	disks = json_object_new_array();
 	files = json_object_new_array();
 
+	relay_phase(&b.relay, "source-digest");
 	if ((ret = source_facts(&b, src)) < 0)
 		goto out_arrays;
 	if ((ret = make_workdir(&b)) < 0)
@@ -530,6 +579,7 @@ int scimg_int_sci_convert(struct scimg_ctx *ctx, const struct scimg_convert_opts
 		goto out;
 
 	/* the package */
+	relay_phase(&b.relay, "packaging");
 	if ((ret = scimg_int_tar_writer_new(ctx, b.outfd, o->dst, build_time(), &w)) < 0)
 		goto out;
 	if ((ret = scimg_int_tar_add_buffer(w, SCI_DESCRIPTOR, xml, xlen)) < 0)
@@ -573,6 +623,7 @@ int scimg_int_sci_convert(struct scimg_ctx *ctx, const struct scimg_convert_opts
 	}
 	free(b.tmpout);
 	b.tmpout = NULL;
+	relay_phase(&b.relay, "done");
 	ret = 0;
 	goto out;
 out_arrays:

@@ -52,10 +52,16 @@ if [ ! -r "$guest" ]; then
     { tail -5 "$TMPD/build.log"; skip "the vmware guest fixture could not be built (root, mmdebstrap, Debian's archive)"; }
 fi
 before=$(sha "$guest")
-"$SCIMG" inject-drivers --dry-run --output=json -f raw "$guest" >"$TMPD/dry.json" 2>"$TMPD/err"
+"$SCIMG" inject-drivers -p --dry-run --output=json -f raw "$guest" >"$TMPD/dry.json" 2>"$TMPD/err"
 rc=$?
 cat "$TMPD/err"
 [ $rc = 0 ] || { cat "$TMPD/dry.json"; fail "dry run failed"; }
+# -p: a line per step as it starts, in order, then done (no carriage returns)
+grep -q '^scimg inject-drivers: \[1/10\] launch (at 0:00)$' "$TMPD/err" || fail "-p: no first step line"
+grep -q '^scimg inject-drivers: \[2/10\] inspect (at ' "$TMPD/err" || fail "-p: no inspect step"
+grep -q '^scimg inject-drivers: \[7/10\] initramfs (at ' "$TMPD/err" || fail "-p: no initramfs step"
+tail -n 1 "$TMPD/err" | grep -q '^scimg inject-drivers: done, took [0-9]' || fail "-p: the last line is not done"
+if LC_ALL=C grep -q "$(printf '\r')" "$TMPD/err"; then fail "-p: carriage returns in a non-terminal stream"; fi
 [ "$(sha "$guest")" = "$before" ] || fail "dry run changed the image"
 python3 - "$TMPD/dry.json" <<'EOF' || fail "dry-run JSON is not what was expected"
 import json, sys

@@ -70,8 +70,14 @@ if "$SCIMG" --help | grep -q ' vmdk(r'; then
 else
   echo "note: this build does not read VMDK; packaging the raw fixture"
 fi
-"$SCIMG" convert -O sci -o name=vmware-guest "$SRC" guest.sci 2> convert.err ||
+"$SCIMG" convert -p -O sci -o name=vmware-guest "$SRC" guest.sci 2> convert.err ||
   { cat convert.err; fail "convert -O sci of $SRC"; }
+# -p: the copy, each step of the guest fix, the packaging, then done (once)
+grep -q '^scimg convert: copying ' convert.err || { cat convert.err; fail "-p: no copying line"; }
+grep -q '^scimg convert: \[[0-9]*/[0-9]*\] initramfs (at ' convert.err || { cat convert.err; fail "-p: no guest step line"; }
+grep -q '^scimg convert: packaging (at ' convert.err || { cat convert.err; fail "-p: no packaging line"; }
+[ "$(grep -c '^scimg convert: done ' convert.err)" = 1 ] && tail -n 1 convert.err | grep -q '^scimg convert: done ' ||
+  { cat convert.err; fail "-p: done is not the one last line"; }
 "$SCIMG" info --output=json guest.sci > info.json || fail "info guest.sci"
 python3 - info.json <<'EOF' || fail "descriptor of the SCI"
 import json, sys
