@@ -695,7 +695,7 @@ int scimg_check(struct scimg_ctx *ctx, const struct scimg_check_opts *opts,
 			goto fail;
 		if (src->size >= 512 &&
 		    scimg_int_source_read(src, head, sizeof(head), 0, "header") == 0 &&
-		    memcmp(head + 257, "ustar", 5) == 0 &&
+		    scimg_int_ustar_magic(head) &&
 		    (memcmp(head, SCI_DESCRIPTOR, sizeof(SCI_DESCRIPTOR)) == 0 || head[156] == 'x'))
 			fmt = "sci";
 		else if (strlen(o->path) > 4 && !strcmp(o->path + strlen(o->path) - 4, ".sci"))

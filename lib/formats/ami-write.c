@@ -33,6 +33,7 @@
 
 #include "ami-int.h"
 #include "formats/deflate.h"
+#include "package/package.h"
 
 #define CHUNK (256u << 10)
 #define TAR_RECORD 10240u
@@ -353,76 +354,20 @@ static int feed_zeros(struct scimg_image *img, struct ami_writer *w, uint64_t n)
 
 /* ---- tar header ------------------------------------------------------- */
 
-static void octal(char *f, size_t width, uint64_t v)
-{
-	/* WIDTH-1 octal digits and a NUL */
-	snprintf(f, width, "%0*llo", (int)width - 1, (unsigned long long)v);
-}
-
-static void tar_checksum(uint8_t *h)
-{
-	unsigned sum = 0;
-
-	memset(h + 148, ' ', 8);
-	for (int i = 0; i < 512; i++)
-		sum += h[i];
-	snprintf((char *)h + 148, 8, "%06o", sum);
-	h[155] = ' ';
-}
-
-static void tar_header(uint8_t *h, const char *name, char type, uint64_t size,
-		       uint64_t mtime)
-{
-	memset(h, 0, 512);
-	snprintf((char *)h, 100, "%s", name);
-	octal((char *)h + 100, 8, 0644);
-	octal((char *)h + 108, 8, 0);
-	octal((char *)h + 116, 8, 0);
-	if (size < (UINT64_C(1) << 33)) {
-		octal((char *)h + 124, 12, size);
-	} else {
-		/* GNU base-256 (a pax record carries it too) */
-		h[124] = 0x80;
-		for (int i = 0; i < 8; i++)
-			h[135 - i] = (uint8_t)(size >> (8 * i));
-	}
-	octal((char *)h + 136, 12, mtime);
-	h[156] = (uint8_t)type;
-	memcpy(h + 257, "ustar", 6);
-	memcpy(h + 263, "00", 2);
-	snprintf((char *)h + 265, 32, "root");
-	snprintf((char *)h + 297, 32, "root");
-	octal((char *)h + 329, 8, 0);
-	octal((char *)h + 337, 8, 0);
-	tar_checksum(h);
-}
-
 static int write_tar_header(struct scimg_image *img, struct ami_writer *w)
 {
-	uint8_t h[1024];
+	uint8_t h[2 * USTAR_BLOCK];
 	uint64_t now = (uint64_t)time(NULL);
 	int ret;
 
 	if (img->size >= (UINT64_C(1) << 33)) {
-		char rec[64], pname[128];
-		int len = 0, l;
-
-		/* "LEN size=N\n" where LEN counts itself */
-		for (l = 10; l < 40; l++) {
-			len = snprintf(rec, sizeof(rec), "%d size=%llu\n", l,
-				       (unsigned long long)img->size);
-			if (len == l)
-				break;
-		}
-		snprintf(pname, sizeof(pname), "PaxHeaders/%.80s", w->prefix);
-		tar_header(h, pname, 'x', (uint64_t)len, now);
-		memset(h + 512, 0, 512);
-		memcpy(h + 512, rec, (size_t)len);
-		if ((ret = tar_feed(img, w, h, 1024)) < 0)
+		/* a pax size record (the header's base-256 size says it too) */
+		scimg_int_ustar_pax_size(h, w->prefix, img->size, now);
+		if ((ret = tar_feed(img, w, h, sizeof(h))) < 0)
 			return ret;
 	}
-	tar_header(h, w->prefix, '0', img->size, now);
-	return tar_feed(img, w, h, 512);
+	scimg_int_ustar_header(h, w->prefix, '0', img->size, now, 0);
+	return tar_feed(img, w, h, USTAR_BLOCK);
 }
 
 /* ---- create / write / finish ------------------------------------------ */

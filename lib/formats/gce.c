@@ -66,7 +66,7 @@ static int gce_probe(const struct scimg_probe *p)
 	inflateEnd(&z);
 	if ((zr != Z_OK && zr != Z_STREAM_END) || z.avail_out != 0)
 		return 0;
-	if (memcmp(h + 257, "ustar", 5) != 0 || memcmp(h, GCE_MEMBER, sizeof(GCE_MEMBER)) != 0)
+	if (!scimg_int_ustar_ok(h) || memcmp(h, GCE_MEMBER, sizeof(GCE_MEMBER)) != 0)
 		return 0;
 	return 80;
 }
@@ -401,33 +401,6 @@ static int zput(struct scimg_image *img, struct gce_w *w, const void *buf, size_
 	return 0;
 }
 
-/* Numeric tar field: octal with a NUL when it fits, else base-256. */
-static void put_num(uint8_t *f, size_t len, uint64_t v)
-{
-	size_t i;
-
-	if (v < (1ull << (3 * (len - 1)))) {
-		snprintf((char *)f, len, "%0*llo", (int)(len - 1), (unsigned long long)v);
-		return;
-	}
-	memset(f, 0, len);
-	f[0] = 0x80;
-	for (i = len - 1; i > 0 && v; i--, v >>= 8)
-		f[i] = (uint8_t)v;
-}
-
-static void checksum(uint8_t *h)
-{
-	unsigned sum = 0;
-	size_t i;
-
-	memset(h + 148, ' ', 8);
-	for (i = 0; i < 512; i++)
-		sum += h[i];
-	snprintf((char *)h + 148, 8, "%06o", sum);
-	h[155] = ' ';
-}
-
 static int add_ext(struct gce_w *w, uint64_t off, uint64_t len)
 {
 	if (w->nmap && w->map[w->nmap - 1].off + w->map[w->nmap - 1].len == off) {
@@ -530,27 +503,17 @@ static int gce_finish(struct scimg_image *img)
 	}
 	w->z_init = 1;
 	/* the old GNU sparse header */
-	memset(h, 0, sizeof(h));
-	memcpy(h, GCE_MEMBER, sizeof(GCE_MEMBER));
-	put_num(h + 100, 8, 0644);
-	put_num(h + 108, 8, 0);
-	put_num(h + 116, 8, 0);
-	put_num(h + 124, 12, stored);
-	put_num(h + 136, 12, (uint64_t)time(NULL));
-	h[156] = 'S';
-	memcpy(h + 257, "ustar  ", 8); /* "ustar" + two spaces + NUL: old GNU */
-	memcpy(h + 265, "root", 4);
-	memcpy(h + 297, "root", 4);
+	scimg_int_ustar_header(h, GCE_MEMBER, 'S', stored, (uint64_t)time(NULL), 1);
 	k = 0;
 	for (i = 0; i < 4 && k < nent; i++, k++) {
 		uint64_t o = k < w->nmap ? w->map[k].off : img->size;
 		uint64_t l = k < w->nmap ? w->map[k].len : 0;
-		put_num(h + 386 + i * 24, 12, o);
-		put_num(h + 386 + i * 24 + 12, 12, l);
+		scimg_int_ustar_num(h + 386 + i * 24, 12, o);
+		scimg_int_ustar_num(h + 386 + i * 24 + 12, 12, l);
 	}
 	h[482] = k < nent;
-	put_num(h + 483, 12, img->size);
-	checksum(h);
+	scimg_int_ustar_num(h + 483, 12, img->size);
+	scimg_int_ustar_checksum(h);
 	if ((ret = zput(img, w, h, 512, Z_NO_FLUSH)) < 0)
 		goto out;
 	while (k < nent) {
@@ -558,8 +521,8 @@ static int gce_finish(struct scimg_image *img)
 		for (i = 0; i < 21 && k < nent; i++, k++) {
 			uint64_t o = k < w->nmap ? w->map[k].off : img->size;
 			uint64_t l = k < w->nmap ? w->map[k].len : 0;
-			put_num(h + i * 24, 12, o);
-			put_num(h + i * 24 + 12, 12, l);
+			scimg_int_ustar_num(h + i * 24, 12, o);
+			scimg_int_ustar_num(h + i * 24 + 12, 12, l);
 		}
 		h[504] = k < nent;
 		if ((ret = zput(img, w, h, 512, Z_NO_FLUSH)) < 0)

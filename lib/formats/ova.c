@@ -45,66 +45,6 @@
 #define OVF_NS "http://schemas.dmtf.org/ovf/envelope/1"
 #define VMDK_STREAM_URI "http://www.vmware.com/interfaces/specifications/vmdk.html#streamOptimized"
 
-/* ---- ustar headers ------------------------------------------------------ */
-
-/* Store V in a numeric field of LEN bytes: octal with a NUL when it fits,
- * else base-256 (first byte 0x80, big-endian). */
-static void put_num(uint8_t *f, size_t len, uint64_t v)
-{
-	size_t i;
-
-	if (len < 2)
-		return;
-	if (v < (1ull << (3 * (len - 1)))) {
-		snprintf((char *)f, len, "%0*llo", (int)(len - 1), (unsigned long long)v);
-		return;
-	}
-	memset(f, 0, len);
-	f[0] = 0x80;
-	for (i = len - 1; i > 0 && v; i--, v >>= 8)
-		f[i] = (uint8_t)v;
-}
-
-static void put_ustar(uint8_t *h, const char *name, uint64_t size, time_t mtime)
-{
-	unsigned sum = 0;
-	size_t i;
-
-	memset(h, 0, 512);
-	memcpy(h, name, strlen(name) < 100 ? strlen(name) : 99);
-	put_num(h + 100, 8, 0644);
-	put_num(h + 108, 8, 0);
-	put_num(h + 116, 8, 0);
-	put_num(h + 124, 12, size);
-	put_num(h + 136, 12, (uint64_t)(mtime > 0 ? mtime : 0));
-	h[156] = '0';
-	memcpy(h + 257, "ustar", 6);
-	memcpy(h + 263, "00", 2);
-	memcpy(h + 265, "root", 4);
-	memcpy(h + 297, "root", 4);
-	memset(h + 148, ' ', 8);
-	for (i = 0; i < 512; i++)
-		sum += h[i];
-	snprintf((char *)h + 148, 8, "%06o", sum);
-	h[155] = ' ';
-}
-
-static int ustar_ok(const uint8_t *h)
-{
-	unsigned sum = 0, want = 0;
-	int i;
-
-	if (memcmp(h + 257, "ustar", 5) != 0)
-		return 0;
-	for (i = 0; i < 512; i++)
-		sum += (i >= 148 && i < 156) ? ' ' : h[i];
-	for (i = 148; i < 156 && h[i] == ' '; i++)
-		;
-	for (; i < 156 && h[i] >= '0' && h[i] <= '7'; i++)
-		want = want * 8 + (unsigned)(h[i] - '0');
-	return sum == want;
-}
-
 static int ends_with(const char *s, size_t n, const char *suffix)
 {
 	size_t k = strlen(suffix);
@@ -116,7 +56,7 @@ static int ova_probe(const struct scimg_probe *p)
 {
 	const uint8_t *h = p->head;
 
-	if (p->head_len < 512 || p->file_size < 1536 || !ustar_ok(h))
+	if (p->head_len < 512 || p->file_size < 1536 || !scimg_int_ustar_ok(h))
 		return 0;
 	if (h[156] != '0' && h[156] != '\0')
 		return 0;
@@ -778,6 +718,7 @@ static int ova_finish(struct scimg_image *img)
 	char ovf_name[OVA_NAME_MAX + 8], vmdk_name[OVA_NAME_MAX + 16], mf_name[OVA_NAME_MAX + 8];
 	scimg_sha256_hex h_ovf, h_vmdk;
 	uint8_t hdr[512], *ovf = NULL;
+	uint64_t mt;
 	xmlChar *xml = NULL;
 	char mf[2 * (OVA_NAME_MAX + 100)];
 	uint64_t vmdk_size, off;
@@ -795,6 +736,7 @@ static int ova_finish(struct scimg_image *img)
 	snprintf(ovf_name, sizeof(ovf_name), "%s.ovf", w->base);
 	snprintf(vmdk_name, sizeof(vmdk_name), "%s-disk1.vmdk", w->base);
 	snprintf(mf_name, sizeof(mf_name), "%s.mf", w->base);
+	mt = (uint64_t)(w->mtime > 0 ? w->mtime : 0);
 
 	if ((ret = out_sha256(img, OVA_OVF_SPACE + 512, vmdk_size, h_vmdk)) < 0)
 		return ret;
@@ -816,11 +758,11 @@ static int ova_finish(struct scimg_image *img)
 	ovf[OVA_OVF_SPACE - 513] = '\n';
 	if ((ret = scimg_int_sha256_buf(img->ctx, ovf, OVA_OVF_SPACE - 512, h_ovf)) < 0)
 		goto out;
-	put_ustar(hdr, ovf_name, OVA_OVF_SPACE - 512, w->mtime);
+	scimg_int_ustar_header(hdr, ovf_name, '0', OVA_OVF_SPACE - 512, mt, 0);
 	if ((ret = scimg_int_out_pwrite(img, hdr, 512, 0)) < 0 ||
 	    (ret = scimg_int_out_pwrite(img, ovf, OVA_OVF_SPACE - 512, 512)) < 0)
 		goto out;
-	put_ustar(hdr, vmdk_name, vmdk_size, w->mtime);
+	scimg_int_ustar_header(hdr, vmdk_name, '0', vmdk_size, mt, 0);
 	if ((ret = scimg_int_out_pwrite(img, hdr, 512, OVA_OVF_SPACE)) < 0)
 		goto out;
 	/* manifest after the VMDK's padding */
@@ -837,7 +779,7 @@ static int ova_finish(struct scimg_image *img)
 						OVA_OVF_SPACE + 512 + vmdk_size)) < 0)
 			goto out;
 	}
-	put_ustar(hdr, mf_name, (uint64_t)mlen, w->mtime);
+	scimg_int_ustar_header(hdr, mf_name, '0', (uint64_t)mlen, mt, 0);
 	if ((ret = scimg_int_out_pwrite(img, hdr, 512, off)) < 0 ||
 	    (ret = scimg_int_out_pwrite(img, mf, (size_t)mlen, off + 512)) < 0)
 		goto out;

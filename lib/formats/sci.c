@@ -23,48 +23,20 @@ struct sci {
 	struct scimg_image *disk;
 };
 
-/* A ustar header: name at 0, size (octal) at 124, checksum at 148, type at
- * 156, magic at 257. */
-static int ustar_ok(const uint8_t *h)
-{
-	unsigned sum = 0, want = 0;
-	int i;
-
-	if (memcmp(h + 257, "ustar", 5) != 0)
-		return 0;
-	for (i = 0; i < 512; i++)
-		sum += (i >= 148 && i < 156) ? ' ' : h[i];
-	for (i = 148; i < 156 && h[i] >= '0' && h[i] <= '7'; i++)
-		want = want * 8 + (unsigned)(h[i] - '0');
-	return sum == want;
-}
-
-static uint64_t ustar_size(const uint8_t *h)
-{
-	uint64_t v = 0;
-	int i;
-
-	for (i = 124; i < 136 && h[i] == ' '; i++)
-		;
-	for (; i < 136 && h[i] >= '0' && h[i] <= '7'; i++)
-		v = v * 8 + (uint64_t)(h[i] - '0');
-	return v;
-}
-
 static int sci_probe(const struct scimg_probe *p)
 {
 	const uint8_t *h = p->head;
 	size_t off = 0;
 
-	if (p->head_len < 512 || !ustar_ok(h))
+	if (p->head_len < 512 || !scimg_int_ustar_ok(h))
 		return 0;
 	/* a pax extended header may come first */
 	if (h[156] == 'x') {
-		uint64_t sz = ustar_size(h);
+		uint64_t sz = scimg_int_ustar_size(h);
 		if (sz > 8192)
 			return 0;
 		off = 512 + (size_t)((sz + 511) / 512 * 512);
-		if (p->head_len < off + 512 || !ustar_ok(h + off))
+		if (p->head_len < off + 512 || !scimg_int_ustar_ok(h + off))
 			return 0;
 	}
 	if (memcmp(h + off, SCI_DESCRIPTOR, sizeof(SCI_DESCRIPTOR)) != 0)

@@ -101,6 +101,40 @@ int scimg_int_tar_writer_close(struct sci_tar_writer *w);
 /* Free W without completing the archive. */
 void scimg_int_tar_writer_abort(struct sci_tar_writer *w);
 
+/* ---- ustar headers (lib/package/tar.c) --------------------------------
+ * For the writers that place tar members themselves (ami, ova, gce-tar:
+ * a header written at a fixed offset after the data, or inside a gzip
+ * stream) and the probes that look at one header before libarchive
+ * reads the archive (sci, ova, gce-tar, check).  One place for the field
+ * layout: name 0, mode 100, uid 108, gid 116, size 124, mtime 136,
+ * checksum 148, type 156, magic 257, version 263, uname 265, gname 297. */
+#define USTAR_BLOCK 512
+/* A numeric field of LEN bytes: octal digits and a NUL when V fits, else
+ * base-256 (first byte 0x80, big-endian), as GNU tar and libarchive read. */
+void scimg_int_ustar_num(uint8_t *f, size_t len, uint64_t v);
+/* A header of a member NAME (at most 99 bytes kept) of TYPE ('0' file,
+ * 'x' pax extended header, 'S' GNU sparse ...), SIZE bytes, MTIME, mode
+ * 0644, owner root:root; POSIX magic "ustar\0" "00", or with OLDGNU the
+ * old GNU magic "ustar  \0" (GNU's sparse members).  The checksum is
+ * filled in; a caller that adds fields after this calls
+ * scimg_int_ustar_checksum() again. */
+void scimg_int_ustar_header(uint8_t h[USTAR_BLOCK], const char *name, char type,
+			    uint64_t size, uint64_t mtime, int oldgnu);
+void scimg_int_ustar_checksum(uint8_t h[USTAR_BLOCK]);
+/* The magic "ustar" (POSIX or old GNU) at 257, nothing else checked (a
+ * damaged header may still be recognised, as check does). */
+int scimg_int_ustar_magic(const uint8_t h[USTAR_BLOCK]);
+/* The magic and a checksum that matches (unsigned, or the signed sum old
+ * tars wrote). */
+int scimg_int_ustar_ok(const uint8_t h[USTAR_BLOCK]);
+/* The size field (octal, or base-256); UINT64_MAX when it is neither. */
+uint64_t scimg_int_ustar_size(const uint8_t h[USTAR_BLOCK]);
+/* A pax extended header (two blocks: header 'x' named PaxHeaders/NAME and
+ * the record "LEN size=SIZE\n") for a member larger than the octal size
+ * field holds (8 GiB); the member's own header follows it. */
+void scimg_int_ustar_pax_size(uint8_t out[2 * USTAR_BLOCK], const char *name, uint64_t size,
+			      uint64_t mtime);
+
 /* ---- descriptor (lib/package/descriptor.c) -------------------------- */
 
 /* The descriptor model, a json-c object:

@@ -1,6 +1,8 @@
-/* package/tar.c - the tar container of a Supercloud image, through
- * libarchive: listing members with their data offsets (to use them in
- * place), refusing unsafe members, checking the v1 layout, and writing.
+/* package/tar.c - the tar container layer: the Supercloud image's tar
+ * through libarchive (listing members with their data offsets to use them
+ * in place, refusing unsafe members, checking the v1 layout, writing), and
+ * the ustar header fields for the writers and probes that handle one
+ * header themselves (ami, ova, gce-tar, sci's probe, check).
  */
 #include <archive.h>
 #include <archive_entry.h>
@@ -572,4 +574,129 @@ void scimg_int_tar_writer_abort(struct sci_tar_writer *w)
 	archive_write_fail(w->a);
 	archive_write_free(w->a);
 	free(w);
+}
+
+/* ---- ustar headers ------------------------------------------------------ */
+
+void scimg_int_ustar_num(uint8_t *f, size_t len, uint64_t v)
+{
+	size_t i;
+
+	if (len < 2)
+		return;
+	if (len - 1 >= 22 || v < (UINT64_C(1) << (3 * (len - 1)))) {
+		snprintf((char *)f, len, "%0*llo", (int)(len - 1), (unsigned long long)v);
+		return;
+	}
+	memset(f, 0, len);
+	f[0] = 0x80;
+	for (i = len - 1; i > 0 && v; i--, v >>= 8)
+		f[i] = (uint8_t)v;
+}
+
+void scimg_int_ustar_checksum(uint8_t h[USTAR_BLOCK])
+{
+	unsigned sum = 0;
+	size_t i;
+
+	memset(h + 148, ' ', 8);
+	for (i = 0; i < USTAR_BLOCK; i++)
+		sum += h[i];
+	snprintf((char *)h + 148, 8, "%06o", sum);
+	h[155] = ' ';
+}
+
+void scimg_int_ustar_header(uint8_t h[USTAR_BLOCK], const char *name, char type,
+			    uint64_t size, uint64_t mtime, int oldgnu)
+{
+	size_t n = strlen(name);
+
+	memset(h, 0, USTAR_BLOCK);
+	memcpy(h, name, n < 100 ? n : 99);
+	scimg_int_ustar_num(h + 100, 8, 0644);
+	scimg_int_ustar_num(h + 108, 8, 0);
+	scimg_int_ustar_num(h + 116, 8, 0);
+	scimg_int_ustar_num(h + 124, 12, size);
+	scimg_int_ustar_num(h + 136, 12, mtime);
+	h[156] = (uint8_t)type;
+	if (oldgnu) {
+		memcpy(h + 257, "ustar  ", 8);
+	} else {
+		memcpy(h + 257, "ustar", 6);
+		memcpy(h + 263, "00", 2);
+	}
+	memcpy(h + 265, "root", 4);
+	memcpy(h + 297, "root", 4);
+	if (!oldgnu) {
+		scimg_int_ustar_num(h + 329, 8, 0);
+		scimg_int_ustar_num(h + 337, 8, 0);
+	}
+	scimg_int_ustar_checksum(h);
+}
+
+int scimg_int_ustar_magic(const uint8_t h[USTAR_BLOCK])
+{
+	return memcmp(h + 257, "ustar", 5) == 0;
+}
+
+int scimg_int_ustar_ok(const uint8_t h[USTAR_BLOCK])
+{
+	unsigned usum = 0, want = 0;
+	int ssum = 0, i, digits = 0;
+
+	if (!scimg_int_ustar_magic(h))
+		return 0;
+	for (i = 0; i < USTAR_BLOCK; i++) {
+		unsigned char c = (i >= 148 && i < 156) ? ' ' : h[i];
+		usum += c;
+		ssum += (signed char)c;
+	}
+	for (i = 148; i < 156 && h[i] == ' '; i++)
+		;
+	for (; i < 156 && h[i] >= '0' && h[i] <= '7'; i++, digits++)
+		want = want * 8 + (unsigned)(h[i] - '0');
+	return digits > 0 && (usum == want || (unsigned)ssum == want);
+}
+
+uint64_t scimg_int_ustar_size(const uint8_t h[USTAR_BLOCK])
+{
+	uint64_t v = 0;
+	int i;
+
+	if (h[124] == 0x80) {
+		/* base-256: the value must fit 64 bits */
+		for (i = 125; i < 128; i++)
+			if (h[i])
+				return UINT64_MAX;
+		for (i = 128; i < 136; i++)
+			v = v << 8 | h[i];
+		return v;
+	}
+	for (i = 124; i < 136 && h[i] == ' '; i++)
+		;
+	if (i == 136 || h[i] < '0' || h[i] > '7')
+		return UINT64_MAX;
+	for (; i < 136 && h[i] >= '0' && h[i] <= '7'; i++)
+		v = v * 8 + (uint64_t)(h[i] - '0');
+	if (i < 136 && h[i] != ' ' && h[i] != '\0')
+		return UINT64_MAX;
+	return v;
+}
+
+void scimg_int_ustar_pax_size(uint8_t out[2 * USTAR_BLOCK], const char *name, uint64_t size,
+			      uint64_t mtime)
+{
+	char rec[64], pname[128];
+	int len = 0, l;
+
+	/* "LEN size=N\n" where LEN counts itself */
+	for (l = 10; l < 40; l++) {
+		len = snprintf(rec, sizeof(rec), "%d size=%llu\n", l, (unsigned long long)size);
+		if (len == l)
+			break;
+	}
+	snprintf(pname, sizeof(pname), "PaxHeaders/%.80s", name);
+	scimg_int_ustar_header(out, pname, 'x', (uint64_t)len, mtime, 0);
+	memset(out + USTAR_BLOCK, 0, USTAR_BLOCK);
+	memcpy(out + USTAR_BLOCK, rec, (size_t)len);
 }
