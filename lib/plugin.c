@@ -224,7 +224,6 @@ static int wrap_format(struct loaded_plugin *lp, struct plugin_fmt *w,
 {
 	struct scimg_plugin_format *pf = &w->pf;
 	char what[96], tmp[512];
-	const char *missing = NULL;
 	unsigned known = SCIMG_PLUGIN_FMT_SEQUENTIAL_WRITE | SCIMG_PLUGIN_FMT_PARALLEL_READ;
 
 	snprintf(what, sizeof(what), "format #%zu", idx + 1);
@@ -243,27 +242,6 @@ static int wrap_format(struct loaded_plugin *lp, struct plugin_fmt *w,
 		snprintf(err, len, "%s has no description", what);
 		return -1;
 	}
-	if (!pf->open && !pf->create) {
-		snprintf(err, len, "%s has neither an open nor a create callback", what);
-		return -1;
-	}
-	if (pf->open && !pf->pread)
-		missing = "pread (required with open)";
-	else if (!pf->open && pf->pread)
-		missing = "open (required with pread)";
-	else if (pf->create && !pf->pwrite)
-		missing = "pwrite (required with create)";
-	else if (!pf->create && pf->pwrite)
-		missing = "create (required with pwrite)";
-	else if ((pf->compress_unit || pf->compress || pf->pwrite_compressed) &&
-		 !(pf->compress_unit && pf->compress && pf->pwrite_compressed))
-		missing = !pf->compress_unit ? "compress_unit (required with compress)" :
-			  !pf->compress ? "compress (required with compress_unit)" :
-			  "pwrite_compressed (required with compress)";
-	if (missing) {
-		snprintf(err, len, "%s lacks the %s callback", what, missing);
-		return -1;
-	}
 	if (pf->flags & ~known) {
 		snprintf(err, len, "%s has unknown flags 0x%x", what, pf->flags & ~known);
 		return -1;
@@ -276,28 +254,29 @@ static int wrap_format(struct loaded_plugin *lp, struct plugin_fmt *w,
 	w->fmt.name = pf->name;
 	w->fmt.description = pf->description;
 	w->fmt.plugin = pf;
-	if (pf->open) {
-		w->fmt.open = tr_open;
-		w->fmt.pread = pf->pread;
-		w->fmt.block_status = pf->block_status;
-		w->fmt.info = pf->info ? tr_info : NULL;
-		w->fmt.open_opts = pf->open_opts;
-	}
+	/* every slot as the plugin gave it (wrapped where the plugin API
+	 * differs), so that the contract below sees the plugin's shape */
+	w->fmt.open = pf->open ? tr_open : NULL;
+	w->fmt.pread = pf->pread;
+	w->fmt.block_status = pf->block_status;
+	w->fmt.info = pf->info ? tr_info : NULL;
+	w->fmt.open_opts = pf->open_opts;
 	w->fmt.close = tr_close;
-	if (pf->create) {
-		w->fmt.create_opts = pf->create_opts;
-		w->fmt.create = tr_create;
-		w->fmt.pwrite = pf->pwrite;
-		w->fmt.write_zeroes = pf->write_zeroes;
-		w->fmt.finish = pf->finish ? tr_finish : NULL;
-		w->fmt.compress_unit = pf->compress_unit;
-		w->fmt.compress = pf->compress;
-		w->fmt.pwrite_compressed = pf->pwrite_compressed;
-	}
+	w->fmt.create_opts = pf->create_opts;
+	w->fmt.create = pf->create ? tr_create : NULL;
+	w->fmt.pwrite = pf->pwrite;
+	w->fmt.write_zeroes = pf->write_zeroes;
+	w->fmt.finish = pf->finish ? tr_finish : NULL;
+	w->fmt.compress_unit = pf->compress_unit;
+	w->fmt.compress = pf->compress;
+	w->fmt.pwrite_compressed = pf->pwrite_compressed;
 	if (pf->flags & SCIMG_PLUGIN_FMT_SEQUENTIAL_WRITE)
 		w->fmt.flags |= SCIMG_FMT_SEQUENTIAL_WRITE;
 	if (pf->flags & SCIMG_PLUGIN_FMT_PARALLEL_READ)
 		w->fmt.flags |= SCIMG_FMT_PARALLEL_READ;
+	/* the rules every format keeps, built-in or not (lib/formats/driver.h) */
+	if (scimg_int_format_contract(&w->fmt, what, err, len) < 0)
+		return -1;
 	return 0;
 }
 

@@ -2,6 +2,7 @@
  * probes first; raw last: it never probes and is only chosen when asked
  * for, or as the announced fallback), then the formats plugins add, in the
  * order the plugins were loaded (lib/plugin.c). */
+#include <stdio.h>
 #include <string.h>
 
 #include "scimg-int.h"
@@ -105,4 +106,81 @@ const char *const *scimg_format_open_options(const char *name)
 	if (!f || !f->open)
 		return NULL;
 	return f->open_opts ? f->open_opts : none;
+}
+
+/* ---- the driver contract (lib/formats/driver.h) ----------------------- */
+
+int scimg_int_format_contract(const struct scimg_format *f, const char *what,
+			      char *err, size_t len)
+{
+	const unsigned known = SCIMG_FMT_SEQUENTIAL_WRITE | SCIMG_FMT_PARALLEL_READ |
+			       SCIMG_FMT_OUTPUT_DIR | SCIMG_FMT_ALWAYS_COMPRESSED;
+	const char *missing = NULL, *s;
+	int cw = f->pwrite_compressed || f->pwrite_compressed_src;
+	size_t n = 0;
+
+	if (!f->name || !*f->name) {
+		snprintf(err, len, "%s has no name", what);
+		return -1;
+	}
+	for (s = f->name; *s; s++, n++)
+		if (n >= 31 || !((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') ||
+				 *s == '-' || *s == '_')) {
+			snprintf(err, len, "%s has no valid name (lower-case letters, digits, '-' and '_', at most 31)",
+				 what);
+			return -1;
+		}
+	if (!f->description || !*f->description) {
+		snprintf(err, len, "%s has no description", what);
+		return -1;
+	}
+	if (!f->open && !f->create) {
+		snprintf(err, len, "%s has neither an open nor a create callback", what);
+		return -1;
+	}
+	if (f->open && !f->pread)
+		missing = "pread (required with open)";
+	else if (!f->open && f->pread)
+		missing = "open (required with pread)";
+	else if (f->create && !f->pwrite)
+		missing = "pwrite (required with create)";
+	else if (!f->create && f->pwrite)
+		missing = "create (required with pwrite)";
+	else if (!f->close)
+		missing = "close (required with open or create)";
+	else if ((f->compress_unit || f->compress || cw) && !(f->compress_unit && f->compress && cw))
+		missing = !f->compress_unit ? "compress_unit (required with compress)" :
+			  !f->compress ? "compress (required with compress_unit)" :
+			  "pwrite_compressed (required with compress)";
+	else if (f->pwrite_compressed && f->pwrite_compressed_src)
+		missing = "one of pwrite_compressed and pwrite_compressed_src (not both)";
+	if (missing) {
+		snprintf(err, len, "%s lacks the %s callback", what, missing);
+		return -1;
+	}
+	if (f->flags & ~known) {
+		snprintf(err, len, "%s has unknown flags 0x%x", what, f->flags & ~known);
+		return -1;
+	}
+	if ((f->flags & SCIMG_FMT_PARALLEL_READ) && !f->open) {
+		snprintf(err, len, "%s says PARALLEL_READ but cannot read", what);
+		return -1;
+	}
+	if ((f->flags & SCIMG_FMT_ALWAYS_COMPRESSED) && !f->compress) {
+		snprintf(err, len, "%s says ALWAYS_COMPRESSED but cannot compress", what);
+		return -1;
+	}
+	if ((f->flags & (SCIMG_FMT_SEQUENTIAL_WRITE | SCIMG_FMT_OUTPUT_DIR)) && !f->create) {
+		snprintf(err, len, "%s has writer flags but cannot write", what);
+		return -1;
+	}
+	if ((f->write_zeroes || f->finish || f->create_opts) && !f->create) {
+		snprintf(err, len, "%s has writer callbacks but no create", what);
+		return -1;
+	}
+	if ((f->block_status || f->info || f->open_opts || f->map) && !f->open) {
+		snprintf(err, len, "%s has reader callbacks but no open", what);
+		return -1;
+	}
+	return 0;
 }
