@@ -384,14 +384,9 @@ static int open_inplace(struct scimg_image *img, const struct stat *st)
 static int make_tmpfile(struct scimg_ctx *ctx, const char *path, int *fd_out)
 {
 #ifdef O_TMPFILE
-	const char *slash = strrchr(path, '/');
-	char *dir, proc[64];
+	char *dir = scimg_int_dirname(path), proc[64];
 	int fd, e;
 
-	if (slash)
-		dir = slash == path ? strdup("/") : strndup(path, (size_t)(slash - path));
-	else
-		dir = strdup(".");
 	if (!dir)
 		return scimg_int_err(ctx, -ENOMEM, "out of memory");
 	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0666);

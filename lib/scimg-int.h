@@ -164,6 +164,22 @@ int scimg_int_source_window(struct scimg_source *parent, uint64_t off,
 			    uint64_t len, const char *name,
 			    struct scimg_source **out);
 
+/* ---- temporary files (lib/tmp.c: the one way they are made) ------------- */
+
+/* The directory part of PATH ("." when none; "/" for "/x"), malloc'd. */
+char *scimg_int_dirname(const char *path);
+/* A hidden ".BASE.scimg-TAG-XXXXXX" file (*FD, O_CLOEXEC; closed when FD is
+ * NULL) or, with DIRECTORY, directory in PATH's directory; *NAME malloc'd. */
+int scimg_int_tmp_beside(struct scimg_ctx *ctx, const char *path, const char *tag,
+			 int directory, char **name, int *fd);
+/* An anonymous scratch file in DIR (O_TMPFILE, else named and unlinked at
+ * once): nothing is left behind.  WHAT starts the message. */
+int scimg_int_tmp_scratch(struct scimg_ctx *ctx, const char *dir, const char *what, int *fd);
+/* A private (0700) directory "scimg-TAG-XXXXXX" in BASE, or (BASE NULL)
+ * under $TMPDIR, or DEFDIR when that is unset; *NAME malloc'd. */
+int scimg_int_tmp_dir(struct scimg_ctx *ctx, const char *tag, const char *base,
+		      const char *defdir, char **name);
+
 /* ---- options (-o key=value,...) --------------------------------------- */
 
 struct scimg_kv {

@@ -246,8 +246,8 @@ int scimg_boot_test(struct scimg_ctx *ctx, const struct scimg_boot_opts *uopts,
 	struct done_ctx dctx;
 	regex_t expect;
 	int have_expect = 0, r, jobs, nok = 0, nremain = 0;
-	char content[200], qemu[4096], tmpl[4096], why[2][512], *disk = NULL;
-	const char *qfmt = NULL, *tmpdir = NULL, *td, *fmtname = NULL;
+	char content[200], qemu[4096], why[2][512], *disk = NULL, *tmpdir = NULL;
+	const char *qfmt = NULL, *fmtname = NULL;
 	unsigned fw_no = 0; /* firmware that cannot boot the image */
 	uint8_t *head = NULL;
 	size_t n = 0, headlen;
@@ -364,14 +364,9 @@ int scimg_boot_test(struct scimg_ctx *ctx, const struct scimg_boot_opts *uopts,
 				goto out;
 			}
 		}
-		td = getenv("TMPDIR");
-		snprintf(tmpl, sizeof(tmpl), "%s/scimg-boot.XXXXXX", td && *td ? td : "/var/tmp");
-		if (!mkdtemp(tmpl)) {
-			r = scimg_int_err(ctx, -errno, "'%s': cannot create a temporary directory: %s",
-					  tmpl, strerror(errno));
+		/* /var/tmp: the overlay of a large image may not fit a tmpfs */
+		if ((r = scimg_int_tmp_dir(ctx, "boot", NULL, "/var/tmp", &tmpdir)) < 0)
 			goto out;
-		}
-		tmpdir = tmpl;
 		env.tmpdir = tmpdir;
 		if (qemu_reads_directly(img, o.path, &qfmt)) {
 			env.disk = o.path;
@@ -447,6 +442,7 @@ out:
 		scimg_image_close(img);
 	if (tmpdir)
 		remove_dir(tmpdir);
+	free(tmpdir);
 	if (have_expect)
 		regfree(&expect);
 	free(disk);

@@ -3,7 +3,6 @@
  * MBR disk that then gets a bootloader.  Nothing passes through the host
  * filesystem: the new disk is a second drive of the same appliance. */
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,8 +16,6 @@ int bf_partition_prepare(struct bf *bf, char **tmp, uint64_t *size)
 {
 	guestfs_h *g;
 	int64_t vs;
-	char *dup, *dir, *base, *name;
-	int fd;
 
 	*tmp = NULL;
 	g = guestfs_create_flags(GUESTFS_CREATE_NO_ENVIRONMENT);
@@ -34,34 +31,13 @@ int bf_partition_prepare(struct bf *bf, char **tmp, uint64_t *size)
 	}
 	/* partition 1 starts at 1 MiB and holds the whole filesystem */
 	*size = ((uint64_t)vs + MIB - 1) / MIB * MIB + MIB;
-	dup = bf_strdup(bf->path);
-	name = dup ? bf_strdup(bf->path) : NULL;
-	if (!dup || !name) {
-		free(dup);
-		free(name);
-		guestfs_close(g);
-		return scimg_int_err(bf->ctx, -ENOMEM, "out of memory");
+	{
+		int r = scimg_int_tmp_beside(bf->ctx, bf->path, "partition", 0, tmp, NULL);
+		if (r < 0) {
+			guestfs_close(g);
+			return r;
+		}
 	}
-	dir = dirname(dup);
-	base = basename(name);
-	*tmp = bf_printf("%s/.%s.scimg-partition.XXXXXX", dir, base);
-	free(dup);
-	free(name);
-	if (!*tmp) {
-		guestfs_close(g);
-		return scimg_int_err(bf->ctx, -ENOMEM, "out of memory");
-	}
-	fd = mkstemp(*tmp);
-	if (fd < 0) {
-		int e = errno;
-		guestfs_close(g);
-		scimg_int_err(bf->ctx, -e, "'%s': cannot create a temporary file beside it: %s",
-			      bf->path, strerror(e));
-		free(*tmp);
-		*tmp = NULL;
-		return -e;
-	}
-	close(fd);
 	if (guestfs_disk_create(g, *tmp, bf->format, (int64_t)*size,
 				GUESTFS_DISK_CREATE_PREALLOCATION, "sparse", -1) == -1) {
 		int r = scimg_int_err(bf->ctx, -EIO, "'%s': creating the new partitioned disk: %s",

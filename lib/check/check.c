@@ -76,19 +76,17 @@ static int is_io_error(int err)
 
 static int tmp_raw(struct ck *c, const char *src, const char *fmt, char **out)
 {
-	const char *td = getenv("TMPDIR");
 	struct scimg_convert_opts co;
-	char dir[4096], *p;
+	char *dir, *p;
 	int ret;
 
 	*out = NULL;
-	snprintf(dir, sizeof(dir), "%s/scimg-check-disk-XXXXXX", td && *td ? td : "/tmp");
-	if (!mkdtemp(dir))
-		return scimg_int_err(c->ctx, -errno, "could not create a temporary directory '%s': %s",
-				     dir, strerror(errno));
+	if ((ret = scimg_int_tmp_dir(c->ctx, "check-disk", NULL, "/tmp", &dir)) < 0)
+		return ret;
 	p = malloc(strlen(dir) + 16);
 	if (!p) {
 		rmdir(dir);
+		free(dir);
 		return scimg_int_err(c->ctx, -ENOMEM, "out of memory");
 	}
 	sprintf(p, "%s/disk.raw", dir);
@@ -103,9 +101,11 @@ static int tmp_raw(struct ck *c, const char *src, const char *fmt, char **out)
 	ret = scimg_convert(c->ctx, &co);
 	if (ret < 0) {
 		rmdir(dir);
+		free(dir);
 		free(p);
 		return ret;
 	}
+	free(dir);
 	*out = p;
 	return 0;
 }

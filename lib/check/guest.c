@@ -833,15 +833,12 @@ out:
 static int guest_facts(struct gc *c, const char *tmpdir, int (*fn)(struct gc *, const void *),
 		       const void *arg, json_object **facts)
 {
-	const char *td = tmpdir ? tmpdir : getenv("TMPDIR");
-	char tmpl[4096];
+	char *tmpl = NULL;
 	int ret;
 
 	*facts = NULL;
-	snprintf(tmpl, sizeof(tmpl), "%s/scimg-check-XXXXXX", td && *td ? td : "/tmp");
-	if (!mkdtemp(tmpl))
-		return scimg_int_err(c->ctx, -errno, "could not create a temporary directory '%s': %s",
-				     tmpl, strerror(errno));
+	if ((ret = scimg_int_tmp_dir(c->ctx, "check", tmpdir, "/tmp", &tmpl)) < 0)
+		return ret;
 	c->tmpdir = tmpl;
 	c->guest = json_object_new_object();
 	c->boot = json_object_new_object();
@@ -849,6 +846,7 @@ static int guest_facts(struct gc *c, const char *tmpdir, int (*fn)(struct gc *, 
 	json_object_object_add(c->guest, "inspected", json_object_new_boolean(0));
 	ret = fn(c, arg);
 	rmdir(tmpl);
+	free(tmpl);
 	c->tmpdir = NULL;
 	if (ret < 0) {
 		json_object_put(c->guest);

@@ -310,8 +310,9 @@ static int gce_create(struct scimg_image *img, const struct scimg_opts *opts)
 {
 	struct scimg_ctx *ctx = img->ctx;
 	const char *lv = scimg_int_opts_get(opts, "compression_level");
-	char *dir, *slash;
+	char *dir;
 	struct gce_w *w;
+	int ret;
 
 	w = calloc(1, sizeof(*w));
 	if (!w)
@@ -325,36 +326,13 @@ static int gce_create(struct scimg_image *img, const struct scimg_opts *opts)
 		w->level = lv[0] - '0';
 	}
 	/* the data waits in an anonymous file beside the output */
-	dir = strdup(img->tmp_path ? img->tmp_path : img->path);
+	dir = scimg_int_dirname(img->tmp_path ? img->tmp_path : img->path);
 	if (!dir)
 		return scimg_int_err(ctx, -ENOMEM, "out of memory");
-	slash = strrchr(dir, '/');
-	if (slash)
-		slash[slash == dir ? 1 : 0] = '\0';
-	else
-		strcpy(dir, ".");
-#ifdef O_TMPFILE
-	w->tmp_fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-#endif
-	if (w->tmp_fd < 0) {
-		size_t n = strlen(dir) + 32;
-		char *t = malloc(n);
-		if (t) {
-			snprintf(t, n, "%s/.scimg-gce-XXXXXX", dir);
-			w->tmp_fd = mkostemp(t, O_CLOEXEC);
-			if (w->tmp_fd >= 0)
-				unlink(t);
-			free(t);
-		}
-	}
-	if (w->tmp_fd < 0) {
-		int e = errno;
-		scimg_int_err(ctx, -e, "'%s': could not make a temporary file in '%s': %s",
-			      img->path, dir, strerror(e));
-		free(dir);
-		return -e;
-	}
+	ret = scimg_int_tmp_scratch(ctx, dir, img->path, &w->tmp_fd);
 	free(dir);
+	if (ret < 0)
+		return ret;
 	if (ftruncate(w->tmp_fd, (off_t)img->size) < 0)
 		return scimg_int_err(ctx, -errno, "'%s': temporary file of %llu bytes: %s",
 				     img->path, (unsigned long long)img->size, strerror(errno));

@@ -90,25 +90,6 @@ static char *default_name(const char *dst)
 	return n;
 }
 
-static int split_path(struct scimg_ctx *ctx, const char *dst, char **dir, char **base)
-{
-	const char *slash = strrchr(dst, '/');
-
-	*dir = slash ? strndup(dst, slash == dst ? 1 : (size_t)(slash - dst)) : strdup(".");
-	*base = strdup(slash ? slash + 1 : dst);
-	if (!*dir || !*base) {
-		free(*dir);
-		free(*base);
-		return scimg_int_err(ctx, -ENOMEM, "out of memory");
-	}
-	if (!**base) {
-		free(*dir);
-		free(*base);
-		return scimg_int_err(ctx, -EISDIR, "'%s': output must be a file name", dst);
-	}
-	return 0;
-}
-
 /* Creation time: SOURCE_DATE_EPOCH when set (reproducible builds). */
 static time_t build_time(void)
 {
@@ -129,46 +110,23 @@ static void iso_time(char *buf, size_t len)
 
 static int make_workdir(struct build *b)
 {
-	char *dir = NULL, *base = NULL;
+	const char *dst = b->o->dst;
 	size_t n;
 	int ret;
 
-	if ((ret = split_path(b->ctx, b->o->dst, &dir, &base)) < 0)
+	if (!*dst || dst[strlen(dst) - 1] == '/')
+		return scimg_int_err(b->ctx, -EISDIR, "'%s': output must be a file name", dst);
+	if ((ret = scimg_int_tmp_beside(b->ctx, dst, "work", 1, &b->workdir, NULL)) < 0)
 		return ret;
-	n = strlen(dir) + strlen(base) + 64;
-	b->workdir = malloc(n);
-	b->tmpout = malloc(n);
-	b->workdisk = malloc(n + 16);
-	if (!b->workdir || !b->tmpout || !b->workdisk) {
-		ret = scimg_int_err(b->ctx, -ENOMEM, "out of memory");
-		goto out;
-	}
-	snprintf(b->workdir, n, "%s/.%s.scimg-work-XXXXXX", dir, base);
-	if (!mkdtemp(b->workdir)) {
-		ret = scimg_int_err(b->ctx, -errno,
-				    "could not create a working directory beside '%s': %s",
-				    b->o->dst, strerror(errno));
-		free(b->workdir);
-		b->workdir = NULL;
-		goto out;
-	}
-	snprintf(b->workdisk, n + 16, "%s/disk0.%s", b->workdir, b->disk_format);
-	snprintf(b->tmpout, n, "%s/.%s.scimg-XXXXXX", dir, base);
-	b->outfd = mkostemp(b->tmpout, O_CLOEXEC);
-	if (b->outfd < 0) {
-		ret = scimg_int_err(b->ctx, -errno,
-				    "could not create a temporary file beside '%s': %s",
-				    b->o->dst, strerror(errno));
-		free(b->tmpout);
-		b->tmpout = NULL;
-		goto out;
-	}
-	fchmod(b->outfd, 0644 & ~(mode_t)0);
-	ret = 0;
-out:
-	free(dir);
-	free(base);
-	return ret;
+	n = strlen(b->workdir) + 32;
+	b->workdisk = malloc(n);
+	if (!b->workdisk)
+		return scimg_int_err(b->ctx, -ENOMEM, "out of memory");
+	snprintf(b->workdisk, n, "%s/disk0.%s", b->workdir, b->disk_format);
+	if ((ret = scimg_int_tmp_beside(b->ctx, b->o->dst, "out", 0, &b->tmpout, &b->outfd)) < 0)
+		return ret;
+	fchmod(b->outfd, 0644);
+	return 0;
 }
 
 static void cleanup(struct build *b, int keep_out)
