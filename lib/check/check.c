@@ -23,6 +23,9 @@ struct ck {
 	const struct scimg_check_opts *o;
 	json_object *report, *checks, *findings;
 	const struct scimg_plugin_profile *prof; /* --provider, or NULL */
+	/* the image as check_image() opened it, for the later steps (the
+	 * disk signature, the provider's rules): opened once */
+	struct scimg_image *img;
 };
 
 static void check_result(struct ck *c, const char *name, const char *result)
@@ -131,20 +134,22 @@ static void tmp_raw_free(char *p)
  * started), 1 when it does or cannot be told, < 0 on error. */
 static int has_disk_signature(struct ck *c, const char *path, const char *format)
 {
-	struct scimg_image *img = NULL;
+	struct scimg_image *img = c->img;
 	const size_t n = 72 * 1024;
 	uint8_t *b;
 	int ret;
 
-	if ((ret = scimg_image_open(c->ctx, path, format, &img)) < 0)
+	if (!img && (ret = scimg_image_open(c->ctx, path, format, &img)) < 0)
 		return ret;
 	b = calloc(1, n);
 	if (!b) {
-		scimg_image_close(img);
+		if (img != c->img)
+			scimg_image_close(img);
 		return scimg_int_err(c->ctx, -ENOMEM, "out of memory");
 	}
 	ret = scimg_image_pread(img, b, img->size < n ? (size_t)img->size : n, 0);
-	scimg_image_close(img);
+	if (img != c->img)
+		scimg_image_close(img);
 	if (ret < 0) {
 		free(b);
 		return ret;
@@ -489,7 +494,7 @@ static int check_image(struct ck *c, const char *format)
 				  "no format matched; the file was read as a raw disk");
 	/* every extent must read: hash the guest content on the way */
 	ret = scimg_int_sha256_image(img, h);
-	scimg_image_close(img);
+	c->img = img; /* closed by scimg_check() */
 	if (ret < 0) {
 		if (ret == -ENOMEM || ret == -ECANCELED)
 			return ret;
@@ -612,13 +617,13 @@ static void provider_guest(struct ck *c)
  * opens it; then the guest rules. */
 static int provider_step(struct ck *c, const char *format)
 {
-	struct scimg_image *img = NULL;
+	struct scimg_image *img = c->img;
 	json_object *pf;
 	size_t i;
 	int ret;
 
 	demote_supercloud(c);
-	if (scimg_image_open(c->ctx, c->o->path, format, &img) < 0) {
+	if (!img && scimg_image_open(c->ctx, c->o->path, format, &img) < 0) {
 		/* the container findings say why */
 		scimg_ctx_clear_error(c->ctx);
 		check_result(c, "provider", "skipped");
@@ -626,11 +631,13 @@ static int provider_step(struct ck *c, const char *format)
 	}
 	pf = json_object_new_array();
 	if (!pf) {
-		scimg_image_close(img);
+		if (img != c->img)
+			scimg_image_close(img);
 		return scimg_int_err(c->ctx, -ENOMEM, "out of memory");
 	}
 	ret = scimg_profile_check(c->ctx, c->prof->name, img, pf);
-	scimg_image_close(img);
+	if (img != c->img)
+		scimg_image_close(img);
 	if (ret < 0) {
 		json_object_put(pf);
 		return ret;
@@ -711,6 +718,9 @@ int scimg_check(struct scimg_ctx *ctx, const struct scimg_check_opts *opts,
 	(void)probe;
 	if (ret == 0 && c.prof)
 		ret = provider_step(&c, fmt);
+	if (c.img)
+		scimg_image_close(c.img);
+	c.img = NULL;
 	if (ret < 0)
 		goto fail;
 	json_object_object_add(c.report, "compliant", json_object_new_boolean(nerrors(c.findings) == 0));
