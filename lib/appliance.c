@@ -392,3 +392,12 @@ int scimg_int_env_forces_tcg(void)
 {
 	return env_forces_tcg();
 }
+
+void scimg_int_strv_free(char **v)
+{
+	size_t i;
+
+	for (i = 0; v && v[i]; i++)
+		free(v[i]);
+	free(v);
+}

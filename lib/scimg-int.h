@@ -164,6 +164,10 @@ int scimg_int_source_window(struct scimg_source *parent, uint64_t off,
 			    uint64_t len, const char *name,
 			    struct scimg_source **out);
 
+/* Free a NULL-terminated array of malloc'd strings (libguestfs returns
+ * them) and the array; NULL is fine (lib/appliance.c). */
+void scimg_int_strv_free(char **v);
+
 /* ---- temporary files (lib/tmp.c: the one way they are made) ------------- */
 
 /* The directory part of PATH ("." when none; "/" for "/x"), malloc'd. */

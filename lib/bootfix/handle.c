@@ -32,13 +32,7 @@ char *bf_printf(const char *fmt, ...)
 
 void bf_free_strv(char **v)
 {
-	size_t i;
-
-	if (!v)
-		return;
-	for (i = 0; v[i]; i++)
-		free(v[i]);
-	free(v);
+	scimg_int_strv_free(v);
 }
 
 /* ---- reporting ------------------------------------------------------------ */

@@ -304,10 +304,6 @@ static int cmp_kernel(const void *a, const void *b)
 	return strverscmp(x->version, y->version);
 }
 
-static const char *const initrd_patterns[] = {
-	"/boot/initrd.img-%s", "/boot/initramfs-%s.img", "/boot/initrd-%s", "/boot/initrd-%s.img", NULL
-};
-
 int bf_find_kernels(struct bf *bf)
 {
 	char **ls = guestfs_ls(bf->g, "/boot");
@@ -328,7 +324,6 @@ int bf_find_kernels(struct bf *bf)
 		struct bf_kernel *k;
 		const char *ver;
 		char *moddir = NULL, *vm;
-		int j;
 
 		if (strncmp(ls[i], "vmlinuz-", 8) != 0 && strncmp(ls[i], "vmlinux-", 8) != 0)
 			continue;
@@ -352,13 +347,7 @@ int bf_find_kernels(struct bf *bf)
 		k = &bf->kernels[bf->nkernels++];
 		k->version = bf_strdup(ver);
 		k->vmlinuz = vm;
-		for (j = 0; initrd_patterns[j] && !k->initrd; j++) {
-			char *p = bf_printf(initrd_patterns[j], ver);
-			if (p && bf_exists(bf, p))
-				k->initrd = p;
-			else
-				free(p);
-		}
+		k->initrd = scimg_int_sg_initrd_of(bf->g, ver);
 		k->compression = bf_strdup(scimg_int_sg_kernel_compression_of(bf->g, vm));
 		if (moddir) {
 			r = kernel_drivers(bf, k, moddir);

@@ -47,16 +47,7 @@ struct gc {
 	json_object *guest, *boot, *findings;
 };
 
-static void free_strv(char **v)
-{
-	size_t i;
-
-	if (!v)
-		return;
-	for (i = 0; v[i]; i++)
-		free(v[i]);
-	free(v);
-}
+#define free_strv scimg_int_strv_free
 
 static int gerr(struct gc *c, const char *what)
 {
@@ -169,21 +160,6 @@ static int json_has(void *opaque, const char *mod)
 	return 0;
 }
 
-static char *initrd_of(struct gc *c, const char *ver)
-{
-	static const char *const pat[] = { "/boot/initrd.img-%s", "/boot/initramfs-%s.img",
-					   "/boot/initrd-%s", "/boot/initrd-%s.img" };
-	char p[512];
-	size_t i;
-
-	for (i = 0; i < SCIMG_ARRAY_SIZE(pat); i++) {
-		snprintf(p, sizeof(p), pat[i], ver);
-		if (is_file(c, p))
-			return strdup(p);
-	}
-	return NULL;
-}
-
 /* Fill one kernel object: path, initrd, compression, drivers.  *ERR gets
  * the initramfs problem (malloc'ed) when it could not be listed. */
 static json_object *kernel_facts(struct gc *c, const char *ver, char **err)
@@ -200,7 +176,7 @@ static json_object *kernel_facts(struct gc *c, const char *ver, char **err)
 	snprintf(p, sizeof(p), "/boot/vmlinuz-%s", ver);
 	json_object_object_add(k, "path", json_object_new_string(p));
 	json_object_object_add(k, "compression", json_object_new_string(scimg_int_sg_kernel_compression_of(c->g, p)));
-	initrd = initrd_of(c, ver);
+	initrd = scimg_int_sg_initrd_of(c->g, ver);
 	if (initrd) {
 		char *local = fetch(c, initrd, "initrd");
 		json_object_object_add(k, "initrd", json_object_new_string(initrd));

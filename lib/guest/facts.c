@@ -14,14 +14,7 @@
 #define ESP_TYPE "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
 #define BIOS_BOOT_TYPE "21686148-6449-6E6F-744E-656564454649"
 
-static void free_strv(char **v)
-{
-	size_t i;
-
-	for (i = 0; v && v[i]; i++)
-		free(v[i]);
-	free(v);
-}
+#define free_strv scimg_int_strv_free
 
 void scimg_int_sg_disk_facts_free(struct sg_disk_facts *d)
 {
@@ -473,4 +466,19 @@ const char *scimg_int_sg_kernel_compression_of(guestfs_h *g, const char *vmlinuz
 	free(head);
 	free(pay);
 	return c;
+}
+
+char *scimg_int_sg_initrd_of(guestfs_h *g, const char *ver)
+{
+	static const char *const pat[] = { "/boot/initrd.img-%s", "/boot/initramfs-%s.img",
+					   "/boot/initrd-%s", "/boot/initrd-%s.img" };
+	char p[512];
+	size_t i;
+
+	for (i = 0; i < SCIMG_ARRAY_SIZE(pat); i++) {
+		snprintf(p, sizeof(p), pat[i], ver);
+		if (guestfs_is_file_opts(g, p, GUESTFS_IS_FILE_OPTS_FOLLOWSYMLINKS, 1, -1) == 1)
+			return strdup(p);
+	}
+	return NULL;
 }

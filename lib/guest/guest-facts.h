@@ -39,6 +39,10 @@ int scimg_int_sg_btrfs_top_cfg(guestfs_h *g, const char *root);
 int scimg_int_sg_has_luks(guestfs_h *g);
 /* The payload compression of the guest kernel VMLINUZ (kernel.c names). */
 const char *scimg_int_sg_kernel_compression_of(guestfs_h *g, const char *vmlinuz);
+/* The initramfs of kernel VER as distributions name it (Debian/Ubuntu
+ * initrd.img-VER, Fedora/RHEL initramfs-VER.img, SUSE initrd-VER): the guest
+ * path of the first regular file found (malloc'd), or NULL. */
+char *scimg_int_sg_initrd_of(guestfs_h *g, const char *ver);
 /* The disk facts into the rules' facts (the pointers stay DF's). */
 void scimg_int_sg_facts_from_disk(struct sg_boot_facts *f, const struct sg_disk_facts *df);
 /* The verdicts V[SG_NMETHODS] as the "boot-methods" JSON array
