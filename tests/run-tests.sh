@@ -44,6 +44,8 @@ make -f tests/stages.mk fixtures GUESTS="$guests" &
 # the boot tests' CI subset: each bus is booted by at least one guest
 # flavour, not by every one (tests/boot/test-dracut.sh)
 export SCIMG_BOOT_CI=1
+# the corrupt-input corpora once, under ASan+UBSan (tests/cli/functions.sh)
+export SCIMG_CORRUPT_SANITIZED_ONLY=1
 stage "make -k -j$jobs -f tests/stages.mk STAGES=\"$stages\""
 make -k -j"$jobs" -f tests/stages.mk GUESTS="$guests" STAGES="$stages" || status=1
 wait

@@ -28,6 +28,17 @@ requires() {
   for t in "$@"; do command -v "$t" >/dev/null 2>&1 || skip "$t not installed"; done
 }
 
+# The corrupt-input corpora (test-*-corrupt.sh): with
+# SCIMG_CORRUPT_SANITIZED_ONLY=1 (tests/run-tests.sh, which runs the
+# sanitizer build's make check too) they run only in the ASan+UBSan build,
+# which catches every crash the plain build would and memory errors
+# besides; by hand they run in any build.
+corrupt_corpus_test() {
+  [ "${SCIMG_CORRUPT_SANITIZED_ONLY:-0}" = 1 ] && [ -z "${SCIMG_SANITIZERS:-}" ] &&
+    skip "the corrupt corpus runs in the sanitizer build (SCIMG_CORRUPT_SANITIZED_ONLY)"
+  return 0
+}
+
 requires_qemu_img() {
   [ -n "${QEMU_IMG:-}" ] && [ -x "$QEMU_IMG" ] || skip "qemu-img not available"
 }

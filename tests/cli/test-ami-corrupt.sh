@@ -6,6 +6,7 @@
 # digests (digests updated and the manifest re-signed), so that the damage
 # reaches the AES, gzip and tar decoders.
 . "$(dirname "$0")/functions.sh"
+corrupt_corpus_test
 . "$(dirname "$0")/ami-lib.sh"
 requires timeout
 

@@ -4,6 +4,7 @@
 # field; random damage to the metadata must end with 0/1/2, never a crash,
 # a sanitizer report or a hang.
 . "$(dirname "$0")/functions.sh"
+corrupt_corpus_test
 requires_qemu_img
 cd "$TMPD" || fail "cd"
 

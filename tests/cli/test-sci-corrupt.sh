@@ -3,6 +3,7 @@
 # descriptor, a qcow2 or raw member damaged): info, convert and check exit
 # 0, 1 or 2 -- never a signal, never a hang.
 . "$(dirname "$0")/functions.sh"
+corrupt_corpus_test
 requires python3 timeout
 cd "$TMPD" || fail "cd"
 make_mixed_raw d.raw 1

@@ -5,6 +5,7 @@
 # Inputs: a scimg-written VDI with data, make-vdi.py's dynamic, fixed and
 # differencing images, and the shared samples when present.
 . "$(dirname "$0")/functions.sh"
+corrupt_corpus_test
 requires python3 timeout
 
 "$SCIMG" --help | grep -q ' vdi(rw)' || fail "vdi plugin not loaded"

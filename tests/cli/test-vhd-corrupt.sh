@@ -5,6 +5,7 @@
 # image the other tests read: scimg refuses them (exit 2) or reads them,
 # never crashes, hangs or grows its memory.
 . "$(dirname "$0")/functions.sh"
+corrupt_corpus_test
 requires python3 timeout
 TOOL=$top_srcdir/tests/fixtures/vhd-tool.py
 CORRUPT=$top_srcdir/tests/fixtures/vhd-corrupt.py

@@ -3,6 +3,7 @@
 # headers, grain directories and tables, markers, footers, descriptors) are
 # read or refused with exit 2: never a crash, a hang or unbounded memory.
 . "$(dirname "$0")/functions.sh"
+corrupt_corpus_test
 requires python3
 replay="$top_builddir/tests/fuzz/fuzz-replay"
 [ -x "$replay" ] || fail "fuzz-replay not built"
