@@ -124,7 +124,6 @@ void bf_notice(struct bf *bf, const char *fmt, ...) SCIMG_PRINTF(2, 3);
 /* Strings. */
 char *bf_strdup(const char *s);
 char *bf_printf(const char *fmt, ...) SCIMG_PRINTF(1, 2);
-void bf_free_strv(char **v);
 
 /* Shell-like "NAME=value" files (/etc/default/grub, initramfs.conf). */
 /* Value of NAME with one level of quotes removed, or NULL (caller frees). */

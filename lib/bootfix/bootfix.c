@@ -30,7 +30,7 @@ static void bf_free(struct bf *bf)
 			free(bf->kernels[i].missing_dep[d]);
 	}
 	free(bf->kernels);
-	bf_free_strv(bf->devices);
+	scimg_int_strv_free(bf->devices);
 	free(bf->bootdisk);
 	free(bf->root);
 	free(bf->root_uuid);

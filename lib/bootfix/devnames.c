@@ -102,7 +102,7 @@ static char *appliance_dev(struct bf *bf, int disk, int part)
 				want = bf_strdup(parts[i]);
 		}
 	}
-	bf_free_strv(parts);
+	scimg_int_strv_free(parts);
 	/* /dev/xvda1 naming a whole disk without a partition table (old AMIs) */
 	if (!want && !has_parts && part == 1)
 		want = bf_strdup(dev);

@@ -30,11 +30,6 @@ char *bf_printf(const char *fmt, ...)
 	return s;
 }
 
-void bf_free_strv(char **v)
-{
-	scimg_int_strv_free(v);
-}
-
 /* ---- reporting ------------------------------------------------------------ */
 
 int bf_gerr(struct bf *bf, const char *fmt, ...)

@@ -42,7 +42,7 @@ static int mount_all(struct bf *bf, json_object *mps)
 		if (r == -1) {
 			if (strcmp(m, "/") == 0) {
 				bf_gerr(bf, "mounting the root filesystem %s", dev);
-				bf_free_strv(mp);
+				scimg_int_strv_free(mp);
 				return -EIO;
 			}
 			bf_warn(bf, "could not mount %s on %s: %s", dev, m,
@@ -56,7 +56,7 @@ static int mount_all(struct bf *bf, json_object *mps)
 			bf->esp = bf_strdup(dev);
 		}
 	}
-	bf_free_strv(mp);
+	scimg_int_strv_free(mp);
 	return 0;
 }
 
@@ -149,7 +149,7 @@ int bf_inspect(struct bf *bf)
 		break;
 	}
 	if (!bf->root) {
-		bf_free_strv(roots);
+		scimg_int_strv_free(roots);
 		if (scimg_int_sg_has_luks(bf->g))
 			return scimg_int_err(bf->ctx, -ENOTSUP,
 					     "'%s': no operating system found outside LUKS-encrypted volumes: "
@@ -164,7 +164,7 @@ int bf_inspect(struct bf *bf)
 	}
 	if (roots[0] && roots[1] && !bf->wrapped)
 		bf_warn(bf, "several operating systems found; changing the one on %s", bf->root);
-	bf_free_strv(roots);
+	scimg_int_strv_free(roots);
 
 	bf->os_type = guestfs_inspect_get_type(bf->g, bf->root);
 	bf->distro = guestfs_inspect_get_distro(bf->g, bf->root);
@@ -317,7 +317,7 @@ int bf_find_kernels(struct bf *bf)
 		n++;
 	bf->kernels = calloc(n ? n : 1, sizeof(*bf->kernels));
 	if (!bf->kernels) {
-		bf_free_strv(ls);
+		scimg_int_strv_free(ls);
 		return scimg_int_err(bf->ctx, -ENOMEM, "out of memory");
 	}
 	for (i = 0; ls[i]; i++) {
@@ -359,7 +359,7 @@ int bf_find_kernels(struct bf *bf)
 				ver, ver);
 		}
 	}
-	bf_free_strv(ls);
+	scimg_int_strv_free(ls);
 	if (r < 0)
 		return r;
 	if (bf->nkernels == 0)

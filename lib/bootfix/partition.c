@@ -68,7 +68,7 @@ int bf_partition_wrap(struct bf *bf)
 	for (i = 0; parts[i]; i++)
 		if (strncmp(parts[i], src, strlen(src)) == 0)
 			has_parts = 1;
-	bf_free_strv(parts);
+	scimg_int_strv_free(parts);
 	guestfs_push_error_handler(bf->g, NULL, NULL);
 	fstype = guestfs_vfs_type(bf->g, src);
 	guestfs_pop_error_handler(bf->g);

@@ -47,7 +47,6 @@ struct gc {
 	json_object *guest, *boot, *findings;
 };
 
-#define free_strv scimg_int_strv_free
 
 static int gerr(struct gc *c, const char *what)
 {
@@ -474,10 +473,10 @@ static int mount_all(struct gc *c, const char *root)
 	for (i = 0; i + 1 < n; i += 2)
 		if (guestfs_mount_ro(c->g, mp[i + 1], mp[i]) < 0 && strcmp(mp[i], "/") == 0) {
 			int r = gerr(c, "mount of the root filesystem");
-			free_strv(mp);
+			scimg_int_strv_free(mp);
 			return r;
 		}
-	free_strv(mp);
+	scimg_int_strv_free(mp);
 	return 0;
 }
 
@@ -509,14 +508,14 @@ static int run(struct gc *c, const char *format)
 		else
 			scimg_int_finding(c->findings, "guest-no-os", "error",
 					  "no operating system found on the disk");
-		free_strv(roots);
+		scimg_int_strv_free(roots);
 		return 0;
 	}
 	if (roots[1])
 		scimg_int_finding(c->findings, "guest-multiple-os", "warning",
 				  "more than one operating system found; checking the one on '%s'", roots[0]);
 	ret = describe(c, roots[0], -1);
-	free_strv(roots);
+	scimg_int_strv_free(roots);
 	return ret;
 }
 
@@ -799,7 +798,7 @@ out:
 	scimg_int_sg_disk_facts_free(&df);
 	free(cfg);
 	free(cfgpath);
-	free_strv(boot);
+	scimg_int_strv_free(boot);
 	return ret;
 }
 

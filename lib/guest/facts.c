@@ -14,7 +14,6 @@
 #define ESP_TYPE "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
 #define BIOS_BOOT_TYPE "21686148-6449-6E6F-744E-656564454649"
 
-#define free_strv scimg_int_strv_free
 
 void scimg_int_sg_disk_facts_free(struct sg_disk_facts *d)
 {
@@ -42,7 +41,7 @@ static int appliance_dev(guestfs_h *g, const char *dev)
 	for (k = 0; k < 4; k++) {
 		for (i = 0; l[k] && l[k][i] && !found; i++)
 			found = strcmp(l[k][i], dev) == 0;
-		free_strv(l[k]);
+		scimg_int_strv_free(l[k]);
 	}
 	return found;
 }
@@ -94,7 +93,7 @@ char *scimg_int_sg_disk_of(guestfs_h *g, const char *dev)
 				d = scimg_int_sg_disk_of(g, pvs->val[i].pv_name);
 		if (pvs)
 			guestfs_free_lvm_pv_list(pvs);
-		free_strv(uu);
+		scimg_int_strv_free(uu);
 		free(vg);
 		free(lv);
 	} else {
@@ -105,7 +104,7 @@ char *scimg_int_sg_disk_of(guestfs_h *g, const char *dev)
 			for (i = 0; devs && devs[i]; i++)
 				if (strcmp(devs[i], dev) == 0)
 					d = strdup(dev);
-			free_strv(devs);
+			scimg_int_strv_free(devs);
 		}
 	}
 	guestfs_pop_error_handler(g);
@@ -182,7 +181,7 @@ static int active_vbr(guestfs_h *g, const char *disk)
 		}
 		free(pd);
 	}
-	free_strv(parts);
+	scimg_int_strv_free(parts);
 	return ok;
 }
 
@@ -253,7 +252,7 @@ static char *esp_by_type(guestfs_h *g, const char *disk)
 					esp = strdup(parts[j]);
 				free(pd);
 			}
-			free_strv(parts);
+			scimg_int_strv_free(parts);
 		}
 		free(ty);
 	}
@@ -344,7 +343,7 @@ int scimg_int_sg_disk_facts(guestfs_h *g, const char *root, struct sg_disk_facts
 	df->bios_code = df->bootdisk && !df->partitionless &&
 			scimg_int_sg_bios_code(g, df->bootdisk);
 	guestfs_pop_error_handler(g);
-	free_strv(mp);
+	scimg_int_strv_free(mp);
 	return 0;
 }
 
@@ -447,8 +446,8 @@ int scimg_int_sg_has_luks(guestfs_h *g)
 			free(t);
 		}
 	guestfs_pop_error_handler(g);
-	free_strv(lists[0]);
-	free_strv(lists[1]);
+	scimg_int_strv_free(lists[0]);
+	scimg_int_strv_free(lists[1]);
 	return n;
 }
 

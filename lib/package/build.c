@@ -218,20 +218,16 @@ static int source_facts(struct build *b, json_object *src)
 	return 0;
 }
 
-static void relay_copy(void *opaque, const struct scimg_progress *p)
+/* the copy's and the guest fix's progress, without their own "done";
+ * the copy's numbers are kept for the phases that follow */
+static void relay(void *opaque, const struct scimg_progress *p)
 {
 	struct relay *r = opaque;
 
-	r->last = *p;
-	r->last.size = sizeof(r->last);
-	if (strcmp(p->phase, "done") != 0)
-		r->o->progress_ex(r->o->progress_opaque, p);
-}
-
-static void relay_step(void *opaque, const struct scimg_progress *p)
-{
-	struct relay *r = opaque;
-
+	if (!p->steps) {
+		r->last = *p;
+		r->last.size = sizeof(r->last);
+	}
 	if (strcmp(p->phase, "done") != 0)
 		r->o->progress_ex(r->o->progress_opaque, p);
 }
@@ -252,7 +248,7 @@ static int working_disk(struct build *b)
 	struct scimg_convert_opts co = *b->o;
 
 	if (b->o->progress_ex) {
-		co.progress_ex = relay_copy;
+		co.progress_ex = relay;
 		co.progress_opaque = &b->relay;
 	}
 	co.dst = b->workdisk;
@@ -277,7 +273,7 @@ static int fix_guest(struct build *b, json_object *changes)
 	bo.drivers = SCIMG_BOOTFIX_DRV_ALL;
 	bo.partition = 1; /* a partitionless filesystem (old AMI) gets a disk */
 	if (b->o->progress_ex) {
-		bo.progress_ex = relay_step;
+		bo.progress_ex = relay;
 		bo.progress_opaque = &b->relay;
 	}
 	/* one appliance: inject-drivers describes the fixed guest too */
