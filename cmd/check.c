@@ -88,7 +88,7 @@ static void print_human(json_object *r, int rc)
  * "boot-test", a check "boot" is added, and each boot that did not work is
  * an error finding "boot-failed" (making the image not compliant). */
 static int add_boot(struct scimg_ctx *ctx, const struct scimg_check_opts *co, unsigned buses,
-		    unsigned firmware, json_object *report, int *rc)
+		    unsigned firmware, unsigned xen, json_object *report, int *rc)
 {
 	struct scimg_boot_opts o;
 	json_object *br = NULL, *boots, *checks, *findings, *c;
@@ -100,6 +100,7 @@ static int add_boot(struct scimg_ctx *ctx, const struct scimg_check_opts *co, un
 	o.format = co->format;
 	o.buses = buses;
 	o.firmware = firmware;
+	o.xen = xen;
 	o.notice = notice;
 	r = scimg_boot_test(ctx, &o, &br);
 	if (r < 0)
@@ -161,7 +162,7 @@ int cmd_check(int argc, char **argv)
 	struct scimg_ctx *ctx;
 	json_object *report = NULL;
 	int c, rc, json = 0, nobacking = 0, boot = 0;
-	unsigned buses = 0, firmware = 0;
+	unsigned buses = 0, firmware = 0, xen = 0;
 
 	memset(&o, 0, sizeof(o));
 	o.size = sizeof(o);
@@ -183,7 +184,7 @@ int cmd_check(int argc, char **argv)
 		case OPT_TRUST_CHAIN: opt_trust_chain = 1; break;
 		case 'T':
 			boot = 1;
-			if (optarg && parse_boot_list("check", optarg, &buses, &firmware))
+			if (optarg && parse_boot_list("check", optarg, &buses, &firmware, &xen))
 				return EXIT_ERROR;
 			break;
 		case 'h': help(); return EXIT_OK;
@@ -211,7 +212,7 @@ int cmd_check(int argc, char **argv)
 		scimg_ctx_free(ctx);
 		return EXIT_ERROR;
 	}
-	if (boot && add_boot(ctx, &o, buses, firmware, report, &rc) < 0) {
+	if (boot && add_boot(ctx, &o, buses, firmware, xen, report, &rc) < 0) {
 		die_ctx("check", ctx);
 		json_object_put(report);
 		scimg_ctx_free(ctx);

@@ -21,9 +21,12 @@ int cmd_plugins(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_inject_drivers(int argc, char **argv);
 int cmd_boot_test(int argc, char **argv);
-/* Parse check --boot's LIST: bus names, all, and bios/uefi; 0 or
+int cmd_blanket(int argc, char **argv);
+/* Parse check --boot's LIST: bus names, all, bios/uefi and the Xen
+ * loaders pygrub, pvgrub2 (xen: both); 0 or
  * EXIT_ERROR after a usage message for SUB. */
-int parse_boot_list(const char *sub, const char *s, unsigned *buses, unsigned *firmware);
+int parse_boot_list(const char *sub, const char *s, unsigned *buses, unsigned *firmware,
+		    unsigned *xen);
 /* Put the boots of a boot-test report into a "boot-methods" array (the
  * guest model's): works becomes what the boot showed, basis "measured",
  * predicted the rules' verdict, boot the boot; a contradiction is added to

@@ -247,10 +247,12 @@ static int fixed_copy(struct scimg_ctx *ctx, const char *src, const char *src_fm
 }
 
 /* --verify: boot the fixed image (scimg_boot_test) and put the measured
- * result in place of the prediction for each method booted; Xen PV methods
- * stay predicted (boot-test has no Xen yet).  1 when a boot failed. */
+ * result in place of the prediction for each method booted.  Without a
+ * list: every bus, UEFI when the guest has an ESP, and both Xen loaders
+ * when the default blanket is built (else the Xen methods stay predicted,
+ * and a warning says so).  1 when a boot failed. */
 static int verify(struct scimg_ctx *ctx, const char *img, const char *fmt, unsigned buses,
-		  unsigned firmware, const char *expect, json_object *rep)
+		  unsigned firmware, unsigned xen, const char *expect, json_object *rep)
 {
 	struct scimg_boot_opts o;
 	json_object *br = NULL, *methods, *g, *esp, *warn;
@@ -263,6 +265,23 @@ static int verify(struct scimg_ctx *ctx, const char *img, const char *fmt, unsig
 	o.path = img;
 	o.format = fmt;
 	o.buses = buses ? buses : SCIMG_BOOT_BUS_ALL;
+	if (!buses && !firmware && !xen) {
+		struct scimg_blanket_opts bo;
+		char *bl = NULL;
+
+		memset(&bo, 0, sizeof(bo));
+		bo.size = sizeof(bo);
+		bo.no_build = 1;
+		if (scimg_blanket_path(ctx, &bo, &bl, NULL) == 0) {
+			xen = SCIMG_BOOT_XEN_PYGRUB | SCIMG_BOOT_XEN_PVGRUB2;
+		} else if (json_object_object_get_ex(rep, "warnings", &warn)) {
+			json_object_array_add(warn, json_object_new_string(
+				"--verify: the Xen PV methods stay predicted: no blanket is built "
+				"(scimg blanket create makes one)"));
+		}
+		free(bl);
+	}
+	o.xen = xen;
 	if (!firmware) {
 		firmware = SCIMG_BOOT_FW_BIOS;
 		if (json_object_object_get_ex(rep, "guest", &g) &&
@@ -308,7 +327,7 @@ int cmd_inject_drivers(int argc, char **argv)
 	const char *fmt = NULL, *out_fmt = NULL, *path, *out = NULL, *expect = NULL;
 	char *probed = NULL;
 	int c, r, json = 0, vr = 0, do_verify = 0;
-	unsigned buses = 0, firmware = 0;
+	unsigned buses = 0, firmware = 0, xen = 0;
 
 	memset(&bo, 0, sizeof(bo));
 	bo.size = sizeof(bo);
@@ -333,7 +352,7 @@ int cmd_inject_drivers(int argc, char **argv)
 		case 'O': out_fmt = optarg; break;
 		case 'v':
 			do_verify = 1;
-			if (optarg && parse_boot_list("inject-drivers", optarg, &buses, &firmware))
+			if (optarg && parse_boot_list("inject-drivers", optarg, &buses, &firmware, &xen))
 				return EXIT_ERROR;
 			break;
 		case 'E': expect = optarg; break;
@@ -418,7 +437,7 @@ int cmd_inject_drivers(int argc, char **argv)
 		r = scimg_bootfix_run(ctx, path, fmt, &bo, &rep);
 	}
 	if (r == 0 && do_verify && rep) {
-		vr = verify(ctx, out ? out : path, out ? out_fmt : fmt, buses, firmware, expect, rep);
+		vr = verify(ctx, out ? out : path, out ? out_fmt : fmt, buses, firmware, xen, expect, rep);
 		if (vr < 0)
 			r = vr;
 	}

@@ -550,6 +550,10 @@ enum {
 	SCIMG_BOOT_FW_BIOS = 1u << 0,         /* SeaBIOS */
 	SCIMG_BOOT_FW_UEFI = 1u << 1,         /* OVMF (Debian package ovmf) */
 };
+enum {
+	SCIMG_BOOT_XEN_PYGRUB = 1u << 0,      /* bootloader = "pygrub" */
+	SCIMG_BOOT_XEN_PVGRUB2 = 1u << 1,     /* kernel = grub-x86_64-xen.bin */
+};
 
 /* Options of scimg_boot_test().  SIZE must be sizeof(struct
  * scimg_boot_opts) as the caller was compiled; the struct only ever grows
@@ -577,6 +581,12 @@ struct scimg_boot_opts {
 	 * boot ends; may be NULL. */
 	void (*boot_done)(void *opaque, json_object *boot);
 	void *boot_done_opaque;
+	/* Xen PV boots inside the blanket (SCIMG_BOOT_XEN_*; 0: none), each
+	 * its own QEMU running the blanket with the image as its second disk */
+	unsigned xen;
+	/* the blanket disk (scimg_blanket_create); NULL: the default cache's
+	 * (scimg_blanket_path with default options, never built here) */
+	const char *blanket;
 };
 
 /* Boot the image under qemu-system-x86_64 once per requested bus and
@@ -601,6 +611,38 @@ struct scimg_boot_opts {
  * "fail", "timeout"), reason, seconds, console[] (the last lines)}). */
 SCIMG_API int scimg_boot_test(struct scimg_ctx *ctx, const struct scimg_boot_opts *opts,
 		    json_object **report);
+
+/* ---- the blanket (the nested Xen layer) --------------------------------- */
+
+/* Options of scimg_blanket_path() and scimg_blanket_create(); SIZE as for
+ * the other option structs. */
+struct scimg_blanket_opts {
+	size_t size;
+	/* where builds are kept, by a digest of what makes them; NULL:
+	 * $SCIMG_BLANKET_CACHE, else /var/tmp/scimg-blanket-cache */
+	const char *cache_dir;
+	const char *suite;          /* Debian suite; NULL: bookworm */
+	const char *mirror;         /* NULL: http://deb.debian.org/debian */
+	const char *extra_packages; /* comma-separated, added to dom0; may be NULL */
+	uint64_t disk_size;         /* bytes; 0: 3 GiB */
+	int no_build;               /* only find a cached build, never make one */
+	scimg_notice_fn notice;     /* progress lines; may be NULL */
+	void *notice_opaque;
+};
+
+/* The cached blanket disk (raw) for OPTS, built first when missing and
+ * OPTS->no_build is 0: mmdebstrap from the Debian archive (root, or user
+ * namespaces), then one libguestfs appliance.  *PATH is malloc'd; *CACHED
+ * (may be NULL) says whether it was there already.  0 or -errno. */
+SCIMG_API int scimg_blanket_path(struct scimg_ctx *ctx, const struct scimg_blanket_opts *opts,
+				 char **path, int *cached);
+
+/* Write the blanket (built or from the cache) to OUT as FORMAT ("qcow2",
+ * the default when NULL, or "raw"): a GPT disk that boots with BIOS and
+ * UEFI into Xen 4.17 and a Debian dom0 whose service starts every other
+ * disk as a Xen PV domU (docs/scimg-blanket.1).  0 or -errno. */
+SCIMG_API int scimg_blanket_create(struct scimg_ctx *ctx, const struct scimg_blanket_opts *opts,
+				   const char *out, const char *format);
 
 #ifdef __cplusplus
 }

@@ -19,6 +19,11 @@
 #define SCIMG_BOOT_TIMEOUT_TCG 300
 #define SCIMG_BOOT_TIMEOUT_KVM 120
 #define SCIMG_BOOT_MEMORY_MIB 512
+/* a Xen PV boot: the blanket's Xen and dom0 start first, then the domU;
+ * always TCG (nested Xen hangs under KVM here), dom0 1 GiB + the domU */
+#define SCIMG_BOOT_TIMEOUT_XEN 900
+#define SCIMG_BOOT_XEN_EXTRA_S 300    /* added to --timeout for a Xen boot */
+#define SCIMG_BOOT_XEN_QEMU_MIB 1536  /* besides the domU's memory */
 
 enum scimg_boot_state { SCIMG_BOOT_PENDING, SCIMG_BOOT_RUNNING, SCIMG_BOOT_DONE };
 enum scimg_boot_res { SCIMG_BOOT_RES_NONE, SCIMG_BOOT_RES_OK, SCIMG_BOOT_RES_FAIL,
@@ -28,6 +33,9 @@ enum scimg_boot_res { SCIMG_BOOT_RES_NONE, SCIMG_BOOT_RES_OK, SCIMG_BOOT_RES_FAI
 struct scimg_boot_one {
 	unsigned bus;             /* one SCIMG_BOOT_BUS_* bit */
 	unsigned fw;              /* one SCIMG_BOOT_FW_* bit */
+	unsigned xen;             /* 0: HVM; else one SCIMG_BOOT_XEN_* bit (the
+				     blanket boots with fw, the image is its
+				     second disk) */
 	int tcg;                  /* accelerator of the (last) run */
 	enum scimg_boot_state state;
 	enum scimg_boot_res result;
@@ -55,6 +63,8 @@ struct scimg_boot_env {
 	const char *ovmf_code, *ovmf_vars;
 	const char *disk;          /* what QEMU opens, read-only with an overlay */
 	const char *disk_format;   /* "raw" or "qcow2" */
+	const char *blanket;       /* for Xen boots: the blanket disk, read-only */
+	const char *blanket_format;
 	const char *tmpdir;        /* private directory: overlays, consoles, vars */
 	int memory_mib;
 	int timeout;               /* seconds; 0: the default of the accelerator */
@@ -70,6 +80,7 @@ struct scimg_boot_env {
 const char *scimg_int_boot_bus_name(unsigned bus);
 const char *scimg_int_boot_fw_name(unsigned fw);
 const char *scimg_int_boot_res_name(enum scimg_boot_res r);
+const char *scimg_int_boot_xen_name(unsigned xen);  /* "pygrub", "pvgrub2" */
 
 /* Run the PENDING boots of B[0..N), at most JOBS at once, until each is
  * DONE; ENV->done is called for each as it ends.  Returns 0, or -errno

@@ -46,6 +46,11 @@ const char *scimg_int_boot_fw_name(unsigned fw)
 	return fw == SCIMG_BOOT_FW_UEFI ? "uefi" : fw == SCIMG_BOOT_FW_BIOS ? "bios" : "?";
 }
 
+const char *scimg_int_boot_xen_name(unsigned xen)
+{
+	return xen == SCIMG_BOOT_XEN_PYGRUB ? "pygrub" : xen == SCIMG_BOOT_XEN_PVGRUB2 ? "pvgrub2" : "?";
+}
+
 const char *scimg_int_boot_res_name(enum scimg_boot_res r)
 {
 	switch (r) {
@@ -86,9 +91,26 @@ static const struct pattern patterns[] = {
 };
 #define NPAT SCIMG_ARRAY_SIZE(patterns)
 
+/* A Xen boot's console is the blanket's: Xen, dom0 and the blanket
+ * service (lib/boot/blanket-dom0.sh), which relays the domU's console as
+ * "[domuN] LINE" and ends with its verdict.  Only relayed lines are
+ * matched against the guest patterns above; these are the blanket's. */
+static const struct pattern xen_patterns[] = {
+	{ "the blanket saw the domU boot", "scimg-blanket: SCIMG-XEN-OK ", 1 },
+	{ "the blanket could not boot the domU", "scimg-blanket: SCIMG-XEN-FAIL ", 0 },
+	{ "the blanket's Xen crashed", "Panic on CPU", 0 },
+	{ "the blanket's dom0 crashed", "Dom0 crashed|Domain 0 \\(vcpu#[0-9]+\\) crashed", 0 },
+	{ "the blanket's dom0 kernel panicked", "Kernel panic", 0 },
+	{ "the blanket found no guest disk", "scimg-blanket: no guest disk attached", 0 },
+	{ "the blanket did not boot", "No bootable device|Boot failed|^Shell> *$", 0 },
+};
+#define NXPAT SCIMG_ARRAY_SIZE(xen_patterns)
+
 struct matcher {
 	regex_t re[NPAT];
 	int nre;
+	regex_t xre[NXPAT];
+	int nxre;
 	const regex_t *expect;
 	const char *expect_src;
 };
@@ -99,6 +121,10 @@ static int matcher_init(struct scimg_ctx *ctx, struct matcher *m)
 		if (regcomp(&m->re[m->nre], patterns[m->nre].re, REG_EXTENDED | REG_NOSUB))
 			return scimg_int_err(ctx, -EINVAL, "internal console pattern '%s' does not compile",
 					     patterns[m->nre].re);
+	for (m->nxre = 0; m->nxre < (int)NXPAT; m->nxre++)
+		if (regcomp(&m->xre[m->nxre], xen_patterns[m->nxre].re, REG_EXTENDED | REG_NOSUB))
+			return scimg_int_err(ctx, -EINVAL, "internal console pattern '%s' does not compile",
+					     xen_patterns[m->nxre].re);
 	return 0;
 }
 
@@ -106,7 +132,9 @@ static void matcher_free(struct matcher *m)
 {
 	for (int i = 0; i < m->nre; i++)
 		regfree(&m->re[i]);
-	m->nre = 0;
+	for (int i = 0; i < m->nxre; i++)
+		regfree(&m->xre[i]);
+	m->nre = m->nxre = 0;
 }
 
 static double elapsed(const struct timespec *t0)
@@ -136,6 +164,23 @@ static void match_line(struct matcher *m, struct scimg_boot_one *b, const char *
 {
 	if (b->result != SCIMG_BOOT_RES_NONE || !line[0])
 		return;
+	if (b->xen) {
+		/* "[domuN] LINE": the guest's own line */
+		const char *e = strncmp(line, "[domu", 5) == 0 ? strstr(line, "] ") : NULL;
+
+		if (!e) {
+			for (int i = 0; i < m->nxre; i++)
+				if (regexec(&m->xre[i], line, 0, NULL, 0) == 0) {
+					set_result(b, xen_patterns[i].ok ? SCIMG_BOOT_RES_OK
+						   : SCIMG_BOOT_RES_FAIL, xen_patterns[i].what, line);
+					return;
+				}
+			return;
+		}
+		line = e + 2;
+		if (!line[0])
+			return;
+	}
 	if (m->expect && regexec(m->expect, line, 0, NULL, 0) == 0) {
 		char what[300];
 		snprintf(what, sizeof(what), "matched --expect '%.200s'", m->expect_src);
@@ -297,6 +342,33 @@ static char *qemu_path(const char *p)
 	return s;
 }
 
+/* A Xen boot: the blanket boots (its GRUB sees SMBIOS product
+ * "scimg-boot-test" and adds the options TCG needs) and the image is its
+ * second disk, whose serial tells the blanket's service the loader. */
+static int xen_disks(struct scimg_boot_env *env, struct scimg_boot_one *b, struct argv *a,
+		     const char *disk)
+{
+	char *bl = qemu_path(env->blanket);
+
+	if (!bl)
+		return scimg_int_err(env->ctx, -ENOMEM, "out of memory building the QEMU command line");
+	arg(a, "-smbios");
+	arg(a, "type=1,manufacturer=scimg,product=scimg-boot-test");
+	arg(a, "-drive");
+	arg(a, "file=%s,format=%s,if=none,id=bl,snapshot=on,cache=unsafe,media=disk", bl,
+	    env->blanket_format);
+	arg(a, "-device");
+	arg(a, "virtio-blk-pci,drive=bl,bootindex=0");
+	arg(a, "-drive");
+	arg(a, "file=%s,format=%s,if=none,id=d0,snapshot=on,cache=unsafe,media=disk",
+	    disk, env->disk_format);
+	arg(a, "-device");
+	arg(a, "virtio-blk-pci,drive=d0,serial=scimg-bt-%s", scimg_int_boot_xen_name(b->xen));
+	free(bl);
+	return a->oom ? scimg_int_err(env->ctx, -ENOMEM, "out of memory building the QEMU command line")
+		      : 0;
+}
+
 static int build_argv(struct scimg_boot_env *env, struct scimg_boot_one *b, struct argv *a)
 {
 	char *disk = qemu_path(env->disk), *con = qemu_path(b->con_path), *code = NULL, *vars = NULL;
@@ -315,9 +387,9 @@ static int build_argv(struct scimg_boot_env *env, struct scimg_boot_one *b, stru
 	arg(a, "-cpu");
 	arg(a, "%s", b->tcg ? "max" : "host");
 	arg(a, "-m");
-	arg(a, "%d", env->memory_mib);
+	arg(a, "%d", env->memory_mib + (b->xen ? SCIMG_BOOT_XEN_QEMU_MIB : 0));
 	arg(a, "-smp");
-	arg(a, "1");
+	arg(a, "%d", b->xen ? 2 : 1);
 	arg(a, "-no-reboot");
 	arg(a, "-display");
 	arg(a, "none");
@@ -331,10 +403,12 @@ static int build_argv(struct scimg_boot_env *env, struct scimg_boot_one *b, stru
 	arg(a, "chardev:con0");
 	/* a NIC as a cloud gives one, without network access and without a
 	 * PXE ROM the firmware would try after the disk */
-	arg(a, "-netdev");
-	arg(a, "user,id=n0,restrict=on");
-	arg(a, "-device");
-	arg(a, "virtio-net-pci,netdev=n0,romfile=");
+	if (!b->xen) {
+		arg(a, "-netdev");
+		arg(a, "user,id=n0,restrict=on");
+		arg(a, "-device");
+		arg(a, "virtio-net-pci,netdev=n0,romfile=");
+	}
 	if (b->fw == SCIMG_BOOT_FW_UEFI) {
 		code = qemu_path(env->ovmf_code);
 		vars = qemu_path(b->vars_path);
@@ -344,6 +418,10 @@ static int build_argv(struct scimg_boot_env *env, struct scimg_boot_one *b, stru
 		arg(a, "if=pflash,format=raw,unit=0,readonly=on,file=%s", code);
 		arg(a, "-drive");
 		arg(a, "if=pflash,format=raw,unit=1,file=%s", vars);
+	}
+	if (b->xen) {
+		r = xen_disks(env, b, a, disk);
+		goto out;
 	}
 	/* snapshot=on: writes go to a temporary overlay in $TMPDIR */
 	arg(a, "-drive");
@@ -465,13 +543,16 @@ static int start(struct scimg_boot_env *env, struct scimg_boot_one *b, char **en
 	free(b->vars_path);
 	b->con_path = b->log_path = b->vars_path = NULL;
 	if (asprintf(&b->con_path, "%s/console-%u-%s-%s%s.log", env->tmpdir, idx,
-		     scimg_int_boot_bus_name(b->bus), scimg_int_boot_fw_name(b->fw),
+		     b->xen ? scimg_int_boot_xen_name(b->xen) : scimg_int_boot_bus_name(b->bus),
+		     scimg_int_boot_fw_name(b->fw),
 		     b->tcg ? "" : "-kvm") < 0 ||
 	    asprintf(&b->log_path, "%s/qemu-%u-%s-%s%s.log", env->tmpdir, idx,
-		     scimg_int_boot_bus_name(b->bus), scimg_int_boot_fw_name(b->fw),
+		     b->xen ? scimg_int_boot_xen_name(b->xen) : scimg_int_boot_bus_name(b->bus),
+		     scimg_int_boot_fw_name(b->fw),
 		     b->tcg ? "" : "-kvm") < 0 ||
 	    asprintf(&b->vars_path, "%s/vars-%u-%s%s.fd", env->tmpdir, idx,
-		     scimg_int_boot_bus_name(b->bus), b->tcg ? "" : "-kvm") < 0) {
+		     b->xen ? scimg_int_boot_xen_name(b->xen) : scimg_int_boot_bus_name(b->bus),
+		     b->tcg ? "" : "-kvm") < 0) {
 		b->con_path = b->log_path = b->vars_path = NULL;
 		return scimg_int_err(env->ctx, -ENOMEM, "out of memory");
 	}
@@ -650,7 +731,9 @@ static void finish(struct scimg_boot_env *env, struct scimg_boot_one *b)
 static int poll_one(struct scimg_boot_env *env, struct matcher *m, struct scimg_boot_one *b,
 		    int *kvm_failed)
 {
-	int st, timeout = env->timeout ? env->timeout
+	int st, timeout = b->xen ? (env->timeout ? env->timeout + SCIMG_BOOT_XEN_EXTRA_S
+				    : SCIMG_BOOT_TIMEOUT_XEN)
+			  : env->timeout ? env->timeout
 			  : b->tcg ? SCIMG_BOOT_TIMEOUT_TCG : SCIMG_BOOT_TIMEOUT_KVM;
 	pid_t w;
 
@@ -735,7 +818,7 @@ int scimg_int_boot_run(struct scimg_boot_env *env, struct scimg_boot_one *b, siz
 		b[i].con_fd = -1;
 		b[i].pid = 0;
 		if (b[i].state == SCIMG_BOOT_PENDING)
-			b[i].tcg = !env->kvm;
+			b[i].tcg = !env->kvm || b[i].xen;
 	}
 	if (jobs < 1)
 		jobs = 1;
