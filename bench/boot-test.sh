@@ -12,7 +12,9 @@
 #   JOBS   boots at once in the all-in-one run (default: scimg decides)
 # Env: EXPECT (passed as --expect: the fixture guests power themselves off
 # right after printing SCIMG-BOOT-OK, which may beat their login prompt),
-# TIMEOUT (per boot, default 900).
+# TIMEOUT (per boot, default 900), XEN (Xen loaders, e.g. pygrub,pvgrub2:
+# also booted as PV domUs in the blanket, in the all-in-one run and alone)
+# and BLANKET (the blanket for XEN; default: scimg's cached build).
 # Prints a table; paste it into bench/RESULTS.md with the machine's load.
 set -uo pipefail
 
@@ -46,30 +48,37 @@ run() {
 }
 
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) CPUs"
-run all --bus "$BUSES" ${JOBS:+--jobs "$JOBS"}
+XEN=${XEN:-}
+XARGS=()
+[ -n "$XEN" ] && XARGS=(--blanket "${BLANKET:-$("$SCIMG" blanket path --no-build)}")
+run all --bus "$BUSES" ${XEN:+--xen "$XEN"} "${XARGS[@]}" ${JOBS:+--jobs "$JOBS"}
 IFS=, read -ra BL <<< "$BUSES"
 for b in "${BL[@]}"; do run "one-$b" --bus "$b"; done
+IFS=, read -ra XL <<< "$XEN"
+for x in "${XL[@]}"; do run "one-xen-$x" --xen "$x" "${XARGS[@]}"; done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
-python3 - "$W" "$BUSES" <<'EOF'
+python3 - "$W" "$BUSES" "$XEN" <<'EOF'
 import json, sys
-w, buses = sys.argv[1], sys.argv[2].split(",")
+w = sys.argv[1]
+items = [("hvm-bios-" + b, "one-" + b, b) for b in sys.argv[2].split(",")] + \
+        [("xen-pv-" + x, "one-xen-" + x, "xen " + x) for x in sys.argv[3].split(",") if x]
 def load(n):
     t = open(f"{w}/{n}.time").read().split()
     return (json.load(open(f"{w}/{n}.json")), float(t[0]), int(t[1]) // 1024,
             int(open(f"{w}/{n}.mem").read()), int(open(f"{w}/{n}.rc").read()))
 allr, allw, allrss, allmem, allrc = load("all")
-print(f"\nall buses in one run ({allr['jobs']} at once, {allr['accel']}): wall {allw:.1f} s, exit {allrc}, "
+print(f"\nall in one run ({allr['jobs']} at once, {allr['accel']}): wall {allw:.1f} s, exit {allrc}, "
       f"largest process {allrss} MiB, machine memory used at peak {allmem} MiB")
-print("\n| bus | in the all-in-one run: result, s | alone: result, s | alone: wall s |")
-print("|---|---:|---:|---:|")
+print("\n| boot | in the all-in-one run: result, s | alone: result, s | alone: wall s | alone: peak MiB |")
+print("|---|---:|---:|---:|---:|")
 slowest = 0
-for b in buses:
-    x = [y for y in allr["boots"] if y["bus"] == b][0]
-    one, ow, orss, omem, orc = load("one-" + b)
+for method, name, label in items:
+    x = [y for y in allr["boots"] if y["method"] == method][0]
+    one, ow, orss, omem, orc = load(name)
     y = one["boots"][0]
     slowest = max(slowest, ow)
-    print(f"| {b} | {x['result']}, {x['seconds']} | {y['result']}, {y['seconds']} | {ow:.1f} |")
+    print(f"| {label} | {x['result']}, {x['seconds']} | {y['result']}, {y['seconds']} | {ow:.1f} | {omem} |")
 print(f"\nall-in-one wall / slowest single run wall = {allw:.1f} / {slowest:.1f} = {allw / slowest:.2f}")
-print(f"(sum of single runs: {sum(load('one-' + b)[1] for b in buses):.1f} s)")
+print(f"(sum of single runs: {sum(load(n)[1] for _, n, _ in items):.1f} s)")
 EOF

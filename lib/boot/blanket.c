@@ -408,11 +408,13 @@ static int assemble(struct scimg_ctx *ctx, const struct scimg_blanket_opts *o, c
 		goto out;
 	}
 	say(o, "installing GRUB for BIOS and UEFI");
-	out = guestfs_sh(g, "set -e\n"
-			 "grub-install --target=i386-pc /dev/sda 2>&1\n"
+	/* grub-install's messages are the error when it fails */
+	out = guestfs_sh(g, "{ set -e\n"
+			 "grub-install --target=i386-pc /dev/sda\n"
 			 "grub-install --target=x86_64-efi --efi-directory=/boot/efi --removable "
-			 "--no-nvram --no-uefi-secure-boot 2>&1\n"
-			 "test -s /boot/efi/EFI/BOOT/BOOTX64.EFI\n");
+			 "--no-nvram --no-uefi-secure-boot\n"
+			 "test -s /boot/efi/EFI/BOOT/BOOTX64.EFI; } >/tmp/grub.log 2>&1 || "
+			 "{ tr '\\n' ' ' </tmp/grub.log | tail -c 600 >&2; exit 1; }\n");
 	if (!out) {
 		r = gerr(ctx, g, "installing GRUB");
 		goto out;
@@ -433,21 +435,61 @@ out:
 
 /* ---- the build ------------------------------------------------------------------ */
 
+/* PATH's content (at most 64 KiB) as a string in *OUT. */
+static int read_file_str(struct scimg_ctx *ctx, const char *path, char **out)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	char *buf;
+	ssize_t n;
+
+	*out = NULL;
+	if (fd < 0)
+		return -errno;
+	buf = malloc(65536);
+	if (!buf) {
+		close(fd);
+		return scimg_int_err(ctx, -ENOMEM, "out of memory");
+	}
+	n = read(fd, buf, 65535);
+	close(fd);
+	if (n <= 0) {
+		free(buf);
+		return -EIO;
+	}
+	buf[n] = '\0';
+	*out = buf;
+	return 0;
+}
+
 static int build(struct scimg_ctx *ctx, const struct scimg_blanket_opts *o, const char *cache,
 		 const char *packages, uint64_t size, const char *final)
 {
 	char *work = NULL, *root = NULL, *tar = NULL, *disk = NULL, *log = NULL, *cfg = NULL;
-	char *xen = NULL, *kernel = NULL, *initrd = NULL, *inc = NULL;
+	char *xen = NULL, *kernel = NULL, *initrd = NULL, *inc = NULL, *tmptar = NULL;
+	struct stat st;
 	int r, fd;
 
 	if ((r = scimg_int_tmp_dir(ctx, "blanket", cache, NULL, &work)) < 0)
 		return r;
-	if (asprintf(&root, "%s/root", work) < 0 || asprintf(&tar, "%s/root.tar", work) < 0 ||
+	/* the dom0 root is kept as a tarball beside the build until the disk
+	 * is made: a failure after mmdebstrap does not download it again */
+	if (asprintf(&root, "%s/root", work) < 0 || asprintf(&tar, "%s.root.tar", final) < 0 ||
+	    asprintf(&tmptar, "%s/root.tar", work) < 0 ||
+	    asprintf(&cfg, "%s.grub.cfg", final) < 0 ||
 	    asprintf(&disk, "%s/disk.raw", work) < 0 || asprintf(&log, "%s/build.log", cache) < 0 ||
 	    asprintf(&inc, "--include=%s", packages) < 0) {
 		r = scimg_int_err(ctx, -ENOMEM, "out of memory");
 		goto out;
 	}
+	if (stat(tar, &st) == 0 && S_ISREG(st.st_mode) && (r = read_file_str(ctx, cfg, &xen)) == 0) {
+		say(o, "the dom0 root of an earlier, unfinished build is there: %s", tar);
+		free(cfg);
+		cfg = xen;
+		xen = NULL;
+		goto assemble_disk;
+	}
+	free(cfg);
+	cfg = NULL;
 	unlink(log);
 	say(o, "mmdebstrap %s (needs Debian's archive once; log: %s)",
 	    o->suite ? o->suite : DEF_SUITE, log);
@@ -479,12 +521,28 @@ static int build(struct scimg_ctx *ctx, const struct scimg_blanket_opts *o, cons
 		goto out;
 	}
 	{
-		char *const argv[] = { "tar", "--numeric-owner", "--xattrs", "-C", root, "-cf", tar,
+		char *const argv[] = { "tar", "--numeric-owner", "--xattrs", "-C", root, "-cf", tmptar,
 				       ".", NULL };
+		char *cfgpath = NULL;
+
 		if ((r = run(ctx, "packing the dom0 root", argv, log, "tar")) < 0)
 			goto out;
+		if (asprintf(&cfgpath, "%s.grub.cfg", final) < 0) {
+			r = scimg_int_err(ctx, -ENOMEM, "out of memory");
+			goto out;
+		}
+		r = write_file(ctx, "/", cfgpath, cfg, 0644);
+		free(cfgpath);
+		if (r < 0)
+			goto out;
+		if (rename(tmptar, tar) < 0) {
+			r = scimg_int_err(ctx, -errno, "'%s': cannot keep the dom0 root: %s", tar,
+					  strerror(errno));
+			goto out;
+		}
 	}
 	rm_tree(root);
+assemble_disk:
 	fd = open(disk, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (fd < 0 || ftruncate(fd, (off_t)size) < 0) {
 		r = scimg_int_err(ctx, -errno, "'%s': cannot create: %s", disk, strerror(errno));
@@ -502,6 +560,13 @@ static int build(struct scimg_ctx *ctx, const struct scimg_blanket_opts *o, cons
 				  strerror(errno));
 		goto out;
 	}
+	unlink(tar);
+	{
+		char *cfgpath = NULL;
+		if (asprintf(&cfgpath, "%s.grub.cfg", final) >= 0)
+			unlink(cfgpath);
+		free(cfgpath);
+	}
 	r = 0;
 out:
 	rm_tree(work);
@@ -515,6 +580,7 @@ out:
 	free(kernel);
 	free(initrd);
 	free(inc);
+	free(tmptar);
 	return r;
 }
 
