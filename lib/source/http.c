@@ -113,6 +113,19 @@ struct scimg_int_http_pin {
 	char host[];
 };
 
+/* The last bytes of a file read as a stream, kept on the context: another
+ * source of the same URL (the command's probe, then the convert) need not
+ * read the whole file again to probe its tail.  At most TAILS_MAX. */
+struct scimg_int_http_tail {
+	struct scimg_int_http_tail *next;
+	uint64_t size;
+	char etag[256];
+	size_t len;
+	uint8_t data[STREAM_TAIL];
+	char url[];
+};
+#define TAILS_MAX 4u
+
 struct http_source {
 	CURL *curl;
 	char *url;
@@ -143,6 +156,7 @@ struct http_source {
 	uint64_t need_from;      /* on_body pauses rather than overwrite this */
 	uint8_t *head, *tail;    /* STREAM_HEAD, STREAM_TAIL */
 	size_t head_len, tail_len;
+	int tail_kept;           /* on the context's list */
 	uint64_t tail_off;
 	char stream_msg[512];    /* why on_body stopped a stream */
 	char errbuf[CURL_ERROR_SIZE];
@@ -258,6 +272,11 @@ void scimg_int_http_ctx_release(struct scimg_ctx *ctx)
 		free(p);
 	}
 	ctx->http_pins = NULL;
+	while (ctx->http_tails) {
+		struct scimg_int_http_tail *t = ctx->http_tails;
+		ctx->http_tails = t->next;
+		free(t);
+	}
 	pthread_mutex_unlock(&pin_lock);
 }
 
@@ -1051,6 +1070,8 @@ static void cache_store(struct http_source *h, uint64_t idx, const uint8_t *p,
 
 /* ---- a server without Range support: the file as a stream --------------- */
 
+static void tail_keep(struct scimg_source *src, struct http_source *h);
+
 /* Arm the deadlines of a wait of the stream (as fetch does per attempt). */
 static void stream_arm(struct scimg_ctx *ctx, struct http_source *h)
 {
@@ -1300,6 +1321,8 @@ static int stream_pread(struct scimg_source *src, struct http_source *h,
 			ret = stream_pump(src, h, target, len, from, &retries);
 			if (ret < 0)
 				return ret;
+			if (!h->tail_kept && h->tail_len == src->size - h->tail_off)
+				tail_keep(src, h);
 			continue;
 		}
 		p += n;
@@ -1307,6 +1330,56 @@ static int stream_pread(struct scimg_source *src, struct http_source *h,
 		len -= n;
 	}
 	return 0;
+}
+
+/* Keep the tail of H on the context (once it is complete). */
+static void tail_keep(struct scimg_source *src, struct http_source *h)
+{
+	struct scimg_int_http_tail *t, **pp;
+	size_t ul = strlen(h->url) + 1;
+	unsigned n = 0;
+
+	h->tail_kept = 1;
+	t = malloc(sizeof(*t) + ul);
+	if (!t)
+		return; /* only an optimisation */
+	t->size = src->size;
+	snprintf(t->etag, sizeof(t->etag), "%s", h->have_etag ? h->etag : "");
+	t->len = h->tail_len;
+	memcpy(t->data, h->tail, h->tail_len);
+	memcpy(t->url, h->url, ul);
+	pthread_mutex_lock(&pin_lock);
+	t->next = src->ctx->http_tails;
+	src->ctx->http_tails = t;
+	/* the oldest beyond TAILS_MAX go */
+	for (pp = &t->next; *pp; n++) {
+		if (n + 1 >= TAILS_MAX) {
+			struct scimg_int_http_tail *o = *pp;
+			*pp = o->next;
+			free(o);
+		} else {
+			pp = &(*pp)->next;
+		}
+	}
+	pthread_mutex_unlock(&pin_lock);
+}
+
+/* The tail of H from the context, when the same file was read before. */
+static void tail_lookup(struct scimg_source *src, struct http_source *h)
+{
+	struct scimg_int_http_tail *t;
+
+	pthread_mutex_lock(&pin_lock);
+	for (t = src->ctx->http_tails; t; t = t->next)
+		if (strcmp(t->url, h->url) == 0 && t->size == src->size &&
+		    strcmp(t->etag, h->have_etag ? h->etag : "") == 0 &&
+		    t->len == src->size - h->tail_off) {
+			memcpy(h->tail, t->data, t->len);
+			h->tail_len = t->len;
+			h->tail_kept = 1;
+			break;
+		}
+	pthread_mutex_unlock(&pin_lock);
 }
 
 /* Turn H into a stream of SIZE bytes: the block cache gives way to the
@@ -1330,6 +1403,8 @@ static int stream_init(struct scimg_source *src, struct http_source *h, uint64_t
 	h->tail = malloc(STREAM_TAIL);
 	if (!h->multi || !h->ring || !h->head || !h->tail)
 		return scimg_int_err(src->ctx, -ENOMEM, "out of memory");
+	src->size = size;
+	tail_lookup(src, h);
 	return 0;
 }
 

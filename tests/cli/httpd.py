@@ -12,6 +12,12 @@ Paths select behaviours, so that one server covers every test:
                     retry is answered in full
   /fail500/PATH     the first request for each distinct range gets a 500
   /norange/PATH     Range is ignored: 200 with the whole file
+  /nrdrop/PATH      as norange, and the first GET without Range of each
+                    file is cut off after half of its body
+  /nrshort/PATH     as norange, and every body is cut off after half of it
+                    (the Content-Length is the file's)
+  /nrnolen/PATH     as norange, without Content-Length (the body ends when
+                    the connection is closed)
 Missing files give 404.  A request log (method, path, range, status) goes
 to LOG when given.
 
@@ -69,7 +75,7 @@ class Handler(BaseHTTPRequestHandler):
     def handle_get(self, head):
         path = self.path.split("?", 1)[0]
         mode = None
-        for m in ("drop", "fail500", "norange"):
+        for m in ("drop", "fail500", "norange", "nrdrop", "nrshort", "nrnolen"):
             if path.startswith("/" + m + "/"):
                 mode = m
                 path = path[len(m) + 1:]
@@ -85,7 +91,7 @@ class Handler(BaseHTTPRequestHandler):
         rng = self.headers.get("Range")
         start, end = 0, size - 1
         partial = False
-        if rng and mode != "norange":
+        if rng and not (mode or "").startswith(("norange", "nr")):
             m = re.fullmatch(r"bytes=(\d*)-(\d*)", rng.strip())
             if not m or (m.group(1) == "" and m.group(2) == ""):
                 self.send_simple(400, "bad range\n", rng)
@@ -113,7 +119,11 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Accept-Ranges", "bytes")
         self.send_header("ETag", etag)
         self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(length))
+        if mode == "nrnolen":
+            self.close_connection = True
+            self.send_header("Connection", "close")
+        else:
+            self.send_header("Content-Length", str(length))
         if partial:
             self.send_header("Content-Range", "bytes %d-%d/%d" % (start, end, size))
         self.end_headers()
@@ -125,6 +135,10 @@ class Handler(BaseHTTPRequestHandler):
         # keyed on the range's end: a client resuming after the cut asks
         # for the rest of the same range
         if mode == "drop" and length > 1 and first_time((path, end)):
+            cut = length // 2
+        if mode == "nrdrop" and not rng and length > 1 and first_time((path, "nrdrop")):
+            cut = length // 2
+        if mode == "nrshort" and length > 1:
             cut = length // 2
         with open(full, "rb") as f:
             f.seek(start)
