@@ -1,7 +1,7 @@
 /* source/http.c - http:// and https:// byte sources through libcurl.
  *
  * Every read is a Range request ("Range: bytes=A-B", answer 206 with a
- * Content-Range that must match).  A small block cache (CACHE_BLOCKS blocks
+ * Content-Range that must match), unless the server ignores Range (below).  A small block cache (CACHE_BLOCKS blocks
  * of BLOCK bytes) serves the many small reads of format parsers, and a
  * read-ahead that doubles while reads stay sequential (up to MAX_RA blocks
  * per request) keeps large sequential copies at few requests.
@@ -23,14 +23,39 @@
  * URL and the status.
  *
  * A server that ignores Range (answers 200 to the first request, as
- * python's http.server does) is used only for a file of at most WHOLE_MAX
- * bytes (a manifest, an AMI part): that first answer is read whole into
- * memory and serves every read.  A larger file is refused: scimg never
- * downloads a whole image to read part of it, and reading a 200 answer as
- * a stream would need a reader that never goes back (probing reads the
- * tail first) and a paused transfer held open between reads.  When the
- * server gives an ETag, later answers must carry the same one (the file
- * must not change while being read).
+ * python's http.server does) is used in one of two ways.  A file of at
+ * most WHOLE_MAX bytes (a manifest, an AMI part) is read whole into memory
+ * from that first answer and serves every read.  A larger one, whose
+ * Content-Length must be given, is read as a stream: that first answer is
+ * dropped after its headers and one GET without Range is read front to
+ * back as reads ask for it, paused (CURL_WRITEFUNC_PAUSE, curl_multi)
+ * between them.  The last STREAM_WINDOW bytes before the position are
+ * kept, so parsers may step back a little; the first STREAM_HEAD bytes
+ * and the last STREAM_TAIL bytes of the file are kept once passed (the
+ * probe reads the head and the last 4 KiB, the VHD and VMDK footers are
+ * there); the tail is also kept on the context, so a second source of the
+ * same URL, size and ETag (the command's probe, then the convert) does not
+ * read the whole file again for it.  A read further back starts the GET
+ * again from the first byte, at most STREAM_MAX_PASSES GETs per source:
+ * a format read out of order (a qcow2 whose clusters are out of order)
+ * then fails with a message that says the server lacks Range support.
+ * Raw, OVA (with its streamOptimized VMDK) and gce-tar are read in one
+ * GET (two when the format is probed: the tail comes first).
+ *   Why not spool the file to a temporary file for random access: it
+ * writes a copy of the whole image to $TMPDIR (often a tmpfs, so memory)
+ * without being asked; a user who wants that can download first, choosing
+ * where.  The stream needs no disk and 9 MiB of memory.
+ *   Each GET of the stream is held to the same rules as a Range request:
+ * connect_timeout_ms to its first byte, the low-speed limit while it is
+ * read (the time between reads, when it is paused, does not count),
+ * request_timeout_ms per read and per STREAM_STEP bytes of it (skipping
+ * forward included), total_timeout_ms, the header bounds, redirects and
+ * address checks.  Its Content-Length and ETag must be those of the first
+ * answer; a body shorter than its Content-Length (or a dropped connection,
+ * a 408, 429 or 5xx) starts the GET again and skips to where it was,
+ * max_retries times per read; more bytes than the Content-Length are
+ * refused.  When the server gives an ETag, later answers must carry the
+ * same one (the file must not change while being read).
  *
  * Redirects: at most max_redirects per request, to http and https only.
  * The address of every connection is checked as it is opened (the
@@ -44,7 +69,9 @@
  * land on another non-public class.  Through a proxy, the address checked
  * is the proxy's.
  *
- * Memory: CACHE_BLOCKS * BLOCK + MAX_RA * BLOCK bytes per source (6 MiB).
+ * Memory: CACHE_BLOCKS * BLOCK + MAX_RA * BLOCK bytes per source (6 MiB);
+ * a stream STREAM_WINDOW + STREAM_HEAD + STREAM_TAIL (9 MiB) instead, and
+ * up to TAILS_MAX * STREAM_TAIL on the context.
  */
 #include <arpa/inet.h>
 #include <errno.h>
