@@ -1218,8 +1218,12 @@ static int stream_pump(struct scimg_source *src, struct http_source *h,
 	step_rx = h->win_end;
 	if (h->paused) {
 		/* may deliver the paused piece at once */
+		CURLcode pc;
 		h->paused = 0;
-		curl_easy_pause(h->curl, CURLPAUSE_CONT);
+		pc = curl_easy_pause(h->curl, CURLPAUSE_CONT);
+		if (pc != CURLE_OK)
+			return scimg_int_err(ctx, -EIO, "'%s': %s", src->name,
+					     curl_easy_strerror(pc));
 	}
 	/* each turn waits at most 100 ms; the deadlines end the loop */
 	while (h->win_end < target) {
