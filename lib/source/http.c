@@ -631,6 +631,24 @@ static size_t stream_body(struct http_source *h, const uint8_t *buf, size_t len)
 		h->paused = 1;
 		return CURL_WRITEFUNC_PAUSE;
 	}
+	/* bytes kept before (an earlier GET, or the context's tail) must come
+	 * again the same */
+	if ((x < h->head_len &&
+	     memcmp(buf, h->head + x, (size_t)(h->head_len - x) < len ?
+		    (size_t)(h->head_len - x) : len) != 0) ||
+	    (x + len > h->tail_off && x < h->tail_off + h->tail_len &&
+	     (x >= h->tail_off ?
+	      memcmp(buf, h->tail + (x - h->tail_off),
+		     (size_t)(h->tail_off + h->tail_len - x) < len ?
+		     (size_t)(h->tail_off + h->tail_len - x) : len) :
+	      memcmp(buf + (h->tail_off - x), h->tail,
+		     (size_t)(x + len - h->tail_off) < h->tail_len ?
+		     (size_t)(x + len - h->tail_off) : h->tail_len)) != 0)) {
+		snprintf(h->stream_msg, sizeof(h->stream_msg),
+			 "changed on the server while being read (bytes near offset %llu differ from an earlier answer)",
+			 (unsigned long long)x);
+		return 0;
+	}
 	/* the first bytes of the file, and its last ones */
 	if (x <= h->head_len && h->head_len < STREAM_HEAD && x + len > h->head_len) {
 		n = (size_t)(x + len - h->head_len);

@@ -18,6 +18,9 @@ Paths select behaviours, so that one server covers every test:
                     (the Content-Length is the file's)
   /nrnolen/PATH     as norange, without Content-Length (the body ends when
                     the connection is closed)
+  /nrchange/PATH    as norange, with a new ETag for every request
+  /nrmutate/PATH    as norange, without ETag, and the last byte of the file
+                    inverted in every GET without Range but the first
 Missing files give 404.  A request log (method, path, range, status) goes
 to LOG when given.
 
@@ -34,6 +37,7 @@ ROOT = os.path.realpath(sys.argv[1])
 PORTFILE = sys.argv[2]
 LOG = sys.argv[3] if len(sys.argv) > 3 else None
 seen = set()
+counts = {}
 lock = threading.Lock()
 
 
@@ -75,7 +79,8 @@ class Handler(BaseHTTPRequestHandler):
     def handle_get(self, head):
         path = self.path.split("?", 1)[0]
         mode = None
-        for m in ("drop", "fail500", "norange", "nrdrop", "nrshort", "nrnolen"):
+        for m in ("drop", "fail500", "norange", "nrdrop", "nrshort", "nrnolen",
+                  "nrchange", "nrmutate"):
             if path.startswith("/" + m + "/"):
                 mode = m
                 path = path[len(m) + 1:]
@@ -117,7 +122,13 @@ class Handler(BaseHTTPRequestHandler):
         length = end - start + 1 if size else 0
         self.send_response(206 if partial else 200)
         self.send_header("Accept-Ranges", "bytes")
-        self.send_header("ETag", etag)
+        if mode == "nrchange":
+            with lock:
+                counts[path] = counts.get(path, 0) + 1
+                etag = '"v%d"' % counts[path]
+        mutate = mode == "nrmutate" and not rng and not first_time((path, "nrmutate"))
+        if mode != "nrmutate":
+            self.send_header("ETag", etag)
         self.send_header("Content-Type", "application/octet-stream")
         if mode == "nrnolen":
             self.close_connection = True
@@ -147,6 +158,8 @@ class Handler(BaseHTTPRequestHandler):
                 chunk = f.read(min(left, 1 << 16))
                 if not chunk:
                     break
+                if mutate and len(chunk) == left and start + length == size:
+                    chunk = chunk[:-1] + bytes([chunk[-1] ^ 0xff])
                 try:
                     self.wfile.write(chunk)
                 except (BrokenPipeError, ConnectionResetError):

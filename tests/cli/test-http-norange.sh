@@ -93,6 +93,20 @@ grep -q "'$U/nrshort/big.raw': reading .* failed after 2 attempts (--http-retrie
   fail "nrshort: message: $(cat "$TMPD/err")"
 [ -z "$(ls -A "$TMPD/out")" ] || fail "nrshort: left $(ls -A "$TMPD/out")"
 
+# the file must not change between the GETs: a new ETag, or (without ETag)
+# other bytes where bytes were kept (the tail, kept from the probe's GET)
+timeout 60 "$SCIMG" convert -f raw -O raw $LIM "$U/nrchange/big.raw" "$TMPD/out/c.raw" 2>"$TMPD/err"
+rc=$?
+[ $rc -eq 2 ] || fail "nrchange: exit $rc"
+grep -q "'$U/nrchange/big.raw': changed on the server while being read (ETag \"v2\", was \"v1\")" "$TMPD/err" ||
+  fail "nrchange: message: $(cat "$TMPD/err")"
+timeout 60 "$SCIMG" convert -O raw $LIM "$U/nrmutate/big.raw" "$TMPD/out/m.raw" 2>"$TMPD/err"
+rc=$?
+[ $rc -eq 2 ] || fail "nrmutate: exit $rc"
+grep -q "'$U/nrmutate/big.raw': changed on the server while being read (bytes near offset [0-9]* differ from an earlier answer)" "$TMPD/err" ||
+  fail "nrmutate: message: $(cat "$TMPD/err")"
+[ -z "$(ls -A "$TMPD/out")" ] || fail "nrchange, nrmutate: left $(ls -A "$TMPD/out")"
+
 # no Content-Length: the size must be known to read a stream
 timeout 60 "$SCIMG" convert -f raw -O raw $LIM "$U/nrnolen/big.raw" "$TMPD/out/n.raw" 2>"$TMPD/err"
 rc=$?
