@@ -51,7 +51,8 @@
  * request_timeout_ms per read and per STREAM_STEP bytes of it (skipping
  * forward included), total_timeout_ms, the header bounds, redirects and
  * address checks.  Its Content-Length and ETag must be those of the first
- * answer; a body shorter than its Content-Length (or a dropped connection,
+ * answer, and the bytes kept from an earlier GET (head, tail) must come
+ * again the same; a body shorter than its Content-Length (or a dropped connection,
  * a 408, 429 or 5xx) starts the GET again and skips to where it was,
  * max_retries times per read; more bytes than the Content-Length are
  * refused.  When the server gives an ETag, later answers must carry the
@@ -1358,7 +1359,7 @@ static int stream_pread(struct scimg_source *src, struct http_source *h,
 		} else if (!h->in_multi || off < h->win_start) {
 			if (h->passes >= STREAM_MAX_PASSES)
 				return scimg_int_err(src->ctx, -ENOTSUP,
-						     "'%s': the server does not support Range requests, so this file of more than %u MiB is read as a stream, front to back; its format reads it out of order (offset %llu after %llu, %u times from the start), which needs a server with Range support (or download it first)",
+						     "'%s': the server does not support Range requests, so this file of more than %u MiB is read as a stream, front to back; its format reads it out of order (offset %llu with the stream at %llu, after %u GETs), which needs a server with Range support (or download the file first)",
 						     src->name, WHOLE_MAX >> 20, (unsigned long long)off,
 						     (unsigned long long)h->win_end, h->passes);
 			if ((ret = stream_start(src, h)) < 0)
