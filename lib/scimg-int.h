@@ -31,6 +31,7 @@
 /* ---- context ---------------------------------------------------------- */
 
 struct scimg_int_http_pin;
+struct scimg_int_http_tail;
 
 struct scimg_ctx {
 	int errcode;
@@ -43,6 +44,7 @@ struct scimg_ctx {
 	struct scimg_http_limits http_limits;
 	int64_t http_t0_ms;
 	struct scimg_int_http_pin *http_pins; /* under a lock of http.c */
+	struct scimg_int_http_tail *http_tails; /* the same lock */
 };
 
 /* Record an error on CTX and return ERR (a negative errno).  The message

@@ -1,7 +1,7 @@
 /* source/http.c - http:// and https:// byte sources through libcurl.
  *
  * Every read is a Range request ("Range: bytes=A-B", answer 206 with a
- * Content-Range that must match).  A small block cache (CACHE_BLOCKS blocks
+ * Content-Range that must match), unless the server ignores Range (below).  A small block cache (CACHE_BLOCKS blocks
  * of BLOCK bytes) serves the many small reads of format parsers, and a
  * read-ahead that doubles while reads stay sequential (up to MAX_RA blocks
  * per request) keeps large sequential copies at few requests.
@@ -23,14 +23,40 @@
  * URL and the status.
  *
  * A server that ignores Range (answers 200 to the first request, as
- * python's http.server does) is used only for a file of at most WHOLE_MAX
- * bytes (a manifest, an AMI part): that first answer is read whole into
- * memory and serves every read.  A larger file is refused: scimg never
- * downloads a whole image to read part of it, and reading a 200 answer as
- * a stream would need a reader that never goes back (probing reads the
- * tail first) and a paused transfer held open between reads.  When the
- * server gives an ETag, later answers must carry the same one (the file
- * must not change while being read).
+ * python's http.server does) is used in one of two ways.  A file of at
+ * most WHOLE_MAX bytes (a manifest, an AMI part) is read whole into memory
+ * from that first answer and serves every read.  A larger one, whose
+ * Content-Length must be given, is read as a stream: that first answer is
+ * dropped after its headers and one GET without Range is read front to
+ * back as reads ask for it, paused (CURL_WRITEFUNC_PAUSE, curl_multi)
+ * between them.  The last STREAM_WINDOW bytes before the position are
+ * kept, so parsers may step back a little; the first STREAM_HEAD bytes
+ * and the last STREAM_TAIL bytes of the file are kept once passed (the
+ * probe reads the head and the last 4 KiB, the VHD and VMDK footers are
+ * there); the tail is also kept on the context, so a second source of the
+ * same URL, size and ETag (the command's probe, then the convert) does not
+ * read the whole file again for it.  A read further back starts the GET
+ * again from the first byte, at most STREAM_MAX_PASSES GETs per source:
+ * a format read out of order (a qcow2 whose clusters are out of order)
+ * then fails with a message that says the server lacks Range support.
+ * Raw, OVA (with its streamOptimized VMDK) and gce-tar are read in one
+ * GET (two when the format is probed: the tail comes first).
+ *   Why not spool the file to a temporary file for random access: it
+ * writes a copy of the whole image to $TMPDIR (often a tmpfs, so memory)
+ * without being asked; a user who wants that can download first, choosing
+ * where.  The stream needs no disk and 9 MiB of memory.
+ *   Each GET of the stream is held to the same rules as a Range request:
+ * connect_timeout_ms to its first byte, the low-speed limit while it is
+ * read (the time between reads, when it is paused, does not count),
+ * request_timeout_ms per read and per STREAM_STEP bytes of it (skipping
+ * forward included), total_timeout_ms, the header bounds, redirects and
+ * address checks.  Its Content-Length and ETag must be those of the first
+ * answer, and the bytes kept from an earlier GET (head, tail) must come
+ * again the same; a body shorter than its Content-Length (or a dropped connection,
+ * a 408, 429 or 5xx) starts the GET again and skips to where it was,
+ * max_retries times per read; more bytes than the Content-Length are
+ * refused.  When the server gives an ETag, later answers must carry the
+ * same one (the file must not change while being read).
  *
  * Redirects: at most max_redirects per request, to http and https only.
  * The address of every connection is checked as it is opened (the
@@ -44,9 +70,12 @@
  * land on another non-public class.  Through a proxy, the address checked
  * is the proxy's.
  *
- * Memory: CACHE_BLOCKS * BLOCK + MAX_RA * BLOCK bytes per source (6 MiB).
+ * Memory: CACHE_BLOCKS * BLOCK + MAX_RA * BLOCK bytes per source (6 MiB);
+ * a stream STREAM_WINDOW + STREAM_HEAD + STREAM_TAIL (9 MiB) instead, and
+ * up to TAILS_MAX * STREAM_TAIL on the context.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -64,6 +93,11 @@
 #define CACHE_BLOCKS 16u
 #define MAX_RA 8u
 #define WHOLE_MAX (16u << 20)       /* largest file read whole (no Range) */
+#define STREAM_WINDOW (8u << 20)    /* a stream's bytes kept behind its position */
+#define STREAM_HEAD (1u << 20)      /* a stream's first bytes, kept */
+#define STREAM_TAIL (64u << 10)     /* a stream's last bytes, kept once passed */
+#define STREAM_STEP (2u << 20)      /* request_timeout_ms is per this much */
+#define STREAM_MAX_PASSES 3u        /* GETs of a stream for reads going back */
 #define HDR_MAX_BYTES (64u << 10)   /* per answer */
 #define HDR_MAX_LINES 100u          /* per answer */
 #define BACKOFF_FIRST_MS 250
@@ -107,6 +141,19 @@ struct scimg_int_http_pin {
 	char host[];
 };
 
+/* The last bytes of a file read as a stream, kept on the context: another
+ * source of the same URL (the command's probe, then the convert) need not
+ * read the whole file again to probe its tail.  At most TAILS_MAX. */
+struct scimg_int_http_tail {
+	struct scimg_int_http_tail *next;
+	uint64_t size;
+	char etag[256];
+	size_t len;
+	uint8_t data[STREAM_TAIL];
+	char url[];
+};
+#define TAILS_MAX 4u
+
 struct http_source {
 	CURL *curl;
 	char *url;
@@ -123,6 +170,23 @@ struct http_source {
 	uint8_t *whole;
 	size_t whole_len, whole_cap;
 	int accept_whole, whole_too_big, is_whole;
+	/* a server without Range support and a larger file: one GET read as
+	 * a stream (see the top comment) */
+	int want_stream, is_stream;
+	uint64_t src_size;
+	int64_t content_length;  /* of the answer in progress; -1: none */
+	CURLM *multi;
+	int in_multi, paused, done, checked;
+	CURLcode done_rc;
+	unsigned passes;
+	uint8_t *ring;           /* STREAM_WINDOW: byte X at ring[X % STREAM_WINDOW] */
+	uint64_t win_start, win_end;  /* stream bytes held; win_end = position */
+	uint64_t need_from;      /* on_body pauses rather than overwrite this */
+	uint8_t *head, *tail;    /* STREAM_HEAD, STREAM_TAIL */
+	size_t head_len, tail_len;
+	int tail_kept;           /* on the context's list */
+	uint64_t tail_off;
+	char stream_msg[512];    /* why on_body stopped a stream */
 	char errbuf[CURL_ERROR_SIZE];
 	struct scimg_http_limits lim;
 	int origin;          /* class of the first connection; -1 before it */
@@ -236,6 +300,11 @@ void scimg_int_http_ctx_release(struct scimg_ctx *ctx)
 		free(p);
 	}
 	ctx->http_pins = NULL;
+	while (ctx->http_tails) {
+		struct scimg_int_http_tail *t = ctx->http_tails;
+		ctx->http_tails = t->next;
+		free(t);
+	}
 	pthread_mutex_unlock(&pin_lock);
 }
 
@@ -452,6 +521,7 @@ static size_t on_header(char *buf, size_t size, size_t n, void *opaque)
 		h->reason[0] = '\0';
 		h->status = 0;
 		h->retry_after_ms = -1;
+		h->content_length = -1;
 		h->hdr_bytes = (unsigned)(len < HDR_MAX_BYTES ? len : HDR_MAX_BYTES);
 		h->hdr_lines = 1;
 		if (sp) {
@@ -495,6 +565,15 @@ static size_t on_header(char *buf, size_t size, size_t n, void *opaque)
 		header_value(buf + 5, len - 5, h->resp_etag, sizeof(h->resp_etag));
 	} else if (len > 9 && strncasecmp(buf, "Location:", 9) == 0) {
 		header_value(buf + 9, len - 9, h->location, sizeof(h->location));
+	} else if (len > 15 && strncasecmp(buf, "Content-Length:", 15) == 0) {
+		char *end;
+		unsigned long long v;
+		header_value(buf + 15, len - 15, tmp, sizeof(tmp));
+		errno = 0;
+		v = strtoull(tmp, &end, 10);
+		/* a value that is not a plain number is no length */
+		h->content_length = end != tmp && !*end && tmp[0] >= '0' && tmp[0] <= '9' &&
+				    !errno && v <= INT64_MAX ? (int64_t)v : -1;
 	} else if (len > 12 && strncasecmp(buf, "Retry-After:", 12) == 0) {
 		char *end;
 		long v;
@@ -507,17 +586,121 @@ static size_t on_header(char *buf, size_t size, size_t n, void *opaque)
 	return len;
 }
 
+/* The body of a stream's answer: kept in the window (and the head and tail
+ * buffers); the transfer is paused when the window is full of bytes still
+ * needed. */
+static size_t stream_body(struct http_source *h, const uint8_t *buf, size_t len)
+{
+	uint64_t size = h->src_size, x = h->win_end;
+	size_t done, n;
+
+	if (h->status != 200)
+		return 0;
+	if (!h->checked) {
+		/* every GET of the stream must be the same file */
+		if (h->content_length != (int64_t)size) {
+			if (h->content_length < 0)
+				snprintf(h->stream_msg, sizeof(h->stream_msg),
+					 "the answer has no Content-Length (the file's size, %llu, must be known when it is read as a stream)",
+					 (unsigned long long)size);
+			else
+				snprintf(h->stream_msg, sizeof(h->stream_msg),
+					 "changed on the server while being read (size %lld, was %llu)",
+					 (long long)h->content_length, (unsigned long long)size);
+			return 0;
+		}
+		if (h->have_etag && h->resp_etag[0] && strcmp(h->etag, h->resp_etag) != 0) {
+			snprintf(h->stream_msg, sizeof(h->stream_msg),
+				 "changed on the server while being read (ETag %.200s, was %.200s)",
+				 h->resp_etag, h->etag);
+			return 0;
+		}
+		h->checked = 1;
+	}
+	if (len > size - x) {
+		snprintf(h->stream_msg, sizeof(h->stream_msg),
+			 "the server sent more than the Content-Length of %llu bytes",
+			 (unsigned long long)size);
+		return 0;
+	}
+	if (x + len > h->need_from + STREAM_WINDOW) {
+		if (len > STREAM_WINDOW / 2) {
+			snprintf(h->stream_msg, sizeof(h->stream_msg),
+				 "internal error: a piece of %zu bytes of the stream", len);
+			return 0;
+		}
+		h->paused = 1;
+		return CURL_WRITEFUNC_PAUSE;
+	}
+	/* bytes kept before (an earlier GET, or the context's tail) must come
+	 * again the same */
+	if ((x < h->head_len &&
+	     memcmp(buf, h->head + x, (size_t)(h->head_len - x) < len ?
+		    (size_t)(h->head_len - x) : len) != 0) ||
+	    (x + len > h->tail_off && x < h->tail_off + h->tail_len &&
+	     (x >= h->tail_off ?
+	      memcmp(buf, h->tail + (x - h->tail_off),
+		     (size_t)(h->tail_off + h->tail_len - x) < len ?
+		     (size_t)(h->tail_off + h->tail_len - x) : len) :
+	      memcmp(buf + (h->tail_off - x), h->tail,
+		     (size_t)(x + len - h->tail_off) < h->tail_len ?
+		     (size_t)(x + len - h->tail_off) : h->tail_len)) != 0)) {
+		snprintf(h->stream_msg, sizeof(h->stream_msg),
+			 "changed on the server while being read (bytes near offset %llu differ from an earlier answer)",
+			 (unsigned long long)x);
+		return 0;
+	}
+	/* the first bytes of the file, and its last ones */
+	if (x <= h->head_len && h->head_len < STREAM_HEAD && x + len > h->head_len) {
+		n = (size_t)(x + len - h->head_len);
+		if (n > STREAM_HEAD - h->head_len)
+			n = STREAM_HEAD - h->head_len;
+		memcpy(h->head + h->head_len, buf + (h->head_len - x), n);
+		h->head_len += n;
+	}
+	if (h->tail_len < size - h->tail_off && x <= h->tail_off + h->tail_len &&
+	    h->tail_off + h->tail_len < x + len) {
+		uint64_t at = h->tail_off + h->tail_len;
+		n = (size_t)(x + len - at);
+		memcpy(h->tail + h->tail_len, buf + (at - x), n);
+		h->tail_len += n;
+	}
+	for (done = 0; done < len; done += n) {
+		size_t r = (size_t)((x + done) % STREAM_WINDOW);
+		n = len - done;
+		if (n > STREAM_WINDOW - r)
+			n = STREAM_WINDOW - r;
+		memcpy(h->ring + r, buf + done, n);
+	}
+	h->win_end = x + len;
+	if (h->win_end - h->win_start > STREAM_WINDOW)
+		h->win_start = h->win_end - STREAM_WINDOW;
+	return len;
+}
+
 static size_t on_body(char *buf, size_t size, size_t n, void *opaque)
 {
 	struct http_source *h = opaque;
 	size_t len = size * n;
 
-	h->rx += len;
 	h->first_byte = 1;
+	if (h->is_stream) {
+		/* a paused piece comes again: counted when taken */
+		size_t r = stream_body(h, (const uint8_t *)buf, len);
+		if (r == len)
+			h->rx += len;
+		return r;
+	}
+	h->rx += len;
 	/* only the body of a 206 answer is data; anything else (a 200 with
 	 * the whole file) is not stored (error answers stop after their
 	 * headers) */
 	if (h->status == 200 && h->accept_whole) {
+		if (h->content_length > (int64_t)WHOLE_MAX) {
+			/* too large to read whole: read it as a stream */
+			h->want_stream = 1;
+			return 0;
+		}
 		if (len > WHOLE_MAX - h->whole_len) {
 			h->whole_too_big = 1;
 			return 0;
@@ -550,16 +733,12 @@ static size_t on_body(char *buf, size_t size, size_t n, void *opaque)
 	return len;
 }
 
-static int on_progress(void *opaque, curl_off_t dt, curl_off_t dn,
-		       curl_off_t ut, curl_off_t un)
+/* 1 (h->stop set) when a limit of the attempt in progress is hit. */
+static int limit_hit(struct http_source *h)
 {
-	struct http_source *h = opaque;
 	const struct scimg_http_limits *l = &h->lim;
 	int64_t t = now_ms();
-	(void)dt; (void)dn; (void)ut; (void)un;
 
-	if (h->ctx->cancelled)
-		return 1;
 	if (h->t_total_end && t >= h->t_total_end) {
 		h->stop = STOP_TOTAL;
 		return 1;
@@ -584,6 +763,17 @@ static int on_progress(void *opaque, curl_off_t dt, curl_off_t dn,
 		h->ls_rx = h->rx;
 	}
 	return 0;
+}
+
+static int on_progress(void *opaque, curl_off_t dt, curl_off_t dn,
+		       curl_off_t ut, curl_off_t un)
+{
+	struct http_source *h = opaque;
+	(void)dt; (void)dn; (void)ut; (void)un;
+
+	if (h->ctx->cancelled)
+		return 1;
+	return limit_hit(h);
 }
 
 /* Parse "bytes A-B/T" (or "bytes * /T" for 416) into its numbers. */
@@ -736,6 +926,8 @@ static int fetch(struct scimg_source *src, struct http_source *h, uint8_t *dst,
 		h->accept_whole = size_out && off == 0;
 		h->whole_len = 0;
 		h->whole_too_big = 0;
+		h->want_stream = 0;
+		h->content_length = -1;
 		h->location[0] = '\0';
 		h->retry_after_ms = -1;
 		h->stop = STOP_NONE;
@@ -777,9 +969,19 @@ static int fetch(struct scimg_source *src, struct http_source *h, uint8_t *dst,
 					     src->name, l->max_redirects,
 					     h->location[0] ? ", the last to '" : "", h->location,
 					     h->location[0] ? "'" : "");
+		if (h->status == 200 && h->accept_whole && h->want_stream) {
+			/* larger than WHOLE_MAX, of a known size: a stream */
+			if (h->resp_etag[0]) {
+				snprintf(h->etag, sizeof(h->etag), "%s", h->resp_etag);
+				h->have_etag = 1;
+			}
+			*size_out = (uint64_t)h->content_length;
+			*got_out = 0;
+			return 1;
+		}
 		if (h->status == 200 && h->accept_whole && h->whole_too_big)
 			return scimg_int_err(ctx, -ENOTSUP,
-					     "'%s': the server does not support Range requests (answered 200 to 'Range: bytes=%s') and the file is larger than %u MiB, the most scimg reads whole",
+					     "'%s': the server does not support Range requests (answered 200 to 'Range: bytes=%s') and gives no Content-Length for a file larger than %u MiB, the most scimg reads whole (a larger file is read as a stream only when its size is known)",
 					     src->name, range, WHOLE_MAX >> 20);
 		if (h->status == 200 && h->accept_whole && rc == CURLE_OK) {
 			/* the whole file: every read is served from memory */
@@ -912,12 +1114,359 @@ static void cache_store(struct http_source *h, uint64_t idx, const uint8_t *p,
 	c->used = ++h->tick;
 }
 
+/* ---- a server without Range support: the file as a stream --------------- */
+
+static void tail_keep(struct scimg_source *src, struct http_source *h);
+
+/* Arm the deadlines of a wait of the stream (as fetch does per attempt). */
+static void stream_arm(struct scimg_ctx *ctx, struct http_source *h)
+{
+	const struct scimg_http_limits *l = &h->lim;
+	int64_t t = now_ms();
+
+	h->t_req_end = l->request_timeout_ms ? t + l->request_timeout_ms : 0;
+	h->t_total_end = 0;
+	if (l->total_timeout_ms) {
+		int64_t zero = 0;
+		__atomic_compare_exchange_n(&ctx->http_t0_ms, &zero, t, 0,
+					    __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+		h->t_total_end = __atomic_load_n(&ctx->http_t0_ms, __ATOMIC_SEQ_CST) +
+				 l->total_timeout_ms;
+	}
+	/* time spent between reads is not the server's */
+	h->ls_t = t;
+	h->ls_rx = h->rx;
+}
+
+/* (Re)start the GET of the stream: its bytes come again from offset 0. */
+static int stream_start(struct scimg_source *src, struct http_source *h)
+{
+	CURLMcode mc;
+
+	if (h->in_multi) {
+		curl_multi_remove_handle(h->multi, h->curl);
+		h->in_multi = 0;
+	}
+	h->win_start = h->win_end = 0;
+	h->paused = h->done = h->checked = 0;
+	h->done_rc = CURLE_OK;
+	h->status = 0;
+	h->errbuf[0] = '\0';
+	h->stream_msg[0] = '\0';
+	h->location[0] = '\0';
+	h->retry_after_ms = -1;
+	h->content_length = -1;
+	h->stop = STOP_NONE;
+	h->first_byte = 0;
+	h->rx = h->ls_rx = 0;
+	h->t_attempt = h->ls_t = now_ms();
+	h->passes++;
+	curl_easy_setopt(h->curl, CURLOPT_RANGE, NULL);
+	/* libcurl's own timer as a backstop of the deadline of all requests
+	 * (ours are checked per read; a stream lasts as long as the copy) */
+	curl_easy_setopt(h->curl, CURLOPT_TIMEOUT_MS,
+			 h->t_total_end ? (long)(h->t_total_end - h->t_attempt + 1000) : 0L);
+	mc = curl_multi_add_handle(h->multi, h->curl);
+	if (mc != CURLM_OK)
+		return scimg_int_err(src->ctx, -EIO, "'%s': %s", src->name,
+				     curl_multi_strerror(mc));
+	h->in_multi = 1;
+	return 0;
+}
+
+/* The stream ended (or stopped) before the byte needed at OFF: the error,
+ * or 1 when it may be retried (LASTERR says why). */
+static int stream_ended(struct scimg_source *src, struct http_source *h,
+			size_t len, uint64_t off, char *lasterr, size_t errlen)
+{
+	CURLcode rc = h->done_rc;
+
+	if (h->stream_msg[0])
+		return scimg_int_err(src->ctx, -EIO, "'%s': %s", src->name, h->stream_msg);
+	if (h->stop != STOP_NONE && h->stop != STOP_HTTP_ERROR)
+		return stop_err(src, h, len, off);
+	if (rc == CURLE_UNSUPPORTED_PROTOCOL && h->location[0])
+		return scimg_int_err(src->ctx, -EPERM,
+				     "'%s': redirect to '%s' refused: only http:// and https:// are followed",
+				     src->name, h->location);
+	if (rc == CURLE_TOO_MANY_REDIRECTS)
+		return scimg_int_err(src->ctx, -ELOOP,
+				     "'%s': more than %u redirects (--http-max-redirects)",
+				     src->name, h->lim.max_redirects);
+	if (h->status >= 400) {
+		snprintf(lasterr, errlen, "HTTP %ld %s", h->status,
+			 h->reason[0] ? h->reason : "error");
+		if (h->status == 408 || h->status == 429 ||
+		    (h->status >= 500 && h->status != 501 && h->status != 505))
+			return 1;
+		return scimg_int_err(src->ctx, h->status == 404 || h->status == 410 ? -ENOENT :
+				     h->status == 403 || h->status == 401 ? -EACCES : -EIO,
+				     "'%s': HTTP %ld %s", src->name, h->status,
+				     h->reason[0] ? h->reason : "error");
+	}
+	if (rc != CURLE_OK && !transient_curl(rc))
+		return scimg_int_err(src->ctx, -EIO, "'%s': %s", src->name,
+				     h->errbuf[0] ? h->errbuf : curl_easy_strerror(rc));
+	if (h->status != 200 && h->status != 0)
+		return scimg_int_err(src->ctx, -EIO,
+				     "'%s': unexpected answer HTTP %ld %s to a GET without Range",
+				     src->name, h->status, h->reason);
+	if (rc != CURLE_OK)
+		snprintf(lasterr, errlen, "%s", h->errbuf[0] ? h->errbuf : curl_easy_strerror(rc));
+	else
+		snprintf(lasterr, errlen, "short answer (%llu of %llu bytes)",
+			 (unsigned long long)h->win_end, (unsigned long long)src->size);
+	return 1;
+}
+
+/* Drive the stream until it holds the byte before TARGET (it is at or past
+ * OFF, the read of LEN bytes, for messages).  Every wait is bounded as a
+ * Range request is: connect_timeout_ms to the first byte of each GET, the
+ * low-speed limit, request_timeout_ms per STREAM_STEP bytes (a retry
+ * included), total_timeout_ms.  Transient failures restart the GET and skip
+ * to where it was, max_retries times per read (*RETRIES). */
+static int stream_pump(struct scimg_source *src, struct http_source *h,
+		       uint64_t target, size_t len, uint64_t off, unsigned *retries)
+{
+	struct scimg_ctx *ctx = src->ctx;
+	char lasterr[CURL_ERROR_SIZE + 64] = "";
+	uint64_t step_rx;
+	int ret;
+
+	stream_arm(ctx, h);
+	step_rx = h->win_end;
+	if (h->paused) {
+		/* may deliver the paused piece at once */
+		CURLcode pc;
+		h->paused = 0;
+		pc = curl_easy_pause(h->curl, CURLPAUSE_CONT);
+		if (pc != CURLE_OK)
+			return scimg_int_err(ctx, -EIO, "'%s': %s", src->name,
+					     curl_easy_strerror(pc));
+	}
+	/* each turn waits at most 100 ms; the deadlines end the loop */
+	while (h->win_end < target) {
+		CURLMsg *m;
+		CURLMcode mc;
+		int running = 0, left;
+
+		if (ctx->cancelled)
+			return scimg_int_err(ctx, -ECANCELED, "interrupted");
+		if (h->win_end - step_rx >= STREAM_STEP) {
+			const struct scimg_http_limits *l = &h->lim;
+			h->t_req_end = l->request_timeout_ms ? now_ms() + l->request_timeout_ms : 0;
+			step_rx = h->win_end;
+		}
+		if (!h->done && limit_hit(h)) {
+			h->done = 1;
+			h->done_rc = CURLE_ABORTED_BY_CALLBACK;
+		}
+		if (h->done) {
+			long wait;
+			int64_t t, end;
+
+			ret = stream_ended(src, h, len, off, lasterr, sizeof(lasterr));
+			if (ret < 0)
+				return ret;
+			if (*retries >= h->lim.max_retries)
+				return scimg_int_err(ctx, -EIO,
+						     "'%s': reading %zu bytes at offset %llu failed after %u attempts (--http-retries=%u): %s",
+						     src->name, len, (unsigned long long)off,
+						     h->lim.max_retries + 1, h->lim.max_retries, lasterr);
+			wait = BACKOFF_FIRST_MS << (*retries < 4 ? *retries : 4);
+			if (wait > BACKOFF_MAX_MS)
+				wait = BACKOFF_MAX_MS;
+			if (h->retry_after_ms > wait)
+				wait = h->retry_after_ms;
+			t = now_ms();
+			end = h->t_req_end;
+			if (h->t_total_end && (!end || h->t_total_end < end))
+				end = h->t_total_end;
+			if (end && t + wait + 100 >= end)
+				return scimg_int_err(ctx, -EIO,
+						     "'%s': reading %zu bytes at offset %llu failed (%u attempts, no time left for more within the deadlines): %s",
+						     src->name, len, (unsigned long long)off,
+						     *retries + 1, lasterr);
+			(*retries)++;
+			sleep_ms(ctx, wait);
+			/* no Range: the GET starts again from the first byte */
+			h->passes--;
+			if ((ret = stream_start(src, h)) < 0)
+				return ret;
+			step_rx = 0;
+			continue;
+		}
+		if (h->paused)
+			return scimg_int_err(ctx, -EIO, "'%s': internal error: stream paused at %llu",
+					     src->name, (unsigned long long)h->win_end);
+		mc = curl_multi_perform(h->multi, &running);
+		if (mc != CURLM_OK)
+			return scimg_int_err(ctx, -EIO, "'%s': %s", src->name,
+					     curl_multi_strerror(mc));
+		while ((m = curl_multi_info_read(h->multi, &left)))
+			if (m->msg == CURLMSG_DONE && m->easy_handle == h->curl) {
+				h->done = 1;
+				h->done_rc = m->data.result;
+			}
+		if (ctx->cancelled)
+			return scimg_int_err(ctx, -ECANCELED, "interrupted");
+		if (h->done && h->done_rc == CURLE_OK && h->win_end < src->size &&
+		    h->status == 200 && !h->stream_msg[0])
+			h->done_rc = CURLE_PARTIAL_FILE;
+		if (!h->done && !h->paused && h->win_end < target) {
+			mc = curl_multi_poll(h->multi, NULL, 0, 100, NULL);
+			if (mc != CURLM_OK)
+				return scimg_int_err(ctx, -EIO, "'%s': %s", src->name,
+						     curl_multi_strerror(mc));
+		}
+		if (h->paused && h->win_end < target)
+			break;
+	}
+	return 0;
+}
+
+/* Read LEN bytes at OFF of a stream: from the first and last bytes kept,
+ * the window, or further on in the stream.  A read behind the window
+ * starts the GET again, up to STREAM_MAX_PASSES GETs in all. */
+static int stream_pread(struct scimg_source *src, struct http_source *h,
+			uint8_t *p, size_t len, uint64_t off)
+{
+	unsigned retries = 0;
+	uint64_t from = off;
+	size_t n;
+	int ret;
+
+	if (off > src->size || len > src->size - off)
+		return scimg_int_err(src->ctx, -EIO, "'%s': unexpected end of data at offset %llu",
+				     src->name, (unsigned long long)off);
+	/* each turn copies bytes, or makes the stream move on; a stream
+	 * ends (every wait is bounded) and restarts are bounded */
+	while (len) {
+		if (off < h->head_len) {
+			n = (size_t)(h->head_len - off) < len ? (size_t)(h->head_len - off) : len;
+			memcpy(p, h->head + off, n);
+		} else if (off >= h->tail_off && off - h->tail_off < h->tail_len) {
+			n = (size_t)(h->tail_len - (off - h->tail_off));
+			if (n > len)
+				n = len;
+			memcpy(p, h->tail + (off - h->tail_off), n);
+		} else if (h->in_multi && off >= h->win_start && off < h->win_end) {
+			size_t r = (size_t)(off % STREAM_WINDOW);
+			n = (size_t)(h->win_end - off) < len ? (size_t)(h->win_end - off) : len;
+			if (n > STREAM_WINDOW - r)
+				n = STREAM_WINDOW - r;
+			memcpy(p, h->ring + r, n);
+		} else if (!h->in_multi || off < h->win_start) {
+			if (h->passes >= STREAM_MAX_PASSES)
+				return scimg_int_err(src->ctx, -ENOTSUP,
+						     "'%s': the server does not support Range requests, so this file of more than %u MiB is read as a stream, front to back; its format reads it out of order (offset %llu with the stream at %llu, after %u GETs), which needs a server with Range support (or download the file first)",
+						     src->name, WHOLE_MAX >> 20, (unsigned long long)off,
+						     (unsigned long long)h->win_end, h->passes);
+			if ((ret = stream_start(src, h)) < 0)
+				return ret;
+			continue;
+		} else {
+			uint64_t target = off + (len < STREAM_WINDOW / 2 ? len : STREAM_WINDOW / 2);
+			h->need_from = off;
+			ret = stream_pump(src, h, target, len, from, &retries);
+			if (ret < 0)
+				return ret;
+			if (!h->tail_kept && h->tail_len == src->size - h->tail_off)
+				tail_keep(src, h);
+			continue;
+		}
+		p += n;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/* Keep the tail of H on the context (once it is complete). */
+static void tail_keep(struct scimg_source *src, struct http_source *h)
+{
+	struct scimg_int_http_tail *t, **pp;
+	size_t ul = strlen(h->url) + 1;
+	unsigned n = 0;
+
+	h->tail_kept = 1;
+	t = malloc(sizeof(*t) + ul);
+	if (!t)
+		return; /* only an optimisation */
+	t->size = src->size;
+	snprintf(t->etag, sizeof(t->etag), "%s", h->have_etag ? h->etag : "");
+	t->len = h->tail_len;
+	memcpy(t->data, h->tail, h->tail_len);
+	memcpy(t->url, h->url, ul);
+	pthread_mutex_lock(&pin_lock);
+	t->next = src->ctx->http_tails;
+	src->ctx->http_tails = t;
+	/* the oldest beyond TAILS_MAX go */
+	for (pp = &t->next; *pp; n++) {
+		if (n + 1 >= TAILS_MAX) {
+			struct scimg_int_http_tail *o = *pp;
+			*pp = o->next;
+			free(o);
+		} else {
+			pp = &(*pp)->next;
+		}
+	}
+	pthread_mutex_unlock(&pin_lock);
+}
+
+/* The tail of H from the context, when the same file was read before. */
+static void tail_lookup(struct scimg_source *src, struct http_source *h)
+{
+	struct scimg_int_http_tail *t;
+
+	pthread_mutex_lock(&pin_lock);
+	for (t = src->ctx->http_tails; t; t = t->next)
+		if (strcmp(t->url, h->url) == 0 && t->size == src->size &&
+		    strcmp(t->etag, h->have_etag ? h->etag : "") == 0 &&
+		    t->len == src->size - h->tail_off) {
+			memcpy(h->tail, t->data, t->len);
+			h->tail_len = t->len;
+			h->tail_kept = 1;
+			break;
+		}
+	pthread_mutex_unlock(&pin_lock);
+}
+
+/* Turn H into a stream of SIZE bytes: the block cache gives way to the
+ * window.  The GET is started by the first read. */
+static int stream_init(struct scimg_source *src, struct http_source *h, uint64_t size)
+{
+	unsigned i;
+
+	for (i = 0; i < CACHE_BLOCKS; i++) {
+		free(h->cache[i].data);
+		h->cache[i].data = NULL;
+	}
+	free(h->fetchbuf);
+	h->fetchbuf = NULL;
+	h->is_stream = 1;
+	h->src_size = size;
+	h->tail_off = size > STREAM_TAIL ? size - STREAM_TAIL : 0;
+	h->multi = curl_multi_init();
+	h->ring = malloc(STREAM_WINDOW);
+	h->head = malloc(STREAM_HEAD);
+	h->tail = malloc(STREAM_TAIL);
+	if (!h->multi || !h->ring || !h->head || !h->tail)
+		return scimg_int_err(src->ctx, -ENOMEM, "out of memory");
+	src->size = size;
+	tail_lookup(src, h);
+	return 0;
+}
+
 static int http_pread(struct scimg_source *src, void *buf, size_t len,
 		      uint64_t off)
 {
 	struct http_source *h = src->priv;
 	uint8_t *p = buf;
 	int ret;
+
+	if (h->is_stream)
+		return stream_pread(src, h, p, len, off);
 
 	if (h->is_whole) {
 		if (off > h->whole_len || len > h->whole_len - off)
@@ -982,11 +1531,18 @@ static void http_close(struct scimg_source *src)
 
 	if (!h)
 		return;
+	if (h->multi && h->in_multi)
+		curl_multi_remove_handle(h->multi, h->curl);
 	if (h->curl)
 		curl_easy_cleanup(h->curl);
+	if (h->multi)
+		curl_multi_cleanup(h->multi);
 	for (i = 0; i < CACHE_BLOCKS; i++)
 		free(h->cache[i].data);
 	free(h->fetchbuf);
+	free(h->ring);
+	free(h->head);
+	free(h->tail);
 	free(h->whole);
 	free(h->url);
 	free(h->host);
@@ -1102,6 +1658,8 @@ int scimg_int_http_source_open(struct scimg_ctx *ctx, const char *url,
 	if (ret < 0)
 		goto fail;
 	src->size = size;
+	if (ret == 1 && (ret = stream_init(src, h, size)) < 0)
+		goto fail;
 	if (got > 0)
 		cache_store(h, 0, h->fetchbuf, got);
 	*out = src;

@@ -13,6 +13,10 @@ unless the first path component names a misbehaviour:
                    query), then the file
   /drip206/F       the right 206 answer, at 512 bytes/s
   /silentafter/F   the file for ranges that start at 0, silence for others
+  /stall200/F      Range ignored: 200 with a Content-Length of 1 GiB, 1 MiB
+                   of zeros, then silence
+  /drip200/F       Range ignored: 200 with a Content-Length of 1 GiB, zeros
+                   at 512 bytes/s
   /loop/F          302 to itself
   /tofile/F        302 to file:///etc/passwd
   /toftp/F         302 to ftp://127.0.0.1/F
@@ -182,6 +186,15 @@ def handle(conn, port):
                 time.sleep(LIFETIME)
             else:
                 serve_file(conn, port, method, path, rel, rng)
+        elif mode in ("stall200", "drip200"):
+            log(port, method, path, rng, 200)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1073741824\r\n"
+                         b"Connection: close\r\n\r\n")
+            if mode == "stall200":
+                conn.sendall(b"\0" * (1 << 20))
+                time.sleep(LIFETIME)
+            else:
+                forever(conn, lambda i: b"\0" * 64, 0.125)
         elif mode == "drip206":
             serve_file(conn, port, method, path, rel, rng, rate=512)
         elif mode in ("loop", "tofile", "toftp", "toport"):

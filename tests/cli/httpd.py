@@ -12,6 +12,15 @@ Paths select behaviours, so that one server covers every test:
                     retry is answered in full
   /fail500/PATH     the first request for each distinct range gets a 500
   /norange/PATH     Range is ignored: 200 with the whole file
+  /nrdrop/PATH      as norange, and the first GET without Range of each
+                    file is cut off after half of its body
+  /nrshort/PATH     as norange, and every body is cut off after half of it
+                    (the Content-Length is the file's)
+  /nrnolen/PATH     as norange, without Content-Length (the body ends when
+                    the connection is closed)
+  /nrchange/PATH    as norange, with a new ETag for every request
+  /nrmutate/PATH    as norange, without ETag, and the last byte of the file
+                    inverted in every GET without Range but the first
 Missing files give 404.  A request log (method, path, range, status) goes
 to LOG when given.
 
@@ -28,6 +37,7 @@ ROOT = os.path.realpath(sys.argv[1])
 PORTFILE = sys.argv[2]
 LOG = sys.argv[3] if len(sys.argv) > 3 else None
 seen = set()
+counts = {}
 lock = threading.Lock()
 
 
@@ -69,7 +79,8 @@ class Handler(BaseHTTPRequestHandler):
     def handle_get(self, head):
         path = self.path.split("?", 1)[0]
         mode = None
-        for m in ("drop", "fail500", "norange"):
+        for m in ("drop", "fail500", "norange", "nrdrop", "nrshort", "nrnolen",
+                  "nrchange", "nrmutate"):
             if path.startswith("/" + m + "/"):
                 mode = m
                 path = path[len(m) + 1:]
@@ -85,7 +96,7 @@ class Handler(BaseHTTPRequestHandler):
         rng = self.headers.get("Range")
         start, end = 0, size - 1
         partial = False
-        if rng and mode != "norange":
+        if rng and not (mode or "").startswith(("norange", "nr")):
             m = re.fullmatch(r"bytes=(\d*)-(\d*)", rng.strip())
             if not m or (m.group(1) == "" and m.group(2) == ""):
                 self.send_simple(400, "bad range\n", rng)
@@ -111,9 +122,19 @@ class Handler(BaseHTTPRequestHandler):
         length = end - start + 1 if size else 0
         self.send_response(206 if partial else 200)
         self.send_header("Accept-Ranges", "bytes")
-        self.send_header("ETag", etag)
+        if mode == "nrchange":
+            with lock:
+                counts[path] = counts.get(path, 0) + 1
+                etag = '"v%d"' % counts[path]
+        mutate = mode == "nrmutate" and not rng and not first_time((path, "nrmutate"))
+        if mode != "nrmutate":
+            self.send_header("ETag", etag)
         self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(length))
+        if mode == "nrnolen":
+            self.close_connection = True
+            self.send_header("Connection", "close")
+        else:
+            self.send_header("Content-Length", str(length))
         if partial:
             self.send_header("Content-Range", "bytes %d-%d/%d" % (start, end, size))
         self.end_headers()
@@ -126,6 +147,10 @@ class Handler(BaseHTTPRequestHandler):
         # for the rest of the same range
         if mode == "drop" and length > 1 and first_time((path, end)):
             cut = length // 2
+        if mode == "nrdrop" and not rng and length > 1 and first_time((path, "nrdrop")):
+            cut = length // 2
+        if mode == "nrshort" and length > 1:
+            cut = length // 2
         with open(full, "rb") as f:
             f.seek(start)
             left = length if cut is None else cut
@@ -133,6 +158,8 @@ class Handler(BaseHTTPRequestHandler):
                 chunk = f.read(min(left, 1 << 16))
                 if not chunk:
                     break
+                if mutate and len(chunk) == left and start + length == size:
+                    chunk = chunk[:-1] + bytes([chunk[-1] ^ 0xff])
                 try:
                     self.wfile.write(chunk)
                 except (BrokenPipeError, ConnectionResetError):

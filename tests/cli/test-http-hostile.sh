@@ -3,7 +3,8 @@
 # steer it off its host: with small --http-* limits, scimg info and scimg
 # convert give up within seconds on a server that never answers, drips a
 # 500, sends endless or slow headers, a huge 404, a slow 206 (per-read and
-# per-command deadlines) or goes silent in the middle of a convert; a 403 is
+# per-command deadlines), a 200 without Range that stalls or drips (read as
+# a stream) or goes silent in the middle of a convert; a 403 is
 # asked once; 503s are retried; redirects loop, go to file:// or ftp://
 # (refused) or to another loopback port (followed); and from a public
 # address (127.0.0.2 plays one, through the SCIMG_TEST_HTTP_PUBLIC hook) a
@@ -74,6 +75,10 @@ expect_fail drip206 "the time for all HTTP requests, 2 s, is spent (--http-timeo
 # silent in the middle of a convert (the output file exists by then)
 ONLY=convert expect_fail silentafter "no response within 2 s (--http-connect-timeout)"
 grep -q " /silentafter/d.raw bytes=0-.* 206$" "$TMPD/log" || fail "silentafter: the first read was not served"
+# a server without Range read as a stream: silent after 1 MiB (low-speed
+# limit), or dripping (the per-read deadline, rearmed per 2 MiB of stream)
+ONLY=convert expect_fail stall200 "answer too slow: less than 100 bytes/s for 3 s (--http-low-speed-limit, --http-low-speed-time)" --http-request-timeout=10
+ONLY=convert expect_fail drip200 "took more than 4 s (--http-request-timeout)"
 expect_fail loop "more than 3 redirects (--http-max-redirects)" --http-max-redirects=3
 [ "$(grep -c " /loop/d.raw " "$TMPD/log")" -eq 8 ] || fail "loop: not 4 requests per run"
 expect_fail tofile "redirect to 'file:///etc/passwd' refused"
