@@ -46,7 +46,7 @@
 #define ROOT_UUID "5c1a6e00-0d00-4d00-9a00-0000000b1a4e"
 
 static const char base_packages[] =
-	"linux-image-amd64,xen-system-amd64,grub-xen-host,grub-pc-bin,grub-efi-amd64-bin,"
+	"linux-image-amd64,xen-system-amd64,grub-xen-host,grub2-common,grub-pc-bin,grub-efi-amd64-bin,"
 	"systemd-sysv,udev,initramfs-tools,kmod,e2fsprogs,procps,util-linux,iproute2";
 
 static const char service_unit[] =

@@ -66,27 +66,46 @@ marker_args() {
   case " $args " in *" norandmaps "*) ;; *) FAILED=1; say "UNEXPECTED: the image's own kernel argument was dropped: $args" ;; esac
 }
 
+# The blanket (scimg blanket): the cached build, made first when missing
+# (the library's lock makes a second caller wait for the first build).
+# With CACHE set (a fresh-machine CI run), it lives under $CACHE/blanket.
+[ -n "${CACHE:-}" ] && export SCIMG_BLANKET_CACHE=${SCIMG_BLANKET_CACHE:-$CACHE/blanket}
+blanket_path() {
+  "$SCIMG" blanket path 2>"$WORK/blanket.err" || { tail -3 "$WORK/blanket.err" >&2; return 1; }
+}
+
 # expect_xen IMAGE "ok|fail MODE [PATTERN]"...: boot IMAGE as a Xen PV domU
-# once per MODE (pygrub, pvgrub), all in one Xen session; with fail, PATTERN
-# must be the failure boot-xen.sh reports (e.g. "not xen image").
+# in the blanket once per MODE (pygrub, pvgrub: pvgrub2), with scimg
+# boot-test --xen; success is the fixture's marker (or any sign of a booted
+# system); with fail, PATTERN must be in the failure's reason (e.g. "not
+# xen image").
 expect_xen() {
-  local img=$1 modes="" e want mode pat log out rc line r; shift
+  local img=$1 loaders="" e want mode pat log rc r bl; shift
   local -a specs=("$@")
-  for e in "${specs[@]}"; do read -r want mode pat <<< "$e"; modes=${modes:+$modes,}$mode; done
-  log="$WORK/xen-$(basename "$img" .img).log"
-  out=$("$HERE/boot-xen.sh" "$img" "$modes" "$log" "$BOOT_TIMEOUT" 2>"$log.err")
+  for e in "${specs[@]}"; do
+    read -r want mode pat <<< "$e"; loaders=${loaders:+$loaders,}${mode/%pvgrub/pvgrub2}
+  done
+  log="$WORK/xen-$(basename "$img")"
+  bl=$(blanket_path) || { FAILED=1; say "UNEXPECTED: no blanket"; return 0; }
+  "$SCIMG" boot-test --xen "$loaders" --blanket "$bl" --expect 'SCIMG-BOOT-OK' \
+    --timeout "$BOOT_TIMEOUT" --output=json "$img" >"$log.json" 2>"$log.err"
   rc=$?
-  printf '%s\n' "$out" | while IFS= read -r l; do say "$l"; done
-  [ $rc = 2 ] && { FAILED=1; say "UNEXPECTED: boot-xen.sh usage error"; cat "$log.err"; return 0; }
+  [ $rc = 2 ] && { FAILED=1; say "UNEXPECTED: boot-test --xen could not test"; cat "$log.err"; return 0; }
   for e in "${specs[@]}"; do
     read -r want mode pat <<< "$e"
-    line=$(printf '%s\n' "$out" | grep -m1 "^boot-xen: .* mode=$mode result=")
-    r=${line#*result=}; r=${r% rc=*}
-    if [ "$want" = ok ] && [ "$r" != ok ]; then
-      FAILED=1; say "UNEXPECTED: Xen $mode did not boot"; tail -5 "$log.err"
+    r=$(python3 - "$log.json" "xen-pv-${mode/%pvgrub/pvgrub2}" <<'PY'
+import json, sys
+b = [x for x in json.load(open(sys.argv[1]))["boots"] if x["method"] == sys.argv[2]][0]
+print(b["result"], "%.0fs" % b["seconds"], b["reason"].replace("\n", " "))
+PY
+)
+    say "boot-test --xen: $(basename "$img") $mode: $r"
+    if [ "$want" = ok ] && [ "${r%% *}" != ok ]; then
+      FAILED=1; say "UNEXPECTED: Xen $mode did not boot"
+      python3 -c 'import json,sys; [print("  |", l) for b in json.load(open(sys.argv[1]))["boots"] for l in b["console"][-8:]]' "$log.json"
     fi
     if [ "$want" = fail ]; then
-      [ "$r" = ok ] && { FAILED=1; say "UNEXPECTED: Xen $mode booted"; }
+      [ "${r%% *}" = ok ] && { FAILED=1; say "UNEXPECTED: Xen $mode booted"; }
       [ -n "$pat" ] && case "$r" in *"$pat"*) ;; *) FAILED=1; say "UNEXPECTED: Xen $mode failed without '$pat'" ;; esac
     fi
   done

@@ -9,7 +9,7 @@
 # guest non-compliant when it booted by every method.
 #   hvm-bios-BUS -> boot-qemu.sh on BUS;  hvm-uefi -> boot-qemu.sh with OVMF
 #   (FIRMWARE=uefi) on virtio-blk;  xen-pv-pygrub / xen-pv-pvgrub2 ->
-#   boot-xen.sh pygrub / pvgrub, both in one Xen session.
+#   scimg boot-test --xen pygrub,pvgrub2 in the blanket.
 # Env: LAYOUTS (default "lvm xfs btrfs uefi dracut-lvm"; run part of them),
 #      METHODS (only these boot methods, e.g. "hvm-bios-ide xen-pv-pygrub";
 #      default all), BOOT_PAR (QEMU boots at a time, default 1, at most 4).
@@ -119,23 +119,27 @@ PY
   done < "$WORK/$l-claims.tsv"
   wait
 
-  # Xen: both modes in one session
-  modes=; xm=()
+  # Xen: scimg boot-test --xen in the blanket, one QEMU per loader
+  loaders=; xm=()
   while IFS=$'\t' read -r m c why; do
-    case "$m" in xen-pv-pygrub) mode=pygrub ;; xen-pv-pvgrub2) mode=pvgrub ;; *) continue ;; esac
+    case "$m" in xen-pv-pygrub|xen-pv-pvgrub2) ;; *) continue ;; esac
     want "$m" || continue
-    modes=${modes:+$modes,}$mode; xm+=("$m	$c	$why	$mode")
+    loaders=${loaders:+$loaders,}${m#xen-pv-}; xm+=("$m	$c	$why")
   done < "$WORK/$l-claims.tsv"
-  if [ -n "$modes" ]; then
-    s=$(date +%s)
-    out=$(nice "$HERE/boot-xen.sh" "$WORK/$l.img" "$modes" "$WORK/xen-$l.log" "$BOOT_TIMEOUT" 2>"$WORK/xen-$l.err")
-    printf '%s\n' "$out" | grep '^boot-xen:' | while IFS= read -r x; do say "$x"; done
+  if [ -n "$loaders" ]; then
+    bl=$(blanket_path) || bl=/nonexistent
+    nice "$SCIMG" boot-test --xen "$loaders" --blanket "$bl" --expect SCIMG-BOOT-OK \
+      --timeout "$BOOT_TIMEOUT" --output=json "$WORK/$l.img" >"$WORK/xen-$l.json" 2>"$WORK/xen-$l.err"
     for e in "${xm[@]}"; do
-      IFS=$'\t' read -r m c why mode <<< "$e"
-      line=$(printf '%s\n' "$out" | grep -m1 "^boot-xen: .* mode=$mode result=")
-      r=${line#*result=}; r=${r% rc=*}; t=${line##*time=}
-      [ -n "$line" ] || { r="no result from boot-xen.sh: $(tail -1 "$WORK/xen-$l.err")"; t=$(( $(date +%s) - s )); }
-      record "$l" "$m" "$c" "$([ "$r" = ok ] && echo boots || echo fails)" "${t%s}" "$why" "$r"
+      IFS=$'\t' read -r m c why <<< "$e"
+      IFS=$'\t' read -r r t < <(python3 - "$WORK/xen-$l.json" "$m" <<'PY' 2>/dev/null || printf 'no result from boot-test: %s\t-\n' "$(tail -1 "$WORK/xen-$l.err")"
+import json, sys
+b = [x for x in json.load(open(sys.argv[1]))["boots"] if x["method"] == sys.argv[2]][0]
+print(("ok" if b["result"] == "ok" else b["result"] + ": " + b["reason"]) + "\t%.0f" % b["seconds"])
+PY
+)
+      say "boot-test --xen: $l $m: $r (${t}s)"
+      record "$l" "$m" "$c" "$([ "$r" = ok ] && echo boots || echo fails)" "$t" "$why" "$r"
     done
   fi
 

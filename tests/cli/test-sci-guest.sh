@@ -7,9 +7,10 @@
 #   raw fixture) -> convert -O sci (inject-drivers inside) -> check exit 0,
 #   with every driver in the initramfs, and the SCI reads back as the disk
 #   scimg packaged, and its disk boots under QEMU (TCG) from virtio-blk and
-#   NVMe, and as a Xen PV domU (pygrub, the loader its xl.cfg names) under a
-#   nested Xen 4.17 that QEMU starts (tests/boot/boot-xen.sh; its dom0 is
-#   built once, in the background while the conversion runs, and cached).
+#   NVMe, and the SCI itself as a Xen PV domU (pygrub, the loader its xl.cfg
+#   names) in the blanket (scimg boot-test --xen; the blanket is built once
+#   by scimg blanket, in the background while the conversion runs, and
+#   cached).
 # Needs the fixture from tests/fixtures/build-guest.sh (built and cached on
 # first use: root, mmdebstrap, Debian's archive) and libguestfs; skips (77)
 # without them, or when SCIMG_SKIP_GUEST_TESTS is set.
@@ -19,13 +20,15 @@
 requires python3
 command -v libguestfs-test-tool >/dev/null 2>&1 || [ -e /usr/lib/x86_64-linux-gnu/guestfs ] ||
   skip "libguestfs appliance not installed"
-# the Xen dom0 builds in the background while the fixture and the SCI are made
+# the blanket (scimg blanket) builds in the background, when it is not
+# cached yet, while the fixture and the SCI are made
 XEN=0
+[ -n "${CACHE:-}" ] && export SCIMG_BLANKET_CACHE=${SCIMG_BLANKET_CACHE:-$CACHE/blanket}
 if command -v qemu-system-x86_64 >/dev/null 2>&1 && command -v mmdebstrap >/dev/null 2>&1; then
   XEN=1
-  ( bash "$top_srcdir/tests/boot/boot-xen.sh" --prepare > "$TMPD/dom0.log" 2>&1; echo $? > "$TMPD/dom0.rc" ) &
+  ( "$SCIMG" blanket path > "$TMPD/blanket.path" 2> "$TMPD/dom0.log"; echo $? > "$TMPD/dom0.rc" ) &
   DOM0_JOB=$!
-  # never leave the build behind (it holds the dom0 cache's lock)
+  # never leave the build behind (it holds the blanket cache's lock)
   wait_dom0() { wait $DOM0_JOB 2>/dev/null; }
   cleanup_fns="wait_dom0 $cleanup_fns"
 fi
@@ -111,11 +114,13 @@ else
 fi
 if [ $XEN = 1 ]; then
   wait $DOM0_JOB
-  [ "$(cat dom0.rc)" = 0 ] || { tail -20 dom0.log; fail "building the Xen dom0 failed"; }
+  [ "$(cat dom0.rc)" = 0 ] || { tail -20 dom0.log; fail "building the blanket failed"; }
   tar xOf guest.sci xl.cfg | grep -q 'bootloader = "pygrub"' || fail "the SCI's xl.cfg does not boot with pygrub"
-  bash "$top_srcdir/tests/boot/boot-xen.sh" back.raw pygrub boot-xen.log "${SCIMG_BOOT_TIMEOUT:-900}" > xen.out 2>&1 ||
-    { cat xen.out; tail -30 boot-xen.log; fail "the SCI's disk did not boot as a Xen PV domU"; }
-  echo "booted as a Xen PV domU (pygrub): $(grep -a -m1 'SCIMG-BOOT-OK' xen.out boot-xen.log | head -1 | cut -c1-160)"
+  # the SCI itself, in the blanket, with the loader its xl.cfg names
+  "$SCIMG" boot-test --xen pygrub --blanket "$(cat blanket.path)" --expect SCIMG-BOOT-OK \
+    --timeout "${SCIMG_BOOT_TIMEOUT:-600}" --output=json guest.sci > xen.json 2> xen.err ||
+    { cat xen.err xen.json; fail "the SCI did not boot as a Xen PV domU in the blanket"; }
+  echo "booted as a Xen PV domU (pygrub): $(python3 -c 'import json,sys; b=json.load(open(sys.argv[1]))["boots"][0]; print(b["seconds"], "s:", b["reason"][:160])' xen.json)"
 else
   echo "note: mmdebstrap or qemu-system-x86_64 missing; Xen PV boot not tried"
 fi
