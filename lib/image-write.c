@@ -28,69 +28,6 @@
 
 /* ---- writing ---------------------------------------------------------- */
 
-static int fd_pwrite(struct scimg_ctx *ctx, int fd, const char *name,
-		     const void *buf, size_t len, uint64_t off)
-{
-	const uint8_t *p = buf;
-
-	while (len) {
-		ssize_t n = pwrite(fd, p, len, (off_t)off);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return scimg_int_err(ctx, -errno,
-					     "'%s': write error at offset %llu: %s",
-					     name, (unsigned long long)off,
-					     strerror(errno));
-		}
-		p += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
-}
-
-static int fd_truncate(struct scimg_ctx *ctx, int fd, const char *name,
-		       uint64_t size)
-{
-	if (ftruncate(fd, (off_t)size) < 0)
-		return scimg_int_err(ctx, -errno, "'%s': could not set size to %llu: %s",
-				     name, (unsigned long long)size, strerror(errno));
-	return 0;
-}
-
-/* Make [OFF, OFF+LEN) of FD read as zeros: BLKZEROOUT on a block device,
- * a punched hole in a regular file, else written zeros. */
-static int fd_zero(struct scimg_ctx *ctx, int fd, const char *name, int isblk,
-		   uint64_t off, uint64_t len)
-{
-	static const uint8_t zeros[65536];
-
-	if (!len)
-		return 0;
-	if (isblk) {
-		uint64_t r[2] = { off, len };
-		if (off % 512 == 0 && len % 512 == 0 && ioctl(fd, BLKZEROOUT, r) == 0)
-			return 0;
-	} else {
-		if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-			      (off_t)off, (off_t)len) == 0)
-			return 0;
-		if (fallocate(fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
-			      (off_t)off, (off_t)len) == 0)
-			return 0;
-	}
-	while (len) {
-		size_t n = len < sizeof(zeros) ? (size_t)len : sizeof(zeros);
-		int ret = fd_pwrite(ctx, fd, name, zeros, n, off);
-		if (ret < 0)
-			return ret;
-		off += n;
-		len -= n;
-	}
-	return 0;
-}
-
 static int inplace_room(struct scimg_image *img, uint64_t end)
 {
 	if (end > img->out_target_size)
@@ -110,8 +47,8 @@ static int inplace_extend(struct scimg_image *img, uint64_t start, uint64_t end)
 	if ((ret = inplace_room(img, end)) < 0)
 		return ret;
 	if (start > img->out_len && !(img->create_flags & SCIMG_CREATE_TARGET_IS_ZERO) &&
-	    (ret = fd_zero(img->ctx, img->out_fd, img->path, img->out_isblk,
-			   img->out_len, start - img->out_len)) < 0)
+	    (ret = scimg_int_sink_zero(img->ctx, &img->file, img->out_len,
+				       start - img->out_len)) < 0)
 		return ret;
 	if (end > img->out_len)
 		img->out_len = end;
@@ -121,28 +58,29 @@ static int inplace_extend(struct scimg_image *img, uint64_t start, uint64_t end)
 int scimg_int_out_pwrite(struct scimg_image *img, const void *buf, size_t len,
 			 uint64_t off)
 {
-	uint64_t end;
+	uint64_t start;
 	int ret;
 
-	if (!scimg_add_ok(off, img->out_base, &off) || !scimg_add_ok(off, len, &end))
-		return scimg_int_err(img->ctx, -EFBIG, "'%s': write offset overflows", img->path);
-	if (img->out_mode == SCIMG_OUT_INPLACE && (ret = inplace_extend(img, off, end)) < 0)
+	if (img->out_mode == SCIMG_OUT_INPLACE &&
+	    ((ret = scimg_int_sink_span(img->ctx, img->out, off, len, &start)) < 0 ||
+	     (ret = inplace_extend(img, start, start + len)) < 0))
 		return ret;
-	return fd_pwrite(img->ctx, img->out_fd, img->path, buf, len, off);
+	return scimg_int_sink_pwrite(img->ctx, img->out, buf, len, off);
 }
 
 int scimg_int_out_truncate(struct scimg_image *img, uint64_t size)
 {
-	if (!scimg_add_ok(size, img->out_base, &size))
-		return scimg_int_err(img->ctx, -EFBIG, "'%s': file size overflows", img->path);
 	if (img->out_mode == SCIMG_OUT_INPLACE) {
 		/* never truncated: the emulated file grows (zeroed) or shrinks */
-		int ret = inplace_extend(img, size, size);
+		int ret;
+		if (!scimg_add_ok(size, img->out->base, &size))
+			return scimg_int_err(img->ctx, -EFBIG, "'%s': file size overflows", img->path);
+		ret = inplace_extend(img, size, size);
 		if (ret == 0)
 			img->out_len = size;
 		return ret;
 	}
-	return fd_truncate(img->ctx, img->out_fd, img->path, size);
+	return scimg_int_sink_truncate(img->ctx, img->out, size);
 }
 
 int scimg_int_out_inplace_claim(struct scimg_image *img, uint64_t size)
@@ -151,7 +89,7 @@ int scimg_int_out_inplace_claim(struct scimg_image *img, uint64_t size)
 
 	if (img->out_mode != SCIMG_OUT_INPLACE)
 		return 0;
-	if (!scimg_add_ok(size, img->out_base, &size))
+	if (!scimg_add_ok(size, img->out->base, &size))
 		return scimg_int_err(img->ctx, -EFBIG, "'%s': file size overflows", img->path);
 	if ((ret = inplace_room(img, size)) < 0)
 		return ret;
@@ -162,38 +100,32 @@ int scimg_int_out_inplace_claim(struct scimg_image *img, uint64_t size)
 
 int scimg_int_out_zero(struct scimg_image *img, uint64_t off, uint64_t len)
 {
-	uint64_t end;
-
 	if (img->out_mode != SCIMG_OUT_INPLACE ||
 	    (img->create_flags & SCIMG_CREATE_TARGET_IS_ZERO) || !len)
 		return 0;
-	if (!scimg_add_ok(off, img->out_base, &off) || !scimg_add_ok(off, len, &end))
-		return scimg_int_err(img->ctx, -EFBIG, "'%s': write offset overflows", img->path);
-	return fd_zero(img->ctx, img->out_fd, img->path, img->out_isblk, off, len);
+	return scimg_int_sink_zero(img->ctx, img->out, off, len);
 }
 
 void scimg_int_out_writeback(struct scimg_image *img)
 {
 	if (!img->writing)
 		return;
-	if (img->out_fd >= 0 && !(img->fmt->flags & SCIMG_FMT_OUTPUT_DIR))
-		(void)sync_file_range(img->out_fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+	if (img->file.fd >= 0 && !img->file.isdir)
+		(void)sync_file_range(img->file.fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 	for (size_t i = 0; i < img->nsib; i++)
-		if (img->sib[i].fd >= 0)
-			(void)sync_file_range(img->sib[i].fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+		if (img->sib[i].out.fd >= 0)
+			(void)sync_file_range(img->sib[i].out.fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 }
 
 int scimg_int_sibling_pwrite(struct scimg_image *img, size_t idx, const void *buf,
 			     size_t len, uint64_t off)
 {
-	struct scimg_out_sibling *s = &img->sib[idx];
-	return fd_pwrite(img->ctx, s->fd, s->path, buf, len, off);
+	return scimg_int_sink_pwrite(img->ctx, &img->sib[idx].out, buf, len, off);
 }
 
 int scimg_int_sibling_truncate(struct scimg_image *img, size_t idx, uint64_t size)
 {
-	struct scimg_out_sibling *s = &img->sib[idx];
-	return fd_truncate(img->ctx, s->fd, s->path, size);
+	return scimg_int_sink_truncate(img->ctx, &img->sib[idx].out, size);
 }
 
 /* ---- where the output goes ------------------------------------------- */
@@ -368,11 +300,11 @@ static int open_inplace(struct scimg_image *img, const struct stat *st)
 			return scimg_int_err(ctx, -e, "'%s': could not read the device size: %s",
 					     img->path, strerror(e));
 		}
-		img->out_isblk = 1;
+		img->file.isblk = 1;
 	} else {
 		size = (uint64_t)fst.st_size;
 	}
-	img->out_fd = fd;
+	img->file.fd = fd;
 	img->out_target_size = size;
 	img->out_len = 0;
 	return 0;
@@ -434,7 +366,7 @@ static int link_tmpfile(struct scimg_image *img)
 	size_t n = strlen(img->path) + 40;
 	int i;
 
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", img->out_fd);
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", img->file.fd);
 	if (!img->out_existed) {
 		if (linkat(AT_FDCWD, proc, AT_FDCWD, img->path, AT_SYMLINK_FOLLOW) == 0)
 			return 0;
@@ -764,8 +696,8 @@ int scimg_int_out_sibling(struct scimg_image *img, const char *name, size_t *idx
 	s = &img->sib[img->nsib];
 	memset(s, 0, sizeof(*s));
 	s->path = path;
-	s->fd = -1;
-	ret = make_temp(img->ctx, path, &s->tmp_path, &s->fd);
+	scimg_int_sink_file(&s->out, -1, path, 0, 0);
+	ret = make_temp(img->ctx, path, &s->tmp_path, &s->out.fd);
 	if (ret < 0) {
 		free(path);
 		return ret;
@@ -782,8 +714,8 @@ static void siblings_release(struct scimg_image *img, int discard)
 
 	for (i = 0; i < img->nsib; i++) {
 		struct scimg_out_sibling *s = &img->sib[i];
-		if (s->fd >= 0)
-			close(s->fd);
+		if (s->out.fd >= 0)
+			close(s->out.fd);
 		if (discard)
 			unlink(s->renamed ? s->path : s->tmp_path);
 		free(s->path);
@@ -837,7 +769,6 @@ int scimg_int_image_create(struct scimg_ctx *ctx, const char *path,
 	img->fmt = fmt;
 	img->size = size;
 	img->writing = 1;
-	img->out_fd = -1;
 	img->create_flags = flags;
 	img->guard = guard;
 	img->out_existed = exists;
@@ -846,22 +777,24 @@ int scimg_int_image_create(struct scimg_ctx *ctx, const char *path,
 		free(img);
 		return scimg_int_err(ctx, -ENOMEM, "out of memory");
 	}
+	scimg_int_sink_file(&img->file, -1, img->path, 0, (fmt->flags & SCIMG_FMT_OUTPUT_DIR) != 0);
+	img->out = &img->file;
 	ret = scimg_int_opts_parse(ctx, options, fmt->create_opts, fmt->name, &img->opts);
 	if (ret < 0)
 		goto fail;
 	if (fmt->flags & SCIMG_FMT_OUTPUT_DIR) {
 		img->out_mode = SCIMG_OUT_NAMED;
-		ret = make_temp_dir(ctx, path, &img->tmp_path, &img->out_fd,
+		ret = make_temp_dir(ctx, path, &img->tmp_path, &img->file.fd,
 				    &img->out_inside);
 	} else if (mode == SCIMG_OUT_INPLACE) {
 		img->out_mode = SCIMG_OUT_INPLACE;
 		ret = open_inplace(img, &st);
 	} else {
 		img->out_mode = SCIMG_OUT_TMPFILE;
-		ret = make_tmpfile(ctx, path, &img->out_fd);
+		ret = make_tmpfile(ctx, path, &img->file.fd);
 		if (ret == 0) {
 			img->out_mode = SCIMG_OUT_NAMED;
-			ret = make_temp(ctx, path, &img->tmp_path, &img->out_fd);
+			ret = make_temp(ctx, path, &img->tmp_path, &img->file.fd);
 		} else if (ret > 0) {
 			ret = 0;
 		}
@@ -877,8 +810,8 @@ int scimg_int_image_create(struct scimg_ctx *ctx, const char *path,
 	*out = img;
 	return 0;
 fail:
-	if (img->out_fd >= 0)
-		close(img->out_fd);
+	if (img->file.fd >= 0)
+		close(img->file.fd);
 	scimg_int_opts_free(&img->opts);
 	free(img->out_last);
 	free(img->tmp_path);
@@ -919,8 +852,8 @@ static void writer_free(struct scimg_image *img)
 {
 	if (img->fmt->close)
 		img->fmt->close(img);
-	if (img->out_fd >= 0)
-		close(img->out_fd);
+	if (img->file.fd >= 0)
+		close(img->file.fd);
 	scimg_int_opts_free(&img->opts);
 	free(img->out_last);
 	free(img->tmp_path);
@@ -942,12 +875,12 @@ int scimg_image_finish(struct scimg_image *img)
 		ret = img->fmt->finish(img);
 	for (size_t i = 0; ret == 0 && i < img->nsib; i++) {
 		struct scimg_out_sibling *s = &img->sib[i];
-		if (!no_sync && fdatasync(s->fd) < 0 && errno != EINVAL)
+		if (!no_sync && fdatasync(s->out.fd) < 0 && errno != EINVAL)
 			ret = scimg_int_err(ctx, -errno, "'%s': could not flush: %s",
 					    s->path, strerror(errno));
-		else if (close(s->fd) < 0)
+		else if (close(s->out.fd) < 0)
 			ret = scimg_int_err(ctx, -errno, "'%s': %s", s->path, strerror(errno));
-		s->fd = -1;
+		s->out.fd = -1;
 	}
 	for (size_t i = 0; ret == 0 && i < img->nsib; i++) {
 		struct scimg_out_sibling *s = &img->sib[i];
@@ -957,15 +890,15 @@ int scimg_image_finish(struct scimg_image *img)
 		else
 			s->renamed = 1;
 	}
-	if (ret == 0 && !no_sync && fdatasync(img->out_fd) < 0 && errno != EINVAL)
+	if (ret == 0 && !no_sync && fdatasync(img->file.fd) < 0 && errno != EINVAL)
 		ret = scimg_int_err(ctx, -errno, "'%s': could not flush: %s",
 				    img->path, strerror(errno));
 	/* an unnamed file is linked in while its descriptor is open */
 	if (ret == 0 && img->out_mode == SCIMG_OUT_TMPFILE)
 		ret = link_tmpfile(img);
-	if (ret == 0 && close(img->out_fd) < 0)
+	if (ret == 0 && close(img->file.fd) < 0)
 		ret = scimg_int_err(ctx, -errno, "'%s': %s", img->path, strerror(errno));
-	img->out_fd = -1;
+	img->file.fd = -1;
 	if (ret == 0 && (img->fmt->flags & SCIMG_FMT_OUTPUT_DIR))
 		ret = place_dir(img);
 	else if (ret == 0 && img->out_mode == SCIMG_OUT_NAMED &&

@@ -191,7 +191,8 @@ static int image_open_src(struct scimg_ctx *ctx, struct scimg_source *src,
 	img->raw_fallback = fallback;
 	img->depth = depth;
 	img->parent = parent;
-	img->out_fd = -1;
+	scimg_int_sink_file(&img->file, -1, NULL, 0, 0);
+	img->out = &img->file;
 	img->path = strdup(path);
 	/* the top of a chain (or an image opened below a parent that has
 	 * none, as check.c's stand-in for an SCI) owns the chain record */

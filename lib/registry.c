@@ -1,7 +1,7 @@
-/* registry.c - the list of format drivers: the built-in ones (cheap, strong
- * probes first; raw last: it never probes and is only chosen when asked
- * for, or as the announced fallback), then the formats plugins add, in the
- * order the plugins were loaded (lib/plugin.c). */
+/* registry.c - the list of format drivers: the built-in ones, in the order
+ * of lib/formats/formats.def (the one list of them; cheap, strong probes
+ * first, raw last), then the formats plugins add, in the order the plugins
+ * were loaded (lib/plugin.c). */
 #include <stdio.h>
 #include <string.h>
 
@@ -9,15 +9,9 @@
 #include "formats/formats.h"
 
 static const struct scimg_format *const formats[] = {
-	&scimg_format_sci,
-	&scimg_format_ova,
-	&scimg_format_qcow2,
-	&scimg_format_ami,
-	&scimg_format_vhdx,
-	&scimg_format_vhd,
-	&scimg_format_vmdk,
-	&scimg_format_gce,
-	&scimg_format_raw,
+#define SCIMG_FORMAT(sym) &scimg_format_##sym,
+#include "formats/formats.def"
+#undef SCIMG_FORMAT
 };
 
 const struct scimg_format *scimg_int_builtin_format_find(const char *name)

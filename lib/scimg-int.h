@@ -129,6 +129,47 @@ int scimg_int_url_origin(struct scimg_ctx *ctx, const char *url, char **out);
 
 /* 1 when NAME is an http:// or https:// URL. */
 int scimg_int_name_is_url(const char *name);
+
+/* An output sink (lib/source/sink.c): where a writer's bytes go, the
+ * counterpart of the byte source a reader reads.  Three kinds:
+ * - a file: FD a regular file or block device (ISBLK), BASE 0 (the
+ *   output image's file, image-write.c's img->file; a companion file);
+ * - an offset window inside another sink: the same FD, the writer's offset
+ *   0 at BASE (a container's member: ova gives the vmdk writer the window
+ *   of its disk member, scimg_int_sink_window());
+ * - a directory (ISDIR): FD an O_DIRECTORY descriptor the writer makes its
+ *   files in with openat() (SCIMG_FMT_OUTPUT_DIR: the ami bundle).
+ * PATH names the real file or directory in messages; NAME (NULL: the last
+ * component of PATH, see scimg_int_sink_name()) is the file name the
+ * written content will have, for the formats that write their own name
+ * (a VMDK descriptor's extent line).  Both borrowed. */
+struct scimg_sink {
+	int fd;
+	int isblk;
+	int isdir;
+	uint64_t base;
+	const char *path;
+	const char *name;
+};
+void scimg_int_sink_file(struct scimg_sink *s, int fd, const char *path, int isblk, int isdir);
+/* WIN: the window of OUTER that starts at BASE (relative to OUTER's own
+ * window), its content called NAME (borrowed; NULL: OUTER's file name). */
+void scimg_int_sink_window(struct scimg_sink *win, const struct scimg_sink *outer,
+			   uint64_t base, const char *name);
+const char *scimg_int_sink_name(const struct scimg_sink *s);
+/* *START: where [OFF, OFF+LEN) of the window lies in the file; -EFBIG
+ * (message) when it overflows. */
+int scimg_int_sink_span(struct scimg_ctx *ctx, const struct scimg_sink *s,
+			uint64_t off, uint64_t len, uint64_t *start);
+/* Write, set the file's length to the window's BASE + SIZE, make a range
+ * read as zeros (BLKZEROOUT, a punched hole, or written zeros); offsets
+ * are the window's.  0 or -errno with the message set. */
+int scimg_int_sink_pwrite(struct scimg_ctx *ctx, const struct scimg_sink *s,
+			  const void *buf, size_t len, uint64_t off);
+int scimg_int_sink_truncate(struct scimg_ctx *ctx, const struct scimg_sink *s,
+			    uint64_t size);
+int scimg_int_sink_zero(struct scimg_ctx *ctx, const struct scimg_sink *s,
+			uint64_t off, uint64_t len);
 struct sockaddr;
 /* Classes of network addresses (lib/source/http.c).  After a connection
  * to a public address, an http source connects only to public addresses
@@ -261,7 +302,13 @@ struct scimg_image {
 
 	/* writer */
 	int writing;
-	int out_fd;
+	/* the output (image-write.c): a file, or with SCIMG_FMT_OUTPUT_DIR a
+	 * directory; fd -1 when none */
+	struct scimg_sink file;
+	/* what the format writes through (scimg_int_out_*): &FILE, or the
+	 * sink a wrapping format gives the format it wraps (ova: the window
+	 * of its VMDK member) */
+	struct scimg_sink *out;
 	char *tmp_path;
 	unsigned create_flags;
 	struct scimg_opts opts;   /* -o for writers, -I for readers */
@@ -271,10 +318,9 @@ struct scimg_image {
 	struct scimg_out_sibling *sib; /* companion output files */
 	size_t nsib;
 	/* A format that wraps another format's writer (ova around vmdk): the
-	 * wrapped writer keeps img->priv and writes at file offsets shifted by
-	 * OUT_BASE (scimg_int_out_pwrite/truncate add it); the wrapper keeps
-	 * its own state in WRAP_PRIV and frees it in its close(). */
-	uint64_t out_base;
+	 * wrapped writer keeps img->priv and writes through the sink OUT the
+	 * wrapper points at a window of FILE; the wrapper keeps its own state
+	 * in WRAP_PRIV and frees it in its close(). */
 	void *wrap_priv;
 	/* How the output reaches PATH (enum scimg_out_mode, image.c). */
 	int out_mode;
@@ -287,7 +333,6 @@ struct scimg_image {
 	 * over are zeroed, so the target reads like a new file) */
 	uint64_t out_target_size;
 	uint64_t out_len;
-	int out_isblk;
 };
 
 /* How a writer's output reaches its path. */
@@ -309,7 +354,7 @@ enum scimg_out_mode {
 struct scimg_out_sibling {
 	char *path;
 	char *tmp_path;
-	int fd;
+	struct scimg_sink out;    /* the temporary file (fd -1 once closed) */
 	int renamed;
 };
 
@@ -399,8 +444,8 @@ int scimg_int_chain_note(struct scimg_image *img, const struct scimg_source *src
  * chain was read from: the output must never replace it. */
 bool scimg_int_image_uses_file(const struct scimg_image *img, dev_t dev, ino_t ino);
 
-/* Writers: write to the output file at file offset img->out_base + OFF
- * (out_base is 0 except inside a wrapping format, see struct scimg_image). */
+/* Writers: write through img->out (the output file, or the window of it a
+ * wrapping format gives; see struct scimg_image). */
 int scimg_int_out_pwrite(struct scimg_image *img, const void *buf, size_t len,
 			 uint64_t off);
 int scimg_int_out_truncate(struct scimg_image *img, uint64_t size);
@@ -426,11 +471,11 @@ int scimg_int_image_create(struct scimg_ctx *ctx, const char *path,
 			   unsigned flags, const struct scimg_image *guard,
 			   struct scimg_image **out);
 /* SCIMG_OUT_INPLACE writers that manage the target's content themselves
- * (raw): fail unless the target holds at least SIZE bytes past out_base,
- * and take [0, SIZE) as already written (nothing is zeroed behind the
- * writer's back). */
+ * (raw): fail unless the target holds at least SIZE bytes past the start
+ * of img->out, and take [0, SIZE) as already written (nothing is zeroed
+ * behind the writer's back). */
 int scimg_int_out_inplace_claim(struct scimg_image *img, uint64_t size);
-/* Make [OFF, OFF+LEN) of the output (past out_base) read as zeros, for
+/* Make [OFF, OFF+LEN) of img->out read as zeros, for
  * in-place targets whose old content shows through; a no-op for new files
  * and with SCIMG_CREATE_TARGET_IS_ZERO. */
 int scimg_int_out_zero(struct scimg_image *img, uint64_t off, uint64_t len);

@@ -226,6 +226,45 @@ SCIMG_API const struct scimg_plugin *scimg_plugin_init(void);
 typedef const struct scimg_plugin *(*scimg_plugin_init_fn)(void);
 #define SCIMG_PLUGIN_INIT_SYMBOL "scimg_plugin_init"
 
+/* ---- registration macros (C only) ---------------------------------------- */
+
+/* The first two fields of every struct a plugin hands over, for this
+ * header's API version, in a designated initializer:
+ *
+ *	static const struct scimg_plugin_format my_format = {
+ *		SCIMG_PLUGIN_HEAD(struct scimg_plugin_format),
+ *		.name = "myfmt", ...
+ *	};
+ */
+#define SCIMG_PLUGIN_HEAD(type) \
+	.struct_size = sizeof(type), .api_version = SCIMG_PLUGIN_API_VERSION
+
+/* NULL-terminated lists for scimg_plugin.formats and .profiles (static
+ * storage: compound literals at file scope). */
+#define SCIMG_PLUGIN_FORMATS(...) \
+	((const struct scimg_plugin_format *const[]){ __VA_ARGS__, NULL })
+#define SCIMG_PLUGIN_PROFILES(...) \
+	((const struct scimg_plugin_profile *const[]){ __VA_ARGS__, NULL })
+
+/* Define the plugin (a static struct scimg_plugin with this header's size
+ * and API version, and the designated initializers given) and its exported
+ * registration symbol scimg_plugin_init, once per plugin, at file scope:
+ *
+ *	SCIMG_PLUGIN_REGISTER(.name = "myfmt", .version = "1.0",
+ *			      .description = "one line",
+ *			      .formats = SCIMG_PLUGIN_FORMATS(&my_format));
+ *
+ * Fields a later API version appends can be given the same way. */
+#define SCIMG_PLUGIN_REGISTER(...) \
+	static const struct scimg_plugin scimg_plugin_registered_ = { \
+		SCIMG_PLUGIN_HEAD(struct scimg_plugin), __VA_ARGS__ \
+	}; \
+	SCIMG_API const struct scimg_plugin *scimg_plugin_init(void) \
+	{ \
+		return &scimg_plugin_registered_; \
+	} \
+	extern int scimg_plugin_registered_once_ /* swallows the ';' */
+
 /* ---- helpers the library exports to plugins (API version 1) ------------- */
 
 /* Errors: record a message on IMG's context and return ERR (a negative

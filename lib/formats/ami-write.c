@@ -203,7 +203,7 @@ static int part_write(struct scimg_image *img, struct ami_writer *w,
 						     "'%s': the bundle would need more than %u parts",
 						     img->path, AMI_MAX_PARTS);
 			snprintf(name, sizeof(name), "%s.part.%zu", w->prefix, w->npart);
-			w->pfd = openat(img->out_fd, name,
+			w->pfd = openat(img->out->fd, name,
 					O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
 			if (w->pfd < 0)
 				return scimg_int_err(img->ctx, -errno,
@@ -881,7 +881,7 @@ static int write_manifest(struct scimg_image *img, struct ami_writer *w,
 		goto out;
 	}
 	snprintf(name, sizeof(name), "%s.manifest.xml", w->prefix);
-	fd = openat(img->out_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+	fd = openat(img->out->fd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
 	if (fd < 0) {
 		ret = scimg_int_err(img->ctx, -errno, "'%s': could not create '%s': %s",
 				    img->path, name, strerror(errno));
@@ -970,7 +970,7 @@ int scimg_int_ami_finish(struct scimg_image *img)
 			char from[160], to[160];
 			snprintf(from, sizeof(from), "%s.part.%zu", w->prefix, i);
 			snprintf(to, sizeof(to), "%s.part.%0*zu", w->prefix, (int)width, i);
-			if (strcmp(from, to) && renameat(img->out_fd, from, img->out_fd, to) < 0)
+			if (strcmp(from, to) && renameat(img->out->fd, from, img->out->fd, to) < 0)
 				return scimg_int_err(img->ctx, -errno, "'%s': could not rename '%s': %s",
 						     img->path, from, strerror(errno));
 		}

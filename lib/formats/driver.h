@@ -48,8 +48,8 @@ enum {
 	SCIMG_FMT_PARALLEL_READ = 1u << 1, /* used only when the image's byte
 					    * source is thread_safe too */
 	/* The output is a directory of files, not one file: image.c makes a
-	 * temporary directory (img->tmp_path, opened as img->out_fd with
-	 * O_DIRECTORY) that the writer fills with openat(); it is renamed
+	 * temporary directory (img->tmp_path, opened with O_DIRECTORY as the
+	 * directory sink img->out) that the writer fills with openat(); it is renamed
 	 * to the target on success and removed with its content on failure.
 	 * When the target is an existing non-empty directory, the temporary
 	 * directory is made inside it and its files are moved in on success
@@ -104,7 +104,9 @@ struct scimg_format {
 	/* --- writing (NULL create: read-only format) --- */
 	/* Option keys accepted by create (NULL terminated, may be NULL). */
 	const char *const *create_opts;
-	/* Initialise a new image of img->size on img->out_fd (empty file). */
+	/* Initialise a new image of img->size on the sink img->out (an empty
+	 * file, a window of a container's file, or a directory), written
+	 * through scimg_int_out_pwrite/truncate (struct scimg_sink). */
 	int (*create)(struct scimg_image *img, const struct scimg_opts *opts);
 	int (*pwrite)(struct scimg_image *img, const void *buf, size_t len,
 		      uint64_t off);

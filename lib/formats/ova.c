@@ -9,7 +9,9 @@
  *                OVA_OVF_SPACE - 512 bytes (XML allows white space after
  *                the root element); written last, when sizes are known
  *   OVA_OVF_SPACE ustar header of NAME-disk1.vmdk (written at finish)
- *   + 512        the VMDK, written by the vmdk writer (img->out_base)
+ *   + 512        the VMDK, written by the vmdk writer through a window of
+ *                the output (img->out, struct scimg_sink) that calls
+ *                itself NAME-disk1.vmdk
  *   ...          ustar header + NAME.mf, end-of-archive blocks
  *
  * The VMDK's SHA-256 is computed by reading it back once at finish (the
@@ -335,6 +337,8 @@ static int ova_info(struct scimg_image *img, json_object *info)
 
 struct ova_w {
 	char base[OVA_NAME_MAX + 1];     /* member names: BASE.ovf, BASE-disk1.vmdk, BASE.mf */
+	char disk_name[OVA_NAME_MAX + 16]; /* BASE-disk1.vmdk */
+	struct scimg_sink disk;          /* the VMDK member's window of the output */
 	char vmname[256];
 	const char *ostype, *adapter;
 	unsigned long cpus, memory, hw;
@@ -393,7 +397,6 @@ static int ova_create(struct scimg_image *img, const struct scimg_opts *opts)
 	struct scimg_opts vo = { kv, 0 };
 	struct ova_w *w;
 	size_t i;
-	int ret;
 
 	w = calloc(1, sizeof(*w));
 	if (!w)
@@ -444,16 +447,12 @@ static int ova_create(struct scimg_image *img, const struct scimg_opts *opts)
 	snprintf(v_hw, sizeof(v_hw), "%lu", w->hw);
 	kv[vo.n].key = k_hw;
 	kv[vo.n++].val = v_hw;
-	img->out_base = OVA_OVF_SPACE + 512;
-	/* the VMDK's descriptor names its own extent file: the member name */
-	{
-		char member[OVA_NAME_MAX + 16], *path = img->path;
-		snprintf(member, sizeof(member), "%s-disk1.vmdk", w->base);
-		img->path = member;
-		ret = scimg_format_vmdk.create(img, &vo);
-		img->path = path;
-	}
-	return ret;
+	/* the vmdk writer writes the member's data through a window of the
+	 * output; its descriptor names its own extent file: the member name */
+	snprintf(w->disk_name, sizeof(w->disk_name), "%s-disk1.vmdk", w->base);
+	scimg_int_sink_window(&w->disk, &img->file, OVA_OVF_SPACE + 512, w->disk_name);
+	img->out = &w->disk;
+	return scimg_format_vmdk.create(img, &vo);
 }
 
 static int ova_pwrite(struct scimg_image *img, const void *buf, size_t len, uint64_t off)
@@ -504,7 +503,7 @@ static int out_sha256(struct scimg_image *img, uint64_t off, uint64_t len,
 	}
 	while (len) {
 		size_t n = len < bs ? (size_t)len : bs;
-		ssize_t r = pread(img->out_fd, buf, n, (off_t)off);
+		ssize_t r = pread(img->file.fd, buf, n, (off_t)off);
 		if (r <= 0) {
 			ret = scimg_int_err(img->ctx, r < 0 ? -errno : -EIO,
 					    "'%s': could not read back the VMDK at offset %llu: %s",
@@ -715,7 +714,8 @@ static int build_ovf(struct scimg_image *img, struct ova_w *w, const char *vmdk_
 static int ova_finish(struct scimg_image *img)
 {
 	struct ova_w *w = img->wrap_priv;
-	char ovf_name[OVA_NAME_MAX + 8], vmdk_name[OVA_NAME_MAX + 16], mf_name[OVA_NAME_MAX + 8];
+	char ovf_name[OVA_NAME_MAX + 8], mf_name[OVA_NAME_MAX + 8];
+	const char *vmdk_name = w->disk_name;
 	scimg_sha256_hex h_ovf, h_vmdk;
 	uint8_t hdr[512], *ovf = NULL;
 	uint64_t mt;
@@ -727,14 +727,13 @@ static int ova_finish(struct scimg_image *img)
 
 	if ((ret = scimg_format_vmdk.finish(img)) < 0)
 		return ret;
-	img->out_base = 0; /* from here on: absolute offsets in the tar */
-	if (fstat(img->out_fd, &st) < 0)
+	img->out = &img->file; /* from here on: absolute offsets in the tar */
+	if (fstat(img->file.fd, &st) < 0)
 		return scimg_int_err(img->ctx, -errno, "'%s': %s", img->path, strerror(errno));
 	if ((uint64_t)st.st_size < OVA_OVF_SPACE + 512)
 		return scimg_int_err(img->ctx, -EIO, "'%s': the VMDK writer left no data", img->path);
 	vmdk_size = (uint64_t)st.st_size - OVA_OVF_SPACE - 512;
 	snprintf(ovf_name, sizeof(ovf_name), "%s.ovf", w->base);
-	snprintf(vmdk_name, sizeof(vmdk_name), "%s-disk1.vmdk", w->base);
 	snprintf(mf_name, sizeof(mf_name), "%s.mf", w->base);
 	mt = (uint64_t)(w->mtime > 0 ? w->mtime : 0);
 
@@ -799,6 +798,7 @@ static void ova_close(struct scimg_image *img)
 	if (img->writing) {
 		if (scimg_format_vmdk.close)
 			scimg_format_vmdk.close(img);
+		img->out = &img->file; /* the window lives in WRAP_PRIV */
 		free(img->wrap_priv);
 		img->wrap_priv = NULL;
 		return;

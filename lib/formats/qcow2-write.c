@@ -233,9 +233,13 @@ static int prealloc_run(struct scimg_image *img)
 	w->pa_len = 0;
 	if (!len || w->prealloc == PREALLOC_METADATA)
 		return 0;
-	if (w->prealloc == PREALLOC_FALLOC &&
-	    fallocate(img->out_fd, 0, (off_t)(img->out_base + off), (off_t)len) == 0)
-		return 0;
+	if (w->prealloc == PREALLOC_FALLOC) {
+		uint64_t start;
+		if ((ret = scimg_int_sink_span(img->ctx, img->out, off, len, &start)) < 0)
+			return ret;
+		if (fallocate(img->out->fd, 0, (off_t)start, (off_t)len) == 0)
+			return 0;
+	}
 	if (w->prealloc == PREALLOC_FALLOC && errno != EOPNOTSUPP && errno != ENOSYS)
 		return scimg_int_err(img->ctx, -errno, "'%s': could not preallocate %llu bytes at %llu: %s",
 				     img->path, (unsigned long long)len,

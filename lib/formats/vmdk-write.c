@@ -627,7 +627,7 @@ int scimg_int_vmdk_create(struct scimg_image *img, const struct scimg_opts *opts
 	random_words(d.rand, 3);
 	d.sectors = w->sectors;
 	if (w->sub == SUB_FLAT) {
-		extname = flat_name(img->path);
+		extname = flat_name(scimg_int_sink_name(img->out));
 		if (!extname) {
 			ret = scimg_int_err(img->ctx, -ENOMEM, "out of memory");
 			goto fail;
@@ -636,7 +636,7 @@ int scimg_int_vmdk_create(struct scimg_image *img, const struct scimg_opts *opts
 		d.extent_file = extname;
 	} else {
 		d.extent_type = "SPARSE";
-		d.extent_file = base_name(img->path);
+		d.extent_file = scimg_int_sink_name(img->out);
 	}
 	/* The descriptor names the extent file in double quotes on one line
 	 * and VMware's format has no escape for '"' or a line break in it:

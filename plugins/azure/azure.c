@@ -37,8 +37,7 @@ static int azure_check(struct scimg_image *img, struct scimg_plugin_report *rep)
 static const char *const modules[] = { "hv_vmbus", "hv_storvsc", "hv_netvsc", NULL };
 
 static const struct scimg_plugin_profile azure = {
-	.struct_size = sizeof(struct scimg_plugin_profile),
-	.api_version = SCIMG_PLUGIN_API_VERSION,
+	SCIMG_PLUGIN_HEAD(struct scimg_plugin_profile),
 	.name = "azure",
 	.description = "Microsoft Azure: fixed VHD, whole MiB, at most 1023 GiB, Hyper-V drivers",
 	.format = "vhd",
@@ -50,18 +49,7 @@ static const struct scimg_plugin_profile azure = {
 	.check = azure_check,
 };
 
-static const struct scimg_plugin_profile *const profiles[] = { &azure, NULL };
-
-static const struct scimg_plugin plugin = {
-	.struct_size = sizeof(struct scimg_plugin),
-	.api_version = SCIMG_PLUGIN_API_VERSION,
-	.name = "azure",
-	.version = "1.0",
-	.description = "provider profile for Microsoft Azure",
-	.profiles = profiles,
-};
-
-const struct scimg_plugin *scimg_plugin_init(void)
-{
-	return &plugin;
-}
+SCIMG_PLUGIN_REGISTER(.name = "azure",
+		      .version = "1.0",
+		      .description = "provider profile for Microsoft Azure",
+		      .profiles = SCIMG_PLUGIN_PROFILES(&azure));

@@ -37,8 +37,7 @@ static const char *const nitro[] = { "ena", "nvme", NULL };
 static const char *const xen[] = { "xen-blkfront", "xen-netfront", NULL };
 
 static const struct scimg_plugin_profile ec2 = {
-	.struct_size = sizeof(struct scimg_plugin_profile),
-	.api_version = SCIMG_PLUGIN_API_VERSION,
+	SCIMG_PLUGIN_HEAD(struct scimg_plugin_profile),
 	.name = "ec2",
 	.description = "Amazon EC2 VM Import: streamOptimized VMDK, at most 16 TiB, ENA and NVMe drivers",
 	.format = "vmdk",
@@ -51,8 +50,7 @@ static const struct scimg_plugin_profile ec2 = {
 };
 
 static const struct scimg_plugin_profile ec2_raw = {
-	.struct_size = sizeof(struct scimg_plugin_profile),
-	.api_version = SCIMG_PLUGIN_API_VERSION,
+	SCIMG_PLUGIN_HEAD(struct scimg_plugin_profile),
 	.name = "ec2-raw",
 	.description = "Amazon EC2 VM Import: raw image, at most 16 TiB, ENA and NVMe drivers",
 	.format = "raw",
@@ -63,8 +61,7 @@ static const struct scimg_plugin_profile ec2_raw = {
 };
 
 static const struct scimg_plugin_profile ec2_ami = {
-	.struct_size = sizeof(struct scimg_plugin_profile),
-	.api_version = SCIMG_PLUGIN_API_VERSION,
+	SCIMG_PLUGIN_HEAD(struct scimg_plugin_profile),
 	.name = "ec2-ami",
 	.description = "Amazon EC2 instance-store AMI bundle: root at most 10 GiB, Xen front ends",
 	.format = "ami",
@@ -74,18 +71,7 @@ static const struct scimg_plugin_profile ec2_ami = {
 	.console = "hvc0",
 };
 
-static const struct scimg_plugin_profile *const profiles[] = { &ec2, &ec2_raw, &ec2_ami, NULL };
-
-static const struct scimg_plugin plugin = {
-	.struct_size = sizeof(struct scimg_plugin),
-	.api_version = SCIMG_PLUGIN_API_VERSION,
-	.name = "ec2",
-	.version = "1.0",
-	.description = "provider profiles for Amazon EC2 (VM Import VMDK or raw, instance-store AMI)",
-	.profiles = profiles,
-};
-
-const struct scimg_plugin *scimg_plugin_init(void)
-{
-	return &plugin;
-}
+SCIMG_PLUGIN_REGISTER(.name = "ec2",
+		      .version = "1.0",
+		      .description = "provider profiles for Amazon EC2 (VM Import VMDK or raw, instance-store AMI)",
+		      .profiles = SCIMG_PLUGIN_PROFILES(&ec2, &ec2_raw, &ec2_ami));

@@ -10,8 +10,7 @@
 static const char *const modules[] = { "virtio_scsi", "virtio_net", NULL };
 
 static const struct scimg_plugin_profile gce = {
-	.struct_size = sizeof(struct scimg_plugin_profile),
-	.api_version = SCIMG_PLUGIN_API_VERSION,
+	SCIMG_PLUGIN_HEAD(struct scimg_plugin_profile),
 	.name = "gce",
 	.description = "Google Compute Engine: disk.raw in a gzip'd GNU sparse tar, whole GiB, virtio",
 	.format = "gce-tar",
@@ -20,18 +19,7 @@ static const struct scimg_plugin_profile gce = {
 	.console = "ttyS0",
 };
 
-static const struct scimg_plugin_profile *const profiles[] = { &gce, NULL };
-
-static const struct scimg_plugin plugin = {
-	.struct_size = sizeof(struct scimg_plugin),
-	.api_version = SCIMG_PLUGIN_API_VERSION,
-	.name = "gce",
-	.version = "1.0",
-	.description = "provider profile for Google Compute Engine (disk.raw in a tar.gz)",
-	.profiles = profiles,
-};
-
-const struct scimg_plugin *scimg_plugin_init(void)
-{
-	return &plugin;
-}
+SCIMG_PLUGIN_REGISTER(.name = "gce",
+		      .version = "1.0",
+		      .description = "provider profile for Google Compute Engine (disk.raw in a tar.gz)",
+		      .profiles = SCIMG_PLUGIN_PROFILES(&gce));

@@ -554,8 +554,7 @@ static int vdi_info(struct scimg_image *img, json_object *obj)
 /* ---- registration ------------------------------------------------------- */
 
 const struct scimg_plugin_format vdi_format = {
-	.struct_size = sizeof(struct scimg_plugin_format),
-	.api_version = SCIMG_PLUGIN_API_VERSION,
+	SCIMG_PLUGIN_HEAD(struct scimg_plugin_format),
 	.name = "vdi",
 	.description = "VirtualBox VDI (dynamic, fixed, differencing)",
 	.probe = vdi_probe,
@@ -571,19 +570,7 @@ const struct scimg_plugin_format vdi_format = {
 	.flags = SCIMG_PLUGIN_FMT_PARALLEL_READ,
 };
 
-static const struct scimg_plugin_format *const formats[] = { &vdi_format, NULL };
-
-static const struct scimg_plugin plugin = {
-	.struct_size = sizeof(struct scimg_plugin),
-	.api_version = SCIMG_PLUGIN_API_VERSION,
-	.name = "vdi",
-	.version = "1.0",
-	.description = "VirtualBox VDI disk images: read (dynamic, fixed, differencing) and write (dynamic, fixed)",
-	.formats = formats,
-	.profiles = NULL,
-};
-
-const struct scimg_plugin *scimg_plugin_init(void)
-{
-	return &plugin;
-}
+SCIMG_PLUGIN_REGISTER(.name = "vdi",
+		      .version = "1.0",
+		      .description = "VirtualBox VDI disk images: read (dynamic, fixed, differencing) and write (dynamic, fixed)",
+		      .formats = SCIMG_PLUGIN_FORMATS(&vdi_format));

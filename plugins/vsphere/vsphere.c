@@ -32,8 +32,7 @@ static int vsphere_check(struct scimg_image *img, struct scimg_plugin_report *re
 static const char *const modules[] = { "mptspi", NULL };
 
 static const struct scimg_plugin_profile vsphere = {
-	.struct_size = sizeof(struct scimg_plugin_profile),
-	.api_version = SCIMG_PLUGIN_API_VERSION,
+	SCIMG_PLUGIN_HEAD(struct scimg_plugin_profile),
 	.name = "vsphere",
 	.description = "VMware vSphere/ESXi: OVA (OVF + streamOptimized VMDK + SHA-256 manifest)",
 	.format = "ova",
@@ -43,18 +42,7 @@ static const struct scimg_plugin_profile vsphere = {
 	.check = vsphere_check,
 };
 
-static const struct scimg_plugin_profile *const profiles[] = { &vsphere, NULL };
-
-static const struct scimg_plugin plugin = {
-	.struct_size = sizeof(struct scimg_plugin),
-	.api_version = SCIMG_PLUGIN_API_VERSION,
-	.name = "vsphere",
-	.version = "1.0",
-	.description = "provider profile for VMware vSphere/ESXi (OVA)",
-	.profiles = profiles,
-};
-
-const struct scimg_plugin *scimg_plugin_init(void)
-{
-	return &plugin;
-}
+SCIMG_PLUGIN_REGISTER(.name = "vsphere",
+		      .version = "1.0",
+		      .description = "provider profile for VMware vSphere/ESXi (OVA)",
+		      .profiles = SCIMG_PLUGIN_PROFILES(&vsphere));

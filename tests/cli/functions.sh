@@ -91,6 +91,12 @@ wait_for_temp() {
 # formats all|read|write: the formats of the registry as the scimg command
 # sees them (built-in and plugins), one a line.  The generic tests iterate
 # this, never a list of their own: FMTS=$(formats write) || exit 1
+# What a format gets follows from what it can do, nothing else: the fault,
+# bounds and input-unchanged tests make their images with the format's own
+# writer, so they take `formats write` (a read-only format would have no
+# input there: its readers are covered by its fuzz corpus and its corrupt-
+# input test); the fuzz tests take `formats read` (a write-only format has
+# nothing to fuzz).  Today every format can do both.
 formats() {
   _lf="$top_builddir/tests/cli/list-formats"
   [ -x "$_lf" ] || fail "tests/cli/list-formats not built"
@@ -110,6 +116,13 @@ formats() {
 #        generic disk has no guest.
 # fmt_wopts FMT / fmt_ropts FMT print the -o / -I arguments (or nothing);
 # fmt_image PATH FMT prints the file to open for an output written to PATH.
+# fmt_digests_holes FMT is true for the formats whose writer reads every
+# byte of the disk, holes included, by definition: an SCI descriptor holds
+# the SHA-256 of the whole guest-visible content (docs/sci-format.md), an
+# AMI manifest the SHA-1 of the tar that holds the image (not sparse:
+# ec2-ami-tools read it back).  Their time grows with the virtual size (a
+# 2 TiB disk is hours): test-bounds checks their memory bound on a smaller
+# disk with the same data.
 fmt_keys() {
   [ -f "$TMPD/fmtkeys/ec2.pem" ] && return 0
   requires openssl
@@ -137,4 +150,10 @@ fmt_image() {
     ami) echo "$1/img.manifest.xml" ;;
     *) echo "$1" ;;
   esac
+}
+fmt_digests_holes() {
+  case $1 in
+    sci|ami) return 0 ;;
+  esac
+  return 1
 }

@@ -27,22 +27,17 @@ writable=$(formats write) || exit 1
 for f in $writable; do
   [ "$f" = raw ] && continue
   out="$TMPD/out.$f" src="$TMPD/big.raw" t0=$(date +%s)
-  case $f in
-    sci|ami)
-    # These formats digest every byte of the disk, holes included, by
-    # definition: an SCI descriptor holds the SHA-256 of the whole
-    # guest-visible content (docs/sci-format.md), an AMI manifest the SHA-1
-    # of the tar that holds the image (not sparse: ec2-ami-tools read it
-    # back).  Their time grows with the virtual size (2 TiB is hours); the
-    # memory bound is checked on a 512 MiB disk with the same data.
+  # a format that digests every byte, holes included (fmt_digests_holes):
+  # the memory bound on a 512 MiB disk with the same data
+  if fmt_digests_holes "$f"; then
     src="$TMPD/mid.raw"
     if [ ! -f "$src" ]; then
       truncate -s 512M "$src"
       for o in 0:0 1000:200 1500000:511; do
         dd if="$TMPD/big.raw" of="$src" bs=1M skip=${o%:*} seek=${o#*:} count=1 conv=notrunc status=none
       done
-    fi ;;
-  esac
+    fi
+  fi
   run_limited "$SCIMG" convert -f raw -O "$f" $(fmt_wopts "$f") "$src" "$out" 2>"$TMPD/err" ||
     { grep -qi "too large\|exceeds\|maximum\|can hold\|at most" "$TMPD/err" && { echo "$f: refuses 2 TiB: $(cat "$TMPD/err")"; rm -rf "$out"; continue; }; fail "convert to $f under ulimit: $(cat "$TMPD/err")"; }
   img=$(fmt_image "$out" "$f")

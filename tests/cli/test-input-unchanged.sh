@@ -29,20 +29,20 @@ fi
 
 for f in $writable; do
   in=$(fmt_image "$TMPD/in/img.$f" "$f")
-  ro=$(fmt_ropts "$f")
-  "$SCIMG" info $ro "$in" >/dev/null || fail "info $f"
-  "$SCIMG" info $ro --output=json "$in" >/dev/null || fail "info json $f"
-  if [ -z "$ro" ]; then
+  ropts=$(fmt_ropts "$f")
+  "$SCIMG" info $ropts "$in" >/dev/null || fail "info $f"
+  "$SCIMG" info $ropts --output=json "$in" >/dev/null || fail "info json $f"
+  if [ -z "$ropts" ]; then
     "$SCIMG" compare "$in" "$TMPD/seed.raw" >/dev/null || fail "compare $f"
   else
     # compare takes no reader options (the AMI key): checked through a
     # convert back to raw instead
-    "$SCIMG" convert $ro -O raw "$in" "$TMPD/out/back.raw" || fail "convert $f -> raw"
+    "$SCIMG" convert $ropts -O raw "$in" "$TMPD/out/back.raw" || fail "convert $f -> raw"
     "$SCIMG" compare "$TMPD/out/back.raw" "$TMPD/seed.raw" >/dev/null || fail "compare $f"
   fi
   for g in $writable; do
-    timeout 300 "$SCIMG" convert $ro -O "$g" $(fmt_wopts "$g") "$in" "$TMPD/out/x.$g" || fail "convert $f -> $g"
-    timeout 300 "$SCIMG" convert $ro -c -O "$g" $(fmt_wopts "$g") "$in" "$TMPD/out/c.$g" 2>/dev/null
+    timeout 300 "$SCIMG" convert $ropts -O "$g" $(fmt_wopts "$g") "$in" "$TMPD/out/x.$g" || fail "convert $f -> $g"
+    timeout 300 "$SCIMG" convert $ropts -c -O "$g" $(fmt_wopts "$g") "$in" "$TMPD/out/c.$g" 2>/dev/null
     rm -rf "$TMPD/out/x.$g" "$TMPD/out/c.$g"
   done
   if "$SCIMG" --help | grep -q '^  check '; then

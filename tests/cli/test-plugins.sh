@@ -8,6 +8,7 @@
 . "$(dirname "$0")/functions.sh"
 
 tp="$top_builddir/tests/plugins/.libs"
+tree_path=$SCIMG_PLUGIN_PATH # this tree's plugins (Makefile.am)
 [ -f "$tp/v1test.so" ] || fail "test plugins not built (make check builds them)"
 
 # 1. API 1 layout: the current header only appended to API 1's structs.
@@ -121,4 +122,20 @@ cmp "$TMPD/in.raw" "$TMPD/b.raw" || fail "v1test among broken plugins: content"
 mkdir "$TMPD/other" && cp "$tp/v1test.so" "$TMPD/other/copy.so"
 SCIMG_PLUGIN_PATH="$tp/v1test.so:$TMPD/other" "$SCIMG" plugins > "$TMPD/out" || fail "shadowed copy made plugins fail"
 grep -q '\[skipped\]' "$TMPD/out" && grep -q "plugin 'v1test' is already loaded from '$tp/v1test.so'" "$TMPD/out" || fail "shadowing: $(cat "$TMPD/out")"
+
+# 6. This tree's plugins, registered with SCIMG_PLUGIN_REGISTER (current
+# header): each loads as an API 1 plugin with its formats and profiles.
+[ -n "$tree_path" ] || fail "SCIMG_PLUGIN_PATH of the tree not set"
+SCIMG_PLUGIN_PATH="$tree_path" "$SCIMG" plugins --output=json > "$TMPD/tree.json" || fail "tree plugins: exit $?"
+python3 - "$TMPD/tree.json" <<'PY' || fail "tree plugins: $(cat "$TMPD/tree.json")"
+import json, sys
+d = {p["name"]: p for p in json.load(open(sys.argv[1]))["plugins"]}
+want = {"vdi": (["vdi"], []), "azure": ([], ["azure"]), "ec2": ([], ["ec2", "ec2-raw", "ec2-ami"]),
+        "gce": ([], ["gce"]), "vsphere": ([], ["vsphere"])}
+for n, (fmts, profs) in want.items():
+    p = d[n]
+    assert p["status"] == "loaded" and p["api-version"] == 1 and p["version"] == "1.0", p
+    assert [f["name"] for f in p.get("formats", [])] == fmts, p
+    assert [x["name"] for x in p.get("profiles", [])] == profs, p
+PY
 echo ok

@@ -1,6 +1,7 @@
 /* test-format-contract.c - every built-in format keeps the driver contract
  * (lib/formats/driver.h) that plugins' formats are held to at load time,
- * and the contract refuses what it says it refuses. */
+ * the registry holds the formats of lib/formats/formats.def in its order
+ * under distinct names, and the contract refuses what it says it refuses. */
 #include <stdio.h>
 #include <string.h>
 
@@ -27,13 +28,26 @@ static int refused(const struct scimg_format *f, const char *want)
 	return 1;
 }
 
+static const struct scimg_format *const listed[] = {
+#define SCIMG_FORMAT(sym) &scimg_format_##sym,
+#include "formats/formats.def"
+#undef SCIMG_FORMAT
+};
+
 int main(void)
 {
-	size_t i, n = scimg_int_format_count();
+	size_t i, j, n = scimg_int_format_count();
 	char err[256], what[64];
 	struct scimg_format f;
 
-	CHECK(n >= 9);
+	CHECK(n >= SCIMG_ARRAY_SIZE(listed));
+	for (i = 0; i < SCIMG_ARRAY_SIZE(listed); i++) {
+		CHECK(scimg_int_format_at(i) == listed[i]);
+		CHECK(scimg_int_builtin_format_find(listed[i]->name) == listed[i]);
+		for (j = 0; j < i; j++)
+			CHECK(strcmp(listed[i]->name, listed[j]->name) != 0);
+	}
+	CHECK(strcmp(listed[SCIMG_ARRAY_SIZE(listed) - 1]->name, "raw") == 0);
 	for (i = 0; i < n; i++) {
 		const struct scimg_format *b = scimg_int_format_at(i);
 		if (b->plugin)
