@@ -44,6 +44,7 @@ static void notice(void *opaque, const char *msg)
 static int parse_o(struct scimg_blanket_opts *bo, char *s)
 {
 	char *save = NULL, *t, *buf = malloc(strlen(s) + 1), *w = buf;
+	int r = 0;
 
 	if (!buf)
 		return usage_error("blanket", "out of memory");
@@ -58,36 +59,47 @@ static int parse_o(struct scimg_blanket_opts *bo, char *s)
 		if (!*p)
 			break;
 	}
-	for (t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+	for (t = strtok_r(buf, ",", &save); t && !r; t = strtok_r(NULL, ",", &save)) {
 		char *v = strchr(t, '=');
+		char **slot = NULL;
 
 		for (char *q = t; *q; q++)
 			if (*q == '\x1f')
 				*q = ',';
 		if (!v) {
-			free(buf);
-			return usage_error("blanket", "-o: '%s' is not KEY=VALUE", t);
+			r = usage_error("blanket", "-o: '%s' is not KEY=VALUE", t);
+			break;
 		}
 		*v++ = '\0';
 		if (!strcmp(t, "suite"))
-			bo->suite = strdup(v);
+			slot = (char **)&bo->suite;
 		else if (!strcmp(t, "mirror"))
-			bo->mirror = strdup(v);
+			slot = (char **)&bo->mirror;
 		else if (!strcmp(t, "packages"))
-			bo->extra_packages = strdup(v);
+			slot = (char **)&bo->extra_packages;
 		else if (!strcmp(t, "size")) {
-			if (parse_size_arg(v, &bo->disk_size) < 0) {
-				free(buf);
-				return usage_error("blanket", "-o size: '%s' is not a size", v);
-			}
+			if (parse_size_arg(v, &bo->disk_size) < 0)
+				r = usage_error("blanket", "-o size: '%s' is not a size", v);
 		} else {
-			free(buf);
-			return usage_error("blanket", "-o: unknown key '%s' (known: suite, mirror, "
-					   "packages, size)", t);
+			r = usage_error("blanket", "-o: unknown key '%s' (known: suite, mirror, "
+					"packages, size)", t);
+		}
+		if (slot) {
+			free(*slot);
+			if (!(*slot = strdup(v)))
+				r = usage_error("blanket", "out of memory");
 		}
 	}
 	free(buf);
-	return 0;
+	return r;
+}
+
+static void free_opts(struct scimg_blanket_opts *bo)
+{
+	free((char *)bo->suite);
+	free((char *)bo->mirror);
+	free((char *)bo->extra_packages);
+	bo->suite = bo->mirror = bo->extra_packages = NULL;
 }
 
 int cmd_blanket(int argc, char **argv)
@@ -119,24 +131,35 @@ int cmd_blanket(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, ":O:o:qh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'O':
-			if (strcmp(optarg, "qcow2") && strcmp(optarg, "raw"))
+			if (strcmp(optarg, "qcow2") && strcmp(optarg, "raw")) {
+				free_opts(&bo);
 				return usage_error("blanket", "-O must be qcow2 or raw, not '%s'", optarg);
+			}
 			format = optarg;
 			break;
 		case 'o':
-			if (parse_o(&bo, optarg))
+			if (parse_o(&bo, optarg)) {
+				free_opts(&bo);
 				return EXIT_ERROR;
+			}
 			break;
 		case 'C': bo.cache_dir = optarg; break;
 		case 'N': bo.no_build = 1; break;
 		case 'q': quiet = 1; break;
-		case 'h': help(); return EXIT_OK;
-		default: return bad_option("blanket", c, argv);
+		case 'h':
+			free_opts(&bo);
+			help();
+			return EXIT_OK;
+		default:
+			free_opts(&bo);
+			return bad_option("blanket", c, argv);
 		}
 	}
-	if (!strcmp(sub, "create") ? optind != argc - 1 : optind != argc)
+	if (!strcmp(sub, "create") ? optind != argc - 1 : optind != argc) {
+		free_opts(&bo);
 		return usage_error("blanket", !strcmp(sub, "create") ? "create: expected exactly one OUT"
 				   : "path: no operands expected");
+	}
 	if (!quiet)
 		bo.notice = notice;
 	ctx = cmd_ctx_new();
@@ -156,8 +179,6 @@ int cmd_blanket(int argc, char **argv)
 	if (r < 0)
 		die_ctx("blanket", ctx);
 	scimg_ctx_free(ctx);
-	free((char *)bo.suite);
-	free((char *)bo.mirror);
-	free((char *)bo.extra_packages);
+	free_opts(&bo);
 	return r < 0 ? EXIT_ERROR : EXIT_OK;
 }
