@@ -482,10 +482,20 @@ static int put_data(struct sci_tar_writer *w, const char *name, const void *p,
 int scimg_int_tar_add_buffer(struct sci_tar_writer *w, const char *name,
 			     const void *data, size_t len)
 {
+	return scimg_int_tar_add_buffer_at(w, name, data, len, NULL);
+}
+
+int scimg_int_tar_add_buffer_at(struct sci_tar_writer *w, const char *name,
+				const void *data, size_t len, uint64_t *data_off)
+{
 	int ret = add_header(w, name, len);
 
 	if (ret < 0)
 		return ret;
+	/* the bytes handed to the (uncompressed) output so far: the
+	 * member's header is all written, its data starts here */
+	if (data_off)
+		*data_off = (uint64_t)archive_filter_bytes(w->a, 0);
 	return put_data(w, name, data, len);
 }
 
