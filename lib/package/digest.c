@@ -4,6 +4,7 @@
  * fixed disk's content while its tar member is written). */
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -163,6 +164,7 @@ static int job_start(struct scimg_ctx *ctx, struct scimg_source *src, uint64_t o
 		     uint64_t len, struct scimg_image *img, struct scimg_sha256_job **out)
 {
 	struct scimg_sha256_job *j = calloc(1, sizeof(*j));
+	sigset_t all, old;
 
 	*out = NULL;
 	if (!j)
@@ -172,9 +174,14 @@ static int job_start(struct scimg_ctx *ctx, struct scimg_source *src, uint64_t o
 	j->off = off;
 	j->len = len;
 	j->img = img;
+	/* signals (SIGINT, SIGTERM) stay with the threads that handled them
+	 * before: the thread starts with all of them blocked */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
 	if (pthread_create(&j->thread, NULL, job_main, j) == 0)
 		j->running = 1;
-	else
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (!j->running)
 		job_main(j); /* no thread to be had: the pass runs here and now */
 	*out = j;
 	return 0;
