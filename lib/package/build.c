@@ -1,14 +1,24 @@
 /* package/build.c - scimg convert -O sci: build a Supercloud image.
  *
  *   source (any readable format)
- *     -> working disk (qcow2 v3) in a temporary directory beside OUT
+ *     -> working disk (qcow2 v3, not flushed) in a temporary directory
+ *        beside OUT; the SHA-256 of the source file starts in a thread of
+ *        its own and runs beside the copy and the appliance
  *     -> inject-drivers on it (lib/bootfix), which also describes the fixed
  *        guest for the descriptor with check's code (lib/check/guest.c) in
  *        the same appliance launch (guest=inspect: a read-only launch)
- *     -> digests, descriptor, xl.cfg, optional CMS signature
- *     -> tar written to a temporary file beside OUT, renamed into place.
- * On any failure or cancel, the working directory and the temporary file
- * are removed and nothing is left at OUT.
+ *     -> xl.cfg; the descriptor with the digests still running as
+ *        DIGEST_PENDING (same length as the final one)
+ *     -> tar written to a temporary file beside OUT: the descriptor, the
+ *        disk member (its bytes hashed as they are copied: member-sha256)
+ *        while the fixed disk's content-sha256 runs in a thread, xl.cfg;
+ *        then, with every digest known, the optional CMS signature of the
+ *        final descriptor, which is written over the pending one in place
+ *     -> flushed, renamed into place.
+ * So no digest is a pass of its own on the way (issue 16: the build costs
+ * at most inject-drivers plus the copy).  On any failure or cancel, the
+ * digest threads are stopped and joined, the working directory and the
+ * temporary file are removed and nothing is left at OUT.
  */
 #include <fcntl.h>
 #include <limits.h>
