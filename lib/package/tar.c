@@ -366,6 +366,7 @@ struct sci_tar_writer {
 	time_t mtime;
 	int fd;
 	int err;
+	int discard;  /* aborted: what libarchive still writes goes nowhere */
 	uint64_t pos; /* bytes of tar written so far (holes included) */
 };
 
@@ -377,6 +378,8 @@ static la_ssize_t wr_write(struct archive *a, void *opaque, const void *buf,
 	size_t left = len;
 
 	(void)a;
+	if (w->discard)
+		return (la_ssize_t)len;
 	/* 4 KiB blocks of zeros become holes (the file is made to its full
 	 * length at the end), so a raw disk member stays sparse */
 	while (left) {
@@ -581,7 +584,9 @@ void scimg_int_tar_writer_abort(struct sci_tar_writer *w)
 {
 	if (!w)
 		return;
-	archive_write_fail(w->a);
+	/* close (which frees libarchive's block buffer; archive_write_fail()
+	 * would leave it allocated) with nothing more written to the file */
+	w->discard = 1;
 	archive_write_free(w->a);
 	free(w);
 }
