@@ -1,14 +1,24 @@
 /* package/build.c - scimg convert -O sci: build a Supercloud image.
  *
  *   source (any readable format)
- *     -> working disk (qcow2 v3) in a temporary directory beside OUT
+ *     -> working disk (qcow2 v3, not flushed) in a temporary directory
+ *        beside OUT; the SHA-256 of the source file starts in a thread of
+ *        its own and runs beside the copy and the appliance
  *     -> inject-drivers on it (lib/bootfix), which also describes the fixed
  *        guest for the descriptor with check's code (lib/check/guest.c) in
  *        the same appliance launch (guest=inspect: a read-only launch)
- *     -> digests, descriptor, xl.cfg, optional CMS signature
- *     -> tar written to a temporary file beside OUT, renamed into place.
- * On any failure or cancel, the working directory and the temporary file
- * are removed and nothing is left at OUT.
+ *     -> xl.cfg; the descriptor with the digests still running as
+ *        DIGEST_PENDING (same length as the final one)
+ *     -> tar written to a temporary file beside OUT: the descriptor, the
+ *        disk member (its bytes hashed as they are copied: member-sha256)
+ *        while the fixed disk's content-sha256 runs in a thread, xl.cfg;
+ *        then, with every digest known, the optional CMS signature of the
+ *        final descriptor, which is written over the pending one in place
+ *     -> flushed, renamed into place.
+ * So no digest is a pass of its own on the way (issue 16: the build costs
+ * at most inject-drivers plus the copy).  On any failure or cancel, the
+ * digest threads are stopped and joined, the working directory and the
+ * temporary file are removed and nothing is left at OUT.
  */
 #include <fcntl.h>
 #include <limits.h>
@@ -46,6 +56,13 @@ struct build {
 	json_object *desc;
 	json_object *facts; /* the fixed guest's facts, from inject-drivers' appliance */
 	struct relay relay;
+	/* digests that run beside other work (lib/package/digest.c): the
+	 * input's, from its image's byte source, while the working disk is
+	 * made and fixed; the fixed disk's content while the tar is written */
+	struct scimg_image *srcimg;
+	struct scimg_sha256_job *srcjob;
+	struct scimg_image *diskimg;
+	struct scimg_sha256_job *contentjob;
 };
 
 static json_object *jget(json_object *o, const char *k)
@@ -131,6 +148,13 @@ static int make_workdir(struct build *b)
 
 static void cleanup(struct build *b, int keep_out)
 {
+	/* no thread outlives the build: stop them before their images go */
+	scimg_int_sha256_abort(b->srcjob);
+	scimg_int_sha256_abort(b->contentjob);
+	b->srcjob = b->contentjob = NULL;
+	scimg_image_close(b->srcimg);
+	scimg_image_close(b->diskimg);
+	b->srcimg = b->diskimg = NULL;
 	if (b->workdisk)
 		unlink(b->workdisk);
 	if (b->workdir)
@@ -174,12 +198,17 @@ static char *origin_name(const char *src)
 	return r;
 }
 
-/* Source facts: format, subformat, size and digest of the file, origin. */
+/* The digest fields' values until the digests are known: the same length,
+ * so the descriptor written with them is as long as the final one. */
+#define DIGEST_PENDING "0000000000000000000000000000000000000000000000000000000000000000"
+
+/* Source facts: format, subformat, size and origin of the file; the digest
+ * of its bytes is started in a thread of its own (b->srcjob) and filled in
+ * by source_digest_done(). */
 static int source_facts(struct build *b, json_object *src)
 {
 	struct scimg_image *img = NULL;
 	json_object *info = NULL, *spec, *sub;
-	scimg_sha256_hex h;
 	char *origin;
 	int ret;
 
@@ -201,11 +230,11 @@ static int source_facts(struct build *b, json_object *src)
 	}
 	json_object_put(info);
 	json_object_object_add(src, "size", json_object_new_uint64(img->src->size));
-	ret = scimg_int_sha256_source(img->src, 0, img->src->size, h);
-	scimg_image_close(img);
-	if (ret < 0)
+	/* the image stays open for the digest's thread (cleanup() closes it) */
+	b->srcimg = img;
+	if ((ret = scimg_int_sha256_source_start(img->src, 0, img->src->size, &b->srcjob)) < 0)
 		return ret;
-	json_object_object_add(src, "sha256", json_object_new_string(h));
+	json_object_object_add(src, "sha256", json_object_new_string(DIGEST_PENDING));
 	/* Only the base name: the host's directories (or a URL's host,
 	 * credentials and query, e.g. a signed URL's token) are nobody's
 	 * business in a signed package, and would make two builds of the same
@@ -215,6 +244,20 @@ static int source_facts(struct build *b, json_object *src)
 		return scimg_int_err(b->ctx, -ENOMEM, "out of memory");
 	json_object_object_add(src, "origin", json_object_new_string(origin));
 	free(origin);
+	return 0;
+}
+
+static int source_digest_done(struct build *b, json_object *src)
+{
+	scimg_sha256_hex h;
+	int ret = scimg_int_sha256_wait(b->srcjob, h);
+
+	b->srcjob = NULL;
+	scimg_image_close(b->srcimg);
+	b->srcimg = NULL;
+	if (ret < 0)
+		return ret;
+	json_object_object_add(src, "sha256", json_object_new_string(h));
 	return 0;
 }
 
@@ -254,6 +297,9 @@ static int working_disk(struct build *b)
 	co.dst = b->workdisk;
 	co.dst_format = b->disk_format;
 	co.options = NULL;
+	/* a temporary file that the appliance rewrites and the tar copies:
+	 * only the package is flushed (before its rename) */
+	co.no_sync = 1;
 	if (strcmp(b->disk_format, "qcow2") != 0)
 		co.compress = 0;
 	return scimg_convert(b->ctx, &co);
@@ -310,44 +356,42 @@ static int fix_guest(struct build *b, json_object *changes)
 	return 0;
 }
 
+/* The fixed disk's entry; its content digest is started in a thread of its
+ * own (b->contentjob), its member digest comes from the tar copy. */
 static int disk_facts(struct build *b, json_object *disks)
 {
-	struct scimg_image *img = NULL;
 	json_object *d = json_object_new_object();
-	scimg_sha256_hex h;
 	char member[32];
+	struct stat st;
 	int ret;
 
 	json_object_array_add(disks, d);
 	snprintf(member, sizeof(member), "disk0.%s", b->disk_format);
-	if ((ret = scimg_image_open(b->ctx, b->workdisk, b->disk_format, &img)) < 0)
+	if ((ret = scimg_image_open(b->ctx, b->workdisk, b->disk_format, &b->diskimg)) < 0)
 		return ret;
-	ret = scimg_int_sha256_image(img, h);
+	if (stat(b->workdisk, &st) < 0)
+		return scimg_int_err(b->ctx, -errno, "'%s': %s", b->workdisk, strerror(errno));
 	json_object_object_add(d, "index", json_object_new_int(0));
 	json_object_object_add(d, "member", json_object_new_string(member));
 	json_object_object_add(d, "format", json_object_new_string(b->disk_format));
-	json_object_object_add(d, "virtual-size", json_object_new_uint64(img->size));
-	scimg_image_close(img);
-	if (ret < 0)
-		return ret;
-	json_object_object_add(d, "content-sha256", json_object_new_string(h));
-	return 0;
+	json_object_object_add(d, "virtual-size", json_object_new_uint64(b->diskimg->size));
+	json_object_object_add(d, "content-sha256", json_object_new_string(DIGEST_PENDING));
+	json_object_object_add(d, "member-size", json_object_new_uint64((uint64_t)st.st_size));
+	json_object_object_add(d, "member-sha256", json_object_new_string(DIGEST_PENDING));
+	return scimg_int_sha256_image_start(b->diskimg, &b->contentjob);
 }
 
-static int member_digest(struct build *b, json_object *disk)
+static int content_digest_done(struct build *b, json_object *disk)
 {
-	struct scimg_source *src = NULL;
 	scimg_sha256_hex h;
-	int ret;
+	int ret = scimg_int_sha256_wait(b->contentjob, h);
 
-	if ((ret = scimg_int_source_open(b->ctx, b->workdisk, &src)) < 0)
-		return ret;
-	ret = scimg_int_sha256_source(src, 0, src->size, h);
-	json_object_object_add(disk, "member-size", json_object_new_uint64(src->size));
-	scimg_int_source_close(src);
+	b->contentjob = NULL;
+	scimg_image_close(b->diskimg);
+	b->diskimg = NULL;
 	if (ret < 0)
 		return ret;
-	json_object_object_add(disk, "member-sha256", json_object_new_string(h));
+	json_object_object_add(disk, "content-sha256", json_object_new_string(h));
 	return 0;
 }
 
@@ -386,6 +430,55 @@ static char *make_xlcfg(struct build *b, const char *name, json_object *boot)
 	return s;
 }
 
+/* The final descriptor XML over PENDING, its placeholder at OFF in the
+ * finished tar (checked to be there first). */
+static int put_descriptor(struct build *b, uint64_t off, const char *pending,
+			  const char *xml, size_t len)
+{
+	char *cur = malloc(len ? len : 1);
+	size_t done;
+	ssize_t n;
+	int ret = 0;
+
+	if (!cur)
+		return scimg_int_err(b->ctx, -ENOMEM, "out of memory");
+	for (done = 0; done < len; done += (size_t)n) {
+		n = pread(b->outfd, cur + done, len - done, (off_t)(off + done));
+		if (n < 0 && errno == EINTR) {
+			n = 0;
+			continue;
+		}
+		if (n <= 0) {
+			ret = scimg_int_err(b->ctx, n < 0 ? -errno : -EIO,
+					    "'%s': could not read the descriptor back: %s", b->o->dst,
+					    n < 0 ? strerror(errno) : "short file");
+			goto out;
+		}
+	}
+	if (memcmp(cur, pending, len) != 0) {
+		ret = scimg_int_err(b->ctx, -EIO, "'%s': the descriptor is not where it was written",
+				    b->o->dst);
+		goto out;
+	}
+	for (done = 0; done < len; done += (size_t)n) {
+		n = pwrite(b->outfd, xml + done, len - done, (off_t)(off + done));
+		if (n < 0 && errno == EINTR) {
+			n = 0;
+			continue;
+		}
+		if (n <= 0) {
+			ret = scimg_int_err(b->ctx, n < 0 ? -errno : -EIO,
+					    "'%s': write error at offset %llu: %s", b->o->dst,
+					    (unsigned long long)(off + done),
+					    n < 0 ? strerror(errno) : "nothing written");
+			goto out;
+		}
+	}
+out:
+	free(cur);
+	return ret;
+}
+
 int scimg_int_sci_convert(struct scimg_ctx *ctx, const struct scimg_convert_opts *o)
 {
 	struct build b;
@@ -396,7 +489,10 @@ int scimg_int_sci_convert(struct scimg_ctx *ctx, const struct scimg_convert_opts
 	uint8_t *sig = NULL;
 	size_t xlen = 0, siglen = 0;
 	scimg_sha256_hex h, copied;
-	uint64_t copied_size;
+	uint64_t copied_size, desc_off = 0;
+	char *pending = NULL;
+	size_t plen = 0;
+	json_object *d0;
 	int ret;
 
 	memset(&b, 0, sizeof(b));
@@ -513,8 +609,7 @@ int scimg_int_sci_convert(struct scimg_ctx *ctx, const struct scimg_convert_opts
 
 	if ((ret = disk_facts(&b, disks)) < 0)
 		goto out;
-	if ((ret = member_digest(&b, json_object_array_get_idx(disks, 0))) < 0)
-		goto out;
+	d0 = json_object_array_get_idx(disks, 0);
 	xl = make_xlcfg(&b, name, boot);
 	if (!xl) {
 		ret = scimg_int_err(ctx, -ENOMEM, "out of memory");
@@ -527,36 +622,48 @@ int scimg_int_sci_convert(struct scimg_ctx *ctx, const struct scimg_convert_opts
 	json_object_object_add(f, "size", json_object_new_uint64(strlen(xl)));
 	json_object_object_add(f, "sha256", json_object_new_string(h));
 	json_object_array_add(files, f);
-	if ((ret = scimg_int_desc_write(ctx, d, &xml, &xlen)) < 0)
-		goto out;
-	if (key && (ret = scimg_int_sign(ctx, xml, xlen, key, cert, &sig, &siglen)) < 0)
+	/* The descriptor with the digests still to come as DIGEST_PENDING:
+	 * the final one is as long, and is written over it once they are
+	 * known.  Meanwhile the disk member is copied in, and hashed as it
+	 * is (its member-sha256: the bytes the package holds). */
+	if ((ret = scimg_int_desc_write(ctx, d, &pending, &plen)) < 0)
 		goto out;
 
 	/* the package */
 	relay_phase(&b.relay, "packaging");
 	if ((ret = scimg_int_tar_writer_new(ctx, b.outfd, o->dst, build_time(), &w)) < 0)
 		goto out;
-	if ((ret = scimg_int_tar_add_buffer(w, SCI_DESCRIPTOR, xml, xlen)) < 0)
+	if ((ret = scimg_int_tar_add_buffer_at(w, SCI_DESCRIPTOR, pending, plen, &desc_off)) < 0)
 		goto out;
-	{
-		json_object *d0 = json_object_array_get_idx(disks, 0);
-		ret = scimg_int_tar_add_file(w, json_object_get_string(jget(d0, "member")),
-					     b.workdisk, &copied_size, copied);
-		if (ret < 0)
-			goto out;
-		if (strcmp(copied, json_object_get_string(jget(d0, "member-sha256"))) != 0 ||
-		    copied_size != json_object_get_uint64(jget(d0, "member-size"))) {
-			ret = scimg_int_err(ctx, -EIO, "'%s' changed while it was packaged", b.workdisk);
-			goto out;
-		}
+	ret = scimg_int_tar_add_file(w, json_object_get_string(jget(d0, "member")),
+				     b.workdisk, &copied_size, copied);
+	if (ret < 0)
+		goto out;
+	if (copied_size != json_object_get_uint64(jget(d0, "member-size"))) {
+		ret = scimg_int_err(ctx, -EIO, "'%s' changed while it was packaged", b.workdisk);
+		goto out;
 	}
+	json_object_object_add(d0, "member-sha256", json_object_new_string(copied));
 	if ((ret = scimg_int_tar_add_buffer(w, SCI_XLCFG, xl, strlen(xl))) < 0)
+		goto out;
+	if ((ret = source_digest_done(&b, src)) < 0 || (ret = content_digest_done(&b, d0)) < 0)
+		goto out;
+	if ((ret = scimg_int_desc_write(ctx, d, &xml, &xlen)) < 0)
+		goto out;
+	if (xlen != plen) {
+		ret = scimg_int_err(ctx, -EIO, "sci: the descriptor changed length (%zu, then %zu bytes)",
+				    plen, xlen);
+		goto out;
+	}
+	if (key && (ret = scimg_int_sign(ctx, xml, xlen, key, cert, &sig, &siglen)) < 0)
 		goto out;
 	if (sig && (ret = scimg_int_tar_add_buffer(w, SCI_SIGNATURE, sig, siglen)) < 0)
 		goto out;
 	ret = scimg_int_tar_writer_close(w);
 	w = NULL;
 	if (ret < 0)
+		goto out;
+	if ((ret = put_descriptor(&b, desc_off, pending, xml, xlen)) < 0)
 		goto out;
 	if (fdatasync(b.outfd) < 0 && errno != EINVAL) {
 		ret = scimg_int_err(ctx, -errno, "'%s': could not flush: %s", o->dst, strerror(errno));
@@ -589,6 +696,7 @@ out:
 	cleanup(&b, 0);
 	free(name);
 	free(xml);
+	free(pending);
 	free(xl);
 	free(sig);
 	return ret;

@@ -41,6 +41,21 @@ int scimg_int_sha256_source(struct scimg_source *src, uint64_t off,
  * holes and zero extents hashed as zeros without reading them). */
 int scimg_int_sha256_image(struct scimg_image *img, scimg_sha256_hex out);
 
+/* The same passes in a thread of their own (in the calling thread when no
+ * thread can be created): started here, the source or image is read by
+ * that thread only until scimg_int_sha256_wait() or _abort() returns, and
+ * stays the caller's to close after.  Cancelling the context ends the pass
+ * too.  Errors of the pass are recorded on the context by _wait() only. */
+struct scimg_sha256_job;
+int scimg_int_sha256_source_start(struct scimg_source *src, uint64_t off, uint64_t len,
+				  struct scimg_sha256_job **job);
+int scimg_int_sha256_image_start(struct scimg_image *img, struct scimg_sha256_job **job);
+/* Wait for JOB's end and free it: 0 and OUT, or the pass's -errno. */
+int scimg_int_sha256_wait(struct scimg_sha256_job *job, scimg_sha256_hex out);
+/* End JOB early (at its next chunk), wait for its thread and free it;
+ * nothing is recorded on the context.  JOB may be NULL. */
+void scimg_int_sha256_abort(struct scimg_sha256_job *job);
+
 /* ---- tar (lib/package/tar.c) ---------------------------------------- */
 
 struct sci_member {
@@ -91,6 +106,11 @@ int scimg_int_tar_writer_new(struct scimg_ctx *ctx, int fd, const char *path,
 			     time_t mtime, struct sci_tar_writer **out);
 int scimg_int_tar_add_buffer(struct sci_tar_writer *w, const char *name,
 			     const void *data, size_t len);
+/* The same, and *DATA_OFF gets the offset of the member's data in the
+ * file: a caller may write LEN other bytes there after
+ * scimg_int_tar_writer_close() (the tar headers do not cover the data). */
+int scimg_int_tar_add_buffer_at(struct sci_tar_writer *w, const char *name,
+				const void *data, size_t len, uint64_t *data_off);
 /* Copy the file at FILE_PATH in as NAME; *SIZE and SHA (may be NULL) get its
  * size and SHA-256. */
 int scimg_int_tar_add_file(struct sci_tar_writer *w, const char *name,

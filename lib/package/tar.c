@@ -366,6 +366,7 @@ struct sci_tar_writer {
 	time_t mtime;
 	int fd;
 	int err;
+	int discard;  /* aborted: what libarchive still writes goes nowhere */
 	uint64_t pos; /* bytes of tar written so far (holes included) */
 };
 
@@ -377,6 +378,8 @@ static la_ssize_t wr_write(struct archive *a, void *opaque, const void *buf,
 	size_t left = len;
 
 	(void)a;
+	if (w->discard)
+		return (la_ssize_t)len;
 	/* 4 KiB blocks of zeros become holes (the file is made to its full
 	 * length at the end), so a raw disk member stays sparse */
 	while (left) {
@@ -482,10 +485,20 @@ static int put_data(struct sci_tar_writer *w, const char *name, const void *p,
 int scimg_int_tar_add_buffer(struct sci_tar_writer *w, const char *name,
 			     const void *data, size_t len)
 {
+	return scimg_int_tar_add_buffer_at(w, name, data, len, NULL);
+}
+
+int scimg_int_tar_add_buffer_at(struct sci_tar_writer *w, const char *name,
+				const void *data, size_t len, uint64_t *data_off)
+{
 	int ret = add_header(w, name, len);
 
 	if (ret < 0)
 		return ret;
+	/* the bytes handed to the (uncompressed) output so far: the
+	 * member's header is all written, its data starts here */
+	if (data_off)
+		*data_off = (uint64_t)archive_filter_bytes(w->a, 0);
 	return put_data(w, name, data, len);
 }
 
@@ -571,7 +584,9 @@ void scimg_int_tar_writer_abort(struct sci_tar_writer *w)
 {
 	if (!w)
 		return;
-	archive_write_fail(w->a);
+	/* close (which frees libarchive's block buffer; archive_write_fail()
+	 * would leave it allocated) with nothing more written to the file */
+	w->discard = 1;
 	archive_write_free(w->a);
 	free(w);
 }
