@@ -101,36 +101,6 @@ static void rm_tree(const char *dir)
 		nftw(dir, rm_one, 32, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
 }
 
-/* The last line of LOG, for a message. */
-static void log_tail(const char *log, char *out, size_t outlen)
-{
-	char buf[1024];
-	int fd = open(log, O_RDONLY | O_CLOEXEC);
-	off_t end;
-	ssize_t n;
-	char *p;
-
-	out[0] = '\0';
-	if (fd < 0)
-		return;
-	end = lseek(fd, 0, SEEK_END);
-	lseek(fd, end > (off_t)sizeof(buf) - 1 ? end - (off_t)sizeof(buf) + 1 : 0, SEEK_SET);
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return;
-	buf[n] = '\0';
-	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
-		buf[--n] = '\0';
-	p = strrchr(buf, '\n');
-	p = p ? p + 1 : buf;
-	n = (ssize_t)strlen(p);
-	if ((size_t)n >= outlen)
-		n = (ssize_t)outlen - 1;
-	memcpy(out, p, (size_t)n);
-	out[n] = '\0';
-}
-
 /* Run ARGV (argv[0] found in $PATH) with its output appended to LOG, in
  * its own process group; cancel kills the group.  0, or -errno naming
  * WHAT and LOG's last line. */
@@ -186,7 +156,7 @@ static int run(struct scimg_ctx *ctx, const char *what, char *const argv[], cons
 	}
 	if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
 		return 0;
-	log_tail(log, last, sizeof(last));
+	scimg_int_boot_last_line(log, last, sizeof(last));
 	if (WIFEXITED(st) && WEXITSTATUS(st) == 127)
 		return scimg_int_err(ctx, -ENOENT, "%s: '%s' could not be run (install the Debian "
 				     "package %s)", what, argv[0], package);

@@ -81,6 +81,8 @@ const char *scimg_int_boot_bus_name(unsigned bus);
 const char *scimg_int_boot_fw_name(unsigned fw);
 const char *scimg_int_boot_res_name(enum scimg_boot_res r);
 const char *scimg_int_boot_xen_name(unsigned xen);  /* "pygrub", "pvgrub2" */
+/* The last non-empty line of the file PATH (at most OUTLEN - 1 bytes). */
+void scimg_int_boot_last_line(const char *path, char *out, size_t outlen);
 
 /* Run the PENDING boots of B[0..N), at most JOBS at once, until each is
  * DONE; ENV->done is called for each as it ends.  Returns 0, or -errno

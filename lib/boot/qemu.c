@@ -632,8 +632,9 @@ static void read_console(struct matcher *m, struct scimg_boot_one *b)
 		feed(m, b, buf, (size_t)n);
 }
 
-/* Last non-empty line of QEMU's own output (its error message). */
-static void qemu_last_line(const char *path, char *out, size_t outlen)
+/* Last non-empty line of a log (QEMU's own output: its error message; the
+ * blanket build's log). */
+void scimg_int_boot_last_line(const char *path, char *out, size_t outlen)
 {
 	char buf[2048];
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -754,7 +755,7 @@ static int poll_one(struct scimg_boot_env *env, struct matcher *m, struct scimg_
 			finish(env, b);
 			return 0;
 		}
-		qemu_last_line(b->log_path, last, sizeof(last));
+		scimg_int_boot_last_line(b->log_path, last, sizeof(last));
 		if (!b->tcg && !(WIFEXITED(st) && WEXITSTATUS(st) == 0) && elapsed(&b->t0) < 60 &&
 		    log_mentions_kvm(b->log_path)) {
 			/* KVM is there but does not work: remember it, as the
