@@ -35,11 +35,11 @@ for b in plain asan; do
   ( cd build-$b && ../configure $cfg >configure.out 2>&1 ) ||
     { echo "build-$b: configure failed"; tail -30 build-$b/configure.out; status=1; }
 done
-# the fixture guests and the Xen dom0, outside make's job slots (see
+# the fixture guests and (once build-plain is built) the blanket, outside make's job slots (see
 # tests/stages.mk)
 stages="plain asan"; guests=vmware
 [ "${SCIMG_CHECK_BOOT:-1}" = 0 ] || { stages="plain boot asan"; guests="vmware dracut ami"; }
-stage "fixtures (background): guests $guests, Xen dom0"
+stage "fixtures (background): guests $guests, the blanket"
 make -f tests/stages.mk fixtures GUESTS="$guests" &
 # the boot tests' CI subset: each bus is booted by at least one guest
 # flavour, not by every one (tests/boot/test-dracut.sh)

@@ -26,7 +26,7 @@ STAGES = plain boot asan
 GUESTS = vmware dracut ami
 
 # started first, in this order: the longest chains, the real boots and the
-# libguestfs guest tests.  They need the fixture guests and the Xen dom0: a
+# libguestfs guest tests.  They need the fixture guests and the blanket: a
 # test that finds one not built yet waits for the builder's lock (the build
 # started in the background at the beginning) or builds it.  A make
 # prerequisite on the fixtures did not do: in a measured run, make started
@@ -72,7 +72,7 @@ build-asan: DIR = build-asan
 build-asan:
 	+@$(BUILD)
 
-# The Debian guests and the Xen dom0 of the guest and boot tests (each
+# The Debian guests and the blanket of the guest and boot tests (each
 # built once and cached under /var/tmp; a test finds it there or builds it
 # itself): run-tests.sh starts this target in the background, outside the
 # job slots, while the code compiles (the builds are mostly downloading and
