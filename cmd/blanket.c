@@ -31,7 +31,8 @@ static void help(void)
 	       "                       /var/tmp/scimg-blanket-cache)\n"
 	       "      --no-build       path: fail when nothing is cached\n"
 	       "  -q, --quiet          no progress lines\n"
-	       "  -h, --help           show this help\n\n"
+	       "  -h, --help           show this help\n"
+	       "  -V, --version        show the version\n\n"
 	       "Exit status: 0 done, 2 could not do it.  See scimg-blanket(1).\n", prog, prog);
 }
 
@@ -110,6 +111,7 @@ int cmd_blanket(int argc, char **argv)
 		{ "no-build", no_argument, NULL, 'N' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct scimg_blanket_opts bo;
@@ -117,18 +119,10 @@ int cmd_blanket(int argc, char **argv)
 	const char *sub, *format = NULL;
 	int c, r, quiet = 0;
 
-	if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-		help();
-		return EXIT_OK;
-	}
-	if (argc < 2 || (strcmp(argv[1], "create") && strcmp(argv[1], "path")))
-		return usage_error("blanket", "expected 'create' or 'path' (see %s blanket --help)", prog);
-	sub = argv[1];
-	argc--;
-	argv++;
 	memset(&bo, 0, sizeof(bo));
 	bo.size = sizeof(bo);
-	while ((c = getopt_long(argc, argv, ":O:o:qh", longopts, NULL)) != -1) {
+	/* options may come before or after the action (getopt permutes) */
+	while ((c = getopt_long(argc, argv, ":O:o:qhV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'O':
 			if (strcmp(optarg, "qcow2") && strcmp(optarg, "raw")) {
@@ -150,11 +144,20 @@ int cmd_blanket(int argc, char **argv)
 			free_opts(&bo);
 			help();
 			return EXIT_OK;
+		case 'V':
+			free_opts(&bo);
+			print_version();
+			return EXIT_OK;
 		default:
 			free_opts(&bo);
 			return bad_option("blanket", c, argv);
 		}
 	}
+	if (optind >= argc || (strcmp(argv[optind], "create") && strcmp(argv[optind], "path"))) {
+		free_opts(&bo);
+		return usage_error("blanket", "expected 'create' or 'path' (see %s blanket --help)", prog);
+	}
+	sub = argv[optind++];
 	if (!strcmp(sub, "create") ? optind != argc - 1 : optind != argc) {
 		free_opts(&bo);
 		return usage_error("blanket", !strcmp(sub, "create") ? "create: expected exactly one OUT"
