@@ -76,7 +76,12 @@ t = t.replace("<parts count='%d'>" % n, "<parts count='%d'>" % (n - 1))
 open(m, "w").write(t)
 PY
 resign "$TMPD/t/d.manifest.xml" "$TMPD/user.key"
-expect_fail "part dropped from the manifest" "end of the last part 'd.part.0'" \
+# Which check sees it depends on the random data: usually the cipher's
+# padding at the end of part 0 is wrong ("end of the last part"), but about
+# one run in 256 that block happens to end in valid padding and the gzip
+# stream inside is what comes up short.  Both name the missing part.
+expect_fail "part dropped from the manifest" \
+  "end of the last part 'd.part.0'\\|the compressed stream ends before its end marker (a part is missing" \
   convert -I "privatekey=$TMPD/user.key" -O raw "$TMPD/t/d.manifest.xml" "$TMPD/out/x.raw"
 
 # manifest pointing outside its directory
