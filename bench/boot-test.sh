@@ -64,7 +64,9 @@ w = sys.argv[1]
 items = [("hvm-bios-" + b, "one-" + b, b) for b in sys.argv[2].split(",")] + \
         [("xen-pv-" + x, "one-xen-" + x, "xen " + x) for x in sys.argv[3].split(",") if x]
 def load(n):
-    t = open(f"{w}/{n}.time").read().split()
+    # GNU time puts "Command exited with non-zero status N" first when a
+    # boot failed; the figures are the last line
+    t = open(f"{w}/{n}.time").read().strip().splitlines()[-1].split()
     return (json.load(open(f"{w}/{n}.json")), float(t[0]), int(t[1]) // 1024,
             int(open(f"{w}/{n}.mem").read()), int(open(f"{w}/{n}.rc").read()))
 allr, allw, allrss, allmem, allrc = load("all")
