@@ -436,6 +436,7 @@ static int build(struct scimg_ctx *ctx, const struct scimg_blanket_opts *o, cons
 {
 	char *work = NULL, *root = NULL, *tar = NULL, *disk = NULL, *log = NULL, *cfg = NULL;
 	char *xen = NULL, *kernel = NULL, *initrd = NULL, *inc = NULL, *tmptar = NULL;
+	char *cfgpath = NULL; /* grub.cfg kept beside the root tarball */
 	struct stat st;
 	int r, fd;
 
@@ -445,21 +446,16 @@ static int build(struct scimg_ctx *ctx, const struct scimg_blanket_opts *o, cons
 	 * is made: a failure after mmdebstrap does not download it again */
 	if (asprintf(&root, "%s/root", work) < 0 || asprintf(&tar, "%s.root.tar", final) < 0 ||
 	    asprintf(&tmptar, "%s/root.tar", work) < 0 ||
-	    asprintf(&cfg, "%s.grub.cfg", final) < 0 ||
+	    asprintf(&cfgpath, "%s.grub.cfg", final) < 0 ||
 	    asprintf(&disk, "%s/disk.raw", work) < 0 || asprintf(&log, "%s/build.log", cache) < 0 ||
 	    asprintf(&inc, "--include=%s", packages) < 0) {
 		r = scimg_int_err(ctx, -ENOMEM, "out of memory");
 		goto out;
 	}
-	if (stat(tar, &st) == 0 && S_ISREG(st.st_mode) && (r = read_file_str(ctx, cfg, &xen)) == 0) {
+	if (stat(tar, &st) == 0 && S_ISREG(st.st_mode) && read_file_str(ctx, cfgpath, &cfg) == 0) {
 		say(o, "the dom0 root of an earlier, unfinished build is there: %s", tar);
-		free(cfg);
-		cfg = xen;
-		xen = NULL;
 		goto assemble_disk;
 	}
-	free(cfg);
-	cfg = NULL;
 	unlink(log);
 	say(o, "mmdebstrap %s (needs Debian's archive once; log: %s)",
 	    o->suite ? o->suite : DEF_SUITE, log);
@@ -493,17 +489,10 @@ static int build(struct scimg_ctx *ctx, const struct scimg_blanket_opts *o, cons
 	{
 		char *const argv[] = { "tar", "--numeric-owner", "--xattrs", "-C", root, "-cf", tmptar,
 				       ".", NULL };
-		char *cfgpath = NULL;
 
 		if ((r = run(ctx, "packing the dom0 root", argv, log, "tar")) < 0)
 			goto out;
-		if (asprintf(&cfgpath, "%s.grub.cfg", final) < 0) {
-			r = scimg_int_err(ctx, -ENOMEM, "out of memory");
-			goto out;
-		}
-		r = write_file(ctx, "/", cfgpath, cfg, 0644);
-		free(cfgpath);
-		if (r < 0)
+		if ((r = write_file(ctx, "/", cfgpath, cfg, 0644)) < 0)
 			goto out;
 		if (rename(tmptar, tar) < 0) {
 			r = scimg_int_err(ctx, -errno, "'%s': cannot keep the dom0 root: %s", tar,
@@ -531,12 +520,7 @@ assemble_disk:
 		goto out;
 	}
 	unlink(tar);
-	{
-		char *cfgpath = NULL;
-		if (asprintf(&cfgpath, "%s.grub.cfg", final) >= 0)
-			unlink(cfgpath);
-		free(cfgpath);
-	}
+	unlink(cfgpath);
 	r = 0;
 out:
 	rm_tree(work);
@@ -551,6 +535,7 @@ out:
 	free(initrd);
 	free(inc);
 	free(tmptar);
+	free(cfgpath);
 	return r;
 }
 
