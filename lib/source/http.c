@@ -229,6 +229,17 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The nearer of the request's and the whole transfer's deadlines (ms on
+ * now_ms()'s clock), or 0 when neither is set. */
+static int64_t next_deadline(const struct http_source *h)
+{
+	int64_t end = h->t_req_end;
+
+	if (h->t_total_end && (!end || h->t_total_end < end))
+		end = h->t_total_end;
+	return end;
+}
+
 /* "10", "0.5", "2.25" seconds */
 static const char *secs(unsigned ms, char *buf, size_t len)
 {
@@ -905,9 +916,7 @@ static int fetch(struct scimg_source *src, struct http_source *h, uint8_t *dst,
 		if (attempt) {
 			/* is there time for the backoff and some of an attempt? */
 			t = now_ms();
-			end = h->t_req_end;
-			if (h->t_total_end && (!end || h->t_total_end < end))
-				end = h->t_total_end;
+			end = next_deadline(h);
 			if (end && t + wait + 100 >= end)
 				return scimg_int_err(ctx, -EIO,
 						     "'%s': reading %zu bytes at offset %llu failed (%u attempts, no time left for more within %s s, %s): %s",
@@ -938,9 +947,7 @@ static int fetch(struct scimg_source *src, struct http_source *h, uint8_t *dst,
 			h->stop = STOP_TOTAL;
 			return stop_err(src, h, len, off);
 		}
-		end = h->t_req_end;
-		if (h->t_total_end && (!end || h->t_total_end < end))
-			end = h->t_total_end;
+		end = next_deadline(h);
 		/* libcurl's own timers as a backstop of ours */
 		curl_easy_setopt(h->curl, CURLOPT_TIMEOUT_MS,
 				 end ? (long)(end - h->t_attempt + 1000) : 0L);
@@ -1279,9 +1286,7 @@ static int stream_pump(struct scimg_source *src, struct http_source *h,
 			if (h->retry_after_ms > wait)
 				wait = h->retry_after_ms;
 			t = now_ms();
-			end = h->t_req_end;
-			if (h->t_total_end && (!end || h->t_total_end < end))
-				end = h->t_total_end;
+			end = next_deadline(h);
 			if (end && t + wait + 100 >= end)
 				return scimg_int_err(ctx, -EIO,
 						     "'%s': reading %zu bytes at offset %llu failed (%u attempts, no time left for more within the deadlines): %s",
