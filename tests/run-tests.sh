@@ -3,7 +3,9 @@
 #   1. a -Werror build: `make check` and `make check-boot` (the real-boot
 #      matrix: three guest flavours, each fixed by inject-drivers and booted
 #      under QEMU TCG on IDE, virtio-blk, virtio-scsi, NVMe (and SATA where
-#      the kernel has AHCI) and as a Xen PV domU through pygrub and pvgrub2),
+#      the kernel has AHCI) and as a Xen PV domU through pygrub and pvgrub2;
+#      here its CI subset, SCIMG_BOOT_CI=1: no Xen boot of the three, fewer
+#      dracut buses),
 #   2. an ASan+UBSan build (--enable-sanitizers) and `make check` again.
 # Every test of every stage is one job of one make graph (tests/stages.mk),
 # so one stage's long last test does not leave a core idle.  make check's

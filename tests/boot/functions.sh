@@ -79,9 +79,18 @@ blanket_path() {
 # boot-test --xen; success is the fixture's marker (or any sign of a booted
 # system); with fail, PATTERN must be in the failure's reason (e.g. "not
 # xen image").
+# In CI (SCIMG_BOOT_CI=1) it only says what it leaves out: a nested Xen
+# boot under TCG takes 90 s at rest and 5-15 minutes on a loaded 2-core
+# runner, where dom0 also hit soft lockups; CI's one Xen boot is
+# test-sci-guest's (the Supercloud image through the loader its xl.cfg
+# names).  `make check-boot` by hand boots them all.
 expect_xen() {
   local img=$1 loaders="" e want mode pat log rc r bl; shift
   local -a specs=("$@")
+  if [ "${SCIMG_BOOT_CI:-0}" = 1 ]; then
+    say "Xen PV ($(IFS=,; echo "${specs[*]}")): not in the CI subset (SCIMG_BOOT_CI=1); make check-boot boots it"
+    return 0
+  fi
   for e in "${specs[@]}"; do
     read -r want mode pat <<< "$e"; loaders=${loaders:+$loaders,}${mode/%pvgrub/pvgrub2}
   done
