@@ -8,8 +8,8 @@
  * an unnamed O_TMPFILE in the target's directory, linked in when complete
  * (a hidden named temporary file where the file system refuses O_TMPFILE);
  * an existing block device (or, with SCIMG_CREATE_NO_CREATE, a raw file) is
- * written in place; directory outputs and companion files use hidden named
- * temporaries. */
+ * written in place; directory outputs and companion files (files of the
+ * output's sink, lib/source/sink.c) use hidden named temporaries. */
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -110,22 +110,7 @@ void scimg_int_out_writeback(struct scimg_image *img)
 {
 	if (!img->writing)
 		return;
-	if (img->file.fd >= 0 && !img->file.isdir)
-		(void)sync_file_range(img->file.fd, 0, 0, SYNC_FILE_RANGE_WRITE);
-	for (size_t i = 0; i < img->nsib; i++)
-		if (img->sib[i].out.fd >= 0)
-			(void)sync_file_range(img->sib[i].out.fd, 0, 0, SYNC_FILE_RANGE_WRITE);
-}
-
-int scimg_int_sibling_pwrite(struct scimg_image *img, size_t idx, const void *buf,
-			     size_t len, uint64_t off)
-{
-	return scimg_int_sink_pwrite(img->ctx, &img->sib[idx].out, buf, len, off);
-}
-
-int scimg_int_sibling_truncate(struct scimg_image *img, size_t idx, uint64_t size)
-{
-	return scimg_int_sink_truncate(img->ctx, &img->sib[idx].out, size);
+	scimg_int_sink_writeback(&img->file);
 }
 
 /* ---- where the output goes ------------------------------------------- */
@@ -146,18 +131,6 @@ static bool device_ok(const struct scimg_format *fmt)
 		if (!strcmp(fmt->name, ok[i]))
 			return true;
 	return false;
-}
-
-/* A file the output (or one of its companions, WHAT) would replace or
- * write: never GUARD's file or a file of its chain. */
-static int check_not_input(struct scimg_ctx *ctx, const struct scimg_image *guard,
-			   const char *path, const struct stat *st)
-{
-	if (guard && scimg_int_image_uses_file(guard, st->st_dev, st->st_ino))
-		return scimg_int_err(ctx, -EPERM,
-				     "'%s' is the input or a file the input reads from ('%s'); refusing to overwrite it",
-				     path, guard->path);
-	return 0;
 }
 
 /* A loop device TARGET (ST) whose backing file is one the input reads. */
@@ -215,7 +188,7 @@ static int check_target(struct scimg_ctx *ctx, const struct scimg_image *guard,
 		return 0;
 	}
 	*exists = 1;
-	if ((ret = check_not_input(ctx, guard, path, st)) < 0)
+	if ((ret = scimg_int_sink_check_not_input(ctx, guard, path, st)) < 0)
 		return ret;
 	if (S_ISDIR(st->st_mode)) {
 		if (fmt->flags & SCIMG_FMT_OUTPUT_DIR) {
@@ -344,20 +317,6 @@ static int make_tmpfile(struct scimg_ctx *ctx, const char *path, int *fd_out)
 #endif
 }
 
-/* A fresh hidden name beside PATH into BUF (N bytes). */
-static void temp_name(char *buf, size_t n, const char *path)
-{
-	const char *slash = strrchr(path, '/');
-	size_t dlen = slash ? (size_t)(slash - path) + 1 : 0;
-	const char *base = slash ? slash + 1 : path;
-	static unsigned counter;
-
-	snprintf(buf, n, "%.*s.%s.scimg-%ld-%u", (int)dlen, path, base,
-		 (long)getpid(),
-		 __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED) ^
-			 (unsigned)time(NULL));
-}
-
 /* Link the complete O_TMPFILE output of IMG in at its path. */
 static int link_tmpfile(struct scimg_image *img)
 {
@@ -379,7 +338,7 @@ static int link_tmpfile(struct scimg_image *img)
 	if (!tmp)
 		return scimg_int_err(ctx, -ENOMEM, "out of memory");
 	for (i = 0; i < 100; i++) {
-		temp_name(tmp, n, img->path);
+		scimg_int_sink_temp_name(tmp, n, img->path);
 		if (linkat(AT_FDCWD, proc, AT_FDCWD, tmp, AT_SYMLINK_FOLLOW) == 0)
 			break;
 		if (errno != EEXIST) {
@@ -402,41 +361,6 @@ static int link_tmpfile(struct scimg_image *img)
 	}
 	free(tmp);
 	return 0;
-}
-
-static int make_temp(struct scimg_ctx *ctx, const char *path, char **tmp_out,
-		     int *fd_out)
-{
-	const char *slash = strrchr(path, '/');
-	const char *base = slash ? slash + 1 : path;
-	char *tmp;
-	size_t n;
-	int i;
-
-	if (!*base)
-		return scimg_int_err(ctx, -EISDIR, "'%s': output must be a file name", path);
-	n = strlen(path) + 40;
-	tmp = malloc(n);
-	if (!tmp)
-		return scimg_int_err(ctx, -ENOMEM, "out of memory");
-	for (i = 0; i < 100; i++) {
-		int fd;
-		temp_name(tmp, n, path);
-		fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-		if (fd >= 0) {
-			*tmp_out = tmp;
-			*fd_out = fd;
-			return 0;
-		}
-		if (errno != EEXIST) {
-			int e = errno;
-			free(tmp);
-			return scimg_int_err(ctx, -e, "could not create a temporary file beside '%s': %s",
-					     path, strerror(e));
-		}
-	}
-	free(tmp);
-	return scimg_int_err(ctx, -EEXIST, "could not create a temporary file beside '%s'", path);
 }
 
 /* Remove the files in directory DIR (flat: writers make no
@@ -591,7 +515,7 @@ static int place_dir(struct scimg_image *img)
 			continue;
 		if (fstatat(dfd, e->d_name, &st, 0) < 0)
 			continue;
-		if ((ret = check_not_input(ctx, img->guard, e->d_name, &st)) < 0)
+		if ((ret = scimg_int_sink_check_not_input(ctx, img->guard, e->d_name, &st)) < 0)
 			break;
 		if (!S_ISREG(st.st_mode)) {
 			ret = scimg_int_err(ctx, -EPERM, "'%s' in '%s' is %s; refusing to replace it",
@@ -639,91 +563,10 @@ static void remove_temp(struct scimg_image *img)
 		unlink(img->tmp_path);
 }
 
-int scimg_int_out_sibling(struct scimg_image *img, const char *name, size_t *idx)
+int scimg_int_out_file(struct scimg_image *img, const char *name,
+		       struct scimg_sink **out)
 {
-	const char *slash = strrchr(img->path, '/');
-	size_t dlen = slash ? (size_t)(slash - img->path) + 1 : 0, i;
-	struct scimg_out_sibling *s;
-	char *path;
-	int ret;
-
-	if (!*name || strchr(name, '/'))
-		return scimg_int_err(img->ctx, -EINVAL, "'%s': bad companion file name '%s'",
-				     img->path, name);
-	path = malloc(dlen + strlen(name) + 1);
-	if (!path)
-		return scimg_int_err(img->ctx, -ENOMEM, "out of memory");
-	memcpy(path, img->path, dlen);
-	strcpy(path + dlen, name);
-	if (strcmp(path, img->path) == 0) {
-		free(path);
-		return scimg_int_err(img->ctx, -EINVAL, "'%s': companion file has the same name",
-				     img->path);
-	}
-	for (i = 0; i < img->nsib; i++)
-		if (strcmp(img->sib[i].path, path) == 0) {
-			free(path);
-			return scimg_int_err(img->ctx, -EINVAL, "'%s': companion file '%s' made twice",
-					     img->path, name);
-		}
-	if (img->out_mode == SCIMG_OUT_INPLACE) {
-		ret = scimg_int_err(img->ctx, -ENOTSUP,
-				    "'%s': this output needs a companion file '%s', which cannot be written beside a target written in place",
-				    img->path, name);
-		free(path);
-		return ret;
-	}
-	{
-		struct stat st;
-		if (stat(path, &st) == 0) {
-			ret = check_not_input(img->ctx, img->guard, path, &st);
-			if (ret == 0 && !S_ISREG(st.st_mode))
-				ret = scimg_int_err(img->ctx, -EPERM,
-						    "'%s' (companion file of '%s') is %s; refusing to replace it",
-						    path, img->path, scimg_int_file_type_name(st.st_mode));
-			if (ret < 0) {
-				free(path);
-				return ret;
-			}
-		}
-	}
-	s = realloc(img->sib, (img->nsib + 1) * sizeof(*s));
-	if (!s) {
-		free(path);
-		return scimg_int_err(img->ctx, -ENOMEM, "out of memory");
-	}
-	img->sib = s;
-	s = &img->sib[img->nsib];
-	memset(s, 0, sizeof(*s));
-	s->path = path;
-	scimg_int_sink_file(&s->out, -1, path, 0, 0);
-	ret = make_temp(img->ctx, path, &s->tmp_path, &s->out.fd);
-	if (ret < 0) {
-		free(path);
-		return ret;
-	}
-	*idx = img->nsib++;
-	return 0;
-}
-
-/* Close the companion files; with DISCARD remove them (temporary names,
- * and the final names of those already renamed). */
-static void siblings_release(struct scimg_image *img, int discard)
-{
-	size_t i;
-
-	for (i = 0; i < img->nsib; i++) {
-		struct scimg_out_sibling *s = &img->sib[i];
-		if (s->out.fd >= 0)
-			close(s->out.fd);
-		if (discard)
-			unlink(s->renamed ? s->path : s->tmp_path);
-		free(s->path);
-		free(s->tmp_path);
-	}
-	free(img->sib);
-	img->sib = NULL;
-	img->nsib = 0;
+	return scimg_int_sink_add_file(img->ctx, &img->file, name, img->guard, out);
 }
 
 int scimg_image_create(struct scimg_ctx *ctx, const char *path,
@@ -788,13 +631,14 @@ int scimg_int_image_create(struct scimg_ctx *ctx, const char *path,
 				    &img->out_inside);
 	} else if (mode == SCIMG_OUT_INPLACE) {
 		img->out_mode = SCIMG_OUT_INPLACE;
+		img->file.inplace = 1;
 		ret = open_inplace(img, &st);
 	} else {
 		img->out_mode = SCIMG_OUT_TMPFILE;
 		ret = make_tmpfile(ctx, path, &img->file.fd);
 		if (ret == 0) {
 			img->out_mode = SCIMG_OUT_NAMED;
-			ret = make_temp(ctx, path, &img->tmp_path, &img->file.fd);
+			ret = scimg_int_sink_temp(ctx, path, &img->tmp_path, &img->file.fd);
 		} else if (ret > 0) {
 			ret = 0;
 		}
@@ -804,7 +648,7 @@ int scimg_int_image_create(struct scimg_ctx *ctx, const char *path,
 	ret = fmt->create(img, &img->opts);
 	if (ret < 0) {
 		remove_temp(img);
-		siblings_release(img, 1);
+		scimg_int_sink_files_release(&img->file, 1);
 		goto fail;
 	}
 	*out = img;
@@ -873,23 +717,9 @@ int scimg_image_finish(struct scimg_image *img)
 	}
 	if (img->fmt->finish)
 		ret = img->fmt->finish(img);
-	for (size_t i = 0; ret == 0 && i < img->nsib; i++) {
-		struct scimg_out_sibling *s = &img->sib[i];
-		if (!no_sync && fdatasync(s->out.fd) < 0 && errno != EINVAL)
-			ret = scimg_int_err(ctx, -errno, "'%s': could not flush: %s",
-					    s->path, strerror(errno));
-		else if (close(s->out.fd) < 0)
-			ret = scimg_int_err(ctx, -errno, "'%s': %s", s->path, strerror(errno));
-		s->out.fd = -1;
-	}
-	for (size_t i = 0; ret == 0 && i < img->nsib; i++) {
-		struct scimg_out_sibling *s = &img->sib[i];
-		if (rename(s->tmp_path, s->path) < 0)
-			ret = scimg_int_err(ctx, -errno, "could not rename into '%s': %s",
-					    s->path, strerror(errno));
-		else
-			s->renamed = 1;
-	}
+	/* companion files first: the main file appears last, complete */
+	if (ret == 0)
+		ret = scimg_int_sink_files_commit(ctx, &img->file, !no_sync);
 	if (ret == 0 && !no_sync && fdatasync(img->file.fd) < 0 && errno != EINVAL)
 		ret = scimg_int_err(ctx, -errno, "'%s': could not flush: %s",
 				    img->path, strerror(errno));
@@ -907,7 +737,7 @@ int scimg_image_finish(struct scimg_image *img)
 				    img->path, strerror(errno));
 	if (ret < 0)
 		remove_temp(img);
-	siblings_release(img, ret < 0);
+	scimg_int_sink_files_release(&img->file, ret < 0);
 	writer_free(img);
 	return ret;
 }
@@ -917,6 +747,6 @@ void scimg_image_abort(struct scimg_image *img)
 	if (!img)
 		return;
 	remove_temp(img);
-	siblings_release(img, 1);
+	scimg_int_sink_files_release(&img->file, 1);
 	writer_free(img);
 }

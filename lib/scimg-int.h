@@ -134,22 +134,31 @@ int scimg_int_name_is_url(const char *name);
  * counterpart of the byte source a reader reads.  Three kinds:
  * - a file: FD a regular file or block device (ISBLK), BASE 0 (the
  *   output image's file, image-write.c's img->file; a companion file);
- * - an offset window inside another sink: the same FD, the writer's offset
- *   0 at BASE (a container's member: ova gives the vmdk writer the window
- *   of its disk member, scimg_int_sink_window());
+ * - an offset window inside another sink (MEMBER): the same FD, the
+ *   writer's offset 0 at BASE (a container's member: ova gives the vmdk
+ *   writer the window of its disk member, scimg_int_sink_window());
  * - a directory (ISDIR): FD an O_DIRECTORY descriptor the writer makes its
  *   files in with openat() (SCIMG_FMT_OUTPUT_DIR: the ami bundle).
  * PATH names the real file or directory in messages; NAME (NULL: the last
  * component of PATH, see scimg_int_sink_name()) is the file name the
  * written content will have, for the formats that write their own name
- * (a VMDK descriptor's extent line).  Both borrowed. */
+ * (a VMDK descriptor's extent line).  Both borrowed.
+ * A file sink owns the files made beside it (FILES, in the order they
+ * were made; scimg_int_sink_add_file()): companion output files such as a
+ * monolithicFlat VMDK's extent, each a file sink of its own, committed
+ * (renamed into place) or removed with the sink's output.  INPLACE: the
+ * file is an existing target written in place (no files beside it). */
+struct scimg_sink_file;
 struct scimg_sink {
 	int fd;
 	int isblk;
 	int isdir;
+	int member;
+	int inplace;
 	uint64_t base;
 	const char *path;
 	const char *name;
+	struct scimg_sink_file *files;
 };
 void scimg_int_sink_file(struct scimg_sink *s, int fd, const char *path, int isblk, int isdir);
 /* WIN: the window of OUTER that starts at BASE (relative to OUTER's own
@@ -170,6 +179,35 @@ int scimg_int_sink_truncate(struct scimg_ctx *ctx, const struct scimg_sink *s,
 			    uint64_t size);
 int scimg_int_sink_zero(struct scimg_ctx *ctx, const struct scimg_sink *s,
 			uint64_t off, uint64_t len);
+/* Create the file NAME (a plain file name: no '/', not S's own name, not
+ * made before) beside the file sink S, in S's directory, as a file of S:
+ * *OUT (owned by S) is its sink, written under a hidden temporary name.
+ * Refused when S is written in place, a directory or a container member,
+ * and when an existing NAME is not a regular file or is GUARD's file or a
+ * file of its chain (GUARD may be NULL).  0 or -errno with the message. */
+int scimg_int_sink_add_file(struct scimg_ctx *ctx, struct scimg_sink *s,
+			    const char *name, const struct scimg_image *guard,
+			    struct scimg_sink **out);
+/* Flush (unless !SYNC) and close the files of S, then rename each into
+ * place, in the order they were made.  0 or -errno with the message. */
+int scimg_int_sink_files_commit(struct scimg_ctx *ctx, struct scimg_sink *s, int sync);
+/* Close and free the files of S; with DISCARD remove them (the temporary
+ * names, and the final names of those already renamed). */
+void scimg_int_sink_files_release(struct scimg_sink *s, int discard);
+/* Start writeback of S's file and its files (sync_file_range
+ * SYNC_FILE_RANGE_WRITE; errors ignored). */
+void scimg_int_sink_writeback(const struct scimg_sink *s);
+/* A fresh hidden name ".BASE.scimg-PID-N" beside PATH into BUF (N bytes). */
+void scimg_int_sink_temp_name(char *buf, size_t n, const char *path);
+/* Create a file with a fresh hidden name beside PATH (O_EXCL): *TMP_OUT
+ * (caller frees) and *FD_OUT.  0 or -errno with the message. */
+int scimg_int_sink_temp(struct scimg_ctx *ctx, const char *path, char **tmp_out,
+			int *fd_out);
+struct stat;
+/* Fail (-EPERM, message) when the file PATH (ST) is GUARD's file or a file
+ * of its chain: an output never replaces it.  GUARD may be NULL. */
+int scimg_int_sink_check_not_input(struct scimg_ctx *ctx, const struct scimg_image *guard,
+				   const char *path, const struct stat *st);
 struct sockaddr;
 /* Classes of network addresses (lib/source/http.c).  After a connection
  * to a public address, an http source connects only to public addresses
@@ -315,13 +353,14 @@ struct scimg_image {
 	/* SCIMG_FMT_OUTPUT_DIR writers */
 	int out_inside;           /* tmp_path is inside an existing target dir */
 	char *out_last;           /* file moved into place last (format sets it; freed by image.c) */
-	struct scimg_out_sibling *sib; /* companion output files */
-	size_t nsib;
-	/* A format that wraps another format's writer (ova around vmdk): the
-	 * wrapped writer keeps img->priv and writes through the sink OUT the
-	 * wrapper points at a window of FILE; the wrapper keeps its own state
-	 * in WRAP_PRIV and frees it in its close(). */
-	void *wrap_priv;
+	/* Companion output files are files of the sink FILE
+	 * (scimg_int_out_file()).  A format that wraps another format's
+	 * writer (ova around vmdk) gives the wrapped writer an image of its
+	 * own, kept in the wrapper's PRIV (see lib/formats/ova.c): a copy of
+	 * this one's writer fields whose FILE and OUT are a window of this
+	 * FILE and whose PRIV is the wrapped writer's state.  The wrapper
+	 * forwards its calls with that image; PRIV is never swapped, as the
+	 * compression workers call compress() with the image concurrently. */
 	/* How the output reaches PATH (enum scimg_out_mode, image.c). */
 	int out_mode;
 	int out_existed;          /* PATH existed when the output was created */
@@ -345,17 +384,6 @@ enum scimg_out_mode {
 	/* an existing block device (or, with SCIMG_CREATE_NO_CREATE, a raw
 	 * file) written in place: never truncated, renamed or unlinked */
 	SCIMG_OUT_INPLACE,
-};
-
-/* A companion output file (e.g. the "-flat.vmdk" extent of a VMDK
- * descriptor): written to a temporary name like the main output, renamed
- * into place just before it by scimg_image_finish(), removed on failure or
- * abort.  Owned by image.c. */
-struct scimg_out_sibling {
-	char *path;
-	char *tmp_path;
-	struct scimg_sink out;    /* the temporary file (fd -1 once closed) */
-	int renamed;
 };
 
 /* Registry (lib/registry.c): the built-in formats, then those plugins add. */
@@ -454,13 +482,13 @@ int scimg_int_out_truncate(struct scimg_image *img, uint64_t size);
  * wait), so that the fdatasync() before the rename has little left to do.
  * Advisory: errors are ignored (finish reports them). */
 void scimg_int_out_writeback(struct scimg_image *img);
-/* Create companion output file NAME (a plain file name, no '/') in the
- * output's directory; *IDX names it in the calls below.  The format writes
- * it like the main file; image.c commits or removes it with the main file. */
-int scimg_int_out_sibling(struct scimg_image *img, const char *name, size_t *idx);
-int scimg_int_sibling_pwrite(struct scimg_image *img, size_t idx, const void *buf,
-			     size_t len, uint64_t off);
-int scimg_int_sibling_truncate(struct scimg_image *img, size_t idx, uint64_t size);
+/* Create companion output file NAME (a plain file name, no '/') beside
+ * the output: a file of the sink img->file (scimg_int_sink_add_file(),
+ * guarded by img->guard).  The format writes it through *OUT with
+ * scimg_int_sink_pwrite()/_truncate(); image-write.c renames it into
+ * place just before the main file, or removes it with the main file. */
+int scimg_int_out_file(struct scimg_image *img, const char *name,
+		       struct scimg_sink **out);
 /* Fail (with a message) unless [OFF, OFF+LEN) lies inside IMG's virtual
  * size (image.c; the reader and the writer check every access). */
 int scimg_int_check_range(struct scimg_image *img, uint64_t off, uint64_t len);

@@ -10,9 +10,16 @@
  *                the root element); written last, when sizes are known
  *   OVA_OVF_SPACE ustar header of NAME-disk1.vmdk (written at finish)
  *   + 512        the VMDK, written by the vmdk writer through a window of
- *                the output (img->out, struct scimg_sink) that calls
- *                itself NAME-disk1.vmdk
+ *                the output (struct scimg_sink) that calls itself
+ *                NAME-disk1.vmdk
  *   ...          ustar header + NAME.mf, end-of-archive blocks
+ *
+ * The vmdk writer gets an image of its own (struct ova_w's VMDK): the
+ * writer fields of the ova image, its output (FILE and OUT) the window of
+ * the disk member, its PRIV the vmdk writer's state.  Every writer call is
+ * forwarded with that image, so the ova image's PRIV stays the ova state
+ * (never swapped: the convert engine calls compress() on worker threads
+ * while the writer runs) and its OUT stays the whole tar.
  *
  * The VMDK's SHA-256 is computed by reading it back once at finish (the
  * vmdk writer goes back to its header and grain directory, so it cannot be
@@ -338,7 +345,9 @@ static int ova_info(struct scimg_image *img, json_object *info)
 struct ova_w {
 	char base[OVA_NAME_MAX + 1];     /* member names: BASE.ovf, BASE-disk1.vmdk, BASE.mf */
 	char disk_name[OVA_NAME_MAX + 16]; /* BASE-disk1.vmdk */
-	struct scimg_sink disk;          /* the VMDK member's window of the output */
+	/* the vmdk writer's image: FILE and OUT the VMDK member's window of
+	 * the output, PRIV the vmdk writer's state (see the top of the file) */
+	struct scimg_image vmdk;
 	char vmname[256];
 	const char *ostype, *adapter;
 	unsigned long cpus, memory, hw;
@@ -384,7 +393,30 @@ static void member_base(const char *path, char *out)
 		strcpy(out, "vm");
 }
 
-static int ova_create(struct scimg_image *img, const struct scimg_opts *opts)
+/* The vmdk writer's image inside W: IMG's writer fields (messages name
+ * IMG's path), writing through the window of IMG's file where the disk
+ * member's data starts.  (ova is never written in place: device_ok() in
+ * image-write.c, and only raw is updated in an existing file.) */
+static void vmdk_image_init(struct scimg_image *img, struct ova_w *w)
+{
+	struct scimg_image *d = &w->vmdk;
+
+	memset(d, 0, sizeof(*d));
+	d->ctx = img->ctx;
+	d->fmt = &scimg_format_vmdk;
+	d->path = img->path;
+	d->size = img->size;
+	d->writing = 1;
+	d->create_flags = img->create_flags;
+	d->guard = img->guard;
+	d->out_mode = img->out_mode;
+	d->out_existed = img->out_existed;
+	scimg_int_sink_window(&d->file, &img->file, OVA_OVF_SPACE + 512, w->disk_name);
+	d->out = &d->file;
+}
+
+static int ova_setup(struct scimg_image *img, struct ova_w *w,
+		     const struct scimg_opts *opts)
 {
 	struct scimg_ctx *ctx = img->ctx;
 	const char *name = scimg_int_opts_get(opts, "name");
@@ -395,13 +427,8 @@ static int ova_create(struct scimg_image *img, const struct scimg_opts *opts)
 	char k_ad[] = "adapter_type", k_hw[] = "hwversion", v_hw[8];
 	struct scimg_kv kv[3];
 	struct scimg_opts vo = { kv, 0 };
-	struct ova_w *w;
 	size_t i;
 
-	w = calloc(1, sizeof(*w));
-	if (!w)
-		return scimg_int_err(ctx, -ENOMEM, "out of memory");
-	img->wrap_priv = w;
 	member_base(img->path, w->base);
 	w->cpus = 1;
 	w->memory = 1024;
@@ -450,42 +477,64 @@ static int ova_create(struct scimg_image *img, const struct scimg_opts *opts)
 	/* the vmdk writer writes the member's data through a window of the
 	 * output; its descriptor names its own extent file: the member name */
 	snprintf(w->disk_name, sizeof(w->disk_name), "%s-disk1.vmdk", w->base);
-	scimg_int_sink_window(&w->disk, &img->file, OVA_OVF_SPACE + 512, w->disk_name);
-	img->out = &w->disk;
-	return scimg_format_vmdk.create(img, &vo);
+	vmdk_image_init(img, w);
+	return scimg_format_vmdk.create(&w->vmdk, &vo);
+}
+
+static int ova_create(struct scimg_image *img, const struct scimg_opts *opts)
+{
+	struct ova_w *w = calloc(1, sizeof(*w));
+	int ret;
+
+	if (!w)
+		return scimg_int_err(img->ctx, -ENOMEM, "out of memory");
+	img->priv = w;
+	/* a failed vmdk create() has freed its own state */
+	if ((ret = ova_setup(img, w, opts)) < 0) {
+		free(w);
+		img->priv = NULL;
+	}
+	return ret;
 }
 
 static int ova_pwrite(struct scimg_image *img, const void *buf, size_t len, uint64_t off)
 {
-	struct ova_w *w = img->wrap_priv;
+	struct ova_w *w = img->priv;
 
 	w->populated += len;
-	return scimg_format_vmdk.pwrite(img, buf, len, off);
+	return scimg_format_vmdk.pwrite(&w->vmdk, buf, len, off);
 }
 
 static int ova_write_zeroes(struct scimg_image *img, uint64_t off, uint64_t len)
 {
-	return scimg_format_vmdk.write_zeroes ? scimg_format_vmdk.write_zeroes(img, off, len) : 0;
+	struct ova_w *w = img->priv;
+
+	return scimg_format_vmdk.write_zeroes ? scimg_format_vmdk.write_zeroes(&w->vmdk, off, len) : 0;
 }
 
 static uint32_t ova_compress_unit(struct scimg_image *img)
 {
-	return scimg_format_vmdk.compress_unit(img);
+	struct ova_w *w = img->priv;
+
+	return scimg_format_vmdk.compress_unit(&w->vmdk);
 }
 
+/* Called on the convert engine's worker threads: only reads W. */
 static int ova_compress(struct scimg_image *img, const void *in, size_t len,
 			void *out, size_t *outlen)
 {
-	return scimg_format_vmdk.compress(img, in, len, out, outlen);
+	struct ova_w *w = img->priv;
+
+	return scimg_format_vmdk.compress(&w->vmdk, in, len, out, outlen);
 }
 
 static int ova_pwrite_compressed(struct scimg_image *img, uint64_t off,
 				 const void *data, size_t clen, size_t len)
 {
-	struct ova_w *w = img->wrap_priv;
+	struct ova_w *w = img->priv;
 
 	w->populated += len;
-	return scimg_format_vmdk.pwrite_compressed(img, off, data, clen, len);
+	return scimg_format_vmdk.pwrite_compressed(&w->vmdk, off, data, clen, len);
 }
 
 /* SHA-256 of LEN bytes of the output at OFF. */
@@ -713,7 +762,7 @@ static int build_ovf(struct scimg_image *img, struct ova_w *w, const char *vmdk_
 
 static int ova_finish(struct scimg_image *img)
 {
-	struct ova_w *w = img->wrap_priv;
+	struct ova_w *w = img->priv;
 	char ovf_name[OVA_NAME_MAX + 8], mf_name[OVA_NAME_MAX + 8];
 	const char *vmdk_name = w->disk_name;
 	scimg_sha256_hex h_ovf, h_vmdk;
@@ -725,9 +774,9 @@ static int ova_finish(struct scimg_image *img)
 	struct stat st;
 	int ret, xlen = 0, mlen;
 
-	if ((ret = scimg_format_vmdk.finish(img)) < 0)
+	if ((ret = scimg_format_vmdk.finish(&w->vmdk)) < 0)
 		return ret;
-	img->out = &img->file; /* from here on: absolute offsets in the tar */
+	/* from here on: img->out, the whole tar (absolute offsets) */
 	if (fstat(img->file.fd, &st) < 0)
 		return scimg_int_err(img->ctx, -errno, "'%s': %s", img->path, strerror(errno));
 	if ((uint64_t)st.st_size < OVA_OVF_SPACE + 512)
@@ -796,11 +845,13 @@ out:
 static void ova_close(struct scimg_image *img)
 {
 	if (img->writing) {
+		struct ova_w *w = img->priv;
+		if (!w)
+			return;
 		if (scimg_format_vmdk.close)
-			scimg_format_vmdk.close(img);
-		img->out = &img->file; /* the window lives in WRAP_PRIV */
-		free(img->wrap_priv);
-		img->wrap_priv = NULL;
+			scimg_format_vmdk.close(&w->vmdk);
+		free(w);
+		img->priv = NULL;
 		return;
 	}
 	{

@@ -14,7 +14,8 @@
  *   (compress/pwrite_compressed; SCIMG_FMT_ALWAYS_COMPRESSED, with or
  *   without -c), pwrite deflates inline for other callers.
  * subformat=monolithicFlat: a descriptor file and "<name>-flat.<ext>", a
- *   companion output image.c commits with the descriptor.
+ *   companion file of the output's sink (scimg_int_out_file()), renamed
+ *   into place just before the descriptor.
  *
  * The convert engine writes in increasing offset order and never twice;
  * a grain is stored once its last byte arrived or the writer moved past
@@ -62,7 +63,7 @@ struct vmdk_writer {
 	uint64_t rgt_base, gt_base; /* sparse: sectors of table 0 */
 	uint8_t *cbuf;           /* stream: marker + compressed grain */
 	size_t ccap;
-	size_t flat;             /* companion file index (flat) */
+	struct scimg_sink *flat; /* flat: the extent, a file of the output's sink */
 };
 
 const char *const scimg_int_vmdk_create_opts[] = {
@@ -344,7 +345,7 @@ int scimg_int_vmdk_pwrite(struct scimg_image *img, const void *buf, size_t len,
 	int ret;
 
 	if (w->sub == SUB_FLAT)
-		return scimg_int_sibling_pwrite(img, w->flat, buf, len, off);
+		return scimg_int_sink_pwrite(img->ctx, w->flat, buf, len, off);
 	while (len) {
 		uint64_t g = off / W_GRAIN;
 		size_t in = (size_t)(off % W_GRAIN), glen = grain_len(w, g);
@@ -657,8 +658,8 @@ int scimg_int_vmdk_create(struct scimg_image *img, const struct scimg_opts *opts
 	img->priv = w;
 
 	if (w->sub == SUB_FLAT) {
-		if ((ret = scimg_int_out_sibling(img, extname, &w->flat)) < 0 ||
-		    (ret = scimg_int_sibling_truncate(img, w->flat, w->sectors * VMDK_SECTOR)) < 0 ||
+		if ((ret = scimg_int_out_file(img, extname, &w->flat)) < 0 ||
+		    (ret = scimg_int_sink_truncate(img->ctx, w->flat, w->sectors * VMDK_SECTOR)) < 0 ||
 		    (ret = scimg_int_out_pwrite(img, desc, dl, 0)) < 0)
 			goto fail;
 		free(extname);
