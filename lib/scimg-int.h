@@ -343,9 +343,9 @@ struct scimg_image {
 	/* the output (image-write.c): a file, or with SCIMG_FMT_OUTPUT_DIR a
 	 * directory; fd -1 when none */
 	struct scimg_sink file;
-	/* what the format writes through (scimg_int_out_*): &FILE, or the
-	 * sink a wrapping format gives the format it wraps (ova: the window
-	 * of its VMDK member) */
+	/* what the format writes through (scimg_int_out_*): &FILE (in the
+	 * image a wrapping format gives the format it wraps, FILE is the
+	 * window of the wrapper's output: ova's VMDK member) */
 	struct scimg_sink *out;
 	char *tmp_path;
 	unsigned create_flags;
@@ -472,8 +472,8 @@ int scimg_int_chain_note(struct scimg_image *img, const struct scimg_source *src
  * chain was read from: the output must never replace it. */
 bool scimg_int_image_uses_file(const struct scimg_image *img, dev_t dev, ino_t ino);
 
-/* Writers: write through img->out (the output file, or the window of it a
- * wrapping format gives; see struct scimg_image). */
+/* Writers: write through img->out (the output file, or for a wrapped
+ * writer the window of the wrapper's output; see struct scimg_image). */
 int scimg_int_out_pwrite(struct scimg_image *img, const void *buf, size_t len,
 			 uint64_t off);
 int scimg_int_out_truncate(struct scimg_image *img, uint64_t size);
