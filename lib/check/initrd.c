@@ -1,31 +1,41 @@
 /* check/initrd.c - list the kernel modules inside an initramfs file.
  *
- * An initramfs is a concatenation of cpio "newc" archives (an uncompressed
- * early one with CPU microcode is common), each possibly compressed, with
- * zero padding between them.  The archives are parsed as a stream, so
- * memory stays bounded whatever the (decompressed) size; only names are
- * kept.  gzip, zstd, xz and lzma are decoded here; lz4 (Ubuntu's default),
- * bzip2 and lzo through libarchive's filters.
+ * An initramfs is a sequence of cpio "newc" archives with zero padding
+ * between them, each either plain (an early archive with CPU microcode is
+ * common) or inside a compressed stream; one compressed stream may itself
+ * hold several archives (concatenated gzip members, as CoreOS appends its
+ * config).  Everything is read through libarchive: its cpio reader parses
+ * each archive and its filters decompress (gzip, zstd, xz, lzma, lz4 --
+ * Ubuntu's default --, bzip2, lzo).  libarchive reads one archive at a
+ * time, so the sequence is walked here: a plain archive ends where the
+ * cpio reader stopped consuming (archive_filter_bytes), then padding is
+ * skipped and the next archive or compressed stream starts; inside a
+ * compressed stream the same walk runs over the decompressed bytes (one
+ * libarchive reader decompresses, a second parses each archive from it).
+ * A compressed stream runs to the end of the file (libarchive does not say
+ * where it ended in the file; the kernel would go on after it, and no
+ * initramfs tool writes anything there).  Memory stays bounded whatever
+ * the size: two 256 KiB blocks and the set of module names.  Anything
+ * that is not exactly this (a bad header, a truncated stream, data that is
+ * neither cpio nor a stream libarchive decodes) is an error naming the
+ * offset; libarchive's resynchronising past garbage (a warning) is an
+ * error too.
  */
 #include <archive.h>
 #include <archive_entry.h>
 #include <fcntl.h>
-#include <lzma.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
-#include <zstd.h>
 
 #include "check-int.h"
 #include "guest/guest.h"
 
-#define IBUF (256u << 10)
-#define OBUF (256u << 10)
-#define CPIO_HDR 110
-#define CPIO_MAXNAME 4096
+#define BLK (256u << 10)
+/* no real initramfs comes near this; a larger stream is a bomb */
+#define MAX_STREAM (4ull << 30)
 
 static int is_module(const char *name)
 {
@@ -41,24 +51,178 @@ static int is_module(const char *name)
 	return 0;
 }
 
-/* ---- streaming cpio newc parser ---------------------------------------- */
+/* The name of a stream's compression by its magic, for messages. */
+static const char *comp_name(const uint8_t *p, size_t n)
+{
+	if (n >= 2 && p[0] == 0x1f && (p[1] == 0x8b || p[1] == 0x9e))
+		return "gzip";
+	if (n >= 4 && !memcmp(p, "\x28\xb5\x2f\xfd", 4))
+		return "zstd";
+	if (n >= 6 && !memcmp(p, "\xfd" "7zXZ\0", 6))
+		return "xz";
+	if (n >= 3 && p[0] == 0x5d && p[1] == 0 && p[2] == 0)
+		return "lzma";
+	if (n >= 4 && (!memcmp(p, "\x02\x21\x4c\x18", 4) || !memcmp(p, "\x04\x22\x4d\x18", 4)))
+		return "lz4";
+	if (n >= 3 && !memcmp(p, "BZh", 3))
+		return "bzip2";
+	if (n >= 4 && !memcmp(p, "\x89LZO", 4))
+		return "lzo";
+	return NULL;
+}
 
-enum cst { C_START, C_HDR, C_NAME, C_SKIP };
+/* ---- a byte stream read in blocks: the file, or a decompressed stream -- */
 
-struct cpio {
+struct stream {
 	struct scimg_ctx *ctx;
 	const char *path;
-	enum cst st;
-	uint8_t hdr[CPIO_HDR];
-	size_t hlen;
-	char name[CPIO_MAXNAME + 1];
-	size_t namesize, nlen;
-	uint64_t filesize;
-	uint64_t skip;
-	uint64_t pos;     /* position in the (decompressed) stream, messages */
-	size_t archives;  /* trailers seen */
-	json_object *seen; /* set of module names */
-	json_object *mods;
+	/* the file (when a == NULL) */
+	int fd;
+	uint64_t fpos, fsize;
+	/* or a decompressor reading the file from offset zoff */
+	struct archive *a;
+	const char *zname;
+	uint64_t zoff;
+	/* the current block: blk[boff..blen) not yet handed out */
+	uint8_t *blk;
+	size_t blen, boff;
+	uint64_t bstart; /* stream offset of blk[0] */
+	int err;         /* a -errno already reported on ctx */
+};
+
+static int stream_fill(struct stream *s)
+{
+	if (s->boff < s->blen || s->err)
+		return s->err;
+	s->bstart += s->blen;
+	s->blen = s->boff = 0;
+	if (!s->a) {
+		ssize_t r;
+		size_t want = BLK;
+		if (s->fpos >= s->fsize)
+			return 0;
+		if (want > s->fsize - s->fpos)
+			want = (size_t)(s->fsize - s->fpos);
+		do
+			r = pread(s->fd, s->blk, want, (off_t)s->fpos);
+		while (r < 0 && errno == EINTR);
+		if (r < 0)
+			return s->err = scimg_int_err(s->ctx, -errno, "'%s': read error at offset %llu: %s",
+						      s->path, (unsigned long long)s->fpos, strerror(errno));
+		s->blen = (size_t)r;
+		s->fpos += (uint64_t)r;
+		if (r == 0) /* the file shrank under us */
+			s->fsize = s->fpos;
+	} else {
+		la_ssize_t r = archive_read_data(s->a, s->blk, BLK);
+		if (r < 0)
+			return s->err = scimg_int_err(s->ctx, -EINVAL,
+						      "'%s': %s stream at offset %llu is corrupt or truncated: %s",
+						      s->path, s->zname, (unsigned long long)s->zoff,
+						      archive_error_string(s->a) ? archive_error_string(s->a) : "?");
+		s->blen = (size_t)r;
+		if (s->bstart + s->blen > MAX_STREAM)
+			return s->err = scimg_int_err(s->ctx, -EFBIG,
+						      "'%s': %s stream at offset %llu decompresses to more than %llu GiB",
+						      s->path, s->zname, (unsigned long long)s->zoff,
+						      MAX_STREAM >> 30);
+	}
+	return scimg_int_check_cancel(s->ctx);
+}
+
+/* Skip zero padding.  Returns 1 at a non-zero byte, 0 at the end, -errno. */
+static int stream_skip_zeros(struct stream *s)
+{
+	for (;;) {
+		int r = stream_fill(s);
+		if (r < 0)
+			return r;
+		if (s->boff == s->blen)
+			return 0;
+		while (s->boff < s->blen && s->blk[s->boff] == 0)
+			s->boff++;
+		if (s->boff < s->blen)
+			return 1;
+	}
+}
+
+/* Copy up to N bytes from the current position without consuming them. */
+static size_t stream_peek(struct stream *s, uint8_t *p, size_t n)
+{
+	size_t have = s->blen - s->boff;
+
+	if (have >= n || s->a) {
+		if (n > have)
+			n = have;
+		memcpy(p, s->blk + s->boff, n);
+		return n;
+	}
+	/* the file: read across the block end */
+	{
+		uint64_t at = s->bstart + s->boff;
+		ssize_t r = pread(s->fd, p, n, (off_t)at);
+		return r > 0 ? (size_t)r : 0;
+	}
+}
+
+static uint64_t stream_tell(const struct stream *s)
+{
+	return s->bstart + s->boff;
+}
+
+/* libarchive read callback: hand out the rest of the current block. */
+static la_ssize_t stream_read_cb(struct archive *a, void *opaque, const void **buf)
+{
+	struct stream *s = opaque;
+	size_t n;
+
+	(void)a;
+	if (stream_fill(s) < 0)
+		return -1;
+	n = s->blen - s->boff;
+	*buf = s->blk + s->boff;
+	s->boff = s->blen;
+	return (la_ssize_t)n;
+}
+
+/* libarchive read callback of a decompressor: the file from its offset. */
+struct file_in {
+	struct stream *file;
+};
+
+static la_ssize_t file_read_cb(struct archive *a, void *opaque, const void **buf)
+{
+	(void)a;
+	return stream_read_cb(a, ((struct file_in *)opaque)->file, buf);
+}
+
+/* ---- one cpio archive --------------------------------------------------- */
+
+/* libarchive's cpio reader trusts a header's name size: it reads the name
+ * ahead in one piece, allocating whatever the header says (up to 4 GiB; a
+ * small compressed file can then fill that much memory).  At a header that
+ * is not all hex digits it skips ahead to the next thing that looks like
+ * one (with a warning, after the damage).  And it keeps every entry with
+ * more than one link in a list it searches linearly for each such entry.
+ * So every block handed to it is first walked here, header to header (the
+ * framing only: sizes, the trailer): a header that is not 110 hex digits
+ * with the newc magic, a name size above CPIO_MAXNAME, more than
+ * CPIO_MAXENTRIES entries or CPIO_MAXLINKED multiply-linked ones end the
+ * read before libarchive sees that header.  Everything else about the
+ * archive is libarchive's.  (Real initramfs: a few thousand entries, a
+ * few hundred hard links at most.) */
+#define CPIO_HDR 110
+#define CPIO_MAXNAME 4096
+#define CPIO_MAXENTRIES 1000000u
+#define CPIO_MAXLINKED 20000u
+
+struct guard {
+	struct stream *s;
+	uint64_t next;      /* stream offset of the next header */
+	uint8_t hdr[CPIO_HDR + 11];
+	size_t have;        /* bytes of hdr collected */
+	int done;           /* the trailer was seen */
+	unsigned entries, linked;
 };
 
 static int hex8(const uint8_t *p, uint64_t *v)
@@ -82,456 +246,280 @@ static int hex8(const uint8_t *p, uint64_t *v)
 	return 0;
 }
 
-static void entry_done(struct cpio *c)
+static int all_hex(const uint8_t *p)
 {
-	char m[256];
+	size_t i;
 
-	if (strcmp(c->name, "TRAILER!!!") == 0) {
-		c->archives++;
-		return;
+	for (i = 6; i < CPIO_HDR; i++) {
+		uint64_t v;
+		if ((i - 6) % 8 == 0 && hex8(p + i, &v) < 0)
+			return 0;
 	}
-	if (!is_module(c->name))
-		return;
-	scimg_int_sg_modname(c->name, m, sizeof(m));
-	if (json_object_object_get_ex(c->seen, m, NULL))
-		return;
-	json_object_object_add(c->seen, m, NULL);
-	json_object_array_add(c->mods, json_object_new_string(m));
+	return 1;
 }
 
-/* Feed N bytes.  Returns 0 (all used), 1 when foreign (non-cpio) data starts
- * at an archive boundary (*USED = bytes consumed before it), or -errno. */
-static int cpio_feed(struct cpio *c, const uint8_t *p, size_t n, size_t *used)
+/* Walk the headers in the block P (N bytes at stream offset AT). */
+static int guard_block(struct guard *g, const uint8_t *p, size_t n, uint64_t at)
 {
-	size_t i = 0;
+	while (!g->done && g->next < at + n) {
+		uint64_t namesize, filesize, nlink, want;
+		size_t k;
 
-	while (i < n) {
-		switch (c->st) {
-		case C_START:
-			if (p[i] == 0) { /* padding between archives */
-				i++;
-				c->pos++;
-				continue;
+		/* collect the header (and below, for a trailer-sized name, the
+		 * name) */
+		want = g->have >= CPIO_HDR ? sizeof(g->hdr) : CPIO_HDR;
+		if (g->next + g->have < at)
+			return scimg_int_err(g->s->ctx, -EIO, "'%s': cpio header walk out of step", g->s->path);
+		k = (size_t)(g->next + g->have - at);
+		while (g->have < want && k < n)
+			g->hdr[g->have++] = p[k++];
+		if (g->have < CPIO_HDR)
+			return 0; /* the rest is in the next block */
+		if ((memcmp(g->hdr, "070701", 6) && memcmp(g->hdr, "070702", 6)) || !all_hex(g->hdr))
+			return scimg_int_err(g->s->ctx, -EINVAL,
+					     "'%s': the cpio header at stream offset %llu is not a newc header",
+					     g->s->path, (unsigned long long)g->next);
+		(void)hex8(g->hdr + 38, &nlink);
+		(void)hex8(g->hdr + 54, &filesize);
+		(void)hex8(g->hdr + 94, &namesize);
+		if (namesize == 0 || namesize > CPIO_MAXNAME)
+			return scimg_int_err(g->s->ctx, -EINVAL,
+					     "'%s': the cpio header at stream offset %llu has name size %llu (1 to %d)",
+					     g->s->path, (unsigned long long)g->next,
+					     (unsigned long long)namesize, CPIO_MAXNAME);
+		if (++g->entries > CPIO_MAXENTRIES || (nlink > 1 && ++g->linked > CPIO_MAXLINKED))
+			return scimg_int_err(g->s->ctx, -EINVAL,
+					     "'%s': the cpio archive has more than %u entries or %u hard-linked ones",
+					     g->s->path, CPIO_MAXENTRIES, CPIO_MAXLINKED);
+		if (namesize == 11 && filesize == 0) {
+			while (g->have < sizeof(g->hdr) && k < n)
+				g->hdr[g->have++] = p[k++];
+			if (g->have < sizeof(g->hdr))
+				return 0; /* the rest of the name is in the next block */
+			if (!memcmp(g->hdr + CPIO_HDR, "TRAILER!!!", 11)) {
+				g->done = 1;
+				return 0;
 			}
-			if (p[i] != '0') {
-				*used = i;
-				return 1;
-			}
-			c->st = C_HDR;
-			c->hlen = 0;
-			/* fall through */
-		case C_HDR: {
-			size_t k = CPIO_HDR - c->hlen;
-			uint64_t ns;
-			if (k > n - i)
-				k = n - i;
-			memcpy(c->hdr + c->hlen, p + i, k);
-			c->hlen += k;
-			i += k;
-			c->pos += k;
-			if (c->hlen < CPIO_HDR)
-				continue;
-			if (memcmp(c->hdr, "070701", 6) != 0 && memcmp(c->hdr, "070702", 6) != 0)
-				return scimg_int_err(c->ctx, -EINVAL,
-						     "'%s': cpio header at stream offset %llu has magic '%.6s', expected '070701'",
-						     c->path, (unsigned long long)(c->pos - CPIO_HDR), c->hdr);
-			if (hex8(c->hdr + 54, &c->filesize) < 0 || hex8(c->hdr + 94, &ns) < 0 ||
-			    ns == 0 || ns > CPIO_MAXNAME)
-				return scimg_int_err(c->ctx, -EINVAL,
-						     "'%s': cpio header at stream offset %llu has a bad file or name size",
-						     c->path, (unsigned long long)(c->pos - CPIO_HDR));
-			c->namesize = (size_t)ns;
-			c->nlen = 0;
-			c->st = C_NAME;
-			continue;
 		}
-		case C_NAME: {
-			/* name, then padding to a multiple of 4 counting the header */
-			size_t total = (CPIO_HDR + c->namesize + 3) / 4 * 4 - CPIO_HDR;
-			size_t k = total - c->nlen;
-			if (k > n - i)
-				k = n - i;
-			for (size_t j = 0; j < k; j++) {
-				size_t at = c->nlen + j;
-				if (at < c->namesize)
-					c->name[at] = (char)p[i + j];
-			}
-			c->nlen += k;
-			i += k;
-			c->pos += k;
-			if (c->nlen < total)
-				continue;
-			c->name[c->namesize - 1] = '\0';
-			entry_done(c);
-			c->skip = (c->filesize + 3) / 4 * 4;
-			c->st = strcmp(c->name, "TRAILER!!!") == 0 ? C_START : C_SKIP;
-			if (c->st == C_SKIP && c->skip == 0)
-				c->st = C_HDR, c->hlen = 0;
-			continue;
-		}
-		case C_SKIP: {
-			uint64_t k = c->skip;
-			if (k > n - i)
-				k = n - i;
-			i += (size_t)k;
-			c->pos += k;
-			c->skip -= k;
-			if (c->skip == 0) {
-				c->st = C_HDR;
-				c->hlen = 0;
-			}
-			continue;
-		}
-		}
+		g->next += (CPIO_HDR + namesize + 3) / 4 * 4 + (filesize + 3) / 4 * 4;
+		g->have = 0;
 	}
-	*used = n;
 	return 0;
 }
 
-/* ---- decompression ------------------------------------------------------ */
-
-enum comp { Z_NONE_, Z_GZIP, Z_ZSTD, Z_XZ, Z_LZMA, Z_ARCHIVE, Z_UNSUPPORTED };
-
-static enum comp comp_of(const uint8_t *p, size_t n, const char **name)
+static la_ssize_t guarded_read_cb(struct archive *a, void *opaque, const void **buf)
 {
-	*name = "unknown";
-	if (n >= 2 && p[0] == 0x1f && (p[1] == 0x8b || p[1] == 0x9e))
-		return *name = "gzip", Z_GZIP;
-	if (n >= 4 && !memcmp(p, "\x28\xb5\x2f\xfd", 4))
-		return *name = "zstd", Z_ZSTD;
-	if (n >= 6 && !memcmp(p, "\xfd" "7zXZ\0", 6))
-		return *name = "xz", Z_XZ;
-	if (n >= 3 && p[0] == 0x5d && p[1] == 0 && p[2] == 0)
-		return *name = "lzma", Z_LZMA;
-	if (n >= 4 && !memcmp(p, "\x02\x21\x4c\x18", 4))
-		return *name = "lz4", Z_ARCHIVE;
-	if (n >= 3 && !memcmp(p, "BZh", 3))
-		return *name = "bzip2", Z_ARCHIVE;
-	if (n >= 4 && !memcmp(p, "\x89LZO", 4))
-		return *name = "lzo", Z_ARCHIVE;
-	return Z_UNSUPPORTED;
-}
+	struct guard *g = opaque;
+	uint64_t at;
+	la_ssize_t n;
 
-struct in {
-	int fd;
-	uint64_t size;
-	uint64_t pos; /* next file offset to read */
-	uint8_t *buf;
-	size_t len, off; /* valid bytes, consumed bytes in buf */
-};
-
-static int in_fill(struct scimg_ctx *ctx, const char *path, struct in *in)
-{
-	ssize_t r;
-
-	if (in->off < in->len)
-		return 0;
-	in->off = in->len = 0;
-	if (in->pos >= in->size)
-		return 0;
-	do
-		r = pread(in->fd, in->buf, IBUF, (off_t)in->pos);
-	while (r < 0 && errno == EINTR);
-	if (r < 0)
-		return scimg_int_err(ctx, -errno, "'%s': read error at offset %llu: %s", path,
-				     (unsigned long long)in->pos, strerror(errno));
-	in->len = (size_t)r;
-	in->pos += (uint64_t)r;
-	return 0;
-}
-
-/* file offset of the next unconsumed byte */
-static uint64_t in_tell(const struct in *in)
-{
-	return in->pos - (in->len - in->off);
-}
-
-static int feed_out(struct cpio *c, const uint8_t *p, size_t n, uint64_t seg)
-{
-	size_t used;
-	int r = cpio_feed(c, p, n, &used);
-
-	if (r == 1)
-		return scimg_int_err(c->ctx, -EINVAL,
-				     "'%s': data after the cpio archive in the compressed segment at offset %llu is not cpio",
-				     c->path, (unsigned long long)seg);
-	return r;
-}
-
-/* lz4 (Ubuntu's default), bzip2, lzo: through libarchive's filters (raw
- * format: the decompressed stream as one entry).  The segment runs to the
- * end of the file, as the kernel reads it. */
-struct arc_in {
-	struct in *in;
-	struct scimg_ctx *ctx;
-	const char *path;
-	int failed;
-};
-
-static la_ssize_t arc_read(struct archive *a, void *opaque, const void **buf)
-{
-	struct arc_in *ai = opaque;
-	const uint8_t *p;
-	size_t n;
-
-	(void)a;
-	if (in_fill(ai->ctx, ai->path, ai->in) < 0) {
-		ai->failed = 1;
+	at = g->s->bstart + g->s->boff;
+	n = stream_read_cb(a, g->s, buf);
+	if (n > 0 && guard_block(g, *buf, (size_t)n, at) < 0) {
+		g->s->err = -EINVAL;
 		return -1;
 	}
-	p = ai->in->buf + ai->in->off;
-	n = ai->in->len - ai->in->off;
-	ai->in->off = ai->in->len;
-	*buf = p;
-	return (la_ssize_t)n;
+	return n;
 }
 
-static int archive_segment(struct scimg_ctx *ctx, const char *path, struct in *in,
-			   const char *cname, struct cpio *c, uint8_t *out)
+struct mods {
+	json_object *seen; /* set of module names */
+	json_object *list;
+};
+
+static void add_name(struct mods *m, const char *name)
 {
-	uint64_t seg = in_tell(in);
-	struct arc_in ai = { in, ctx, path, 0 };
+	char mod[256];
+
+	if (!name || !is_module(name))
+		return;
+	scimg_int_sg_modname(name, mod, sizeof(mod));
+	if (json_object_object_get_ex(m->seen, mod, NULL))
+		return;
+	json_object_object_add(m->seen, mod, NULL);
+	json_object_array_add(m->list, json_object_new_string(mod));
+}
+
+/* Parse the cpio archive at the stream's position; on success leave the
+ * stream just after its trailer. */
+static int read_archive(struct stream *s, struct mods *m)
+{
+	uint64_t start = stream_tell(s);
+	struct guard g = { .s = s, .next = start };
 	struct archive *a = archive_read_new();
 	struct archive_entry *e;
-	int ret = 0;
+	int ret = 0, r;
+	char where[96];
 
 	if (!a)
-		return scimg_int_err(ctx, -ENOMEM, "out of memory");
-	archive_read_support_filter_all(a);
-	archive_read_support_format_raw(a);
-	if (archive_read_open(a, &ai, NULL, arc_read, NULL) != ARCHIVE_OK ||
-	    archive_read_next_header(a, &e) != ARCHIVE_OK) {
-		if (ai.failed)
-			ret = -EIO;
+		return scimg_int_err(s->ctx, -ENOMEM, "out of memory");
+	if (s->a)
+		snprintf(where, sizeof(where), "at offset %llu of the %s stream at file offset %llu",
+			 (unsigned long long)start, s->zname, (unsigned long long)s->zoff);
+	else
+		snprintf(where, sizeof(where), "at offset %llu", (unsigned long long)start);
+	archive_read_support_format_cpio(a);
+	r = archive_read_open(a, &g, NULL, guarded_read_cb, NULL);
+	while (r == ARCHIVE_OK) {
+		r = archive_read_next_header(a, &e);
+		if (r == ARCHIVE_OK)
+			add_name(m, archive_entry_pathname(e));
+	}
+	if (s->err) {
+		ret = s->err;
+	} else if (r != ARCHIVE_EOF || !g.done) {
+		ret = scimg_int_err(s->ctx, -EINVAL, "'%s': the cpio archive %s is corrupt or truncated: %s",
+				    s->path, where, archive_error_string(a) ? archive_error_string(a)
+									     : "it ends before its trailer or has a bad header");
+	} else if (archive_format(a) != ARCHIVE_FORMAT_CPIO_SVR4_NOCRC &&
+		   archive_format(a) != ARCHIVE_FORMAT_CPIO_SVR4_CRC) {
+		ret = scimg_int_err(s->ctx, -EINVAL, "'%s': the archive %s is %s, not cpio newc",
+				    s->path, where, archive_format_name(a) ? archive_format_name(a) : "empty");
+	} else {
+		/* where the reader stopped: just after the trailer's name */
+		uint64_t end = start + (uint64_t)archive_filter_bytes(a, 0);
+		if (end < s->bstart || end > s->bstart + s->blen)
+			ret = scimg_int_err(s->ctx, -EIO, "'%s': lost the end of the cpio archive %s",
+					    s->path, where);
 		else
-			ret = scimg_int_err(ctx, -EINVAL, "'%s': %s segment at offset %llu: %s", path,
-					    cname, (unsigned long long)seg, archive_error_string(a));
-		goto out;
+			s->boff = (size_t)(end - s->bstart);
 	}
-	for (;;) {
-		la_ssize_t n = archive_read_data(a, out, OBUF);
-		if (n == 0)
-			break;
-		if (n < 0) {
-			ret = ai.failed ? -EIO
-					: scimg_int_err(ctx, -EINVAL, "'%s': %s segment at offset %llu is corrupt "
-							"or truncated: %s", path, cname,
-							(unsigned long long)seg, archive_error_string(a));
-			goto out;
-		}
-		if ((ret = feed_out(c, out, (size_t)n, seg)) < 0)
-			goto out;
-		if ((ret = scimg_int_check_cancel(ctx)) < 0)
-			goto out;
-	}
-	if (c->st != C_START)
-		ret = scimg_int_err(ctx, -EINVAL,
-				    "'%s': the cpio archive in the segment at offset %llu is truncated",
-				    path, (unsigned long long)seg);
-out:
 	archive_read_free(a);
-	/* the filter read to the end of the file */
-	in->off = in->len;
-	in->pos = in->size;
 	return ret;
 }
 
-static int decompress_segment(struct scimg_ctx *ctx, const char *path,
-			      struct in *in, enum comp kind, struct cpio *c,
-			      uint8_t *out)
-{
-	uint64_t seg = in_tell(in);
-	int ret = 0, end = 0;
+/* ---- the sequence ------------------------------------------------------- */
 
-	if (kind == Z_GZIP) {
-		z_stream z;
-		memset(&z, 0, sizeof(z));
-		if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK)
-			return scimg_int_err(ctx, -ENOMEM, "out of memory");
-		while (!end) {
-			int zr;
-			if ((ret = in_fill(ctx, path, in)) < 0)
-				break;
-			if (in->off == in->len) {
-				ret = scimg_int_err(ctx, -EINVAL, "'%s': gzip segment at offset %llu is truncated",
-						    path, (unsigned long long)seg);
-				break;
-			}
-			z.next_in = in->buf + in->off;
-			z.avail_in = (uInt)(in->len - in->off);
-			z.next_out = out;
-			z.avail_out = OBUF;
-			zr = inflate(&z, Z_NO_FLUSH);
-			in->off = in->len - z.avail_in;
-			if (zr != Z_OK && zr != Z_STREAM_END && zr != Z_BUF_ERROR) {
-				ret = scimg_int_err(ctx, -EINVAL, "'%s': gzip segment at offset %llu: %s",
-						    path, (unsigned long long)seg, z.msg ? z.msg : "corrupt");
-				break;
-			}
-			if ((ret = feed_out(c, out, OBUF - z.avail_out, seg)) < 0)
-				break;
-			end = zr == Z_STREAM_END;
-			if ((ret = scimg_int_check_cancel(ctx)) < 0)
-				break;
-		}
-		inflateEnd(&z);
-	} else if (kind == Z_ZSTD) {
-		ZSTD_DStream *zs = ZSTD_createDStream();
-		if (!zs)
-			return scimg_int_err(ctx, -ENOMEM, "out of memory");
-		/* bounded window: refuse frames that want more than 128 MiB */
-		ZSTD_DCtx_setParameter(zs, ZSTD_d_windowLogMax, 27);
-		while (!end) {
-			ZSTD_inBuffer ib;
-			ZSTD_outBuffer ob = { out, OBUF, 0 };
-			size_t zr;
-			if ((ret = in_fill(ctx, path, in)) < 0)
-				break;
-			if (in->off == in->len) {
-				ret = scimg_int_err(ctx, -EINVAL, "'%s': zstd segment at offset %llu is truncated",
-						    path, (unsigned long long)seg);
-				break;
-			}
-			ib.src = in->buf + in->off;
-			ib.size = in->len - in->off;
-			ib.pos = 0;
-			zr = ZSTD_decompressStream(zs, &ob, &ib);
-			in->off += ib.pos;
-			if (ZSTD_isError(zr)) {
-				ret = scimg_int_err(ctx, -EINVAL, "'%s': zstd segment at offset %llu: %s",
-						    path, (unsigned long long)seg, ZSTD_getErrorName(zr));
-				break;
-			}
-			if ((ret = feed_out(c, out, ob.pos, seg)) < 0)
-				break;
-			end = zr == 0;
-			if ((ret = scimg_int_check_cancel(ctx)) < 0)
-				break;
-		}
-		ZSTD_freeDStream(zs);
+/* Walk archives and padding in S to its end.  In a decompressed stream
+ * every segment must be cpio. */
+static int walk(struct stream *s, struct mods *m, uint8_t *zblk);
+
+static int read_compressed(struct stream *file, struct mods *m, uint8_t *zblk)
+{
+	uint64_t at = stream_tell(file);
+	uint8_t magic[8];
+	size_t n = stream_peek(file, magic, sizeof(magic));
+	const char *name = comp_name(magic, n);
+	struct file_in fin = { file };
+	struct stream z;
+	struct archive *a;
+	struct archive_entry *e;
+	int ret;
+
+	if (!name)
+		return scimg_int_err(file->ctx, -ENOTSUP,
+				     "'%s': the data at offset %llu is neither a cpio archive nor compressed in a way scimg reads",
+				     file->path, (unsigned long long)at);
+	a = archive_read_new();
+	if (!a)
+		return scimg_int_err(file->ctx, -ENOMEM, "out of memory");
+	/* the compressions the kernel decompresses, and no others (no
+	 * external programs for formats nobody puts in an initramfs) */
+	archive_read_support_filter_gzip(a);
+	archive_read_support_filter_zstd(a);
+	archive_read_support_filter_xz(a);
+	archive_read_support_filter_lzma(a);
+	archive_read_support_filter_lz4(a);
+	archive_read_support_filter_bzip2(a);
+	archive_read_support_filter_lzop(a);
+	archive_read_support_format_raw(a);
+	memset(&z, 0, sizeof(z));
+	z.ctx = file->ctx;
+	z.path = file->path;
+	z.fd = -1;
+	z.a = a;
+	z.zname = name;
+	z.zoff = at;
+	z.blk = zblk;
+	if (archive_read_open(a, &fin, NULL, file_read_cb, NULL) != ARCHIVE_OK ||
+	    archive_read_next_header(a, &e) != ARCHIVE_OK) {
+		ret = file->err ? file->err
+				: scimg_int_err(file->ctx, -EINVAL, "'%s': %s stream at offset %llu is corrupt or truncated: %s",
+						file->path, name, (unsigned long long)at,
+						archive_error_string(a) ? archive_error_string(a) : "?");
+	} else if (archive_filter_count(a) < 2) {
+		ret = scimg_int_err(file->ctx, -ENOTSUP, "'%s': the %s stream at offset %llu cannot be decompressed here",
+				    file->path, name, (unsigned long long)at);
 	} else {
-		lzma_stream ls = LZMA_STREAM_INIT;
-		lzma_ret lr = kind == Z_XZ ? lzma_stream_decoder(&ls, 256u << 20, 0)
-					  : lzma_alone_decoder(&ls, 256u << 20);
-		if (lr != LZMA_OK)
-			return scimg_int_err(ctx, -ENOMEM, "out of memory");
-		while (!end) {
-			if ((ret = in_fill(ctx, path, in)) < 0)
-				break;
-			ls.next_in = in->buf + in->off;
-			ls.avail_in = in->len - in->off;
-			ls.next_out = out;
-			ls.avail_out = OBUF;
-			lr = lzma_code(&ls, in->off == in->len ? LZMA_FINISH : LZMA_RUN);
-			in->off = in->len - ls.avail_in;
-			if (lr != LZMA_OK && lr != LZMA_STREAM_END) {
-				ret = scimg_int_err(ctx, -EINVAL, "'%s': %s segment at offset %llu is corrupt or truncated (liblzma error %d)",
-						    path, kind == Z_XZ ? "xz" : "lzma",
-						    (unsigned long long)seg, (int)lr);
-				break;
-			}
-			if ((ret = feed_out(c, out, OBUF - ls.avail_out, seg)) < 0)
-				break;
-			end = lr == LZMA_STREAM_END;
-			if ((ret = scimg_int_check_cancel(ctx)) < 0)
-				break;
-		}
-		lzma_end(&ls);
+		ret = walk(&z, m, NULL);
+		if (ret == 0 && file->err)
+			ret = file->err;
 	}
-	if (ret == 0 && c->st != C_START)
-		ret = scimg_int_err(ctx, -EINVAL,
-				    "'%s': the cpio archive in the segment at offset %llu is truncated",
-				    path, (unsigned long long)seg);
+	archive_read_free(a);
+	/* the stream ran to the end of the file */
+	file->boff = file->blen;
+	file->fpos = file->fsize;
 	return ret;
+}
+
+static int walk(struct stream *s, struct mods *m, uint8_t *zblk)
+{
+	for (;;) {
+		uint8_t magic[6];
+		int r = stream_skip_zeros(s);
+		if (r <= 0)
+			return r;
+		if (stream_peek(s, magic, sizeof(magic)) == sizeof(magic) &&
+		    (!memcmp(magic, "070701", 6) || !memcmp(magic, "070702", 6))) {
+			if ((r = read_archive(s, m)) < 0)
+				return r;
+		} else if (s->a) {
+			return scimg_int_err(s->ctx, -EINVAL,
+					     "'%s': the data at offset %llu of the %s stream at file offset %llu is not a cpio archive",
+					     s->path, (unsigned long long)stream_tell(s), s->zname,
+					     (unsigned long long)s->zoff);
+		} else {
+			return read_compressed(s, m, zblk);
+		}
+	}
 }
 
 int scimg_int_initrd_modules(struct scimg_ctx *ctx, const char *path,
 			     json_object **mods)
 {
-	struct cpio c;
-	struct in in;
+	struct stream file;
+	struct mods m = { NULL, NULL };
 	struct stat st;
-	uint8_t *out = NULL;
+	uint8_t *zblk = NULL;
 	int ret = 0;
 
 	*mods = NULL;
-	memset(&c, 0, sizeof(c));
-	memset(&in, 0, sizeof(in));
-	c.ctx = ctx;
-	c.path = path;
-	in.fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (in.fd < 0)
+	memset(&file, 0, sizeof(file));
+	file.ctx = ctx;
+	file.path = path;
+	file.fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (file.fd < 0)
 		return scimg_int_err(ctx, -errno, "could not open '%s': %s", path, strerror(errno));
-	if (fstat(in.fd, &st) < 0) {
+	if (fstat(file.fd, &st) < 0) {
 		ret = scimg_int_err(ctx, -errno, "'%s': %s", path, strerror(errno));
 		goto out;
 	}
-	in.size = (uint64_t)st.st_size;
-	in.buf = malloc(IBUF);
-	out = malloc(OBUF);
-	c.seen = json_object_new_object();
-	c.mods = json_object_new_array();
-	if (!in.buf || !out || !c.seen || !c.mods) {
+	if (!S_ISREG(st.st_mode)) {
+		ret = scimg_int_err(ctx, -EINVAL, "'%s': not a regular file", path);
+		goto out;
+	}
+	file.fsize = (uint64_t)st.st_size;
+	file.blk = malloc(BLK);
+	zblk = malloc(BLK);
+	m.seen = json_object_new_object();
+	m.list = json_object_new_array();
+	if (!file.blk || !zblk || !m.seen || !m.list) {
 		ret = scimg_int_err(ctx, -ENOMEM, "out of memory");
 		goto out;
 	}
-	for (;;) {
-		size_t used;
-		int r;
-
-		if ((ret = in_fill(ctx, path, &in)) < 0)
-			goto out;
-		if (in.off == in.len)
-			break; /* end of file */
-		/* uncompressed cpio (or padding) */
-		r = cpio_feed(&c, in.buf + in.off, in.len - in.off, &used);
-		if (r < 0) {
-			ret = r;
-			goto out;
-		}
-		in.off += used;
-		if (r == 1) {
-			const char *cname;
-			enum comp k;
-			uint8_t peek[8];
-			size_t avail = in.len - in.off;
-
-			if (avail < sizeof(peek)) {
-				ssize_t pr = pread(in.fd, peek, sizeof(peek), (off_t)in_tell(&in));
-				avail = pr > 0 ? (size_t)pr : 0;
-			} else {
-				memcpy(peek, in.buf + in.off, sizeof(peek));
-			}
-			k = comp_of(peek, avail, &cname);
-			if (k == Z_UNSUPPORTED) {
-				ret = scimg_int_err(ctx, -ENOTSUP,
-						    "'%s': segment at offset %llu is compressed with %s, which scimg cannot read",
-						    path, (unsigned long long)in_tell(&in), cname);
-				goto out;
-			}
-			if (k == Z_ARCHIVE)
-				ret = archive_segment(ctx, path, &in, cname, &c, out);
-			else
-				ret = decompress_segment(ctx, path, &in, k, &c, out);
-			if (ret < 0)
-				goto out;
-		}
-	}
-	if (c.st != C_START) {
-		ret = scimg_int_err(ctx, -EINVAL, "'%s': the cpio archive is truncated", path);
-		goto out;
-	}
-	if (c.archives == 0) {
+	if (stream_skip_zeros(&file) == 0 && file.err == 0) {
 		ret = scimg_int_err(ctx, -EINVAL, "'%s': no cpio archive found", path);
 		goto out;
 	}
-	*mods = c.mods;
-	c.mods = NULL;
+	if ((ret = file.err) < 0 || (ret = walk(&file, &m, zblk)) < 0)
+		goto out;
+	*mods = m.list;
+	m.list = NULL;
 out:
-	json_object_put(c.seen);
-	json_object_put(c.mods);
-	free(in.buf);
-	free(out);
-	close(in.fd);
+	json_object_put(m.seen);
+	json_object_put(m.list);
+	free(file.blk);
+	free(zblk);
+	close(file.fd);
 	return ret;
 }

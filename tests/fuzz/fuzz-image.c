@@ -16,6 +16,12 @@
  * and the plugins linked in) and exits: run-fuzz.sh and the tests iterate
  * that list, so a new format is fuzzed without editing a second list.
  *
+ * One more target that is not an image format: "initramfs", the initramfs
+ * lister of `scimg check` (lib/check/initrd.c: cpio archives and
+ * compressed streams through libarchive) -- listed last by --list-formats,
+ * so it gets its corpus directory, its replay and its fuzzing run like the
+ * formats.
+ *
  * Built two ways: with libFuzzer (make fuzz-build, tests/fuzz/fuzz.mk) and
  * as tests/fuzz/fuzz-replay (FUZZ_REPLAY: a main() that runs files through
  * the same target; tests/fuzz/test-fuzz-replay.sh replays the corpus).
@@ -27,9 +33,10 @@
 #include <unistd.h>
 
 #include "scimg.h"
+#include "scimg-int.h"
+#include "check/check-int.h"
 #ifdef FUZZ_STATIC_PLUGINS
 /* Plugins (FUZZ_PLUGIN_SOURCES) are linked in and registered directly. */
-#include "scimg-int.h"
 #include "scimg-plugin.h"
 #endif
 
@@ -65,6 +72,7 @@ static void list_formats(void)
 		if (scimg_format_caps(scimg_format_name(i), &r, NULL) == 0 && r)
 			printf("%s\n", scimg_format_name(i));
 	}
+	printf("initramfs\n");
 }
 
 /* Pick the format; handle --list-formats.  Returns 1 when the program
@@ -91,7 +99,7 @@ static int setup(int argc, char **argv)
 			return 1;
 		}
 	}
-	if (strcmp(format, "probe") && (scimg_format_caps(format, &r, NULL) < 0 || !r)) {
+	if (strcmp(format, "probe") && strcmp(format, "initramfs") && (scimg_format_caps(format, &r, NULL) < 0 || !r)) {
 		fprintf(stderr, "fuzz-image: '%s' is not a readable format (--list-formats lists them)\n", format);
 		return -1;
 	}
@@ -160,6 +168,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size && write(fd, data, size) != (ssize_t)size)
 		goto out;
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	if (!strcmp(format, "initramfs")) {
+		json_object *mods = NULL;
+		if (scimg_int_initrd_modules(ctx, path, &mods) == 0 && !mods)
+			abort(); /* success gives the list */
+		json_object_put(mods);
+		goto out;
+	}
 	if (scimg_image_open(ctx, path, strcmp(format, "probe") ? format : NULL, &img) < 0)
 		goto out;
 	if (scimg_image_info(img, &info) == 0)

@@ -258,6 +258,75 @@ int main(void)
 			free(arch.p);
 		}
 	}
+	/* one gzip stream holding two archives, and two gzip members (CoreOS
+	 * appends its config so), each after an early archive: every module of
+	 * both is listed */
+	{
+		int members;
+		for (members = 0; members < 2; members++) {
+			struct buf early = { 0 }, arch = { 0 }, two = { 0 }, file = { 0 };
+			json_object *mods = NULL;
+			char *path;
+			early_archive(&early);
+			main_archive(&arch);
+			cpio_add(&two, "lib/modules/x/kernel/nvme-core.ko", "y", 0100644);
+			cpio_add(&two, "TRAILER!!!", NULL, 0);
+			put(&file, early.p, early.n);
+			if (members) {
+				squeeze(1, &arch, &file);
+				squeeze(1, &two, &file);
+			} else {
+				put(&arch, "\0\0\0\0", 4); /* padding between them */
+				put(&arch, two.p, two.n);
+				squeeze(1, &arch, &file);
+			}
+			path = write_file("initrd-multi", file.p, file.n);
+			CHECK(scimg_int_initrd_modules(ctx, path, &mods) == 0);
+			CHECK(has(mods, "nvme_core") && has(mods, "xen_blkfront"));
+			CHECK(mods && json_object_array_length(mods) == 4);
+			json_object_put(mods);
+			free(path);
+			free(early.p);
+			free(arch.p);
+			free(two.p);
+			free(file.p);
+		}
+	}
+	/* an archive that stops at an entry boundary, without its trailer, plain
+	 * and compressed: an error, not a partial list */
+	{
+		int k;
+		for (k = 0; k < 2; k++) {
+			struct buf early = { 0 }, arch = { 0 }, file = { 0 };
+			json_object *mods = NULL;
+			char *path;
+			early_archive(&early);
+			main_archive(&arch);
+			arch.n -= 124; /* the trailer */
+			put(&file, early.p, early.n);
+			squeeze(k, &arch, &file);
+			path = write_file("initrd-notrailer", file.p, file.n);
+			CHECK(scimg_int_initrd_modules(ctx, path, &mods) < 0 && !mods);
+			CHECK(strstr(scimg_ctx_errmsg(ctx), "truncated") != NULL);
+			free(path);
+			free(early.p);
+			free(arch.p);
+			free(file.p);
+		}
+	}
+	/* neither cpio nor a known compression */
+	{
+		struct buf early = { 0 };
+		json_object *mods = NULL;
+		char *path;
+		early_archive(&early);
+		put(&early, "\x7f" "ELF\2\1\1\0", 8);
+		path = write_file("initrd-elf", early.p, early.n);
+		CHECK(scimg_int_initrd_modules(ctx, path, &mods) < 0 && !mods);
+		CHECK(strstr(scimg_ctx_errmsg(ctx), "neither a cpio archive") != NULL);
+		free(path);
+		free(early.p);
+	}
 	/* a bad magic in the middle of an archive */
 	{
 		struct buf b = { 0 };
