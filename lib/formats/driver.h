@@ -49,7 +49,9 @@ enum {
 					    * source is thread_safe too */
 	/* The output is a directory of files, not one file: image.c makes a
 	 * temporary directory (img->tmp_path, opened with O_DIRECTORY as the
-	 * directory sink img->out) that the writer fills with openat(); it is renamed
+	 * directory sink img->out) that the writer fills through the sink
+	 * (scimg_int_sink_dir_create(), _dir_rename(); a format never opens
+	 * files itself); it is renamed
 	 * to the target on success and removed with its content on failure.
 	 * When the target is an existing non-empty directory, the temporary
 	 * directory is made inside it and its files are moved in on success
