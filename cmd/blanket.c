@@ -110,9 +110,7 @@ int cmd_blanket(int argc, char **argv)
 		{ "cache", required_argument, NULL, 'C' },
 		{ "no-build", no_argument, NULL, 'N' },
 		{ "quiet", no_argument, NULL, 'q' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 },
+		LONG_OPTIONS_END,
 	};
 	struct scimg_blanket_opts bo;
 	struct scimg_ctx *ctx;

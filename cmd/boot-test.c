@@ -189,9 +189,7 @@ int cmd_boot_test(int argc, char **argv)
 		{ "blanket", required_argument, NULL, 'L' },
 		{ "output", required_argument, NULL, 'o' },
 		{ "no-backing", no_argument, NULL, 'B' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 },
+		LONG_OPTIONS_END,
 	};
 	static const char *const bus_names[] = { "ide", "sata", "virtio-blk", "virtio-scsi", "nvme", NULL };
 	static const unsigned bus_bits[] = { SCIMG_BOOT_BUS_IDE, SCIMG_BOOT_BUS_SATA,
@@ -237,11 +235,7 @@ int cmd_boot_test(int argc, char **argv)
 			break;
 		case 'L': o.blanket = optarg; break;
 		case 'o':
-			if (!strcmp(optarg, "json"))
-				json = 1;
-			else if (!strcmp(optarg, "human"))
-				json = 0;
-			else
+			if ((json = output_is_json(optarg)) < 0)
 				return usage_error("boot-test", "--output must be 'human' or 'json', not '%s'", optarg);
 			break;
 		case 'B': nobacking = 1; break;
@@ -256,10 +250,7 @@ int cmd_boot_test(int argc, char **argv)
 	o.notice = notice;
 	if (!json)
 		o.boot_done = on_boot_done;
-	ctx = cmd_ctx_new();
-	if (nobacking)
-		scimg_ctx_set_flags(ctx, scimg_ctx_get_flags(ctx) & ~(unsigned)SCIMG_CTX_ALLOW_BACKING);
-	install_cancel_handlers(ctx);
+	ctx = cmd_ctx_new_cancel(nobacking);
 	rc = scimg_boot_test(ctx, &o, &report);
 	if (rc < 0) {
 		die_ctx("boot-test", ctx);

@@ -154,9 +154,7 @@ int cmd_check(int argc, char **argv)
 		{ "trust-chain", no_argument, NULL, OPT_TRUST_CHAIN },
 		HTTP_LONG_OPTIONS,
 		{ "boot", optional_argument, NULL, 'T' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 },
+		LONG_OPTIONS_END,
 	};
 	struct scimg_check_opts o;
 	struct scimg_ctx *ctx;
@@ -173,11 +171,7 @@ int cmd_check(int argc, char **argv)
 		case 'C': o.container_only = 1; break;
 		case 'P': o.provider = optarg; break;
 		case 'o':
-			if (!strcmp(optarg, "json"))
-				json = 1;
-			else if (!strcmp(optarg, "human"))
-				json = 0;
-			else
+			if ((json = output_is_json(optarg)) < 0)
 				return usage_error("check", "--output must be 'human' or 'json', not '%s'", optarg);
 			break;
 		case 'B': nobacking = 1; break;
@@ -202,10 +196,7 @@ int cmd_check(int argc, char **argv)
 		return usage_error("check", "expected exactly one IMAGE");
 	o.path = argv[optind];
 	o.notice = notice;
-	ctx = cmd_ctx_new();
-	if (nobacking)
-		scimg_ctx_set_flags(ctx, scimg_ctx_get_flags(ctx) & ~(unsigned)SCIMG_CTX_ALLOW_BACKING);
-	install_cancel_handlers(ctx);
+	ctx = cmd_ctx_new_cancel(nobacking);
 	rc = scimg_check(ctx, &o, &report);
 	if (rc < 0) {
 		die_ctx("check", ctx);

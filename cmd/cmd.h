@@ -79,6 +79,15 @@ int bad_option(const char *sub, int c, char **argv);
 int print_reader_options(const char *sub, const char *format);
 /* Install SIGINT/SIGTERM/SIGHUP handlers that cancel CTX. */
 void install_cancel_handlers(struct scimg_ctx *ctx);
+/* --output=ARG (human or json): 1 for json, 0 for human, -1 for anything
+ * else (the caller reports it). */
+int output_is_json(const char *arg);
+/* The last entries of every command's getopt_long table: --help (-h),
+ * --version (-V) and the terminator. */
+#define LONG_OPTIONS_END \
+	{ "help", no_argument, NULL, 'h' }, \
+	{ "version", no_argument, NULL, 'V' }, \
+	{ NULL, 0, NULL, 0 }
 /* "1.5 GiB" */
 void human_size(unsigned long long v, char *buf, size_t len);
 /* --trust-chain (every command that opens images): long-option value,
@@ -96,6 +105,10 @@ extern int opt_trust_chain;
 /* New context with the defaults the command line uses (and the flags of
  * the common options). */
 struct scimg_ctx *cmd_ctx_new(void);
+/* cmd_ctx_new() for a command that opens images: with NOBACKING
+ * (--no-backing) the files an image names are refused; SIGINT, SIGTERM
+ * and SIGHUP cancel it (install_cancel_handlers()). */
+struct scimg_ctx *cmd_ctx_new_cancel(int nobacking);
 void print_version(void);
 
 /* --http-* options, shared by every command that opens images: add

@@ -67,9 +67,7 @@ int cmd_compare(int argc, char **argv)
 		{ "no-backing", no_argument, NULL, 'B' },
 		{ "trust-chain", no_argument, NULL, OPT_TRUST_CHAIN },
 		HTTP_LONG_OPTIONS,
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 },
+		LONG_OPTIONS_END,
 	};
 	struct scimg_ctx *ctx;
 	struct scimg_image *a = NULL, *b = NULL;
@@ -100,10 +98,7 @@ int cmd_compare(int argc, char **argv)
 	}
 	if (optind != argc - 2)
 		return usage_error("compare", "expected IMAGE1 and IMAGE2");
-	ctx = cmd_ctx_new();
-	if (nobacking)
-		scimg_ctx_set_flags(ctx, scimg_ctx_get_flags(ctx) & ~(unsigned)SCIMG_CTX_ALLOW_BACKING);
-	install_cancel_handlers(ctx);
+	ctx = cmd_ctx_new_cancel(nobacking);
 	if (scimg_image_open(ctx, argv[optind], fa, &a) < 0 ||
 	    scimg_image_open(ctx, argv[optind + 1], fb, &b) < 0) {
 		die_ctx("compare", ctx);

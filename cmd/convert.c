@@ -87,9 +87,7 @@ int cmd_convert(int argc, char **argv)
 		{ "no-create", no_argument, NULL, 'n' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "target-is-zero", no_argument, NULL, 'Z' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 },
+		LONG_OPTIONS_END,
 	};
 	struct scimg_convert_opts o;
 	struct scimg_ctx *ctx;
@@ -242,10 +240,7 @@ int cmd_convert(int argc, char **argv)
 		o.progress_ex = cmd_progress;
 		o.progress_opaque = &pst;
 	}
-	ctx = cmd_ctx_new();
-	if (nobacking)
-		scimg_ctx_set_flags(ctx, scimg_ctx_get_flags(ctx) & ~(unsigned)SCIMG_CTX_ALLOW_BACKING);
-	install_cancel_handlers(ctx);
+	ctx = cmd_ctx_new_cancel(nobacking);
 	if (!o.src_format && !quiet) {
 		/* say it when nothing matched and the bytes are taken as raw */
 		const char *pf = NULL;

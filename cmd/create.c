@@ -98,9 +98,7 @@ int cmd_create(int argc, char **argv)
 		{ "backing-format", required_argument, NULL, 'F' },
 		{ "unsafe", no_argument, NULL, 'u' },
 		{ "quiet", no_argument, NULL, 'q' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 },
+		LONG_OPTIONS_END,
 	};
 	const char *fmt = "raw", *bfile = NULL, *bfmt = NULL, *file;
 	char *opts = NULL, *ob = NULL, *obf = NULL, *resolved = NULL;

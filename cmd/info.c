@@ -278,9 +278,7 @@ int cmd_info(int argc, char **argv)
 		{ "backing-chain", no_argument, NULL, 'c' },
 		{ "image-opts", no_argument, NULL, 'i' },
 		{ "force-share", no_argument, NULL, 'U' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 },
+		LONG_OPTIONS_END,
 	};
 	struct scimg_ctx *ctx;
 	struct scimg_image *img = NULL;
@@ -303,11 +301,7 @@ int cmd_info(int argc, char **argv)
 			break;
 		}
 		case 'o':
-			if (!strcmp(optarg, "json"))
-				json = 1;
-			else if (!strcmp(optarg, "human"))
-				json = 0;
-			else
+			if ((json = output_is_json(optarg)) < 0)
 				return free(inopts), usage_error("info", "--output must be 'human' or 'json', not '%s'", optarg);
 			break;
 		case 'B': nobacking = 1; break;

@@ -317,9 +317,7 @@ int cmd_inject_drivers(int argc, char **argv)
 		{ "progress", no_argument, NULL, 'p' },
 		{ "trust-chain", no_argument, NULL, OPT_TRUST_CHAIN },
 		HTTP_LONG_OPTIONS,
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 },
+		LONG_OPTIONS_END,
 	};
 	struct scimg_bootfix_opts bo;
 	struct scimg_ctx *ctx;
@@ -340,11 +338,7 @@ int cmd_inject_drivers(int argc, char **argv)
 			break;
 		case 'n': bo.dry_run = 1; break;
 		case 'J':
-			if (strcmp(optarg, "json") == 0)
-				json = 1;
-			else if (strcmp(optarg, "human") == 0)
-				json = 0;
-			else
+			if ((json = output_is_json(optarg)) < 0)
 				return usage_error("inject-drivers", "--output must be human or json, not '%s'", optarg);
 			break;
 		case 'P': bo.partition = 1; break;

@@ -78,9 +78,7 @@ int cmd_map(int argc, char **argv)
 		{ "format", required_argument, NULL, 'f' },
 		{ "output", required_argument, NULL, 'O' },
 		{ "no-backing", no_argument, NULL, 'B' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 },
+		LONG_OPTIONS_END,
 	};
 	struct scimg_ctx *ctx;
 	struct scimg_image *img = NULL;
@@ -93,11 +91,7 @@ int cmd_map(int argc, char **argv)
 		switch (c) {
 		case 'f': fmt = optarg; break;
 		case 'O':
-			if (!strcmp(optarg, "json"))
-				json = 1;
-			else if (!strcmp(optarg, "human"))
-				json = 0;
-			else
+			if ((json = output_is_json(optarg)) < 0)
 				return usage_error("map", "--output=%s: expected human or json", optarg);
 			break;
 		case 'B': nobacking = 1; break;
@@ -108,10 +102,7 @@ int cmd_map(int argc, char **argv)
 	}
 	if (optind != argc - 1)
 		return usage_error("map", "expected IMAGE");
-	ctx = cmd_ctx_new();
-	if (nobacking)
-		scimg_ctx_set_flags(ctx, scimg_ctx_get_flags(ctx) & ~(unsigned)SCIMG_CTX_ALLOW_BACKING);
-	install_cancel_handlers(ctx);
+	ctx = cmd_ctx_new_cancel(nobacking);
 	if (scimg_image_open(ctx, argv[optind], fmt, &img) < 0) {
 		die_ctx("map", ctx);
 		goto out;

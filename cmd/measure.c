@@ -38,9 +38,7 @@ int cmd_measure(int argc, char **argv)
 		{ "format", required_argument, NULL, 'f' },
 		{ "output", required_argument, NULL, 'J' },
 		{ "no-backing", no_argument, NULL, OPT_NO_BACKING },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 },
+		LONG_OPTIONS_END,
 	};
 	struct scimg_ctx *ctx;
 	struct scimg_image *img = NULL;
@@ -60,11 +58,7 @@ int cmd_measure(int argc, char **argv)
 			have_size = 1;
 			break;
 		case 'J':
-			if (!strcmp(optarg, "json"))
-				json = 1;
-			else if (!strcmp(optarg, "human"))
-				json = 0;
-			else
+			if ((json = output_is_json(optarg)) < 0)
 				return usage_error("measure", "--output=%s: expected human or json", optarg);
 			break;
 		case OPT_NO_BACKING: nobacking = 1; break;
@@ -77,10 +71,7 @@ int cmd_measure(int argc, char **argv)
 		return print_create_option_help("measure", ofmt);
 	if (have_size ? optind != argc : optind != argc - 1)
 		return usage_error("measure", "expected either --size SIZE or SRC");
-	ctx = cmd_ctx_new();
-	if (nobacking)
-		scimg_ctx_set_flags(ctx, scimg_ctx_get_flags(ctx) & ~(unsigned)SCIMG_CTX_ALLOW_BACKING);
-	install_cancel_handlers(ctx);
+	ctx = cmd_ctx_new_cancel(nobacking);
 	if (!have_size && scimg_image_open(ctx, argv[optind], fmt, &img) < 0) {
 		die_ctx("measure", ctx);
 		goto out;

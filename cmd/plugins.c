@@ -94,9 +94,7 @@ int cmd_plugins(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "output", required_argument, NULL, 'o' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 },
+		LONG_OPTIONS_END,
 	};
 	struct scimg_ctx *ctx;
 	json_object *list = NULL, *arr;
@@ -106,11 +104,7 @@ int cmd_plugins(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, ":hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'o':
-			if (!strcmp(optarg, "json"))
-				json = 1;
-			else if (!strcmp(optarg, "human"))
-				json = 0;
-			else
+			if ((json = output_is_json(optarg)) < 0)
 				return usage_error("plugins", "--output must be 'human' or 'json', not '%s'", optarg);
 			break;
 		case 'h': help(); return EXIT_OK;

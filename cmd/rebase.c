@@ -43,9 +43,7 @@ int cmd_rebase(int argc, char **argv)
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "progress", no_argument, NULL, 'p' },
 		{ "trust-chain", no_argument, NULL, OPT_TRUST_CHAIN },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 },
+		LONG_OPTIONS_END,
 	};
 	struct scimg_ctx *ctx;
 	const char *fmt = NULL, *b = NULL, *bf = NULL;

@@ -29,9 +29,7 @@ int cmd_resize(int argc, char **argv)
 		{ "format", required_argument, NULL, 'f' },
 		{ "shrink", no_argument, NULL, 'S' },
 		{ "quiet", no_argument, NULL, 'q' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 },
+		LONG_OPTIONS_END,
 	};
 	struct scimg_ctx *ctx;
 	struct scimg_image *img = NULL;

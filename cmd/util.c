@@ -234,6 +234,25 @@ struct scimg_ctx *cmd_ctx_new(void)
 	return ctx;
 }
 
+struct scimg_ctx *cmd_ctx_new_cancel(int nobacking)
+{
+	struct scimg_ctx *ctx = cmd_ctx_new();
+
+	if (nobacking)
+		scimg_ctx_set_flags(ctx, scimg_ctx_get_flags(ctx) & ~(unsigned)SCIMG_CTX_ALLOW_BACKING);
+	install_cancel_handlers(ctx);
+	return ctx;
+}
+
+int output_is_json(const char *arg)
+{
+	if (!strcmp(arg, "json"))
+		return 1;
+	if (!strcmp(arg, "human"))
+		return 0;
+	return -1;
+}
+
 void print_version(void)
 {
 	printf("scimg %s\n", scimg_version());

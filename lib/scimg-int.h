@@ -138,7 +138,8 @@ int scimg_int_name_is_url(const char *name);
  *   writer's offset 0 at BASE (a container's member: ova gives the vmdk
  *   writer the window of its disk member, scimg_int_sink_window());
  * - a directory (ISDIR): FD an O_DIRECTORY descriptor the writer makes its
- *   files in with openat() (SCIMG_FMT_OUTPUT_DIR: the ami bundle).
+ *   files in with scimg_int_sink_dir_create() (SCIMG_FMT_OUTPUT_DIR: the
+ *   ami bundle).
  * PATH names the real file or directory in messages; NAME (NULL: the last
  * component of PATH, see scimg_int_sink_name()) is the file name the
  * written content will have, for the formats that write their own name
@@ -188,6 +189,19 @@ int scimg_int_sink_zero(struct scimg_ctx *ctx, const struct scimg_sink *s,
 int scimg_int_sink_add_file(struct scimg_ctx *ctx, struct scimg_sink *s,
 			    const char *name, const struct scimg_image *guard,
 			    struct scimg_sink **out);
+/* Create the new file NAME (a plain name: not empty, no '/', not "." or
+ * "..") inside the directory sink S: O_EXCL, no symbolic link followed,
+ * mode 0666 less the umask, open for writing; *FD_OUT (-1 on failure) is
+ * the caller's to close.  WHAT names the file in the message of a failed
+ * create ("part": "could not create part 'NAME'"; NULL: "could not create
+ * 'NAME'").  Refused (-ENOTSUP) unless S is a directory.  0 or -errno
+ * with the message set. */
+int scimg_int_sink_dir_create(struct scimg_ctx *ctx, const struct scimg_sink *s,
+			      const char *name, const char *what, int *fd_out);
+/* Rename the file FROM inside the directory sink S to TO (plain names as
+ * above; an existing TO is replaced).  0 or -errno with the message. */
+int scimg_int_sink_dir_rename(struct scimg_ctx *ctx, const struct scimg_sink *s,
+			      const char *from, const char *to);
 /* Flush (unless !SYNC) and close the files of S, then rename each into
  * place, in the order they were made.  0 or -errno with the message. */
 int scimg_int_sink_files_commit(struct scimg_ctx *ctx, struct scimg_sink *s, int sync);

@@ -265,6 +265,28 @@ typedef const struct scimg_plugin *(*scimg_plugin_init_fn)(void);
 	} \
 	extern int scimg_plugin_registered_once_ /* swallows the ';' */
 
+/* Callbacks of a struct scimg_plugin_format named after one prefix P, in
+ * its designated initializer (a slot given again after them overrides it;
+ * a format without one of a group's callbacks spells its slots out):
+ *
+ *	static const struct scimg_plugin_format my_format = {
+ *		SCIMG_PLUGIN_HEAD(struct scimg_plugin_format),
+ *		.name = "myfmt", .description = "one line",
+ *		SCIMG_PLUGIN_FORMAT_READER(myfmt),
+ *		.info = myfmt_info,
+ *		SCIMG_PLUGIN_FORMAT_WRITER(myfmt),
+ *	};
+ *
+ * SCIMG_PLUGIN_FORMAT_READER(P): .probe = P_probe, .open = P_open,
+ * .close = P_close, .pread = P_pread, .block_status = P_block_status. */
+#define SCIMG_PLUGIN_FORMAT_READER(p) \
+	.probe = p##_probe, .open = p##_open, .close = p##_close, \
+	.pread = p##_pread, .block_status = p##_block_status
+/* SCIMG_PLUGIN_FORMAT_WRITER(P): .create = P_create, .pwrite = P_pwrite,
+ * .finish = P_finish. */
+#define SCIMG_PLUGIN_FORMAT_WRITER(p) \
+	.create = p##_create, .pwrite = p##_pwrite, .finish = p##_finish
+
 /* ---- helpers the library exports to plugins (API version 1) ------------- */
 
 /* Errors: record a message on IMG's context and return ERR (a negative

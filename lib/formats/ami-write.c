@@ -19,7 +19,6 @@
  * the CRC-32 advanced by crc32_combine().  Memory: a few 256 KiB buffers
  * and 20 bytes per part.
  */
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -197,18 +196,17 @@ static int part_write(struct scimg_image *img, struct ami_writer *w,
 
 		if (w->pfd < 0) {
 			char name[160];
+			int ret;
 
 			if (w->npart >= AMI_MAX_PARTS)
 				return scimg_int_err(img->ctx, -EFBIG,
 						     "'%s': the bundle would need more than %u parts",
 						     img->path, AMI_MAX_PARTS);
 			snprintf(name, sizeof(name), "%s.part.%zu", w->prefix, w->npart);
-			w->pfd = openat(img->out->fd, name,
-					O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-			if (w->pfd < 0)
-				return scimg_int_err(img->ctx, -errno,
-						     "'%s': could not create part '%s': %s",
-						     img->path, name, strerror(errno));
+			ret = scimg_int_sink_dir_create(img->ctx, img->out, name,
+							"part", &w->pfd);
+			if (ret < 0)
+				return ret;
 			if (EVP_DigestInit_ex(w->psha, EVP_sha1(), NULL) != 1)
 				return scimg_int_err(img->ctx, -EIO, "SHA-1 failed");
 		}
@@ -881,12 +879,8 @@ static int write_manifest(struct scimg_image *img, struct ami_writer *w,
 		goto out;
 	}
 	snprintf(name, sizeof(name), "%s.manifest.xml", w->prefix);
-	fd = openat(img->out->fd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-	if (fd < 0) {
-		ret = scimg_int_err(img->ctx, -errno, "'%s': could not create '%s': %s",
-				    img->path, name, strerror(errno));
+	if ((ret = scimg_int_sink_dir_create(img->ctx, img->out, name, NULL, &fd)) < 0)
 		goto out;
-	}
 	for (size_t done = 0; done < all.len;) {
 		ssize_t r = write(fd, all.p + done, all.len - done);
 		if (r < 0) {
@@ -970,9 +964,9 @@ int scimg_int_ami_finish(struct scimg_image *img)
 			char from[160], to[160];
 			snprintf(from, sizeof(from), "%s.part.%zu", w->prefix, i);
 			snprintf(to, sizeof(to), "%s.part.%0*zu", w->prefix, (int)width, i);
-			if (strcmp(from, to) && renameat(img->out->fd, from, img->out->fd, to) < 0)
-				return scimg_int_err(img->ctx, -errno, "'%s': could not rename '%s': %s",
-						     img->path, from, strerror(errno));
+			if (strcmp(from, to) &&
+			    (ret = scimg_int_sink_dir_rename(img->ctx, img->out, from, to)) < 0)
+				return ret;
 		}
 	}
 	return write_manifest(img, w, md, width);

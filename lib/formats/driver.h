@@ -49,7 +49,9 @@ enum {
 					    * source is thread_safe too */
 	/* The output is a directory of files, not one file: image.c makes a
 	 * temporary directory (img->tmp_path, opened with O_DIRECTORY as the
-	 * directory sink img->out) that the writer fills with openat(); it is renamed
+	 * directory sink img->out) that the writer fills through the sink
+	 * (scimg_int_sink_dir_create(), _dir_rename(); a format never opens
+	 * files itself); it is renamed
 	 * to the target on success and removed with its content on failure.
 	 * When the target is an existing non-empty directory, the temporary
 	 * directory is made inside it and its files are moved in on success
@@ -159,6 +161,35 @@ struct scimg_format {
 	int (*measure)(struct scimg_ctx *ctx, struct scimg_image *src, uint64_t size,
 		       const struct scimg_opts *opts, struct scimg_measure *out);
 };
+
+/* Slots filled by naming convention, for a format's descriptor table
+ * (designated initializers; a slot given again after them overrides it,
+ * and a format whose functions are named otherwise, or that lacks one of
+ * a group's slots, spells its slots out):
+ *
+ *	const struct scimg_format scimg_format_foo = {
+ *		.name = "foo",
+ *		.description = "...",
+ *		SCIMG_FORMAT_READER(foo),
+ *		.info = foo_info,
+ *		SCIMG_FORMAT_WRITER(scimg_int_foo),
+ *		SCIMG_FORMAT_COMPRESSED_WRITER(scimg_int_foo),
+ *	};
+ *
+ * SCIMG_FORMAT_READER(P): P_probe, P_open, P_close, P_pread,
+ * P_block_status (reading with a probe and a block map). */
+#define SCIMG_FORMAT_READER(p) \
+	.probe = p##_probe, .open = p##_open, .close = p##_close, \
+	.pread = p##_pread, .block_status = p##_block_status
+/* SCIMG_FORMAT_WRITER(P): P_create, P_pwrite, P_finish (writing that ends
+ * with metadata; write_zeroes, create_opts and measure are given apart). */
+#define SCIMG_FORMAT_WRITER(p) \
+	.create = p##_create, .pwrite = p##_pwrite, .finish = p##_finish
+/* SCIMG_FORMAT_COMPRESSED_WRITER(P): the compressed triple P_compress_unit,
+ * P_compress, P_pwrite_compressed. */
+#define SCIMG_FORMAT_COMPRESSED_WRITER(p) \
+	.compress_unit = p##_compress_unit, .compress = p##_compress, \
+	.pwrite_compressed = p##_pwrite_compressed
 
 /* Check the rules of the contract every format must keep: a valid name
  * (lower-case letters, digits, '-', '_'; 1..31), a description, open and

@@ -554,14 +554,8 @@ static void gce_close(struct scimg_image *img)
 const struct scimg_format scimg_format_gce = {
 	.name = "gce-tar",
 	.description = "GCE image import file: disk.raw in a gzip'd GNU tar (sparse)",
-	.probe = gce_probe,
-	.open = gce_open,
-	.close = gce_close,
-	.pread = gce_pread,
-	.block_status = gce_block_status,
+	SCIMG_FORMAT_READER(gce),
 	.info = gce_info,
 	.create_opts = gce_create_opts,
-	.create = gce_create,
-	.pwrite = gce_pwrite,
-	.finish = gce_finish,
+	SCIMG_FORMAT_WRITER(gce),
 };

@@ -54,6 +54,23 @@ static int dup_name(struct scimg_ctx *ctx, const char *name, const uint8_t *p,
 	return 0;
 }
 
+/* A header extension holding a name (backing format, external data file
+ * name): its data of LEN bytes at OFF of BUF, after its 8-byte type and
+ * length.  Once only (*SEEN counts it; EXT names the extension when it
+ * repeats), LEN 1 to MAX (LEN_FIELD names the length field), no NUL
+ * (FIELD names the name); the name is copied into *OUT. */
+static int name_ext(struct scimg_ctx *ctx, const char *name, const uint8_t *buf,
+		    uint64_t off, uint32_t len, uint32_t max, int *seen,
+		    const char *ext, const char *len_field, const char *field,
+		    char **out)
+{
+	if ((*seen)++)
+		return BAD((unsigned)off - 8, ext, "appears twice, expected once");
+	if (len == 0 || len > max)
+		return BAD((unsigned)off - 4, len_field, "is %u, expected 1 to %u", len, max);
+	return dup_name(ctx, name, buf + off, len, (unsigned)off, field, out);
+}
+
 /* Name of feature bit BIT of kind TYPE from the feature name table, if the
  * image has one; else a built-in name or "unknown". */
 static void feature_name(const uint8_t *table, size_t len, unsigned type,
@@ -217,12 +234,9 @@ int scimg_int_qcow2_parse_header(struct scimg_ctx *ctx, const char *name,
 		off += 8;
 		switch (type) {
 		case Q2_EXT_BACKING_FORMAT:
-			if (seen_bf++)
-				return BAD((unsigned)off - 8, "backing format extension", "appears twice, expected once");
-			if (len == 0 || len > 15)
-				return BAD((unsigned)off - 4, "backing format extension length",
-					   "is %u, expected 1 to 15", len);
-			ret = dup_name(ctx, name, buf + off, len, (unsigned)off,
+			ret = name_ext(ctx, name, buf, off, len, 15, &seen_bf,
+				       "backing format extension",
+				       "backing format extension length",
 				       "backing format extension", &h->backing_format);
 			if (ret < 0)
 				return ret;
@@ -234,12 +248,9 @@ int scimg_int_qcow2_parse_header(struct scimg_ctx *ctx, const char *name,
 			ftable_len = len;
 			break;
 		case Q2_EXT_DATA_FILE:
-			if (seen_df++)
-				return BAD((unsigned)off - 8, "external data file name extension", "appears twice, expected once");
-			if (len == 0 || len > 4095)
-				return BAD((unsigned)off - 4, "external data file name length",
-					   "is %u, expected 1 to 4095", len);
-			ret = dup_name(ctx, name, buf + off, len, (unsigned)off,
+			ret = name_ext(ctx, name, buf, off, len, 4095, &seen_df,
+				       "external data file name extension",
+				       "external data file name length",
 				       "external data file name", &h->data_file);
 			if (ret < 0)
 				return ret;

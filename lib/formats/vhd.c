@@ -1067,15 +1067,9 @@ static int vhd_finish(struct scimg_image *img)
 const struct scimg_format scimg_format_vhd = {
 	.name = "vhd",
 	.description = "Microsoft Virtual Hard Disk (VHD, qemu's vpc): fixed, dynamic, differencing",
-	.probe = vhd_probe,
-	.open = vhd_open,
-	.close = vhd_close,
-	.pread = vhd_pread,
-	.block_status = vhd_block_status,
+	SCIMG_FORMAT_READER(vhd),
 	.info = vhd_info,
 	.create_opts = vhd_create_opts,
-	.create = vhd_create,
-	.pwrite = vhd_pwrite,
-	.finish = vhd_finish,
+	SCIMG_FORMAT_WRITER(vhd),
 	.measure = vhd_measure,
 };

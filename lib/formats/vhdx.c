@@ -963,15 +963,9 @@ static int vhdx_info(struct scimg_image *img, json_object *info)
 const struct scimg_format scimg_format_vhdx = {
 	.name = "vhdx",
 	.description = "Microsoft VHDX (Hyper-V): fixed, dynamic, differencing; dirty logs replayed in memory",
-	.probe = vhdx_probe,
-	.open = vhdx_open,
-	.close = vhdx_close,
-	.pread = vhdx_pread,
-	.block_status = vhdx_block_status,
+	SCIMG_FORMAT_READER(vhdx),
 	.info = vhdx_info,
 	.create_opts = scimg_vhdx_create_opts,
-	.create = scimg_int_vhdx_create,
+	SCIMG_FORMAT_WRITER(scimg_int_vhdx),
 	.measure = scimg_int_vhdx_measure,
-	.pwrite = scimg_int_vhdx_pwrite,
-	.finish = scimg_int_vhdx_finish,
 };

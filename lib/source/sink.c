@@ -9,7 +9,11 @@
  * a monolithicFlat VMDK's "-flat.vmdk" beside its descriptor): each is a
  * file sink of its own, written under a hidden temporary name and renamed
  * into place by scimg_int_sink_files_commit() when the whole output is
- * complete, or removed by scimg_int_sink_files_release(). */
+ * complete, or removed by scimg_int_sink_files_release().
+ *
+ * A directory sink's files (the ami bundle's parts and manifest) are made
+ * and renamed inside it by scimg_int_sink_dir_create() and _dir_rename();
+ * they are committed or removed with the directory itself (image-write.c). */
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
@@ -329,4 +333,50 @@ void scimg_int_sink_writeback(const struct scimg_sink *s)
 	for (f = s->files; f; f = f->next)
 		if (f->sink.fd >= 0)
 			(void)sync_file_range(f->sink.fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+}
+
+/* ---- files inside a directory sink ------------------------------------ */
+
+/* 0, or -errno with the message when S is not a directory or NAME is not
+ * a plain file name. */
+static int dir_name_ok(struct scimg_ctx *ctx, const struct scimg_sink *s,
+		       const char *name)
+{
+	if (!s->isdir)
+		return scimg_int_err(ctx, -ENOTSUP,
+				     "'%s': file '%s' cannot be made inside an output that is not a directory",
+				     s->path, name);
+	if (!*name || strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, ".."))
+		return scimg_int_err(ctx, -EINVAL, "'%s': bad file name '%s' inside a directory output",
+				     s->path, name);
+	return 0;
+}
+
+int scimg_int_sink_dir_create(struct scimg_ctx *ctx, const struct scimg_sink *s,
+			      const char *name, const char *what, int *fd_out)
+{
+	int ret;
+
+	*fd_out = -1;
+	if ((ret = dir_name_ok(ctx, s, name)) < 0)
+		return ret;
+	*fd_out = openat(s->fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+	if (*fd_out < 0)
+		return scimg_int_err(ctx, -errno, "'%s': could not create %s%s'%s': %s",
+				     s->path, what ? what : "", what ? " " : "", name,
+				     strerror(errno));
+	return 0;
+}
+
+int scimg_int_sink_dir_rename(struct scimg_ctx *ctx, const struct scimg_sink *s,
+			      const char *from, const char *to)
+{
+	int ret;
+
+	if ((ret = dir_name_ok(ctx, s, from)) < 0 || (ret = dir_name_ok(ctx, s, to)) < 0)
+		return ret;
+	if (renameat(s->fd, from, s->fd, to) < 0)
+		return scimg_int_err(ctx, -errno, "'%s': could not rename '%s': %s",
+				     s->path, from, strerror(errno));
+	return 0;
 }

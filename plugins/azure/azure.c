@@ -9,29 +9,23 @@
  *   diagnostics read it).
  * The library checks format, alignment, size, modules and console; check()
  * below adds the VHD subtype. */
-#include <string.h>
-
 #include "scimg-plugin.h"
+#include "../profile-check.h"
 
 static int azure_check(struct scimg_image *img, struct scimg_plugin_report *rep)
 {
-	json_object *info = NULL, *fs, *sub;
-	const char *s;
+	char *sub;
+	/* another format: the format finding says it all */
+	int ret = profile_info_differs(img, "vhd", "fixed", &sub,
+				       "scimg", "subformat", NULL);
 
-	if (strcmp(scimg_image_format(img), "vhd") != 0)
-		return 0; /* the format finding says it all */
-	if (scimg_image_info(img, &info) < 0)
-		return -EIO;
-	if (json_object_object_get_ex(info, "scimg", &fs) &&
-	    json_object_object_get_ex(fs, "subformat", &sub)) {
-		s = json_object_get_string(sub);
-		if (strcmp(s, "fixed") != 0)
-			scimg_plugin_report(rep, "vhd-subformat",
-					    "'%s' is a %s VHD; Azure accepts only fixed VHDs (scimg convert --provider azure)",
-					    scimg_image_path(img), s);
+	if (ret > 0) {
+		scimg_plugin_report(rep, "vhd-subformat",
+				    "'%s' is a %s VHD; Azure accepts only fixed VHDs (scimg convert --provider azure)",
+				    scimg_image_path(img), sub);
+		free(sub);
 	}
-	json_object_put(info);
-	return 0;
+	return ret < 0 ? ret : 0;
 }
 
 static const char *const modules[] = { "hv_vmbus", "hv_storvsc", "hv_netvsc", NULL };

@@ -10,27 +10,22 @@
  *   10 GiB and which boots on Xen-based instance types (xen-blkfront,
  *   xen-netfront).
  * The console EC2 shows (get-console-output, serial console) is ttyS0. */
-#include <string.h>
-
 #include "scimg-plugin.h"
+#include "../profile-check.h"
 
 static int ec2_check(struct scimg_image *img, struct scimg_plugin_report *rep)
 {
-	json_object *info = NULL, *fs, *data, *ct;
+	char *ct;
+	int ret = profile_info_differs(img, "vmdk", "streamOptimized", &ct,
+				       "format-specific", "data", "create-type", NULL);
 
-	if (strcmp(scimg_image_format(img), "vmdk") != 0)
-		return 0;
-	if (scimg_image_info(img, &info) < 0)
-		return -EIO;
-	if (json_object_object_get_ex(info, "format-specific", &fs) &&
-	    json_object_object_get_ex(fs, "data", &data) &&
-	    json_object_object_get_ex(data, "create-type", &ct) &&
-	    strcmp(json_object_get_string(ct), "streamOptimized") != 0)
+	if (ret > 0) {
 		scimg_plugin_report(rep, "vmdk-subformat",
 				    "'%s' is a %s VMDK; VM Import takes streamOptimized VMDKs (scimg convert --provider ec2)",
-				    scimg_image_path(img), json_object_get_string(ct));
-	json_object_put(info);
-	return 0;
+				    scimg_image_path(img), ct);
+		free(ct);
+	}
+	return ret < 0 ? ret : 0;
 }
 
 static const char *const nitro[] = { "ena", "nvme", NULL };

@@ -557,16 +557,10 @@ const struct scimg_plugin_format vdi_format = {
 	SCIMG_PLUGIN_HEAD(struct scimg_plugin_format),
 	.name = "vdi",
 	.description = "VirtualBox VDI (dynamic, fixed, differencing)",
-	.probe = vdi_probe,
-	.open = vdi_open,
-	.close = vdi_close,
-	.pread = vdi_pread,
-	.block_status = vdi_block_status,
+	SCIMG_PLUGIN_FORMAT_READER(vdi),
 	.info = vdi_info,
 	.create_opts = vdi_create_opts,
-	.create = vdi_create,
-	.pwrite = vdi_pwrite,
-	.finish = vdi_finish,
+	SCIMG_PLUGIN_FORMAT_WRITER(vdi),
 	.flags = SCIMG_PLUGIN_FMT_PARALLEL_READ,
 };
 

@@ -5,28 +5,23 @@
  * 62 TiB; its capacity is counted in 512-byte sectors.  The guest needs the
  * driver of the disk controller the OVF declares (LSI Logic parallel SCSI
  * by default: mptspi) in its initramfs. */
-#include <string.h>
-
 #include "scimg-plugin.h"
+#include "../profile-check.h"
 
 static int vsphere_check(struct scimg_image *img, struct scimg_plugin_report *rep)
 {
-	json_object *info = NULL, *fs, *dfs, *ct;
-
-	if (strcmp(scimg_image_format(img), "ova") != 0)
-		return 0;
-	if (scimg_image_info(img, &info) < 0)
-		return -EIO;
+	char *ct;
 	/* the OVA's format-specific is its disk's (qemu-img's VMDK data) */
-	if (json_object_object_get_ex(info, "format-specific", &fs) &&
-	    json_object_object_get_ex(fs, "data", &dfs) &&
-	    json_object_object_get_ex(dfs, "create-type", &ct) &&
-	    strcmp(json_object_get_string(ct), "streamOptimized") != 0)
+	int ret = profile_info_differs(img, "ova", "streamOptimized", &ct,
+				       "format-specific", "data", "create-type", NULL);
+
+	if (ret > 0) {
 		scimg_plugin_report(rep, "ova-disk-subformat",
 				    "'%s': the OVA's disk is a %s VMDK; vSphere imports streamOptimized VMDKs from an OVA",
-				    scimg_image_path(img), json_object_get_string(ct));
-	json_object_put(info);
-	return 0;
+				    scimg_image_path(img), ct);
+		free(ct);
+	}
+	return ret < 0 ? ret : 0;
 }
 
 static const char *const modules[] = { "mptspi", NULL };

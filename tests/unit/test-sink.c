@@ -1,7 +1,9 @@
 /* test-sink.c - files made beside an output sink (lib/source/sink.c,
  * scimg_int_sink_add_file): the names refused, the sinks that cannot have
  * files beside them, the hidden temporary name until commit, and removal
- * on discard (before and after the rename). */
+ * on discard (before and after the rename); files made inside a directory
+ * sink (scimg_int_sink_dir_create, _dir_rename): the names refused, never
+ * an existing file or a symbolic link, the umask applied. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -137,6 +139,49 @@ int main(void)
 	CHECK(scimg_int_sink_files_commit(ctx, &s, 1) == 0);
 	scimg_int_sink_files_release(&s, 0);
 	CHECK(exists("c.vmdk"));
+
+	/* files inside a directory sink: plain new names only */
+	{
+		struct scimg_sink d;
+		struct stat st;
+		char p[256];
+		mode_t um;
+		int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), pfd = 7;
+
+		CHECK(dfd >= 0);
+		scimg_int_sink_file(&d, dfd, dir, 0, 1);
+		CHECK(scimg_int_sink_dir_create(ctx, &d, "", "part", &pfd) == -EINVAL && pfd == -1);
+		CHECK(has_msg(ctx, "bad file name ''"));
+		CHECK(scimg_int_sink_dir_create(ctx, &d, "a/b", NULL, &pfd) == -EINVAL && pfd == -1);
+		CHECK(scimg_int_sink_dir_create(ctx, &d, ".", NULL, &pfd) == -EINVAL);
+		CHECK(scimg_int_sink_dir_create(ctx, &d, "..", NULL, &pfd) == -EINVAL);
+		CHECK(scimg_int_sink_dir_rename(ctx, &d, "c.vmdk", "../c.vmdk") == -EINVAL);
+		CHECK(exists("c.vmdk"));
+		/* not a directory sink: refused */
+		CHECK(scimg_int_sink_dir_create(ctx, &s, "x.part.0", NULL, &pfd) == -ENOTSUP && pfd == -1);
+		/* an existing file (or a symbolic link) is never opened */
+		CHECK(scimg_int_sink_dir_create(ctx, &d, "c.vmdk", "part", &pfd) == -EEXIST && pfd == -1);
+		CHECK(has_msg(ctx, "could not create part 'c.vmdk'"));
+		snprintf(p, sizeof(p), "%s/link", dir);
+		CHECK(symlink("c.vmdk", p) == 0);
+		CHECK(scimg_int_sink_dir_create(ctx, &d, "link", NULL, &pfd) == -EEXIST);
+		CHECK(has_msg(ctx, "could not create 'link'"));
+		unlink(p);
+		/* made with mode 0666 less the umask, writable, renamed inside */
+		um = umask(027);
+		CHECK(scimg_int_sink_dir_create(ctx, &d, "x.part.0", "part", &pfd) == 0 && pfd >= 0);
+		umask(um);
+		CHECK(pfd >= 0 && write(pfd, "ami", 3) == 3 && fstat(pfd, &st) == 0 &&
+		      (st.st_mode & 0777) == 0640);
+		if (pfd >= 0)
+			close(pfd);
+		CHECK(scimg_int_sink_dir_rename(ctx, &d, "x.part.0", "x.part.00") == 0);
+		CHECK(!exists("x.part.0") && exists("x.part.00"));
+		snprintf(p, sizeof(p), "%s/x.part.00", dir);
+		unlink(p);
+		if (dfd >= 0)
+			close(dfd);
+	}
 
 	close(fd);
 	unlink(out);
