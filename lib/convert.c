@@ -735,7 +735,7 @@ int scimg_convert(struct scimg_ctx *ctx, const struct scimg_convert_opts *opts)
 	compress = o->compress;
 	sparse = o->sparse_size;
 	/* a Supercloud image is a package built around a working disk, not a
-	 * streaming format writer (lib/package/build.c) */
+	 * streaming format writer (lib/sci-build.c) */
 	if (o->dst_format && strcmp(o->dst_format, "sci") == 0) {
 		if ((o->backing && *o->backing) || (o->backing_format && *o->backing_format))
 			return scimg_int_err(ctx, -ENOTSUP, "a Supercloud image (sci) cannot have a backing file (-B)");

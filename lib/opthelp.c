@@ -71,7 +71,7 @@ static const struct scimg_create_option ami_help[] = {
 	END
 };
 
-/* scimg convert -O sci (lib/package/build.c), not a stream writer */
+/* scimg convert -O sci (lib/sci-build.c), not a stream writer */
 static const struct scimg_create_option sci_help[] = {
 	{ "name", "image name in supercloud.xml", "the output file's base name" },
 	{ "sign-key", "PEM private key to sign supercloud.xml with (with sign-cert)", NULL },

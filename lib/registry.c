@@ -77,7 +77,7 @@ int scimg_format_caps(const char *name, int *can_read, int *can_write)
 		return -ENOENT;
 	if (can_read)
 		*can_read = f->open != NULL;
-	if (can_write) /* sci: written by scimg_convert (lib/package/build.c) */
+	if (can_write) /* sci: written by scimg_convert (lib/sci-build.c) */
 		*can_write = f->create != NULL || strcmp(f->name, "sci") == 0;
 	return 0;
 }

@@ -302,6 +302,13 @@ const char *scimg_int_opts_get(const struct scimg_opts *o, const char *key);
  * plain bytes.  -EINVAL on garbage or overflow. */
 int scimg_int_parse_size(const char *s, uint64_t *out);
 
+/* ---- operations ------------------------------------------------------- */
+
+/* scimg_convert() for dst_format "sci" (lib/sci-build.c; see scimg.h). */
+struct scimg_convert_opts;
+int scimg_int_sci_convert(struct scimg_ctx *ctx,
+			  const struct scimg_convert_opts *o);
+
 /* ---- formats ---------------------------------------------------------- */
 
 /* The driver contract (struct scimg_format, probes, SCIMG_FMT_* flags):

@@ -176,7 +176,7 @@ int bf_partition_wrap(struct bf *bf);
 /* ---- bootfix.c ---- */
 /* scimg_bootfix_run(), and with FACTS non-NULL the guest facts of
  * scimg_int_guest_describe() read from the fixed guest in the same
- * appliance (lib/package/build.c). */
+ * appliance (lib/sci-build.c). */
 int scimg_int_bootfix_run(struct scimg_ctx *ctx, const char *path,
 			  const char *format, const struct scimg_bootfix_opts *opts,
 			  json_object **report, json_object **facts);

@@ -7,7 +7,7 @@
  * descriptor names.  Digests and the signature are not verified here (that
  * is `scimg check`); sizes and names must agree.  Writing an SCI is not a
  * streaming format writer: scimg_convert() special-cases "sci"
- * (lib/package/build.c).
+ * (lib/sci-build.c).
  */
 #include <stdio.h>
 #include <stdlib.h>

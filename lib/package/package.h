@@ -218,10 +218,4 @@ int scimg_int_verify(struct scimg_ctx *ctx, const void *data, size_t len,
 int scimg_int_member_read(struct scimg_source *src, const struct sci_member *m,
 			  char **buf);
 
-/* ---- building (lib/package/build.c) ---------------------------------- */
-
-/* scimg_convert() for dst_format "sci" (see scimg.h). */
-int scimg_int_sci_convert(struct scimg_ctx *ctx,
-			  const struct scimg_convert_opts *o);
-
 #endif /* SCIMG_PACKAGE_H */

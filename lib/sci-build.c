@@ -1,4 +1,7 @@
-/* package/build.c - scimg convert -O sci: build a Supercloud image.
+/* sci-build.c - scimg convert -O sci: build a Supercloud image.  An
+ * operation on top of the layers it uses (package/: the container; bootfix/:
+ * the guest fix; check/: the guest description), kept out of package/ so
+ * that no lib/ subdirectory includes another that includes it back.
  *
  *   source (any readable format)
  *     -> working disk (qcow2 v3, not flushed) in a temporary directory
@@ -29,7 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "package.h"
+#include "package/package.h"
 #include "check/check-int.h"
 #include "bootfix/bootfix-int.h"
 
