@@ -66,6 +66,21 @@ static void e_uefi_nofallback(struct sg_boot_facts *f)
 	f->bios_code = 0;
 	f->has_esp = 1;
 }
+/* build-layout.py's hybrid: GPT with a BIOS boot partition and an ESP */
+static void e_hybrid(struct sg_boot_facts *f)
+{
+	f->has_esp = 1;
+	f->uefi_fallback = 1;
+}
+static void e_hybrid_nofallback(struct sg_boot_facts *f) { f->has_esp = 1; }
+/* build-layout.py's twokernel: the default is the cloud kernel (LZ4, no
+ * AHCI); the claims are the default kernel's, not the other one's */
+static void e_cloud_default(struct sg_boot_facts *f)
+{
+	f->kernel = "6.1.0-28-cloud-amd64";
+	f->compression = "lz4";
+	f->drv[SG_AHCI] = SG_MISSING;
+}
 static void e_nocfg(struct sg_boot_facts *f) { f->grub_cfg = 0; }
 static void e_linux16(struct sg_boot_facts *f) { f->linux16 = 1; }
 
@@ -89,6 +104,11 @@ static const struct row rows[] = {
 	{ "UEFI only", e_uefi_only, { W, W, F, F, F, F, F, W }, { [SG_HVM_BIOS_IDE] = "no GRUB boot code" } },
 	{ "UEFI, no fallback", e_uefi_nofallback, { W, W, F, F, F, F, F, F },
 	  { [SG_HVM_UEFI] = "BOOTX64.EFI" } },
+	{ "hybrid GPT, fixed", e_hybrid, { W, W, W, W, W, W, W, W }, { NULL } },
+	{ "hybrid GPT, no fallback", e_hybrid_nofallback, { W, W, W, W, W, W, W, F },
+	  { [SG_HVM_UEFI] = "BOOTX64.EFI" } },
+	{ "cloud kernel default", e_cloud_default, { W, F, W, F, W, W, W, F },
+	  { [SG_XEN_PV_PVGRUB2] = "lz4-compressed", [SG_HVM_BIOS_SATA] = "cloud-amd64 has no ahci" } },
 	{ "no grub.cfg", e_nocfg, { F, F, F, F, F, F, F, F }, { [SG_XEN_PV_PYGRUB] = "no GRUB 2" } },
 	{ "linux16", e_linux16, { W, F, W, W, W, W, W, F }, { [SG_XEN_PV_PVGRUB2] = "linux16" } },
 };
