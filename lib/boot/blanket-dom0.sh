@@ -9,8 +9,12 @@
 # holds a guest's disk image as the provider's volume shows it (raw: e.g.
 # `scimg convert IMAGE.sci -O raw`, or a provider volume made from it).
 # How each starts: a disk whose serial is "scimg-bt-MODE" (set by
-# `scimg boot-test --xen`) with MODE (pygrub or pvgrub2), is destroyed once
-# its fate is known and, when every such disk is done, dom0 powers off;
+# `scimg boot-test --xen`) with MODE (pygrub, pvgrub2 or direct), is
+# destroyed once its fate is known and, when every such disk is done, dom0
+# powers off; MODE direct gives xl the guest's kernel, initramfs and command
+# line (kernel=, ramdisk=, extra=; no bootloader) from the "carrier" disk
+# whose serial is "scimg-bt-files" (a tar: vmlinuz, initrd, cmdline), which
+# is not a guest itself;
 # any other disk with pygrub, then pvgrub2 if xl create fails, and is left
 # running with one vif on xenbr0 (when the bridge exists).
 # /etc/scimg-blanket.conf may set MEM (MiB per domU; default: dom0's free
@@ -34,9 +38,17 @@ say "SCIMG-DOM0-UP $(xl info 2>/dev/null | grep -E '^xen_version' | tr -s ' ')"
 rootsrc=$(findmnt -nvo SOURCE /)
 rootdisk=$(lsblk -lnspo NAME,TYPE "$rootsrc" 2>/dev/null | awk '$2 == "disk" { print $1; exit }')
 DISKS=
+DIRECT=/run/scimg-direct
 for d in $(lsblk -dnpo NAME,TYPE | awk '$2 == "disk" { print $1 }'); do
   [ "$d" = "$rootdisk" ] && continue
   case "$d" in /dev/loop*|/dev/ram*|/dev/zram*|/dev/sr*) continue ;; esac
+  # the direct boot's carrier (scimg boot-test --xen=direct): files, not a guest
+  if [ "$(lsblk -dno SERIAL "$d" 2>/dev/null | tr -d ' ')" = scimg-bt-files ]; then
+    rm -rf "$DIRECT"; mkdir -p "$DIRECT"
+    tar -xf "$d" -C "$DIRECT" --no-same-owner --no-same-permissions vmlinuz initrd cmdline ||
+      say "the carrier $d could not be unpacked"
+    continue
+  fi
   DISKS="$DISKS $d"
 done
 set -- $DISKS
@@ -52,7 +64,7 @@ fi
 OKRE='login: *$|Reached target .*Multi-User System|Reached target .*Graphical Interface|Cloud-init v\. .* finished|SCIMG-BOOT-OK'
 FAILRE='not xen image|you need to load the kernel first|Gave up waiting for root|ALERT! .* does not exist|Kernel panic|You are in emergency mode|Entering emergency mode|dracut:/#'
 
-# boot_one N DISK MODE: domU N from DISK; MODE pygrub, pvgrub2 or auto
+# boot_one N DISK MODE: domU N from DISK; MODE pygrub, pvgrub2, direct or auto
 boot_one() {
   n=$1; disk=$2; mode=$3; test=$4; name=scimg-domu$n
   cfg=/run/$name.cfg
@@ -67,6 +79,11 @@ boot_one() {
       [ "$test" = 1 ] && echo 'on_reboot = "destroy"'
       case "$m" in
         pvgrub2) echo 'kernel = "/usr/lib/grub-xen/grub-x86_64-xen.bin"' ;;
+        direct)
+          echo "kernel = \"$DIRECT/vmlinuz\""
+          [ -s "$DIRECT/initrd" ] && echo "ramdisk = \"$DIRECT/initrd\""
+          # boot-test wrote one line of printable characters without quotes
+          echo "extra = \"$(head -n 1 "$DIRECT/cmdline" 2>/dev/null | tr -cd '[:print:]' | tr -d '"\\')\"" ;;
         *) echo 'bootloader = "pygrub"' ;;
       esac
     } > "$cfg"
@@ -109,6 +126,7 @@ for d in $DISKS; do
   case "$serial" in
     scimg-bt-pygrub) boot_one $n "$d" pygrub 1; ntest=$((ntest + 1)) ;;
     scimg-bt-pvgrub2) boot_one $n "$d" pvgrub2 1; ntest=$((ntest + 1)) ;;
+    scimg-bt-direct) boot_one $n "$d" direct 1; ntest=$((ntest + 1)) ;;
     *) boot_one $n "$d" auto 0 ;;
   esac
   n=$((n + 1))
