@@ -38,7 +38,7 @@ say "SCIMG-DOM0-UP $(xl info 2>/dev/null | grep -E '^xen_version' | tr -s ' ')"
 rootsrc=$(findmnt -nvo SOURCE /)
 rootdisk=$(lsblk -lnspo NAME,TYPE "$rootsrc" 2>/dev/null | awk '$2 == "disk" { print $1; exit }')
 DISKS=
-DIRECT=/run/scimg-direct
+DIRECT=/var/lib/scimg-direct  # the root filesystem: an initramfs may not fit /run
 for d in $(lsblk -dnpo NAME,TYPE | awk '$2 == "disk" { print $1 }'); do
   [ "$d" = "$rootdisk" ] && continue
   case "$d" in /dev/loop*|/dev/ram*|/dev/zram*|/dev/sr*) continue ;; esac
