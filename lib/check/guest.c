@@ -927,11 +927,7 @@ static char *direct_file(struct gc *c, const char *gp, int64_t max, const char *
 	return rp;
 }
 
-/* The command line of a direct boot from the grub.cfg entry's ARGS: its
- * words without console= (the domU's console is hvc0) and without GRUB
- * variables ($vt_handoff), then console=hvc0; only printable ASCII without
- * quotes or backslashes (it goes into xl's configuration as a string). */
-static int direct_cmdline(const char *args, char *out, size_t outlen, char *why, size_t whylen)
+int scimg_int_direct_cmdline(const char *args, char *out, size_t outlen, char *why, size_t whylen)
 {
 	const char *p = args ? args : "";
 	size_t n = 0;
@@ -1049,7 +1045,7 @@ static int direct_find(struct gc *c, const char *carrier, char *why, size_t whyl
 		if (!ip)
 			goto out;
 	}
-	if (direct_cmdline(ent.args, cmdline, sizeof(cmdline), why, whylen) < 0)
+	if (scimg_int_direct_cmdline(ent.args, cmdline, sizeof(cmdline), why, whylen) < 0)
 		goto out;
 	if (c->opts && c->opts->notice) {
 		char msg[1400];
