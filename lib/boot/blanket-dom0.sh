@@ -45,8 +45,11 @@ for d in $(lsblk -dnpo NAME,TYPE | awk '$2 == "disk" { print $1 }'); do
   # the direct boot's carrier (scimg boot-test --xen=direct): files, not a guest
   if [ "$(lsblk -dno SERIAL "$d" 2>/dev/null | tr -d ' ')" = scimg-bt-files ]; then
     rm -rf "$DIRECT"; mkdir -p "$DIRECT"
-    tar -xf "$d" -C "$DIRECT" --no-same-owner --no-same-permissions vmlinuz initrd cmdline ||
+    if tar -xf "$d" -C "$DIRECT" --no-same-owner --no-same-permissions vmlinuz initrd cmdline; then
+      say "direct: carrier $d: vmlinuz $(stat -c %s "$DIRECT/vmlinuz") bytes, initrd $(stat -c %s "$DIRECT/initrd") bytes"
+    else
       say "the carrier $d could not be unpacked"
+    fi
     continue
   fi
   DISKS="$DISKS $d"
@@ -88,6 +91,7 @@ boot_one() {
       esac
     } > "$cfg"
     rm -f "$log"
+    [ "$m" = direct ] && say "direct: xl create $(grep -E '^(kernel|ramdisk|extra)' "$cfg" | tr '\n' ' ')"
     if xl create "$cfg" >/run/$name.create 2>&1; then mode=$m; break; fi
     say "xl create with $m failed: $(tail -n 3 /run/$name.create | tr '\n' ' ')"
     mode=failed
@@ -96,6 +100,7 @@ boot_one() {
     say "SCIMG-XEN-FAIL $n $disk $3 (xl create failed after $(( $(date +%s) - start ))s)"
     return
   fi
+  [ "$mode" = direct ] && say "direct: domU created after $(( $(date +%s) - start ))s"
   tail -n +1 -F "$log" 2>/dev/null | sed -u "s/^/[domu$n] /" &
   relay=$!
   res=timeout; last=-1; changed=$(date +%s)
@@ -108,6 +113,9 @@ boot_one() {
     sz=$(stat -c %s "$log" 2>/dev/null || echo 0)
     [ "$sz" != "$last" ] && { last=$sz; changed=$(date +%s); }
     [ $(( $(date +%s) - changed )) -ge "$STALL" ] && { res="the domU console was silent for ${STALL}s"; break; }
+    # a direct boot says once a minute whether its domU runs
+    [ "$mode" = direct ] && [ $(( ($(date +%s) - start) % 60 )) -lt 2 ] &&
+      say "direct: $(xl list "$name" 2>/dev/null | awk 'NR == 2 { print "state " $5 ", cpu " $6 " s" }'), console $sz bytes after $(( $(date +%s) - start ))s"
     sleep 2
   done
   t=$(( $(date +%s) - start ))
