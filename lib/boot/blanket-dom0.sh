@@ -91,8 +91,16 @@ boot_one() {
       esac
     } > "$cfg"
     rm -f "$log"
-    [ "$m" = direct ] && say "direct: xl create $(grep -E '^(kernel|ramdisk|extra)' "$cfg" | tr '\n' ' ')"
-    if xl create "$cfg" >/run/$name.create 2>&1; then mode=$m; break; fi
+    if [ "$m" = direct ]; then
+      # created paused and started once xenconsoled has its console (the
+      # domU's early console waits for room in the ring)
+      say "direct: xl create $(grep -E '^(kernel|ramdisk|extra)' "$cfg" | tr '\n' ' ')"
+      if xl create -p "$cfg" >/run/$name.create 2>&1; then
+        w=0; while [ ! -e "$log" ] && [ $w -lt 30 ]; do sleep 1; w=$((w + 1)); done
+        say "direct: console log $( [ -e "$log" ] && echo "there after ${w}s" || echo "missing after ${w}s"); xenconsoled: $(pgrep -c xenconsoled) running"
+        xl unpause "$name"; mode=$m; break
+      fi
+    elif xl create "$cfg" >/run/$name.create 2>&1; then mode=$m; break; fi
     say "xl create with $m failed: $(tail -n 3 /run/$name.create | tr '\n' ' ')"
     mode=failed
   done
@@ -115,7 +123,7 @@ boot_one() {
     [ $(( $(date +%s) - changed )) -ge "$STALL" ] && { res="the domU console was silent for ${STALL}s"; break; }
     # a direct boot says once a minute whether its domU runs
     [ "$mode" = direct ] && [ $(( ($(date +%s) - start) % 60 )) -lt 2 ] &&
-      say "direct: $(xl list "$name" 2>/dev/null | awk 'NR == 2 { print "state " $5 ", cpu " $6 " s" }'), console $sz bytes after $(( $(date +%s) - start ))s"
+      say "direct: $(xl list "$name" 2>/dev/null | awk 'NR == 2 { print "state " $5 ", cpu " $6 " s" }'), console $sz bytes after $(( $(date +%s) - start ))s; $(ls /var/log/xen/console 2>&1 | tr '\n' ' '); $(xenstore-ls -f "/local/domain/$(xl domid "$name" 2>/dev/null)/console" 2>&1 | grep -E 'ring-ref|port|type|tty' | tr '\n' ' ' | cut -c1-300)"
     sleep 2
   done
   t=$(( $(date +%s) - start ))
