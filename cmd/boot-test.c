@@ -34,8 +34,11 @@ static void help(void)
 	       "  -j, --jobs=N           boots at once (default: cores and free RAM allow)\n"
 	       "  -f, --format=FMT       read IMAGE as FMT instead of probing\n"
 	       "      --xen=LIST         also boot IMAGE as a Xen PV domU inside the blanket\n"
-	       "                         with these loaders: pygrub, pvgrub2, or all; only\n"
-	       "                         --xen: no HVM boot unless --bus/--firmware asks\n"
+	       "                         with these loaders: pygrub, pvgrub2, direct (no\n"
+	       "                         loader: xl gets the guest's default kernel,\n"
+	       "                         initramfs and command line, read from IMAGE's\n"
+	       "                         grub.cfg), or all; only --xen: no HVM boot unless\n"
+	       "                         --bus/--firmware asks\n"
 	       "      --blanket=FILE     the blanket for --xen (default: the cached build of\n"
 	       "                         `scimg blanket create`, see scimg blanket path)\n"
 	       "      --output=FMT       'human' (default) or 'json' (on stdout)\n"
@@ -45,7 +48,9 @@ static void help(void)
 	       "Needs qemu-system-x86_64 (Debian package qemu-system-x86) and, for uefi,\n"
 	       "/usr/share/OVMF (package ovmf).  A Xen boot runs the blanket (Xen 4.17 and\n"
 	       "a dom0) under TCG with IMAGE as its second disk; its dom0 starts IMAGE\n"
-	       "with the loader and relays the domU's console.\n\n"
+	       "with the loader and relays the domU's console.  direct first reads the\n"
+	       "kernel through a read-only libguestfs appliance and gives it to the\n"
+	       "blanket on a third disk.\n\n"
 	       "Exit status: 0 every boot worked, 1 some did not (each is named with its\n"
 	       "reason), 2 could not test.  See scimg-boot-test(1).\n", prog);
 }
@@ -151,11 +156,12 @@ int parse_boot_list(const char *sub, const char *s, unsigned *buses, unsigned *f
 		return usage_error(sub, "out of memory");
 	for (t = strtok_r(dup, ",", &save); t && !r; t = strtok_r(NULL, ",", &save)) {
 		static const char *const names[] = { "ide", "sata", "virtio-blk", "virtio-scsi", "nvme",
-						     "bios", "uefi", "all", "pygrub", "pvgrub2", "xen", NULL };
+						     "bios", "uefi", "all", "pygrub", "pvgrub2", "direct",
+						     "xen", NULL };
 		static const unsigned bits[] = { SCIMG_BOOT_BUS_IDE, SCIMG_BOOT_BUS_SATA,
 			SCIMG_BOOT_BUS_VIRTIO_BLK, SCIMG_BOOT_BUS_VIRTIO_SCSI, SCIMG_BOOT_BUS_NVME,
 			SCIMG_BOOT_FW_BIOS, SCIMG_BOOT_FW_UEFI, SCIMG_BOOT_BUS_ALL,
-			SCIMG_BOOT_XEN_PYGRUB, SCIMG_BOOT_XEN_PVGRUB2, 3u };
+			SCIMG_BOOT_XEN_PYGRUB, SCIMG_BOOT_XEN_PVGRUB2, SCIMG_BOOT_XEN_DIRECT, 3u };
 		size_t i;
 
 		for (i = 0; names[i] && strcmp(names[i], t); i++)
@@ -163,7 +169,7 @@ int parse_boot_list(const char *sub, const char *s, unsigned *buses, unsigned *f
 		if (!names[i])
 			r = usage_error(sub, "--boot: unknown '%s' (expected buses ide, sata, virtio-blk, "
 					"virtio-scsi, nvme, all, firmware bios, uefi and Xen loaders "
-					"pygrub, pvgrub2, xen)", t);
+					"pygrub, pvgrub2, direct, xen)", t);
 		else if (i == 5 || i == 6)
 			*firmware |= bits[i];
 		else if (i >= 8)
@@ -196,8 +202,9 @@ int cmd_boot_test(int argc, char **argv)
 		SCIMG_BOOT_BUS_VIRTIO_BLK, SCIMG_BOOT_BUS_VIRTIO_SCSI, SCIMG_BOOT_BUS_NVME };
 	static const char *const fw_names[] = { "bios", "uefi", NULL };
 	static const unsigned fw_bits[] = { SCIMG_BOOT_FW_BIOS, SCIMG_BOOT_FW_UEFI };
-	static const char *const xen_names[] = { "pygrub", "pvgrub2", NULL };
-	static const unsigned xen_bits[] = { SCIMG_BOOT_XEN_PYGRUB, SCIMG_BOOT_XEN_PVGRUB2 };
+	static const char *const xen_names[] = { "pygrub", "pvgrub2", "direct", NULL };
+	static const unsigned xen_bits[] = { SCIMG_BOOT_XEN_PYGRUB, SCIMG_BOOT_XEN_PVGRUB2,
+					     SCIMG_BOOT_XEN_DIRECT };
 	struct scimg_boot_opts o;
 	struct scimg_ctx *ctx;
 	json_object *report = NULL, *a;
@@ -230,7 +237,7 @@ int cmd_boot_test(int argc, char **argv)
 			break;
 		case 'f': o.format = optarg; break;
 		case 'X':
-			if (parse_list(optarg, xen_names, xen_bits, 3u, &o.xen, "xen"))
+			if (parse_list(optarg, xen_names, xen_bits, 7u, &o.xen, "xen"))
 				return EXIT_ERROR;
 			break;
 		case 'L': o.blanket = optarg; break;

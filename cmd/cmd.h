@@ -23,7 +23,7 @@ int cmd_inject_drivers(int argc, char **argv);
 int cmd_boot_test(int argc, char **argv);
 int cmd_blanket(int argc, char **argv);
 /* Parse check --boot's LIST: bus names, all, bios/uefi and the Xen
- * loaders pygrub, pvgrub2 (xen: both); 0 or
+ * loaders pygrub, pvgrub2, direct (xen: pygrub and pvgrub2); 0 or
  * EXIT_ERROR after a usage message for SUB. */
 int parse_boot_list(const char *sub, const char *s, unsigned *buses, unsigned *firmware,
 		    unsigned *xen);

@@ -553,6 +553,10 @@ enum {
 enum {
 	SCIMG_BOOT_XEN_PYGRUB = 1u << 0,      /* bootloader = "pygrub" */
 	SCIMG_BOOT_XEN_PVGRUB2 = 1u << 1,     /* kernel = grub-x86_64-xen.bin */
+	/* kernel =, ramdisk =, extra = the guest's own default kernel,
+	 * initramfs and command line (grub.cfg's default entry, read from the
+	 * image through libguestfs), no bootloader */
+	SCIMG_BOOT_XEN_DIRECT = 1u << 2,
 };
 
 /* Options of scimg_boot_test().  SIZE must be sizeof(struct

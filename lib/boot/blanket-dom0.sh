@@ -9,8 +9,12 @@
 # holds a guest's disk image as the provider's volume shows it (raw: e.g.
 # `scimg convert IMAGE.sci -O raw`, or a provider volume made from it).
 # How each starts: a disk whose serial is "scimg-bt-MODE" (set by
-# `scimg boot-test --xen`) with MODE (pygrub or pvgrub2), is destroyed once
-# its fate is known and, when every such disk is done, dom0 powers off;
+# `scimg boot-test --xen`) with MODE (pygrub, pvgrub2 or direct), is
+# destroyed once its fate is known and, when every such disk is done, dom0
+# powers off; MODE direct gives xl the guest's kernel, initramfs and command
+# line (kernel=, ramdisk=, extra=; no bootloader) from the "carrier" disk
+# whose serial is "scimg-bt-files" (a tar: vmlinuz, initrd, cmdline), which
+# is not a guest itself;
 # any other disk with pygrub, then pvgrub2 if xl create fails, and is left
 # running with one vif on xenbr0 (when the bridge exists).
 # /etc/scimg-blanket.conf may set MEM (MiB per domU; default: dom0's free
@@ -34,9 +38,20 @@ say "SCIMG-DOM0-UP $(xl info 2>/dev/null | grep -E '^xen_version' | tr -s ' ')"
 rootsrc=$(findmnt -nvo SOURCE /)
 rootdisk=$(lsblk -lnspo NAME,TYPE "$rootsrc" 2>/dev/null | awk '$2 == "disk" { print $1; exit }')
 DISKS=
+DIRECT=/var/lib/scimg-direct  # the root filesystem: an initramfs may not fit /run
 for d in $(lsblk -dnpo NAME,TYPE | awk '$2 == "disk" { print $1 }'); do
   [ "$d" = "$rootdisk" ] && continue
   case "$d" in /dev/loop*|/dev/ram*|/dev/zram*|/dev/sr*) continue ;; esac
+  # the direct boot's carrier (scimg boot-test --xen=direct): files, not a guest
+  if [ "$(lsblk -dno SERIAL "$d" 2>/dev/null | tr -d ' ')" = scimg-bt-files ]; then
+    rm -rf "$DIRECT"; mkdir -p "$DIRECT"
+    if tar -xf "$d" -C "$DIRECT" --no-same-owner --no-same-permissions vmlinuz initrd cmdline; then
+      say "direct: carrier $d: vmlinuz $(stat -c %s "$DIRECT/vmlinuz") bytes, initrd $(stat -c %s "$DIRECT/initrd") bytes"
+    else
+      say "the carrier $d could not be unpacked"
+    fi
+    continue
+  fi
   DISKS="$DISKS $d"
 done
 set -- $DISKS
@@ -52,7 +67,7 @@ fi
 OKRE='login: *$|Reached target .*Multi-User System|Reached target .*Graphical Interface|Cloud-init v\. .* finished|SCIMG-BOOT-OK'
 FAILRE='not xen image|you need to load the kernel first|Gave up waiting for root|ALERT! .* does not exist|Kernel panic|You are in emergency mode|Entering emergency mode|dracut:/#'
 
-# boot_one N DISK MODE: domU N from DISK; MODE pygrub, pvgrub2 or auto
+# boot_one N DISK MODE: domU N from DISK; MODE pygrub, pvgrub2, direct or auto
 boot_one() {
   n=$1; disk=$2; mode=$3; test=$4; name=scimg-domu$n
   cfg=/run/$name.cfg
@@ -67,11 +82,25 @@ boot_one() {
       [ "$test" = 1 ] && echo 'on_reboot = "destroy"'
       case "$m" in
         pvgrub2) echo 'kernel = "/usr/lib/grub-xen/grub-x86_64-xen.bin"' ;;
+        direct)
+          echo "kernel = \"$DIRECT/vmlinuz\""
+          [ -s "$DIRECT/initrd" ] && echo "ramdisk = \"$DIRECT/initrd\""
+          # boot-test wrote one line of printable characters without quotes
+          echo "extra = \"$(head -n 1 "$DIRECT/cmdline" 2>/dev/null | tr -cd '[:print:]' | tr -d '"\\')\"" ;;
         *) echo 'bootloader = "pygrub"' ;;
       esac
     } > "$cfg"
     rm -f "$log"
-    if xl create "$cfg" >/run/$name.create 2>&1; then mode=$m; break; fi
+    if [ "$m" = direct ]; then
+      # created paused and started once xenconsoled has its console (the
+      # domU's early console waits for room in the ring)
+      say "direct: xl create $(grep -E '^(kernel|ramdisk|extra)' "$cfg" | tr '\n' ' ')"
+      if xl create -p "$cfg" >/run/$name.create 2>&1; then
+        w=0; while [ ! -e "$log" ] && [ $w -lt 30 ]; do sleep 1; w=$((w + 1)); done
+        say "direct: console log $( [ -e "$log" ] && echo "there after ${w}s" || echo "missing after ${w}s"); xenconsoled: $(pgrep -c xenconsoled) running"
+        xl unpause "$name"; mode=$m; break
+      fi
+    elif xl create "$cfg" >/run/$name.create 2>&1; then mode=$m; break; fi
     say "xl create with $m failed: $(tail -n 3 /run/$name.create | tr '\n' ' ')"
     mode=failed
   done
@@ -79,6 +108,7 @@ boot_one() {
     say "SCIMG-XEN-FAIL $n $disk $3 (xl create failed after $(( $(date +%s) - start ))s)"
     return
   fi
+  [ "$mode" = direct ] && say "direct: domU created after $(( $(date +%s) - start ))s"
   tail -n +1 -F "$log" 2>/dev/null | sed -u "s/^/[domu$n] /" &
   relay=$!
   res=timeout; last=-1; changed=$(date +%s)
@@ -91,6 +121,9 @@ boot_one() {
     sz=$(stat -c %s "$log" 2>/dev/null || echo 0)
     [ "$sz" != "$last" ] && { last=$sz; changed=$(date +%s); }
     [ $(( $(date +%s) - changed )) -ge "$STALL" ] && { res="the domU console was silent for ${STALL}s"; break; }
+    # a direct boot says once a minute whether its domU runs
+    [ "$mode" = direct ] && [ $(( ($(date +%s) - start) % 60 )) -lt 2 ] &&
+      say "direct: $(xl list "$name" 2>/dev/null | awk 'NR == 2 { print "state " $5 ", cpu " $6 " s" }'), console $sz bytes after $(( $(date +%s) - start ))s; $(ls /var/log/xen/console 2>&1 | tr '\n' ' '); $(xenstore-ls -f "/local/domain/$(xl domid "$name" 2>/dev/null)/console" 2>&1 | grep -E 'ring-ref|port|type|tty' | tr '\n' ' ' | cut -c1-300)"
     sleep 2
   done
   t=$(( $(date +%s) - start ))
@@ -109,6 +142,7 @@ for d in $DISKS; do
   case "$serial" in
     scimg-bt-pygrub) boot_one $n "$d" pygrub 1; ntest=$((ntest + 1)) ;;
     scimg-bt-pvgrub2) boot_one $n "$d" pvgrub2 1; ntest=$((ntest + 1)) ;;
+    scimg-bt-direct) boot_one $n "$d" direct 1; ntest=$((ntest + 1)) ;;
     *) boot_one $n "$d" auto 0 ;;
   esac
   n=$((n + 1))

@@ -65,6 +65,8 @@ struct scimg_boot_env {
 	const char *disk_format;   /* "raw" or "qcow2" */
 	const char *blanket;       /* for Xen boots: the blanket disk, read-only */
 	const char *blanket_format;
+	const char *carrier;       /* for --xen=direct: the raw tar of the guest's
+				      kernel, initramfs and command line */
 	const char *tmpdir;        /* private directory: overlays, consoles, vars */
 	int memory_mib;
 	int timeout;               /* seconds; 0: the default of the accelerator */
@@ -80,7 +82,7 @@ struct scimg_boot_env {
 const char *scimg_int_boot_bus_name(unsigned bus);
 const char *scimg_int_boot_fw_name(unsigned fw);
 const char *scimg_int_boot_res_name(enum scimg_boot_res r);
-const char *scimg_int_boot_xen_name(unsigned xen);  /* "pygrub", "pvgrub2" */
+const char *scimg_int_boot_xen_name(unsigned xen);  /* "pygrub", "pvgrub2", "direct" */
 /* The last non-empty line of the file PATH (at most OUTLEN - 1 bytes). */
 void scimg_int_boot_last_line(const char *path, char *out, size_t outlen);
 

@@ -25,6 +25,7 @@
 
 #include "boot-int.h"
 #include "appliance.h"
+#include "check/check-int.h"
 
 #define HEAD_LEN (128 * 1024)
 #define DEFAULT_OVMF_CODE "/usr/share/OVMF/OVMF_CODE_4M.fd"
@@ -153,7 +154,8 @@ static json_object *boot_json(const struct scimg_boot_one *b)
 		return NULL;
 	if (b->xen) {
 		/* a PV domU has no bus or firmware: its disk is xen-blkfront's,
-		 * its loader pygrub (in dom0) or pvgrub2 (in the domU) */
+		 * its loader pygrub (in dom0), pvgrub2 (in the domU) or none
+		 * (direct: xl loads the guest's kernel and initramfs) */
 		snprintf(method, sizeof(method), "xen-pv-%s", scimg_int_boot_xen_name(b->xen));
 		json_object_object_add(o, "method", json_object_new_string(method));
 		json_object_object_add(o, "platform", json_object_new_string("xen"));
@@ -282,6 +284,53 @@ static int find_blanket(struct scimg_ctx *ctx, const struct scimg_boot_opts *o, 
 	return r;
 }
 
+/* --xen=direct: the carrier disk (the guest's default kernel, initramfs
+ * and command line, read from ENV->disk through a read-only libguestfs
+ * appliance) in the private directory, as ENV->carrier.  A guest with
+ * nothing to boot directly fails its boot at once, with the reason and
+ * without QEMU (as a firmware that cannot boot the image does): returns 1
+ * then (one boot fewer to run), 0 when the carrier is there, -errno when
+ * the inspection could not run. */
+static int direct_carrier(struct scimg_ctx *ctx, const struct scimg_boot_opts *o,
+			  struct scimg_boot_env *env, char **carrier,
+			  struct scimg_boot_one *boots, size_t n, struct done_ctx *dctx)
+{
+	struct scimg_guest_opts g;
+	char why[512];
+	int r;
+
+	if (asprintf(carrier, "%s/carrier.tar", env->tmpdir) < 0) {
+		*carrier = NULL;
+		return scimg_int_err(ctx, -ENOMEM, "out of memory");
+	}
+	memset(&g, 0, sizeof(g));
+	g.notice = o->notice;
+	g.notice_opaque = o->notice_opaque;
+	g.tmpdir = env->tmpdir;
+	r = scimg_int_guest_direct_carrier(ctx, env->disk, env->disk_format, *carrier, &g,
+					   why, sizeof(why));
+	if (r < 0) {
+		scimg_int_err_prefix(ctx, "--xen=direct: reading the guest's kernel");
+		return r;
+	}
+	if (!why[0]) {
+		env->carrier = *carrier;
+		return 0;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (boots[i].xen == SCIMG_BOOT_XEN_DIRECT) {
+			struct scimg_boot_one *b = &boots[i];
+
+			b->state = SCIMG_BOOT_DONE;
+			b->result = SCIMG_BOOT_RES_FAIL;
+			snprintf(b->reason, sizeof(b->reason), "no kernel to boot directly: %.500s", why);
+			b->tcg = -1; /* no accelerator: QEMU never ran */
+			b->reported = 1;
+			on_done(dctx, b);
+		}
+	return 1;
+}
+
 int scimg_boot_test(struct scimg_ctx *ctx, const struct scimg_boot_opts *uopts,
 		    json_object **report)
 {
@@ -293,6 +342,7 @@ int scimg_boot_test(struct scimg_ctx *ctx, const struct scimg_boot_opts *uopts,
 	regex_t expect;
 	int have_expect = 0, r, jobs, nok = 0, nremain = 0;
 	char content[200], qemu[4096], why[2][512], *disk = NULL, *tmpdir = NULL, *blanket = NULL;
+	char *carrier = NULL;
 	const char *qfmt = NULL, *fmtname = NULL, *blanket_fmt = NULL;
 	unsigned fw_no = 0; /* firmware that cannot boot the image */
 	uint8_t *head = NULL;
@@ -313,9 +363,9 @@ int scimg_boot_test(struct scimg_ctx *ctx, const struct scimg_boot_opts *uopts,
 		o.buses = SCIMG_BOOT_BUS_VIRTIO_BLK;
 	if (!o.firmware)
 		o.firmware = SCIMG_BOOT_FW_BIOS;
-	if (o.xen & ~3u)
+	if (o.xen & ~7u)
 		return scimg_int_err(ctx, -EINVAL, "scimg_boot_test: unknown Xen loader bits (0x%x)",
-				     o.xen & ~3u);
+				     o.xen & ~7u);
 	if (o.buses & ~SCIMG_BOOT_BUS_ALL || o.firmware & ~3u)
 		return scimg_int_err(ctx, -EINVAL, "scimg_boot_test: unknown bus (0x%x) or firmware "
 				     "(0x%x) bits", o.buses & ~SCIMG_BOOT_BUS_ALL, o.firmware & ~3u);
@@ -367,7 +417,7 @@ int scimg_boot_test(struct scimg_ctx *ctx, const struct scimg_boot_opts *uopts,
 	memset(&dctx, 0, sizeof(dctx));
 	dctx.opts = &o;
 	/* the Xen boots first: they take longest */
-	for (unsigned x = SCIMG_BOOT_XEN_PYGRUB; x <= SCIMG_BOOT_XEN_PVGRUB2; x <<= 1)
+	for (unsigned x = SCIMG_BOOT_XEN_PYGRUB; x <= SCIMG_BOOT_XEN_DIRECT; x <<= 1)
 		if (o.xen & x) {
 			boots[n].xen = x;
 			boots[n].fw = SCIMG_BOOT_FW_BIOS;
@@ -460,6 +510,11 @@ int scimg_boot_test(struct scimg_ctx *ctx, const struct scimg_boot_opts *uopts,
 			env.disk = disk;
 			env.disk_format = "qcow2";
 		}
+		if (o.xen & SCIMG_BOOT_XEN_DIRECT) {
+			if ((r = direct_carrier(ctx, &o, &env, &carrier, boots, n, &dctx)) < 0)
+				goto out;
+			nremain -= r;
+		}
 		env.expect = have_expect ? &expect : NULL;
 		env.expect_src = o.expect;
 		env.notice = o.notice;
@@ -469,7 +524,7 @@ int scimg_boot_test(struct scimg_ctx *ctx, const struct scimg_boot_opts *uopts,
 		jobs = o.jobs ? o.jobs : auto_jobs(o.memory_mib);
 		if (jobs > nremain)
 			jobs = nremain;
-		if ((r = scimg_int_boot_run(&env, boots, n, jobs)) < 0)
+		if (nremain && (r = scimg_int_boot_run(&env, boots, n, jobs)) < 0)
 			goto out;
 	} else {
 		jobs = 0;
@@ -510,6 +565,7 @@ out:
 	if (have_expect)
 		regfree(&expect);
 	free(disk);
+	free(carrier);
 	free(blanket);
 	free(head);
 	free(boots);

@@ -48,7 +48,8 @@ const char *scimg_int_boot_fw_name(unsigned fw)
 
 const char *scimg_int_boot_xen_name(unsigned xen)
 {
-	return xen == SCIMG_BOOT_XEN_PYGRUB ? "pygrub" : xen == SCIMG_BOOT_XEN_PVGRUB2 ? "pvgrub2" : "?";
+	return xen == SCIMG_BOOT_XEN_PYGRUB ? "pygrub" : xen == SCIMG_BOOT_XEN_PVGRUB2 ? "pvgrub2"
+	       : xen == SCIMG_BOOT_XEN_DIRECT ? "direct" : "?";
 }
 
 const char *scimg_int_boot_res_name(enum scimg_boot_res r)
@@ -344,7 +345,10 @@ static char *qemu_path(const char *p)
 
 /* A Xen boot: the blanket boots (its GRUB sees SMBIOS product
  * "scimg-boot-test" and adds the options TCG needs) and the image is its
- * second disk, whose serial tells the blanket's service the loader. */
+ * second disk, whose serial tells the blanket's service the loader.  A
+ * direct boot adds a third, read-only disk: the carrier (serial
+ * scimg-bt-files), a tar of the guest's kernel, initramfs and command line
+ * that the service unpacks and gives xl. */
 static int xen_disks(struct scimg_boot_env *env, struct scimg_boot_one *b, struct argv *a,
 		     const char *disk)
 {
@@ -365,6 +369,18 @@ static int xen_disks(struct scimg_boot_env *env, struct scimg_boot_one *b, struc
 	arg(a, "-device");
 	arg(a, "virtio-blk-pci,drive=d0,serial=scimg-bt-%s", scimg_int_boot_xen_name(b->xen));
 	free(bl);
+	if (b->xen == SCIMG_BOOT_XEN_DIRECT) {
+		char *ca = env->carrier ? qemu_path(env->carrier) : NULL;
+
+		if (!ca)
+			return scimg_int_err(env->ctx, env->carrier ? -ENOMEM : -EINVAL,
+					     "a direct Xen boot without its carrier");
+		arg(a, "-drive");
+		arg(a, "file=%s,format=raw,if=none,id=files,readonly=on,media=disk", ca);
+		arg(a, "-device");
+		arg(a, "virtio-blk-pci,drive=files,serial=scimg-bt-files");
+		free(ca);
+	}
 	return a->oom ? scimg_int_err(env->ctx, -ENOMEM, "out of memory building the QEMU command line")
 		      : 0;
 }

@@ -95,4 +95,26 @@ typedef struct guestfs_h guestfs_h;
 int scimg_int_guest_describe(struct scimg_ctx *ctx, guestfs_h *g, const char *path,
 			     const char *root, int top_cfg, json_object **facts);
 
+/* For a direct Xen PV boot (scimg boot-test --xen=direct): inspect the guest
+ * in PATH (FORMAT "raw" or "qcow2", opened read-only) and write CARRIER, a
+ * new ustar file holding "vmlinuz" (the kernel of grub.cfg's default entry),
+ * "initrd" (its initramfs; empty when the entry has none) and "cmdline"
+ * (the entry's command line without console= and GRUB variables, then
+ * console=hvc0; printable ASCII, no quotes).  The paths come from the
+ * untrusted grub.cfg: they are resolved inside the guest, must be regular
+ * files (kernel up to 128 MiB, initramfs up to 512 MiB).  Returns 0 with
+ * WHY empty when CARRIER was written, 0 with WHY saying why the guest has
+ * nothing to boot directly (no OS, no grub.cfg, no kernel...), -errno
+ * when the inspection could not run. */
+/* Pure: the command line of a direct boot from a grub.cfg entry's ARGS (may
+ * be NULL) into OUT: its words without console= (the domU's console is
+ * hvc0) and without GRUB variables ($vt_handoff), then console=hvc0.  Only
+ * printable ASCII without quotes or backslashes (it goes into xl's
+ * configuration as a string), shorter than OUTLEN.  0, or -1 with WHY. */
+int scimg_int_direct_cmdline(const char *args, char *out, size_t outlen, char *why,
+			     size_t whylen);
+int scimg_int_guest_direct_carrier(struct scimg_ctx *ctx, const char *path, const char *format,
+				   const char *carrier, const struct scimg_guest_opts *opts,
+				   char *why, size_t whylen);
+
 #endif

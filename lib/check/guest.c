@@ -10,6 +10,8 @@
  * KVM to TCG as every appliance of scimg does (lib/appliance.c).
  */
 #include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <guestfs.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -20,6 +22,7 @@
 #include "appliance.h"
 #include "check-int.h"
 #include "guest/guest-facts.h"
+#include "package/package.h"
 
 
 void scimg_int_finding(json_object *findings, const char *id,
@@ -888,4 +891,234 @@ int scimg_int_guest_describe(struct scimg_ctx *ctx, guestfs_h *g, const char *pa
 	c.path = path;
 	c.g = g;
 	return guest_facts(&c, NULL, describe_fn, &d, facts);
+}
+
+/* ---- a direct Xen PV boot's files (scimg boot-test --xen=direct) ---- */
+
+#define DIRECT_KERNEL_MAX (128ll << 20)
+#define DIRECT_INITRD_MAX (512ll << 20)
+#define DIRECT_CMDLINE_MAX 1000 /* Xen's PV command line holds 1024 bytes */
+
+/* Guest path GP resolved inside the guest (symlinks followed in the
+ * appliance's chroot of the guest, never on the host): a regular file of
+ * at most MAX bytes, as a malloc'd path, or NULL with WHY set. */
+static char *direct_file(struct gc *c, const char *gp, int64_t max, const char *what,
+			 char *why, size_t whylen)
+{
+	char *rp;
+	int64_t sz;
+
+	guestfs_push_error_handler(c->g, NULL, NULL);
+	rp = guestfs_realpath(c->g, gp);
+	guestfs_pop_error_handler(c->g);
+	if (!rp || rp[0] != '/' ||
+	    guestfs_is_file_opts(c->g, rp, GUESTFS_IS_FILE_OPTS_FOLLOWSYMLINKS, 0, -1) != 1) {
+		snprintf(why, whylen, "the %s '%s' is not a regular file in the guest", what, gp);
+		free(rp);
+		return NULL;
+	}
+	sz = guestfs_filesize(c->g, rp);
+	if (sz <= 0 || sz > max) {
+		snprintf(why, whylen, "the %s '%s' has %lld bytes (1 - %lld allowed)", what, gp,
+			 (long long)sz, (long long)max);
+		free(rp);
+		return NULL;
+	}
+	return rp;
+}
+
+int scimg_int_direct_cmdline(const char *args, char *out, size_t outlen, char *why, size_t whylen)
+{
+	const char *p = args ? args : "";
+	size_t n = 0;
+
+	out[0] = '\0';
+	while (*p) {
+		const char *b;
+		size_t l;
+
+		while (*p == ' ' || *p == '\t')
+			p++;
+		b = p;
+		while (*p && *p != ' ' && *p != '\t')
+			p++;
+		l = (size_t)(p - b);
+		if (!l || (l >= 8 && !strncmp(b, "console=", 8)) || memchr(b, '$', l))
+			continue;
+		for (size_t i = 0; i < l; i++)
+			if (b[i] < 0x21 || b[i] > 0x7e || b[i] == '"' || b[i] == '\'' || b[i] == '\\') {
+				snprintf(why, whylen, "the default entry's kernel command line has "
+					 "a character xl cannot be given (0x%02x)", (unsigned char)b[i]);
+				return -1;
+			}
+		if (n + l + 1 >= outlen) {
+			snprintf(why, whylen, "the default entry's kernel command line is longer "
+				 "than %zu bytes", outlen - 1);
+			return -1;
+		}
+		memcpy(out + n, b, l);
+		n += l;
+		out[n++] = ' ';
+		out[n] = '\0';
+	}
+	if (n + sizeof("console=hvc0") > outlen) {
+		snprintf(why, whylen, "the default entry's kernel command line is longer than %zu "
+			 "bytes", outlen - 1);
+		return -1;
+	}
+	memcpy(out + n, "console=hvc0", sizeof("console=hvc0"));
+	return 0;
+}
+
+/* Find the files; 0 (with WHY set when there is nothing to boot) or -errno. */
+static int direct_find(struct gc *c, const char *carrier, char *why, size_t whylen)
+{
+	char **roots = NULL, *cfg = NULL, *kp = NULL, *ip = NULL, *local_k = NULL,
+	     *local_i = NULL, *t = NULL, cmdline[DIRECT_CMDLINE_MAX + 1];
+	const char *cfgpath = NULL, *root;
+	struct sg_disk_facts df;
+	struct entry ent;
+	struct sci_tar_writer *w = NULL;
+	int ret = 0, fd = -1;
+
+	memset(&df, 0, sizeof(df));
+	memset(&ent, 0, sizeof(ent));
+	why[0] = '\0';
+	roots = guestfs_inspect_os(c->g);
+	if (!roots)
+		return gerr(c, "inspection");
+	if (!roots[0]) {
+		snprintf(why, whylen, "%s", scimg_int_sg_has_luks(c->g)
+			 ? "no operating system found outside LUKS-encrypted volumes"
+			 : "no operating system found on the disk");
+		goto out;
+	}
+	root = roots[0];
+	t = guestfs_inspect_get_type(c->g, root);
+	if (!t || strcmp(t, "linux")) {
+		snprintf(why, whylen, "the guest is not Linux (%s)", t ? t : "unknown");
+		goto out;
+	}
+	if ((ret = mount_all(c, root)) < 0)
+		goto out;
+	if (scimg_int_sg_disk_facts(c->g, root, &df) < 0) {
+		ret = gerr(c, "inspect mountpoints");
+		goto out;
+	}
+	if (is_file(c, "/boot/grub/grub.cfg"))
+		cfgpath = "/boot/grub/grub.cfg";
+	else if (is_file(c, "/boot/grub2/grub.cfg"))
+		cfgpath = "/boot/grub2/grub.cfg";
+	if (!cfgpath || !(cfg = read_small(c, cfgpath, 4 << 20))) {
+		snprintf(why, whylen, "no readable /boot/grub/grub.cfg (of at most 4 MiB) to "
+			 "take the default kernel and its command line from");
+		goto out;
+	}
+	if (grub_parse(cfg, &ent) == 0 || !ent.linux_path) {
+		snprintf(why, whylen, "%s has no 'linux' line in its default menu entry: no "
+			 "kernel to boot", cfgpath);
+		goto out;
+	}
+	{
+		char *gp = scimg_int_sg_grub_path(c->g, &df, ent.linux_path);
+
+		if (!gp) {
+			snprintf(why, whylen, "%s: the default entry's kernel '%.200s' does not exist",
+				 cfgpath, ent.linux_path);
+			goto out;
+		}
+		kp = direct_file(c, gp, DIRECT_KERNEL_MAX, "kernel", why, whylen);
+		free(gp);
+		if (!kp)
+			goto out;
+	}
+	if (ent.initrd) {
+		char *gp = scimg_int_sg_grub_path(c->g, &df, ent.initrd);
+
+		if (!gp) {
+			snprintf(why, whylen, "%s: the default entry's initramfs '%.200s' does not exist",
+				 cfgpath, ent.initrd);
+			goto out;
+		}
+		ip = direct_file(c, gp, DIRECT_INITRD_MAX, "initramfs", why, whylen);
+		free(gp);
+		if (!ip)
+			goto out;
+	}
+	if (scimg_int_direct_cmdline(ent.args, cmdline, sizeof(cmdline), why, whylen) < 0)
+		goto out;
+	if (c->opts && c->opts->notice) {
+		char msg[1400];
+		snprintf(msg, sizeof(msg), "--xen=direct: kernel %.200s (%s)%s%.200s, command line: %s",
+			 kp, scimg_int_sg_kernel_compression_of(c->g, kp), ip ? ", initramfs " : "",
+			 ip ? ip : "", cmdline);
+		c->opts->notice(c->opts->notice_opaque, msg);
+	}
+	/* download, then pack: vmlinuz, initrd (empty: none), cmdline */
+	if (!(local_k = fetch(c, kp, "vmlinuz")) || (ip && !(local_i = fetch(c, ip, "initrd")))) {
+		ret = -EIO;
+		goto out;
+	}
+	fd = open(carrier, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		ret = scimg_int_err(c->ctx, -errno, "'%s': %s", carrier, strerror(errno));
+		goto out;
+	}
+	if ((ret = scimg_int_tar_writer_new(c->ctx, fd, carrier, 0, &w)) < 0)
+		goto out;
+	if ((ret = scimg_int_tar_add_file(w, "vmlinuz", local_k, NULL, NULL)) < 0 ||
+	    (ret = local_i ? scimg_int_tar_add_file(w, "initrd", local_i, NULL, NULL)
+			   : scimg_int_tar_add_buffer(w, "initrd", "", 0)) < 0 ||
+	    (ret = scimg_int_tar_add_buffer(w, "cmdline", cmdline, strlen(cmdline))) < 0) {
+		scimg_int_tar_writer_abort(w);
+		goto out;
+	}
+	ret = scimg_int_tar_writer_close(w);
+out:
+	if (fd >= 0 && close(fd) < 0 && ret == 0)
+		ret = scimg_int_err(c->ctx, -errno, "'%s': %s", carrier, strerror(errno));
+	if (ret < 0 && fd >= 0)
+		unlink(carrier);
+	if (local_k)
+		unlink(local_k);
+	if (local_i)
+		unlink(local_i);
+	free(local_k);
+	free(local_i);
+	free(kp);
+	free(ip);
+	free(t);
+	free(cfg);
+	entry_free(&ent);
+	scimg_int_sg_disk_facts_free(&df);
+	scimg_int_strv_free(roots);
+	return ret;
+}
+
+int scimg_int_guest_direct_carrier(struct scimg_ctx *ctx, const char *path, const char *format,
+				   const char *carrier, const struct scimg_guest_opts *opts,
+				   char *why, size_t whylen)
+{
+	struct gc c;
+	int ret;
+
+	memset(&c, 0, sizeof(c));
+	c.ctx = ctx;
+	c.opts = opts;
+	c.path = path;
+	why[0] = '\0';
+	if ((ret = scimg_int_tmp_dir(ctx, "direct", opts ? opts->tmpdir : NULL, "/var/tmp",
+				     &c.tmpdir)) < 0)
+		return ret;
+	ret = launch(&c, format);
+	if (ret == 0)
+		ret = direct_find(&c, carrier, why, whylen);
+	if (c.g) {
+		guestfs_umount_all(c.g);
+		guestfs_shutdown(c.g);
+		guestfs_close(c.g);
+	}
+	rmdir(c.tmpdir);
+	free(c.tmpdir);
+	return ret;
 }

@@ -75,7 +75,7 @@ blanket_path() {
 }
 
 # expect_xen IMAGE "ok|fail MODE [PATTERN]"...: boot IMAGE as a Xen PV domU
-# in the blanket once per MODE (pygrub, pvgrub: pvgrub2), with scimg
+# in the blanket once per MODE (pygrub, pvgrub: pvgrub2, direct), with scimg
 # boot-test --xen; success is the fixture's marker (or any sign of a booted
 # system); with fail, PATTERN must be in the failure's reason (e.g. "not
 # xen image").

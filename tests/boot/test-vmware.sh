@@ -11,7 +11,9 @@
 #   its LZ4 kernel.  Each booted guest's marker line shows root=UUID= and the
 #   image's own kernel argument (norandmaps).
 # - boot-test --firmware uefi fails at once, without QEMU (no ESP).
-# - As a Xen PV domU: pygrub boots, pvgrub2 really fails ("not xen image").
+# - As a Xen PV domU: pygrub boots, pvgrub2 really fails ("not xen image"),
+#   and a direct boot (no loader: xl gets the guest's LZ4 kernel,
+#   initramfs and command line) boots.
 # The fixture powers itself off right after printing its marker
 # (SCIMG-BOOT-OK), which often beats getty's login prompt, and
 # inject-drivers' grub.cfg boots with "quiet": so the marker is given as
@@ -103,5 +105,5 @@ for bus in ide virtio-blk virtio-scsi nvme; do
   check after "b['$bus/uefi']['result'] == 'fail' and 'no EFI system partition' in b['$bus/uefi']['reason'] and b['$bus/uefi']['accel'] is None"
 done
 
-expect_xen "$WORK/vmware.img" "ok pygrub" "fail pvgrub not xen image"
+expect_xen "$WORK/vmware.img" "ok pygrub" "fail pvgrub not xen image" "ok direct"
 finish

@@ -54,7 +54,7 @@ rc=0; "$SCIMG" boot-test --blanket "$TMPD/nonexistent.qcow2" --xen all "$TMPD/g.
 rc=0; "$SCIMG" boot-test --xen grub4dos "$TMPD/g.img" 2> "$TMPD/l.err" || rc=$?
 [ $rc = 2 ] && grep -q "unknown 'grub4dos'" "$TMPD/l.err" || { cat "$TMPD/l.err"; fail "--xen: bad loader"; }
 rc=0; "$SCIMG" check --boot=virtio-blk,pvgrub2,lilo "$TMPD/g.img" 2> "$TMPD/c.err" > /dev/null || rc=$?
-[ $rc = 2 ] && grep -q "pygrub, pvgrub2, xen" "$TMPD/c.err" || { cat "$TMPD/c.err"; fail "check --boot: Xen loaders not listed"; }
+[ $rc = 2 ] && grep -q "pygrub, pvgrub2, direct, xen" "$TMPD/c.err" || { cat "$TMPD/c.err"; fail "check --boot: Xen loaders not listed"; }
 for o in "--xen=all" "--blanket=F"; do
   "$SCIMG" boot-test --help | grep -q -- "${o%%=*}" || fail "boot-test --help lacks ${o%%=*}"
 done

@@ -65,5 +65,37 @@ int main(void)
 	CHECK(l == NULL);
 	CHECK(scimg_int_grub_default("menuentry x {\n", &l, &a, &i, &l16) == 1);
 	CHECK(l == NULL);
+	/* a direct Xen PV boot's command line (boot-test --xen=direct) */
+	{
+		char out[1001], why[200];
+
+		CHECK(scimg_int_direct_cmdline("root=UUID=5c1a ro  console=tty0 console=ttyS0,115200n8 quiet",
+					       out, sizeof(out), why, sizeof(why)) == 0);
+		CHECK(!strcmp(out, "root=UUID=5c1a ro quiet console=hvc0"));
+		CHECK(scimg_int_direct_cmdline(NULL, out, sizeof(out), why, sizeof(why)) == 0);
+		CHECK(!strcmp(out, "console=hvc0"));
+		CHECK(scimg_int_direct_cmdline("\troot=/dev/xvda1\tro quiet splash $vt_handoff", out,
+					       sizeof(out), why, sizeof(why)) == 0);
+		CHECK(!strcmp(out, "root=/dev/xvda1 ro quiet splash console=hvc0"));
+		/* nothing that could end xl's string or the line */
+		CHECK(scimg_int_direct_cmdline("root=UUID=x\" extra=\"evil", out, sizeof(out), why,
+					       sizeof(why)) == -1 && strstr(why, "0x22"));
+		CHECK(scimg_int_direct_cmdline("root=x a\\b", out, sizeof(out), why, sizeof(why)) == -1);
+		CHECK(scimg_int_direct_cmdline("root=x\nbootloader=evil", out, sizeof(out), why,
+					       sizeof(why)) == -1);
+		CHECK(scimg_int_direct_cmdline("root=x \x80", out, sizeof(out), why, sizeof(why)) == -1);
+		/* bounded: a line that with console=hvc0 does not fit */
+		CHECK(scimg_int_direct_cmdline("root=x ro", out, 20, why, sizeof(why)) == -1 &&
+		      strstr(why, "longer"));
+		CHECK(scimg_int_direct_cmdline("root=x ro", out, 23, why, sizeof(why)) == 0 &&
+		      !strcmp(out, "root=x ro console=hvc0"));
+		{
+			char *big = malloc(3000);
+			memset(big, 'a', 2999);
+			big[2999] = '\0';
+			CHECK(scimg_int_direct_cmdline(big, out, sizeof(out), why, sizeof(why)) == -1);
+			free(big);
+		}
+	}
 	UNIT_DONE();
 }
