@@ -34,10 +34,11 @@ static void help(void)
 	       "  -j, --jobs=N           boots at once (default: cores and free RAM allow)\n"
 	       "  -f, --format=FMT       read IMAGE as FMT instead of probing\n"
 	       "      --xen=LIST         also boot IMAGE as a Xen PV domU inside the blanket\n"
-	       "                         with these loaders: pygrub, pvgrub2, direct (no\n"
-	       "                         loader: xl gets the guest's default kernel,\n"
-	       "                         initramfs and command line, read from IMAGE's\n"
-	       "                         grub.cfg), or all; only --xen: no HVM boot unless\n"
+	       "                         with these loaders: pygrub, pvgrub2, or all (those\n"
+	       "                         two); direct (not yet proven to boot: no loader,\n"
+	       "                         xl gets the guest's default kernel, initramfs and\n"
+	       "                         command line, read from IMAGE's grub.cfg) only\n"
+	       "                         when named; only --xen: no HVM boot unless\n"
 	       "                         --bus/--firmware asks\n"
 	       "      --blanket=FILE     the blanket for --xen (default: the cached build of\n"
 	       "                         `scimg blanket create`, see scimg blanket path)\n"
@@ -237,7 +238,7 @@ int cmd_boot_test(int argc, char **argv)
 			break;
 		case 'f': o.format = optarg; break;
 		case 'X':
-			if (parse_list(optarg, xen_names, xen_bits, 7u, &o.xen, "xen"))
+			if (parse_list(optarg, xen_names, xen_bits, 3u, &o.xen, "xen"))
 				return EXIT_ERROR;
 			break;
 		case 'L': o.blanket = optarg; break;

@@ -4,8 +4,9 @@
 # with the reason and without QEMU; on the cached Debian fixture (when there,
 # with a blanket that cannot boot, so no Xen runs) the kernel, initramfs and
 # command line handed to the blanket are the grub.cfg default entry's, with
-# console=hvc0 in place of the image's console= arguments.  The real
-# direct boot is tests/boot's (make check-boot).
+# console=hvc0 in place of the image's console= arguments.  No test boots
+# it for real yet: measured by hand, the domU reaches its root filesystem
+# and systemd but times out (docs/sci-format.md, last section).
 . "$(dirname "$0")/functions.sh"
 requires python3 timeout
 
@@ -25,7 +26,7 @@ EOF
 # ---- names --------------------------------------------------------------
 truncate -s 64M "$TMPD/blank.img"
 truncate -s 1M "$TMPD/fakebl.img"
-"$SCIMG" boot-test --help | grep -q "pygrub, pvgrub2, direct" || fail "--help does not list direct"
+"$SCIMG" boot-test --help | grep -q "direct (not yet proven" || fail "--help does not list direct (and say it is not yet proven)"
 rc=0; "$SCIMG" boot-test --xen grub4dos "$TMPD/blank.img" 2> "$TMPD/l.err" || rc=$?
 [ $rc = 2 ] && grep -q "expected pygrub, pvgrub2, direct, all" "$TMPD/l.err" ||
   { cat "$TMPD/l.err"; fail "--xen: direct not among the loaders"; }
