@@ -94,6 +94,19 @@ static int is_file(struct gc *c, const char *p)
 	return guestfs_is_file_opts(c->g, p, GUESTFS_IS_FILE_OPTS_FOLLOWSYMLINKS, 1, -1) == 1;
 }
 
+/* The GRUB 2 configuration pygrub and pvgrub2 read, as the guest sees it,
+ * or NULL when there is none. */
+static const char *grub_cfg_path(struct gc *c)
+{
+	static const char *const paths[] = { "/boot/grub/grub.cfg", "/boot/grub2/grub.cfg" };
+	size_t i;
+
+	for (i = 0; i < SCIMG_ARRAY_SIZE(paths); i++)
+		if (is_file(c, paths[i]))
+			return paths[i];
+	return NULL;
+}
+
 static int is_dir(struct gc *c, const char *p)
 {
 	return guestfs_is_dir_opts(c->g, p, GUESTFS_IS_DIR_OPTS_FOLLOWSYMLINKS, 1, -1) == 1;
@@ -528,7 +541,8 @@ static int run(struct gc *c, const char *format)
  * says it. */
 static int describe(struct gc *c, const char *root_dev, int top_cfg)
 {
-	char **boot = NULL, *cfg = NULL, *cfgpath = NULL;
+	char **boot = NULL, *cfg = NULL;
+	const char *cfgpath;
 	json_object *kernels, *methods, *def = NULL;
 	struct entry ent;
 	struct sg_disk_facts df;
@@ -608,10 +622,7 @@ static int describe(struct gc *c, const char *root_dev, int top_cfg)
 				  "no kernel found in /boot (vmlinuz-VERSION)");
 
 	/* bootloader configuration: what pygrub and pvgrub2 read */
-	if (is_file(c, "/boot/grub/grub.cfg"))
-		cfgpath = strdup("/boot/grub/grub.cfg");
-	else if (is_file(c, "/boot/grub2/grub.cfg"))
-		cfgpath = strdup("/boot/grub2/grub.cfg");
+	cfgpath = grub_cfg_path(c);
 	if (cfgpath) {
 		json_object_object_add(c->guest, "bootloader", json_object_new_string("grub2"));
 		cfg = read_small(c, cfgpath, 4 << 20);
@@ -800,7 +811,6 @@ out:
 	entry_free(&ent);
 	scimg_int_sg_disk_facts_free(&df);
 	free(cfg);
-	free(cfgpath);
 	scimg_int_strv_free(boot);
 	return ret;
 }
@@ -899,15 +909,22 @@ int scimg_int_guest_describe(struct scimg_ctx *ctx, guestfs_h *g, const char *pa
 #define DIRECT_INITRD_MAX (512ll << 20)
 #define DIRECT_CMDLINE_MAX 1000 /* Xen's PV command line holds 1024 bytes */
 
-/* Guest path GP resolved inside the guest (symlinks followed in the
- * appliance's chroot of the guest, never on the host): a regular file of
- * at most MAX bytes, as a malloc'd path, or NULL with WHY set. */
-static char *direct_file(struct gc *c, const char *gp, int64_t max, const char *what,
-			 char *why, size_t whylen)
+/* The file the default entry of CFGPATH names as ARG (its linux or initrd
+ * argument), resolved inside the guest (the grub.cfg path through DF's
+ * /boot and subvolume, symlinks followed in the appliance's chroot of the
+ * guest, never on the host): a regular file of at most MAX bytes, as a
+ * malloc'd path, or NULL with WHY set. */
+static char *direct_file(struct gc *c, const struct sg_disk_facts *df, const char *cfgpath,
+			 const char *arg, int64_t max, const char *what, char *why, size_t whylen)
 {
-	char *rp;
+	char *rp, *gp = scimg_int_sg_grub_path(c->g, df, arg);
 	int64_t sz;
 
+	if (!gp) {
+		snprintf(why, whylen, "%s: the default entry's %s '%.200s' does not exist",
+			 cfgpath, what, arg);
+		return NULL;
+	}
 	guestfs_push_error_handler(c->g, NULL, NULL);
 	rp = guestfs_realpath(c->g, gp);
 	guestfs_pop_error_handler(c->g);
@@ -915,15 +932,14 @@ static char *direct_file(struct gc *c, const char *gp, int64_t max, const char *
 	    guestfs_is_file_opts(c->g, rp, GUESTFS_IS_FILE_OPTS_FOLLOWSYMLINKS, 0, -1) != 1) {
 		snprintf(why, whylen, "the %s '%s' is not a regular file in the guest", what, gp);
 		free(rp);
-		return NULL;
-	}
-	sz = guestfs_filesize(c->g, rp);
-	if (sz <= 0 || sz > max) {
+		rp = NULL;
+	} else if ((sz = guestfs_filesize(c->g, rp)) <= 0 || sz > max) {
 		snprintf(why, whylen, "the %s '%s' has %lld bytes (1 - %lld allowed)", what, gp,
 			 (long long)sz, (long long)max);
 		free(rp);
-		return NULL;
+		rp = NULL;
 	}
+	free(gp);
 	return rp;
 }
 
@@ -975,7 +991,7 @@ static int direct_find(struct gc *c, const char *carrier, char *why, size_t whyl
 {
 	char **roots = NULL, *cfg = NULL, *kp = NULL, *ip = NULL, *local_k = NULL,
 	     *local_i = NULL, *t = NULL, cmdline[DIRECT_CMDLINE_MAX + 1];
-	const char *cfgpath = NULL, *root;
+	const char *cfgpath, *root;
 	struct sg_disk_facts df;
 	struct entry ent;
 	struct sci_tar_writer *w = NULL;
@@ -1005,10 +1021,7 @@ static int direct_find(struct gc *c, const char *carrier, char *why, size_t whyl
 		ret = gerr(c, "inspect mountpoints");
 		goto out;
 	}
-	if (is_file(c, "/boot/grub/grub.cfg"))
-		cfgpath = "/boot/grub/grub.cfg";
-	else if (is_file(c, "/boot/grub2/grub.cfg"))
-		cfgpath = "/boot/grub2/grub.cfg";
+	cfgpath = grub_cfg_path(c);
 	if (!cfgpath || !(cfg = read_small(c, cfgpath, 4 << 20))) {
 		snprintf(why, whylen, "no readable /boot/grub/grub.cfg (of at most 4 MiB) to "
 			 "take the default kernel and its command line from");
@@ -1019,29 +1032,12 @@ static int direct_find(struct gc *c, const char *carrier, char *why, size_t whyl
 			 "kernel to boot", cfgpath);
 		goto out;
 	}
-	{
-		char *gp = scimg_int_sg_grub_path(c->g, &df, ent.linux_path);
-
-		if (!gp) {
-			snprintf(why, whylen, "%s: the default entry's kernel '%.200s' does not exist",
-				 cfgpath, ent.linux_path);
-			goto out;
-		}
-		kp = direct_file(c, gp, DIRECT_KERNEL_MAX, "kernel", why, whylen);
-		free(gp);
-		if (!kp)
-			goto out;
-	}
+	kp = direct_file(c, &df, cfgpath, ent.linux_path, DIRECT_KERNEL_MAX, "kernel", why, whylen);
+	if (!kp)
+		goto out;
 	if (ent.initrd) {
-		char *gp = scimg_int_sg_grub_path(c->g, &df, ent.initrd);
-
-		if (!gp) {
-			snprintf(why, whylen, "%s: the default entry's initramfs '%.200s' does not exist",
-				 cfgpath, ent.initrd);
-			goto out;
-		}
-		ip = direct_file(c, gp, DIRECT_INITRD_MAX, "initramfs", why, whylen);
-		free(gp);
+		ip = direct_file(c, &df, cfgpath, ent.initrd, DIRECT_INITRD_MAX, "initramfs",
+				 why, whylen);
 		if (!ip)
 			goto out;
 	}
