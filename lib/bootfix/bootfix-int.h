@@ -171,6 +171,12 @@ int bf_netrules(struct bf *bf);
 /* Before launch: host path for the new disk when --partition may be
  * needed (NULL when not asked).  After launch: copy the filesystem. */
 int bf_partition_prepare(struct bf *bf, char **tmp, uint64_t *size);
+/* Pure: the first two 512-byte sectors S (1024 bytes) of a disk of SIZE
+ * bytes hold a partition table Linux reads: an MBR (0x55AA, boot flags 0
+ * or 0x80) with a partition inside the disk, or a protective MBR and a GPT
+ * header.  1 yes, 0 not shown (the appliance decides: --partition's wrap
+ * looks at what the kernel found). */
+int bf_partition_table_seen(const uint8_t *s, uint64_t size);
 int bf_partition_wrap(struct bf *bf);
 
 /* ---- bootfix.c ---- */

@@ -156,7 +156,7 @@ int scimg_int_bootfix_run(struct scimg_ctx *ctx, const char *path,
 	const char *bl_step;
 	char *tmp = NULL;
 	json_object *gfacts = NULL;
-	int r;
+	int r, table = 0, wrap;
 
 	if (report)
 		*report = NULL;
@@ -205,8 +205,15 @@ int scimg_int_bootfix_run(struct scimg_ctx *ctx, const char *path,
 		 * its own rules: scimg's confined open vets them first (an image
 		 * is untrusted: lib/source/ref.c) */
 		struct scimg_image *chk = NULL;
+		uint8_t s01[1024];
 		if ((r = scimg_image_open(ctx, path, format, &chk)) < 0)
 			return r;
+		/* --partition on a disk that plainly has a partition table
+		 * has nothing to do: no new disk, no second drive (the SCI
+		 * build asks for it on every image) */
+		if (opts->partition && scimg_image_size(chk) >= sizeof(s01) &&
+		    scimg_image_pread(chk, s01, sizeof(s01), 0) == 0)
+			table = bf_partition_table_seen(s01, scimg_image_size(chk));
 		scimg_image_close(chk);
 	}
 
@@ -241,9 +248,14 @@ int scimg_int_bootfix_run(struct scimg_ctx *ctx, const char *path,
 	json_object_object_add(bf.report, "timings", bf.timings);
 
 	/* the steps below, for the progress */
-	bf.steps = 10 + (opts->partition && !bf.dry_run) + (opts->partition != 0) +
-		   (facts && !bf.dry_run);
-	if (opts->partition && !bf.dry_run) {
+	wrap = opts->partition && !table;
+	if (opts->partition && table) {
+		/* what bf_partition_wrap() says when it finds partitions */
+		json_object_object_add(bf.report, "partitioned", json_object_new_string("already"));
+		bf_warn(&bf, "the image already has a partition table; --partition has nothing to do");
+	}
+	bf.steps = 10 + (wrap && !bf.dry_run) + (wrap != 0) + (facts && !bf.dry_run);
+	if (wrap && !bf.dry_run) {
 		step_start(&bf, "partition-prepare");
 		r = bf_partition_prepare(&bf, &tmp, &newsize);
 		if (r < 0)
@@ -257,7 +269,7 @@ int scimg_int_bootfix_run(struct scimg_ctx *ctx, const char *path,
 		r = bf_gerr(&bf, "listing the disks");
 		goto out;
 	}
-	if (opts->partition)
+	if (wrap)
 		STEP("partition", bf_partition_wrap(&bf));
 	STEP("inspect", bf_inspect(&bf));
 	STEP("kernels", bf_find_kernels(&bf));
@@ -272,8 +284,16 @@ int scimg_int_bootfix_run(struct scimg_ctx *ctx, const char *path,
 	if (facts && !bf.dry_run) {
 		/* the facts check would find, from this same appliance (the
 		 * SCI build: one launch, not two) */
+		/* the disk as this run left it (what its own boot-method
+		 * table uses): no second probe of the partitions, volumes and
+		 * boot code; after --partition made a new disk, read afresh */
+		struct sg_disk_facts now = bf.disk;
+		now.bios_code = bf.bios_ok;
+		now.uefi_fallback = bf.uefi_ok;
+		now.esp_dev = bf.esp;
 		STEP("describe", scimg_int_guest_describe(ctx, bf.g, path, bf.root,
-							  bf_btrfs_bridge_wanted(&bf), &gfacts));
+							  bf_btrfs_bridge_wanted(&bf),
+							  bf.wrapped ? NULL : &now, &gfacts));
 	}
 	STEP("btrfs-bridge", bf_btrfs_bridge(&bf)); /* remounts: last */
 	bf_boot_methods(&bf);

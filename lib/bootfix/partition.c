@@ -12,6 +12,36 @@
 
 #define MIB (UINT64_C(1) << 20)
 
+int bf_partition_table_seen(const uint8_t *s, uint64_t size)
+{
+	uint64_t sectors = size / 512;
+	int i, gpt = 0, part = 0;
+
+	if (s[510] != 0x55 || s[511] != 0xAA)
+		return 0;
+	for (i = 0; i < 4; i++) {
+		const uint8_t *e = s + 446 + 16 * i;
+		uint64_t start = (uint64_t)e[8] | (uint64_t)e[9] << 8 | (uint64_t)e[10] << 16 |
+				 (uint64_t)e[11] << 24;
+		uint64_t count = (uint64_t)e[12] | (uint64_t)e[13] << 8 | (uint64_t)e[14] << 16 |
+				 (uint64_t)e[15] << 24;
+
+		/* a boot sector that is not a partition table (FAT, NTFS)
+		 * has other bytes here */
+		if (e[0] != 0 && e[0] != 0x80)
+			return 0;
+		if (e[4] == 0)
+			continue;
+		if (e[4] == 0xEE)
+			gpt = 1;
+		else if (start >= 1 && count >= 1 && start < sectors && count <= sectors - start)
+			part = 1;
+	}
+	if (gpt)
+		return memcmp(s + 512, "EFI PART", 8) == 0;
+	return part;
+}
+
 int bf_partition_prepare(struct bf *bf, char **tmp, uint64_t *size)
 {
 	guestfs_h *g;

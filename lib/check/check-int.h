@@ -91,9 +91,13 @@ int scimg_int_guest_check(struct scimg_ctx *ctx, const char *path,
  * an open libguestfs handle G whose guest filesystems are mounted -- the
  * handle of inject-drivers, so that convert -O sci launches one appliance.
  * TOP_CFG: the btrfs top level has (or gets) a GRUB configuration. */
+/* DISK: the disk facts (lib/guest/guest-facts.h) the caller already has
+ * for this guest as it is now, or NULL to read them. */
 typedef struct guestfs_h guestfs_h;
+struct sg_disk_facts;
 int scimg_int_guest_describe(struct scimg_ctx *ctx, guestfs_h *g, const char *path,
-			     const char *root, int top_cfg, json_object **facts);
+			     const char *root, int top_cfg, const struct sg_disk_facts *disk,
+			     json_object **facts);
 
 /* For a direct Xen PV boot (scimg boot-test --xen=direct): inspect the guest
  * in PATH (FORMAT "raw" or "qcow2", opened read-only) and write CARRIER, a

@@ -503,7 +503,8 @@ static void gstr(json_object *o, const char *key, char *v)
 	free(v);
 }
 
-static int describe(struct gc *c, const char *root_dev, int top_cfg);
+static int describe(struct gc *c, const char *root_dev, int top_cfg,
+		    const struct sg_disk_facts *known);
 
 static int run(struct gc *c, const char *format)
 {
@@ -530,7 +531,7 @@ static int run(struct gc *c, const char *format)
 	if (roots[1])
 		scimg_int_finding(c->findings, "guest-multiple-os", "warning",
 				  "more than one operating system found; checking the one on '%s'", roots[0]);
-	ret = describe(c, roots[0], -1);
+	ret = describe(c, roots[0], -1, NULL);
 	scimg_int_strv_free(roots);
 	return ret;
 }
@@ -539,7 +540,8 @@ static int run(struct gc *c, const char *format)
  * first, finding out whether a btrfs top level has a GRUB configuration;
  * else the guest is mounted already (inject-drivers' handle) and TOP_CFG
  * says it. */
-static int describe(struct gc *c, const char *root_dev, int top_cfg)
+static int describe(struct gc *c, const char *root_dev, int top_cfg,
+		    const struct sg_disk_facts *known)
 {
 	char **boot = NULL, *cfg = NULL;
 	const char *cfgpath;
@@ -581,7 +583,12 @@ static int describe(struct gc *c, const char *root_dev, int top_cfg)
 		if ((ret = mount_all(c, root_dev)) < 0)
 			goto out;
 	}
-	if (scimg_int_sg_disk_facts(c->g, root_dev, &df) < 0) {
+	if (known) {
+		if (scimg_int_sg_disk_facts_dup(&df, known) < 0) {
+			ret = scimg_int_err(c->ctx, -ENOMEM, "out of memory");
+			goto out;
+		}
+	} else if (scimg_int_sg_disk_facts(c->g, root_dev, &df) < 0) {
 		ret = gerr(c, "inspect mountpoints");
 		goto out;
 	}
@@ -881,20 +888,22 @@ int scimg_int_guest_check(struct scimg_ctx *ctx, const char *path,
 struct describe_arg {
 	const char *root;
 	int top_cfg;
+	const struct sg_disk_facts *disk;
 };
 
 static int describe_fn(struct gc *c, const void *arg)
 {
 	const struct describe_arg *d = arg;
 
-	return describe(c, d->root, d->top_cfg);
+	return describe(c, d->root, d->top_cfg, d->disk);
 }
 
 int scimg_int_guest_describe(struct scimg_ctx *ctx, guestfs_h *g, const char *path,
-			     const char *root, int top_cfg, json_object **facts)
+			     const char *root, int top_cfg, const struct sg_disk_facts *disk,
+			     json_object **facts)
 {
 	struct gc c;
-	struct describe_arg d = { root, top_cfg ? 1 : 0 };
+	struct describe_arg d = { root, top_cfg ? 1 : 0, disk };
 
 	memset(&c, 0, sizeof(c));
 	c.ctx = ctx;

@@ -26,6 +26,27 @@ void scimg_int_sg_disk_facts_free(struct sg_disk_facts *d)
 	memset(d, 0, sizeof(*d));
 }
 
+static int dup_str(char **dst, const char *src)
+{
+	*dst = src ? strdup(src) : NULL;
+	return src && !*dst ? -1 : 0;
+}
+
+int scimg_int_sg_disk_facts_dup(struct sg_disk_facts *dst, const struct sg_disk_facts *src)
+{
+	*dst = *src;
+	dst->bootdisk = dst->boot_dev = dst->boot_fs = dst->boot_subvol = NULL;
+	dst->esp_dev = dst->esp_mp = NULL;
+	if (dup_str(&dst->bootdisk, src->bootdisk) < 0 || dup_str(&dst->boot_dev, src->boot_dev) < 0 ||
+	    dup_str(&dst->boot_fs, src->boot_fs) < 0 ||
+	    dup_str(&dst->boot_subvol, src->boot_subvol) < 0 ||
+	    dup_str(&dst->esp_dev, src->esp_dev) < 0 || dup_str(&dst->esp_mp, src->esp_mp) < 0) {
+		scimg_int_sg_disk_facts_free(dst);
+		return -1;
+	}
+	return 0;
+}
+
 /* DEV is a device of the appliance (a disk, partition, LV or md device).
  * (guestfs_is_blockdev looks in the mounted guest's /dev, not there.) */
 static int appliance_dev(guestfs_h *g, const char *dev)

@@ -27,6 +27,8 @@ struct sg_disk_facts {
  * libguestfs error. */
 int scimg_int_sg_disk_facts(guestfs_h *g, const char *root, struct sg_disk_facts *df);
 void scimg_int_sg_disk_facts_free(struct sg_disk_facts *df);
+/* A deep copy of SRC into DST: 0, or -1 (out of memory, DST empty). */
+int scimg_int_sg_disk_facts_dup(struct sg_disk_facts *dst, const struct sg_disk_facts *src);
 char *scimg_int_sg_disk_of(guestfs_h *g, const char *dev);
 int scimg_int_sg_bios_code(guestfs_h *g, const char *disk);
 int scimg_int_sg_uefi_fallback(guestfs_h *g, const char *esp_mp);

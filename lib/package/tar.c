@@ -509,7 +509,7 @@ int scimg_int_tar_add_file(struct sci_tar_writer *w, const char *name,
 	const size_t bufsz = 1u << 20;
 	uint8_t *buf = NULL, md[32];
 	EVP_MD_CTX *mdc = NULL;
-	uint64_t size, done = 0;
+	uint64_t size, done = 0, synced = 0;
 	off_t end;
 	int fd, ret;
 
@@ -548,6 +548,12 @@ int scimg_int_tar_add_file(struct sci_tar_writer *w, const char *name,
 		if ((ret = put_data(w, name, buf, (size_t)n)) < 0)
 			goto out;
 		done += (uint64_t)n;
+		/* start writing back what is written (as convert does): the
+		 * flush before the package's rename then finds little left */
+		if (done - synced >= (UINT64_C(64) << 20) && !w->discard) {
+			(void)sync_file_range(w->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+			synced = done;
+		}
 		if ((ret = scimg_int_check_cancel(w->ctx)) < 0)
 			goto out;
 	}

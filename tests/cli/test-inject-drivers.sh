@@ -52,7 +52,9 @@ if [ ! -r "$guest" ]; then
     { tail -5 "$TMPD/build.log"; skip "the vmware guest fixture could not be built (root, mmdebstrap, Debian's archive)"; }
 fi
 before=$(sha "$guest")
-"$SCIMG" inject-drivers -p --dry-run --output=json -f raw "$guest" >"$TMPD/dry.json" 2>"$TMPD/err"
+# --partition on a disk whose partition table scimg reads itself: nothing
+# to do, so no extra steps (no new disk, no second drive in the appliance)
+"$SCIMG" inject-drivers -p --dry-run --partition --output=json -f raw "$guest" >"$TMPD/dry.json" 2>"$TMPD/err"
 rc=$?
 cat "$TMPD/err"
 [ $rc = 0 ] || { cat "$TMPD/dry.json"; fail "dry run failed"; }
@@ -84,7 +86,10 @@ assert m["xen-pv-pygrub"]["works"] and not m["xen-pv-pvgrub2"]["works"]
 assert "not xen image" in m["xen-pv-pvgrub2"]["reason"]
 assert not m["hvm-bios-sata"]["works"] and "AHCI" in m["hvm-bios-sata"]["reason"]
 assert any("AHCI" in w for w in r["warnings"])
+assert r["partitioned"] == "already", r.get("partitioned")
+assert any("already has a partition table" in w for w in r["warnings"])
 t = r["timings"]
+assert "partition" not in t and "partition-prepare" not in t, t
 assert t["launch"] > 0 and t["inspect"] > 0 and "initramfs" in t and "shutdown" in t, t
 EOF
 # an image without an operating system: a clear error, nothing written

@@ -1,5 +1,6 @@
 /* test-bootfix.c - the pure helpers of lib/bootfix/: guest device names,
- * kernel compression from a bzImage header, NAME=value files, module names. */
+ * kernel compression from a bzImage header, NAME=value files, module names,
+ * the partition table seen from the host (--partition without a new disk). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -118,9 +119,72 @@ static void modnames(void)
 	CHECK(strlen(b) == 7);
 }
 
+static void put_entry(uint8_t *s, int i, uint8_t flag, uint8_t type, uint32_t start, uint32_t count)
+{
+	uint8_t *e = s + 446 + 16 * i;
+
+	e[0] = flag;
+	e[4] = type;
+	for (int b = 0; b < 4; b++) {
+		e[8 + b] = (uint8_t)(start >> (8 * b));
+		e[12 + b] = (uint8_t)(count >> (8 * b));
+	}
+}
+
+static void parttable(void)
+{
+	const uint64_t size = UINT64_C(2) << 30; /* 4194304 sectors */
+	uint8_t s[1024];
+
+	/* an empty disk, a filesystem at sector 0 (old AMI): no */
+	memset(s, 0, sizeof(s));
+	CHECK(bf_partition_table_seen(s, size) == 0);
+	memcpy(s + 3, "XFSB", 4);
+	CHECK(bf_partition_table_seen(s, size) == 0);
+	/* the signature alone, no partition: no */
+	memset(s, 0, sizeof(s));
+	s[510] = 0x55;
+	s[511] = 0xAA;
+	CHECK(bf_partition_table_seen(s, size) == 0);
+	/* one Linux partition from 1 MiB to the end: yes */
+	put_entry(s, 0, 0x80, 0x83, 2048, 4194304 - 2048);
+	CHECK(bf_partition_table_seen(s, size) == 1);
+	/* reaching past the end, or starting at 0, or empty: no */
+	put_entry(s, 0, 0x80, 0x83, 2048, 4194304);
+	CHECK(bf_partition_table_seen(s, size) == 0);
+	put_entry(s, 0, 0x00, 0x83, 0, 100);
+	CHECK(bf_partition_table_seen(s, size) == 0);
+	put_entry(s, 0, 0x00, 0x83, 2048, 0);
+	CHECK(bf_partition_table_seen(s, size) == 0);
+	put_entry(s, 0, 0x00, 0x83, 0xFFFFFFFFu, 0xFFFFFFFFu);
+	CHECK(bf_partition_table_seen(s, size) == 0);
+	/* a boot flag that is neither 0 nor 0x80 (a FAT boot sector's code): no */
+	put_entry(s, 0, 0x00, 0x83, 2048, 4096);
+	put_entry(s, 1, 0x12, 0x00, 0, 0);
+	CHECK(bf_partition_table_seen(s, size) == 0);
+	put_entry(s, 1, 0x00, 0x00, 0, 0);
+	CHECK(bf_partition_table_seen(s, size) == 1);
+	/* protective MBR: only with a GPT header in sector 1 */
+	memset(s, 0, sizeof(s));
+	s[510] = 0x55;
+	s[511] = 0xAA;
+	put_entry(s, 0, 0x00, 0xEE, 1, 4194303);
+	CHECK(bf_partition_table_seen(s, size) == 0);
+	memcpy(s + 512, "EFI PART", 8);
+	CHECK(bf_partition_table_seen(s, size) == 1);
+	/* a disk smaller than its table says */
+	memset(s, 0, sizeof(s));
+	s[510] = 0x55;
+	s[511] = 0xAA;
+	put_entry(s, 0, 0x00, 0x83, 2048, 2048);
+	CHECK(bf_partition_table_seen(s, 2048 * 512) == 0);
+	CHECK(bf_partition_table_seen(s, 4096 * 512) == 1);
+}
+
 int main(void)
 {
 	devnames();
+	parttable();
 	compression();
 	shvars();
 	modnames();
