@@ -37,6 +37,8 @@ struct bf_kernel {
 	struct sg_moddep *moddep;     /* its modules.dep, NULL if none */
 	char *builtin;                /* its modules.builtin text, or NULL */
 	int verified;           /* in_initrd was filled */
+	json_object *initrd_mods; /* the modules of its initramfs as last listed
+				   * on the host (NULL: listed in the guest) */
 	char *rebuild_cmd;      /* the rebuild command, and the file it writes */
 	char *rebuild_target;
 };

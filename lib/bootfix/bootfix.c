@@ -25,6 +25,7 @@ static void bf_free(struct bf *bf)
 		free(bf->kernels[i].rebuild_cmd);
 		free(bf->kernels[i].rebuild_target);
 		free(bf->kernels[i].builtin);
+		json_object_put(bf->kernels[i].initrd_mods);
 		scimg_int_sg_moddep_free(bf->kernels[i].moddep);
 		for (int d = 0; d < SG_NDRV; d++)
 			free(bf->kernels[i].missing_dep[d]);
@@ -288,12 +289,20 @@ int scimg_int_bootfix_run(struct scimg_ctx *ctx, const char *path,
 		 * table uses): no second probe of the partitions, volumes and
 		 * boot code; after --partition made a new disk, read afresh */
 		struct sg_disk_facts now = bf.disk;
+		json_object *mods = json_object_new_object();
 		now.bios_code = bf.bios_ok;
 		now.uefi_fallback = bf.uefi_ok;
 		now.esp_dev = bf.esp;
-		STEP("describe", scimg_int_guest_describe(ctx, bf.g, path, bf.root,
-							  bf_btrfs_bridge_wanted(&bf),
-							  bf.wrapped ? NULL : &now, &gfacts));
+		/* and the initramfs listings this run made after its rebuild */
+		for (size_t i = 0; mods && i < bf.nkernels; i++)
+			if (bf.kernels[i].initrd && bf.kernels[i].initrd_mods)
+				json_object_object_add(mods, bf.kernels[i].initrd,
+						       json_object_get(bf.kernels[i].initrd_mods));
+		step_start(&bf, "describe");
+		r = scimg_int_guest_describe(ctx, bf.g, path, bf.root, bf_btrfs_bridge_wanted(&bf),
+					     bf.wrapped ? NULL : &now, mods, &gfacts);
+		json_object_put(mods);
+		STEP_QUIET("describe", r);
 	}
 	STEP("btrfs-bridge", bf_btrfs_bridge(&bf)); /* remounts: last */
 	bf_boot_methods(&bf);

@@ -54,6 +54,8 @@ int scimg_int_check_vmdk(struct scimg_ctx *ctx, const char *path, json_object *f
  * *MODS is a json array of strings the caller owns.  Returns 0, or -errno
  * with a message naming the file, the offset and the problem (an
  * unsupported compression is -ENOTSUP). */
+/* The largest initramfs file scimg downloads from a guest to list. */
+#define SCIMG_INT_INITRD_MAX (INT64_C(1) << 30)
 int scimg_int_initrd_modules(struct scimg_ctx *ctx, const char *path,
 			     json_object **mods);
 
@@ -92,12 +94,14 @@ int scimg_int_guest_check(struct scimg_ctx *ctx, const char *path,
  * handle of inject-drivers, so that convert -O sci launches one appliance.
  * TOP_CFG: the btrfs top level has (or gets) a GRUB configuration. */
 /* DISK: the disk facts (lib/guest/guest-facts.h) the caller already has
- * for this guest as it is now, or NULL to read them. */
+ * for this guest as it is now, or NULL to read them; INITRD_MODS (or NULL):
+ * {guest initramfs path: [module names]} as scimg_int_initrd_modules()
+ * listed them, for initramfs files that need not be read again. */
 typedef struct guestfs_h guestfs_h;
 struct sg_disk_facts;
 int scimg_int_guest_describe(struct scimg_ctx *ctx, guestfs_h *g, const char *path,
 			     const char *root, int top_cfg, const struct sg_disk_facts *disk,
-			     json_object **facts);
+			     json_object *initrd_mods, json_object **facts);
 
 /* For a direct Xen PV boot (scimg boot-test --xen=direct): inspect the guest
  * in PATH (FORMAT "raw" or "qcow2", opened read-only) and write CARRIER, a

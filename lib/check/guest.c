@@ -48,6 +48,7 @@ struct gc {
 	guestfs_h *g;
 	char *tmpdir;
 	json_object *guest, *boot, *findings;
+	json_object *known_mods; /* {initramfs path: [modules]} already listed */
 };
 
 
@@ -175,6 +176,27 @@ static int json_has(void *opaque, const char *mod)
 	return 0;
 }
 
+/* The modules of the guest's initramfs INITRD (a regular file: see
+ * scimg_int_sg_initrd_of) into *MODS: downloaded when its size is one an
+ * initramfs has (a sparse terabyte is not), listed on the host. */
+static int initrd_list(struct gc *c, const char *initrd, json_object **mods)
+{
+	int64_t sz = guestfs_filesize(c->g, initrd);
+	char *local;
+	int ret;
+
+	if (sz <= 0 || sz > SCIMG_INT_INITRD_MAX)
+		return scimg_int_err(c->ctx, -EFBIG, "'%s' has %lld bytes: not an initramfs "
+				     "(1 - %lld allowed)", initrd, (long long)sz,
+				     (long long)SCIMG_INT_INITRD_MAX);
+	if (!(local = fetch(c, initrd, "initrd")))
+		return -EIO;
+	ret = scimg_int_initrd_modules(c->ctx, local, mods);
+	unlink(local);
+	free(local);
+	return ret;
+}
+
 /* Fill one kernel object: path, initrd, compression, drivers.  *ERR gets
  * the initramfs problem (malloc'ed) when it could not be listed. */
 static json_object *kernel_facts(struct gc *c, const char *ver, char **err)
@@ -193,15 +215,16 @@ static json_object *kernel_facts(struct gc *c, const char *ver, char **err)
 	json_object_object_add(k, "compression", json_object_new_string(scimg_int_sg_kernel_compression_of(c->g, p)));
 	initrd = scimg_int_sg_initrd_of(c->g, ver);
 	if (initrd) {
-		char *local = fetch(c, initrd, "initrd");
+		json_object *known = NULL;
+
 		json_object_object_add(k, "initrd", json_object_new_string(initrd));
-		if (!local || scimg_int_initrd_modules(c->ctx, local, &mods) < 0) {
+		if (c->known_mods && json_object_object_get_ex(c->known_mods, initrd, &known)) {
+			/* listed on the host a moment ago (the SCI build's
+			 * inject-drivers, after its rebuild) */
+			mods = json_object_get(known);
+		} else if (initrd_list(c, initrd, &mods) < 0) {
 			*err = strdup(scimg_ctx_errmsg(c->ctx));
 			scimg_ctx_clear_error(c->ctx);
-		}
-		if (local) {
-			unlink(local);
-			free(local);
 		}
 		free(initrd);
 	}
@@ -900,7 +923,7 @@ static int describe_fn(struct gc *c, const void *arg)
 
 int scimg_int_guest_describe(struct scimg_ctx *ctx, guestfs_h *g, const char *path,
 			     const char *root, int top_cfg, const struct sg_disk_facts *disk,
-			     json_object **facts)
+			     json_object *initrd_mods, json_object **facts)
 {
 	struct gc c;
 	struct describe_arg d = { root, top_cfg ? 1 : 0, disk };
@@ -909,6 +932,7 @@ int scimg_int_guest_describe(struct scimg_ctx *ctx, guestfs_h *g, const char *pa
 	c.ctx = ctx;
 	c.path = path;
 	c.g = g;
+	c.known_mods = initrd_mods;
 	return guest_facts(&c, NULL, describe_fn, &d, facts);
 }
 
