@@ -591,6 +591,10 @@ struct scimg_boot_opts {
 	/* the blanket disk (scimg_blanket_create); NULL: the default cache's
 	 * (scimg_blanket_path with default options, never built here) */
 	const char *blanket;
+	/* the firmware the blanket boots with (SCIMG_BOOT_FW_*; 0: bios): each
+	 * Xen boot runs once per bit, as on a provider whose machines start
+	 * with BIOS or with UEFI */
+	unsigned blanket_firmware;
 };
 
 /* Boot the image under qemu-system-x86_64 once per requested bus and

@@ -162,6 +162,9 @@ static json_object *boot_json(const struct scimg_boot_one *b)
 		json_object_object_add(o, "bus", json_object_new_string("xen-pv"));
 		json_object_object_add(o, "firmware", json_object_new_string(
 					       scimg_int_boot_xen_name(b->xen)));
+		/* and the blanket around it started with BIOS or UEFI */
+		json_object_object_add(o, "blanket-firmware",
+				       json_object_new_string(scimg_int_boot_fw_name(b->fw)));
 	} else {
 		snprintf(method, sizeof(method), "hvm-%s-%s", scimg_int_boot_fw_name(b->fw),
 			 scimg_int_boot_bus_name(b->bus));
@@ -288,16 +291,17 @@ static int find_blanket(struct scimg_ctx *ctx, const struct scimg_boot_opts *o, 
  * and command line, read from ENV->disk through a read-only libguestfs
  * appliance) in the private directory, as ENV->carrier.  A guest with
  * nothing to boot directly fails its boot at once, with the reason and
- * without QEMU (as a firmware that cannot boot the image does): returns 1
- * then (one boot fewer to run), 0 when the carrier is there, -errno when
- * the inspection could not run. */
+ * without QEMU (as a firmware that cannot boot the image does): returns the
+ * number of those boots then (one per blanket firmware: that many fewer to
+ * run), 0 when the carrier is there, -errno when the inspection could not
+ * run. */
 static int direct_carrier(struct scimg_ctx *ctx, const struct scimg_boot_opts *o,
 			  struct scimg_boot_env *env, char **carrier,
 			  struct scimg_boot_one *boots, size_t n, struct done_ctx *dctx)
 {
 	struct scimg_guest_opts g;
 	char why[512];
-	int r;
+	int r, nfail = 0;
 
 	if (asprintf(carrier, "%s/carrier.tar", env->tmpdir) < 0) {
 		*carrier = NULL;
@@ -321,6 +325,7 @@ static int direct_carrier(struct scimg_ctx *ctx, const struct scimg_boot_opts *o
 		if (boots[i].xen == SCIMG_BOOT_XEN_DIRECT) {
 			struct scimg_boot_one *b = &boots[i];
 
+			nfail++;
 			b->state = SCIMG_BOOT_DONE;
 			b->result = SCIMG_BOOT_RES_FAIL;
 			snprintf(b->reason, sizeof(b->reason), "no kernel to boot directly: %.500s", why);
@@ -328,7 +333,7 @@ static int direct_carrier(struct scimg_ctx *ctx, const struct scimg_boot_opts *o
 			b->reported = 1;
 			on_done(dctx, b);
 		}
-	return 1;
+	return nfail;
 }
 
 int scimg_boot_test(struct scimg_ctx *ctx, const struct scimg_boot_opts *uopts,
@@ -363,9 +368,11 @@ int scimg_boot_test(struct scimg_ctx *ctx, const struct scimg_boot_opts *uopts,
 		o.buses = SCIMG_BOOT_BUS_VIRTIO_BLK;
 	if (!o.firmware)
 		o.firmware = SCIMG_BOOT_FW_BIOS;
-	if (o.xen & ~7u)
-		return scimg_int_err(ctx, -EINVAL, "scimg_boot_test: unknown Xen loader bits (0x%x)",
-				     o.xen & ~7u);
+	if (!o.blanket_firmware)
+		o.blanket_firmware = SCIMG_BOOT_FW_BIOS;
+	if (o.xen & ~7u || o.blanket_firmware & ~3u)
+		return scimg_int_err(ctx, -EINVAL, "scimg_boot_test: unknown Xen loader (0x%x) or "
+				     "blanket firmware (0x%x) bits", o.xen & ~7u, o.blanket_firmware & ~3u);
 	if (o.buses & ~SCIMG_BOOT_BUS_ALL || o.firmware & ~3u)
 		return scimg_int_err(ctx, -EINVAL, "scimg_boot_test: unknown bus (0x%x) or firmware "
 				     "(0x%x) bits", o.buses & ~SCIMG_BOOT_BUS_ALL, o.firmware & ~3u);
@@ -409,23 +416,25 @@ int scimg_boot_test(struct scimg_ctx *ctx, const struct scimg_boot_opts *uopts,
 			fw_no |= fw_order[f];
 
 	/* the boots, bus by bus */
-	boots = calloc(SCIMG_ARRAY_SIZE(bus_order) * SCIMG_ARRAY_SIZE(fw_order) + 2, sizeof(*boots));
+	boots = calloc(SCIMG_ARRAY_SIZE(bus_order) * SCIMG_ARRAY_SIZE(fw_order) +
+		       3 * SCIMG_ARRAY_SIZE(fw_order), sizeof(*boots));
 	if (!boots) {
 		r = scimg_int_err(ctx, -ENOMEM, "out of memory");
 		goto out;
 	}
 	memset(&dctx, 0, sizeof(dctx));
 	dctx.opts = &o;
-	/* the Xen boots first: they take longest */
-	for (unsigned x = SCIMG_BOOT_XEN_PYGRUB; x <= SCIMG_BOOT_XEN_DIRECT; x <<= 1)
-		if (o.xen & x) {
-			boots[n].xen = x;
-			boots[n].fw = SCIMG_BOOT_FW_BIOS;
-			boots[n].con_fd = -1;
-			boots[n].tcg = 1;
-			n++;
-			nremain++;
-		}
+	/* the Xen boots first: they take longest; b->fw is the blanket's */
+	for (size_t f = 0; f < SCIMG_ARRAY_SIZE(fw_order); f++)
+		for (unsigned x = SCIMG_BOOT_XEN_PYGRUB; x <= SCIMG_BOOT_XEN_DIRECT; x <<= 1)
+			if ((o.xen & x) && (o.blanket_firmware & fw_order[f])) {
+				boots[n].xen = x;
+				boots[n].fw = fw_order[f];
+				boots[n].con_fd = -1;
+				boots[n].tcg = 1;
+				n++;
+				nremain++;
+			}
 	for (size_t f = 0; f < SCIMG_ARRAY_SIZE(fw_order); f++)
 		for (size_t i = 0; i < SCIMG_ARRAY_SIZE(bus_order); i++) {
 			struct scimg_boot_one *b = &boots[n];
@@ -464,7 +473,8 @@ int scimg_boot_test(struct scimg_ctx *ctx, const struct scimg_boot_opts *uopts,
 			goto out;
 		}
 		env.qemu = qemu;
-		if (o.firmware & ~fw_no & SCIMG_BOOT_FW_UEFI) {
+		if ((o.firmware & ~fw_no & SCIMG_BOOT_FW_UEFI) ||
+		    (o.xen && (o.blanket_firmware & SCIMG_BOOT_FW_UEFI))) {
 			env.ovmf_code = o.ovmf_code ? o.ovmf_code : DEFAULT_OVMF_CODE;
 			env.ovmf_vars = o.ovmf_vars ? o.ovmf_vars : DEFAULT_OVMF_VARS;
 			if (access(env.ovmf_code, R_OK) != 0 || access(env.ovmf_vars, R_OK) != 0) {

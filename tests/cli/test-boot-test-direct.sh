@@ -42,15 +42,19 @@ command -v qemu-system-x86_64 >/dev/null 2>&1 ||
   skip "qemu-system-x86_64 not installed (option tests passed)"
 
 # ---- no kernel: fails at once, with the reason, QEMU never runs --------
+# (once per blanket firmware: two boots, both failed before QEMU)
 s=$(date +%s)
-rc=0; timeout 600 "$SCIMG" boot-test --xen=direct --blanket "$TMPD/fakebl.img" --output=json \
+rc=0; timeout 600 "$SCIMG" boot-test --xen=direct --blanket-firmware=bios,uefi \
+  --blanket "$TMPD/fakebl.img" --output=json \
   "$TMPD/blank.img" > "$TMPD/blank.json" 2> "$TMPD/blank.err" || rc=$?
 if [ $rc = 2 ] && grep -q "libguestfs" "$TMPD/blank.err"; then
   cat "$TMPD/blank.err"; skip "no working libguestfs appliance (option tests passed)"
 fi
 [ $rc = 1 ] || { cat "$TMPD/blank.err" "$TMPD/blank.json"; fail "no kernel: exit $rc, expected 1"; }
-jcheck "$TMPD/blank.json" 'len(r["boots"]) == 1 and len(b) == 1 and r["failed"] == 1 and r["accel"] == "none"' \
-  "no kernel: one failed xen-pv-direct boot"
+jcheck "$TMPD/blank.json" 'len(r["boots"]) == 2 and len(b) == 2 and r["failed"] == 2 and r["accel"] == "none"' \
+  "no kernel: one failed xen-pv-direct boot per blanket firmware"
+jcheck "$TMPD/blank.json" 'sorted(x["blanket-firmware"] for x in b) == ["bios", "uefi"]' \
+  "no kernel: the blanket firmware of each boot"
 jcheck "$TMPD/blank.json" 'b[0]["result"] == "fail" and b[0]["accel"] is None and b[0]["seconds"] == 0' \
   "no kernel: failed at once, without QEMU"
 jcheck "$TMPD/blank.json" '"no kernel to boot directly: no operating system found" in b[0]["reason"]' \
