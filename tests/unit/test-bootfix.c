@@ -131,6 +131,14 @@ static void put_entry(uint8_t *s, int i, uint8_t flag, uint8_t type, uint32_t st
 	}
 }
 
+/* two zeroed sectors, the first with the MBR signature */
+static void empty_mbr(uint8_t *s)
+{
+	memset(s, 0, 1024);
+	s[510] = 0x55;
+	s[511] = 0xAA;
+}
+
 static void parttable(void)
 {
 	const uint64_t size = UINT64_C(2) << 30; /* 4194304 sectors */
@@ -142,9 +150,7 @@ static void parttable(void)
 	memcpy(s + 3, "XFSB", 4);
 	CHECK(bf_partition_table_seen(s, size) == 0);
 	/* the signature alone, no partition: no */
-	memset(s, 0, sizeof(s));
-	s[510] = 0x55;
-	s[511] = 0xAA;
+	empty_mbr(s);
 	CHECK(bf_partition_table_seen(s, size) == 0);
 	/* one Linux partition from 1 MiB to the end: yes */
 	put_entry(s, 0, 0x80, 0x83, 2048, 4194304 - 2048);
@@ -165,17 +171,13 @@ static void parttable(void)
 	put_entry(s, 1, 0x00, 0x00, 0, 0);
 	CHECK(bf_partition_table_seen(s, size) == 1);
 	/* protective MBR: only with a GPT header in sector 1 */
-	memset(s, 0, sizeof(s));
-	s[510] = 0x55;
-	s[511] = 0xAA;
+	empty_mbr(s);
 	put_entry(s, 0, 0x00, 0xEE, 1, 4194303);
 	CHECK(bf_partition_table_seen(s, size) == 0);
 	memcpy(s + 512, "EFI PART", 8);
 	CHECK(bf_partition_table_seen(s, size) == 1);
 	/* a disk smaller than its table says */
-	memset(s, 0, sizeof(s));
-	s[510] = 0x55;
-	s[511] = 0xAA;
+	empty_mbr(s);
 	put_entry(s, 0, 0x00, 0x83, 2048, 2048);
 	CHECK(bf_partition_table_seen(s, 2048 * 512) == 0);
 	CHECK(bf_partition_table_seen(s, 4096 * 512) == 1);
