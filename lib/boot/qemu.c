@@ -85,6 +85,8 @@ static const struct pattern patterns[] = {
 	{ "dracut gave up waiting (initqueue timeout)", "dracut-initqueue.*timeout", 0 },
 	{ "dracut emergency shell", "dracut:/#", 0 },
 	{ "kernel panic", "Kernel panic", 0 },
+	/* PID 1 crashed: systemd's crash handler freezes instead of booting on */
+	{ "systemd (PID 1) crashed", "systemd\\[1\\]: (Caught <[A-Z]+>|Freezing execution)", 0 },
 	{ "the firmware found no bootable device", "No bootable device", 0 },
 	{ "the firmware could not boot the disk", "Boot failed", 0 },
 	{ "the UEFI shell started: no boot loader found", "^Shell> *$", 0 },

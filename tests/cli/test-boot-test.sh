@@ -102,6 +102,7 @@ mkmbr "$TMPD/login.img" 'Debian GNU/Linux 12 testvm ttyS0\r\n\r\ntestvm login: '
 mkmbr "$TMPD/systemd.img" '\x1b[0;32m  OK  \x1b[0m] Reached target \x1b[0;1;39mmulti-user.target\x1b[0m - Multi-User System.\r\n'
 mkmbr "$TMPD/panic.img" 'Kernel panic - not syncing: VFS: Unable to mount root fs\r\n'
 mkmbr "$TMPD/ready.img" 'app READY-42\r\n'
+mkmbr "$TMPD/pid1.img" '[   38.748931] systemd[1]: Caught <ABRT> from our own process.\r\n'
 truncate -s 1M "$TMPD/loop.img"
 printf '\353\376' | dd of="$TMPD/loop.img" conv=notrunc status=none
 printf '\125\252' | dd of="$TMPD/loop.img" bs=1 seek=510 conv=notrunc status=none
@@ -143,6 +144,11 @@ rc=0; timeout 120 "$SCIMG" boot-test --output=json --bus ide --timeout 60 "$TMPD
   > "$TMPD/panic.json" 2> "$TMPD/panic.err" || rc=$?
 [ $rc = 1 ] || { cat "$TMPD/panic.err"; fail "panic: exit $rc, expected 1"; }
 jcheck "$TMPD/panic.json" 'b["ide/bios"]["result"] == "fail" and b["ide/bios"]["reason"].startswith("kernel panic") and b["ide/bios"]["seconds"] < 60' "panic: reason"
+# systemd's PID 1 crashing (its crash handler freezes) fails early too
+rc=0; timeout 120 "$SCIMG" boot-test --output=json --bus ide --timeout 60 "$TMPD/pid1.img" \
+  > "$TMPD/pid1.json" 2> "$TMPD/pid1.err" || rc=$?
+[ $rc = 1 ] || { cat "$TMPD/pid1.err"; fail "pid1: exit $rc, expected 1"; }
+jcheck "$TMPD/pid1.json" 'b["ide/bios"]["result"] == "fail" and b["ide/bios"]["reason"].startswith("systemd (PID 1) crashed") and b["ide/bios"]["seconds"] < 60' "pid1: reason"
 rc=0; timeout 120 "$SCIMG" boot-test --bus ide --timeout 60 --expect 'Kernel panic' "$TMPD/panic.img" \
   > "$TMPD/panic2.out" 2>&1 || rc=$?
 [ $rc = 0 ] && grep -q "ok .*matched --expect 'Kernel panic'" "$TMPD/panic2.out" || { cat "$TMPD/panic2.out"; fail "--expect over a failure pattern: exit $rc"; }
