@@ -379,10 +379,14 @@ static int assemble(struct scimg_ctx *ctx, const struct scimg_blanket_opts *o, c
 	}
 	say(o, "installing GRUB for BIOS and UEFI");
 	/* grub-install's messages are the error when it fails */
-	out = guestfs_sh(g, "{ set -e\n"
-			 "grub-install --target=i386-pc /dev/sda\n"
+	/* one && chain: "set -e" is ignored inside a group that "||"
+	 * tests, which let a failed BIOS install through unseen (a blanket
+	 * with no boot code that SeaBIOS cannot start); the BIOS boot code
+	 * is checked too */
+	out = guestfs_sh(g, "{ grub-install --target=i386-pc /dev/sda &&\n"
 			 "grub-install --target=x86_64-efi --efi-directory=/boot/efi --removable "
-			 "--no-nvram --no-uefi-secure-boot\n"
+			 "--no-nvram --no-uefi-secure-boot &&\n"
+			 "test -s /boot/grub/i386-pc/core.img &&\n"
 			 "test -s /boot/efi/EFI/BOOT/BOOTX64.EFI; } >/tmp/grub.log 2>&1 || "
 			 "{ tr '\\n' ' ' </tmp/grub.log | tail -c 600 >&2; exit 1; }\n");
 	if (!out) {
