@@ -143,43 +143,30 @@ nomem:
 }
 
 /* K's initramfs listed on the host by the reader `scimg check` and the SCI
- * descriptor use (lib/check/initrd.c): one download and a libarchive pass,
- * seconds faster than the guest's tool under TCG.  0 with *OUT the module
- * names, one per line; 1 when the host reader cannot list it (too large,
- * a compression it does not read) and the guest's tool should; -errno. */
+ * descriptor use (scimg_int_guest_initrd_modules): one download and a
+ * libarchive pass, seconds faster than the guest's tool under TCG.  0 with
+ * *OUT the module names, one per line; 1 when the host reader cannot list
+ * it (not a regular file, too large, a compression it does not read) and
+ * the guest's tool should; -errno. */
 static int host_list(struct bf *bf, struct bf_kernel *k, char **out)
 {
-	char *dir = NULL, *local = NULL;
 	json_object *mods = NULL;
-	int64_t sz;
 	size_t i, len = 1;
-	int r = 1;
+	int r;
 
 	*out = NULL;
-	guestfs_push_error_handler(bf->g, NULL, NULL);
-	if (guestfs_is_file_opts(bf->g, k->initrd, GUESTFS_IS_FILE_OPTS_FOLLOWSYMLINKS, 1, -1) != 1 ||
-	    (sz = guestfs_filesize(bf->g, k->initrd)) <= 0 || sz > SCIMG_INT_INITRD_MAX) {
-		guestfs_pop_error_handler(bf->g);
-		return 1;
-	}
-	if ((r = scimg_int_tmp_dir(bf->ctx, "initrd", NULL, "/tmp", &dir)) < 0)
-		goto out;
-	if (!(local = bf_printf("%s/initrd", dir))) {
-		r = -ENOMEM;
-		goto out;
-	}
-	r = 1;
-	if (guestfs_download(bf->g, k->initrd, local) < 0)
-		goto out;
-	if (scimg_int_initrd_modules(bf->ctx, local, &mods) < 0) {
+	r = scimg_int_guest_initrd_modules(bf->ctx, bf->g, k->initrd, NULL, &mods);
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0) {
 		scimg_ctx_clear_error(bf->ctx);
-		goto out;
+		return 1;
 	}
 	for (i = 0; i < json_object_array_length(mods); i++)
 		len += strlen(json_object_get_string(json_object_array_get_idx(mods, i))) + 1;
 	if (!(*out = malloc(len))) {
-		r = scimg_int_err(bf->ctx, -ENOMEM, "out of memory");
-		goto out;
+		json_object_put(mods);
+		return scimg_int_err(bf->ctx, -ENOMEM, "out of memory");
 	}
 	**out = '\0';
 	for (i = 0, len = 0; i < json_object_array_length(mods); i++)
@@ -188,20 +175,7 @@ static int host_list(struct bf *bf, struct bf_kernel *k, char **out)
 	/* kept for the SCI build's describe step (no second download) */
 	json_object_put(k->initrd_mods);
 	k->initrd_mods = mods;
-	mods = NULL;
-	r = 0;
-out:
-	guestfs_pop_error_handler(bf->g);
-	json_object_put(mods);
-	if (local) {
-		unlink(local);
-		free(local);
-	}
-	if (dir) {
-		rmdir(dir);
-		free(dir);
-	}
-	return r;
+	return 0;
 }
 
 static int list_initrd(struct bf *bf, struct bf_kernel *k)

@@ -61,6 +61,19 @@ int scimg_int_initrd_modules(struct scimg_ctx *ctx, const char *path,
 
 /* ---- guest.c ---- */
 
+typedef struct guestfs_h guestfs_h;
+
+/* The modules of the guest's initramfs INITRD, read through the open
+ * handle G: the one reader of check, the SCI descriptor and
+ * inject-drivers.  INITRD must be a regular file (symbolic links
+ * followed) of 1 to SCIMG_INT_INITRD_MAX bytes; it is downloaded into a
+ * private directory under TMPBASE (NULL: $TMPDIR or /tmp), listed by
+ * scimg_int_initrd_modules() and removed.  0 with *MODS (caller owns), or
+ * -errno with the reason in CTX (-ENOENT not a regular file, -EFBIG size,
+ * -EIO download, -ENOTSUP a compression the reader lacks). */
+int scimg_int_guest_initrd_modules(struct scimg_ctx *ctx, guestfs_h *g, const char *initrd,
+				   const char *tmpbase, json_object **mods);
+
 /* Pure: the default menu entry of a grub.cfg text (set default=N, numeric,
  * else the first top-level menuentry): its linux path, the rest of the
  * linux line, its initrd (each malloc'ed or NULL) and whether it uses
@@ -97,7 +110,6 @@ int scimg_int_guest_check(struct scimg_ctx *ctx, const char *path,
  * for this guest as it is now, or NULL to read them; INITRD_MODS (or NULL):
  * {guest initramfs path: [module names]} as scimg_int_initrd_modules()
  * listed them, for initramfs files that need not be read again. */
-typedef struct guestfs_h guestfs_h;
 struct sg_disk_facts;
 int scimg_int_guest_describe(struct scimg_ctx *ctx, guestfs_h *g, const char *path,
 			     const char *root, int top_cfg, const struct sg_disk_facts *disk,

@@ -176,25 +176,54 @@ static int json_has(void *opaque, const char *mod)
 	return 0;
 }
 
-/* The modules of the guest's initramfs INITRD (a regular file: see
- * scimg_int_sg_initrd_of) into *MODS: downloaded when its size is one an
- * initramfs has (a sparse terabyte is not), listed on the host. */
-static int initrd_list(struct gc *c, const char *initrd, json_object **mods)
+/* The one way scimg lists a guest's initramfs (check, the SCI descriptor
+ * and inject-drivers): see check-int.h. */
+int scimg_int_guest_initrd_modules(struct scimg_ctx *ctx, guestfs_h *g, const char *initrd,
+				   const char *tmpbase, json_object **mods)
 {
-	int64_t sz = guestfs_filesize(c->g, initrd);
-	char *local;
-	int ret;
+	char *dir = NULL, *local = NULL;
+	int64_t sz = -1;
+	int r;
 
-	if (sz <= 0 || sz > SCIMG_INT_INITRD_MAX)
-		return scimg_int_err(c->ctx, -EFBIG, "'%s' has %lld bytes: not an initramfs "
-				     "(1 - %lld allowed)", initrd, (long long)sz,
-				     (long long)SCIMG_INT_INITRD_MAX);
-	if (!(local = fetch(c, initrd, "initrd")))
-		return -EIO;
-	ret = scimg_int_initrd_modules(c->ctx, local, mods);
-	unlink(local);
-	free(local);
-	return ret;
+	*mods = NULL;
+	guestfs_push_error_handler(g, NULL, NULL);
+	if (guestfs_is_file_opts(g, initrd, GUESTFS_IS_FILE_OPTS_FOLLOWSYMLINKS, 1, -1) != 1) {
+		r = scimg_int_err(ctx, -ENOENT, "'%s' is not a regular file", initrd);
+		goto out;
+	}
+	/* a sparse terabyte named like an initramfs is not downloaded */
+	sz = guestfs_filesize(g, initrd);
+	if (sz <= 0 || sz > SCIMG_INT_INITRD_MAX) {
+		r = scimg_int_err(ctx, -EFBIG, "'%s' has %lld bytes: not an initramfs "
+				  "(1 - %lld allowed)", initrd, (long long)sz,
+				  (long long)SCIMG_INT_INITRD_MAX);
+		goto out;
+	}
+	if ((r = scimg_int_tmp_dir(ctx, "initrd", tmpbase, "/tmp", &dir)) < 0)
+		goto out;
+	if (asprintf(&local, "%s/initrd", dir) < 0) {
+		local = NULL;
+		r = scimg_int_err(ctx, -ENOMEM, "out of memory");
+		goto out;
+	}
+	if (guestfs_download(g, initrd, local) < 0) {
+		const char *e = guestfs_last_error(g);
+
+		r = scimg_int_err(ctx, -EIO, "download of '%s': %s", initrd, e ? e : "failed");
+		goto out;
+	}
+	r = scimg_int_initrd_modules(ctx, local, mods);
+out:
+	guestfs_pop_error_handler(g);
+	if (local) {
+		unlink(local);
+		free(local);
+	}
+	if (dir) {
+		rmdir(dir);
+		free(dir);
+	}
+	return r;
 }
 
 /* Fill one kernel object: path, initrd, compression, drivers.  *ERR gets
@@ -222,7 +251,8 @@ static json_object *kernel_facts(struct gc *c, const char *ver, char **err)
 			/* listed on the host a moment ago (the SCI build's
 			 * inject-drivers, after its rebuild) */
 			mods = json_object_get(known);
-		} else if (initrd_list(c, initrd, &mods) < 0) {
+		} else if (scimg_int_guest_initrd_modules(c->ctx, c->g, initrd, c->tmpdir,
+							  &mods) < 0) {
 			*err = strdup(scimg_ctx_errmsg(c->ctx));
 			scimg_ctx_clear_error(c->ctx);
 		}
