@@ -40,7 +40,10 @@ static void help(void)
 	       "                         two); direct (not yet proven to boot: no loader,\n"
 	       "                         xl gets the guest's default kernel, initramfs and\n"
 	       "                         command line, read from IMAGE's grub.cfg) only\n"
-	       "                         when named; only --xen: no HVM boot unless\n"
+	       "                         when named; sci (IMAGE a Supercloud image\n"
+	       "                         package: the blanket starts it as its own xl.cfg\n"
+	       "                         says, loader, memory and vcpus) only when named;\n"
+	       "                         only --xen: no HVM boot unless\n"
 	       "                         --bus/--firmware asks\n"
 	       "      --blanket=FILE     the blanket for --xen (default: the cached build of\n"
 	       "                         `scimg blanket create`, see scimg blanket path)\n"
@@ -169,11 +172,12 @@ int parse_boot_list(const char *sub, const char *s, unsigned *buses, unsigned *f
 	for (t = strtok_r(dup, ",", &save); t && !r; t = strtok_r(NULL, ",", &save)) {
 		static const char *const names[] = { "ide", "sata", "virtio-blk", "virtio-scsi", "nvme",
 						     "bios", "uefi", "all", "pygrub", "pvgrub2", "direct",
-						     "xen", NULL };
+						     "sci", "xen", NULL };
 		static const unsigned bits[] = { SCIMG_BOOT_BUS_IDE, SCIMG_BOOT_BUS_SATA,
 			SCIMG_BOOT_BUS_VIRTIO_BLK, SCIMG_BOOT_BUS_VIRTIO_SCSI, SCIMG_BOOT_BUS_NVME,
 			SCIMG_BOOT_FW_BIOS, SCIMG_BOOT_FW_UEFI, SCIMG_BOOT_BUS_ALL,
-			SCIMG_BOOT_XEN_PYGRUB, SCIMG_BOOT_XEN_PVGRUB2, SCIMG_BOOT_XEN_DIRECT, 3u };
+			SCIMG_BOOT_XEN_PYGRUB, SCIMG_BOOT_XEN_PVGRUB2, SCIMG_BOOT_XEN_DIRECT,
+			SCIMG_BOOT_XEN_SCI, 3u };
 		size_t i;
 
 		for (i = 0; names[i] && strcmp(names[i], t); i++)
@@ -181,7 +185,7 @@ int parse_boot_list(const char *sub, const char *s, unsigned *buses, unsigned *f
 		if (!names[i])
 			r = usage_error(sub, "--boot: unknown '%s' (expected buses ide, sata, virtio-blk, "
 					"virtio-scsi, nvme, all, firmware bios, uefi and Xen loaders "
-					"pygrub, pvgrub2, direct, xen)", t);
+					"pygrub, pvgrub2, direct, sci, xen)", t);
 		else if (i == 5 || i == 6)
 			*firmware |= bits[i];
 		else if (i >= 8)
@@ -215,9 +219,9 @@ int cmd_boot_test(int argc, char **argv)
 		SCIMG_BOOT_BUS_VIRTIO_BLK, SCIMG_BOOT_BUS_VIRTIO_SCSI, SCIMG_BOOT_BUS_NVME };
 	static const char *const fw_names[] = { "bios", "uefi", NULL };
 	static const unsigned fw_bits[] = { SCIMG_BOOT_FW_BIOS, SCIMG_BOOT_FW_UEFI };
-	static const char *const xen_names[] = { "pygrub", "pvgrub2", "direct", NULL };
+	static const char *const xen_names[] = { "pygrub", "pvgrub2", "direct", "sci", NULL };
 	static const unsigned xen_bits[] = { SCIMG_BOOT_XEN_PYGRUB, SCIMG_BOOT_XEN_PVGRUB2,
-					     SCIMG_BOOT_XEN_DIRECT };
+					     SCIMG_BOOT_XEN_DIRECT, SCIMG_BOOT_XEN_SCI };
 	struct scimg_boot_opts o;
 	struct scimg_ctx *ctx;
 	json_object *report = NULL, *a;

@@ -557,6 +557,10 @@ enum {
 	 * initramfs and command line (grub.cfg's default entry, read from the
 	 * image through libguestfs), no bootloader */
 	SCIMG_BOOT_XEN_DIRECT = 1u << 2,
+	/* a Supercloud image package (.sci) attached to the blanket as it
+	 * is: dom0 starts its disk member the way the package's own xl.cfg
+	 * says (its loader, memory and vcpus); IMAGE must be a local SCI */
+	SCIMG_BOOT_XEN_SCI = 1u << 3,
 };
 
 /* Options of scimg_boot_test().  SIZE must be sizeof(struct

@@ -15,6 +15,16 @@
 # line (kernel=, ramdisk=, extra=; no bootloader) from the "carrier" disk
 # whose serial is "scimg-bt-files" (a tar: vmlinuz, initrd, cmdline), which
 # is not a guest itself;
+# MODE sci (and any disk that holds a Supercloud image package, the .sci
+# file itself) starts the package's disk member the way its own xl.cfg
+# says: its loader (pygrub or pvgrub2), memory and vcpus (within dom0's
+# free memory and the CPUs but one); a raw member is used in place
+# through a loop device, a qcow2
+# member through qemu-nbd with --snapshot (its writes land in dom0's
+# /var/tmp and are dropped when the domU ends: a qcow2 member cannot grow
+# inside the package).  Only those xl.cfg keys are read; a package whose
+# xl.cfg asks for anything else to boot (another kernel, bootloader or
+# type) is refused, as is one that breaks the SCI member rules;
 # any other disk with pygrub, then pvgrub2 if xl create fails, and is left
 # running with one vif on xenbr0 (when the bridge exists).
 # /etc/scimg-blanket.conf may set MEM (MiB per domU; default: dom0's free
@@ -67,15 +77,99 @@ fi
 OKRE='login: *$|Reached target .*Multi-User System|Reached target .*Graphical Interface|Cloud-init v\. .* finished|SCIMG-BOOT-OK'
 FAILRE='not xen image|you need to load the kernel first|Gave up waiting for root|ALERT! .* does not exist|Kernel panic|You are in emergency mode|Entering emergency mode|dracut:/#'
 
-# boot_one N DISK MODE: domU N from DISK; MODE pygrub, pvgrub2, direct or auto
+# sci_read DISK: when DISK holds an SCI package, print shell assignments
+# (SCI_ERR, or SCI_NAME SCI_LOADER SCI_MEM SCI_VCPUS SCI_MEMBER SCI_FMT
+# SCI_OFF SCI_SIZE), made of [A-Za-z0-9._-] only; nothing for any other disk.
+sci_read() {
+  python3 - "$1" <<'PY' 2>/dev/null
+import re, sys, tarfile
+dev = sys.argv[1]
+def out(**kv):
+    for k, v in kv.items():
+        print("SCI_%s=%s" % (k, re.sub(r"[^A-Za-z0-9._-]", "_", str(v))[:64]))
+    sys.exit(0)
+with open(dev, "rb") as f:
+    head = f.read(512)
+    if len(head) < 512 or head[257:262] != b"ustar":
+        sys.exit(0)
+    f.seek(0)
+    try:
+        t = tarfile.open(fileobj=f, mode="r:")
+        members = []
+        for m in t:
+            members.append(m)
+            if len(members) > 16:
+                out(ERR="more_members_than_an_SCI_has")
+    except (tarfile.TarError, OSError, ValueError):
+        out(ERR="not_a_readable_tar")
+    names = [m.name for m in members]
+    if not names or names[0] != "supercloud.xml":
+        sys.exit(0)   # a tar, not an SCI: left to the loaders
+    if len(set(names)) != len(names) or any(not m.isreg() for m in members):
+        out(ERR="duplicate_or_non-regular_members")
+    disks = [m for m in members if re.fullmatch(r"disk0\.(raw|qcow2)", m.name)]
+    cfgm = [m for m in members if m.name == "xl.cfg"]
+    if len(disks) != 1 or len(cfgm) != 1:
+        out(ERR="no_disk0.raw_or_disk0.qcow2_member_or_no_xl.cfg")
+    d = disks[0]
+    if d.offset_data % 512 or d.size <= 0 or cfgm[0].size > 65536:
+        out(ERR="disk_member_misaligned_or_empty_or_xl.cfg_too_large")
+    f.seek(cfgm[0].offset_data)
+    text = f.read(cfgm[0].size).decode("utf-8", "replace")
+    kv = {}
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        mm = re.fullmatch(r"([a-z_]+)\s*=\s*(.+)", line)
+        if mm:
+            kv[mm.group(1)] = mm.group(2).strip()
+    def sval(k):
+        v = kv.get(k)
+        if v is None:
+            return None
+        mm = re.fullmatch(r'"([^"]*)"|\'([^\']*)\'', v)
+        return (mm.group(1) if mm.group(1) is not None else mm.group(2)) if mm else v
+    def ival(k, lo, hi, dflt):
+        v = kv.get(k)
+        if v is None:
+            return dflt
+        if not re.fullmatch(r"[0-9]{1,8}", v) or not lo <= int(v) <= hi:
+            out(ERR="xl.cfg_%s_is_not_a_number_from_%d_to_%d" % (k, lo, hi))
+        return int(v)
+    if sval("type") not in (None, "pv"):
+        out(ERR="xl.cfg_type_is_not_pv")
+    loader = None
+    if sval("bootloader") is not None:
+        if sval("bootloader") != "pygrub":
+            out(ERR="xl.cfg_bootloader_is_not_pygrub")
+        loader = "pygrub"
+    if sval("kernel") is not None:
+        if loader or not sval("kernel").endswith("/grub-x86_64-xen.bin"):
+            out(ERR="xl.cfg_kernel_is_not_pvgrub2")
+        loader = "pvgrub2"
+    for k in ("ramdisk", "extra", "cmdline", "root", "bootloader_args", "device_model_override"):
+        if k in kv:
+            out(ERR="xl.cfg_sets_" + k)
+    if not loader:
+        out(ERR="xl.cfg_names_no_loader")
+    disk = kv.get("disk", "")
+    if not re.search(r"target=%s\b" % re.escape(d.name), disk):
+        out(ERR="xl.cfg_disk_is_not_" + d.name)
+    out(NAME=sval("name") or "sci", LOADER=loader, MEM=ival("memory", 32, 1048576, 512),
+        VCPUS=ival("vcpus", 1, 128, 1), MEMBER=d.name, FMT=d.name.split(".")[1],
+        OFF=d.offset_data, SIZE=d.size)
+PY
+}
+
+# boot_one N DISK MODE TEST [VCPUS]: domU N from DISK; MODE pygrub, pvgrub2,
+# direct or auto (pygrub, then pvgrub2)
 boot_one() {
-  n=$1; disk=$2; mode=$3; test=$4; name=scimg-domu$n
+  n=$1; disk=$2; mode=$3; test=$4; vcpus=${5:-1}; name=scimg-domu$n
   cfg=/run/$name.cfg
   log=/var/log/xen/console/guest-$name.log
   start=$(date +%s)
   for m in $( [ "$mode" = auto ] && echo "pygrub pvgrub2" || echo "$mode" ); do
     {
-      echo "name = \"$name\""; echo 'type = "pv"'; echo "memory = $MEM"; echo 'vcpus = 1'
+      echo "name = \"$name\""; echo 'type = "pv"'; echo "memory = $MEM"; echo "vcpus = $vcpus"
       echo "disk = [ 'format=raw, vdev=xvda, access=rw, target=$disk' ]"
       [ "$test" = 0 ] && ip link show xenbr0 >/dev/null 2>&1 && echo "vif = [ 'bridge=xenbr0' ]"
       echo 'on_poweroff = "destroy"'; echo 'on_crash = "destroy"'
@@ -136,10 +230,58 @@ boot_one() {
   esac
 }
 
+# boot_sci N DISK TEST: the SCI package on DISK, as its xl.cfg says
+boot_sci() {
+  n=$1; sdisk=$2; stest=$3
+  SCI_ERR=; SCI_NAME=
+  eval "$(sci_read "$sdisk")"
+  if [ -z "$SCI_ERR$SCI_NAME" ]; then
+    SCI_ERR="not_a_Supercloud_image_package"
+  fi
+  if [ -n "$SCI_ERR" ]; then
+    say "SCIMG-XEN-FAIL $n $sdisk sci (the SCI package was refused: $SCI_ERR after 0s)"
+    return
+  fi
+  # what dom0 can give: the xl.cfg's memory and vcpus, within dom0's share
+  smem=$MEM; [ "$SCI_MEM" -lt "$smem" ] && smem=$SCI_MEM
+  ncpu=$(xl info 2>/dev/null | awk '$1 == "nr_cpus" { print $3 }')
+  # one CPU stays dom0's
+  maxv=$(( ${ncpu:-2} - 1 )); [ "$maxv" -lt 1 ] && maxv=1
+  svcpus=$SCI_VCPUS; [ "$svcpus" -gt "$maxv" ] && svcpus=$maxv
+  if [ "$SCI_FMT" = raw ]; then
+    target=$(losetup -f --show -o "$SCI_OFF" --sizelimit "$SCI_SIZE" "$sdisk" 2>&1) || target=
+    how="in place"
+  else
+    modprobe nbd max_part=0 2>/dev/null
+    target=
+    lo=$(losetup -f --show -r -o "$SCI_OFF" --sizelimit "$SCI_SIZE" "$sdisk" 2>&1) &&
+      for nb in /dev/nbd*; do
+        [ -b "$nb" ] && [ "$(cat /sys/block/${nb#/dev/}/size 2>/dev/null)" = 0 ] || continue
+        qemu-nbd -c "$nb" -f qcow2 --snapshot "$lo" >/run/scimg-nbd$n.log 2>&1 && target=$nb
+        break
+      done
+    how="through qemu-nbd, writes dropped at the end"
+  fi
+  if [ -z "$target" ] || [ ! -b "$target" ]; then
+    say "SCIMG-XEN-FAIL $n $sdisk sci (cannot expose $SCI_MEMBER: $(tail -n 2 /run/scimg-nbd$n.log 2>/dev/null | tr '\n' ' ')$target after 0s)"
+    return
+  fi
+  say "sci: $sdisk: image $SCI_NAME, $SCI_MEMBER ($SCI_SIZE bytes at $SCI_OFF) $how as $target; xl.cfg: $SCI_LOADER, memory $SCI_MEM MiB, vcpus $SCI_VCPUS; given memory $smem MiB, vcpus $svcpus"
+  omem=$MEM; MEM=$smem
+  boot_one "$n" "$target" "$SCI_LOADER" "$stest" "$svcpus"
+  MEM=$omem
+}
+
 n=0; ntest=0
 for d in $DISKS; do
   serial=$(lsblk -dno SERIAL "$d" 2>/dev/null | tr -d ' ')
+  # a Supercloud image package attached as it is: its own xl.cfg
+  if [ -z "$serial" ] || [ "${serial#scimg-bt-}" = "$serial" ]; then
+    [ -n "$(sci_read "$d")" ] && serial=scimg-sci
+  fi
   case "$serial" in
+    scimg-bt-sci) boot_sci $n "$d" 1; ntest=$((ntest + 1)) ;;
+    scimg-sci) boot_sci $n "$d" 0 ;;
     scimg-bt-pygrub) boot_one $n "$d" pygrub 1; ntest=$((ntest + 1)) ;;
     scimg-bt-pvgrub2) boot_one $n "$d" pvgrub2 1; ntest=$((ntest + 1)) ;;
     scimg-bt-direct) boot_one $n "$d" direct 1; ntest=$((ntest + 1)) ;;

@@ -65,6 +65,7 @@ struct scimg_boot_env {
 	const char *disk_format;   /* "raw" or "qcow2" */
 	const char *blanket;       /* for Xen boots: the blanket disk, read-only */
 	const char *blanket_format;
+	const char *sci;           /* for --xen=sci: the package file itself */
 	const char *carrier;       /* for --xen=direct: the raw tar of the guest's
 				      kernel, initramfs and command line */
 	const char *tmpdir;        /* private directory: overlays, consoles, vars */

@@ -229,6 +229,16 @@ static int auto_jobs(int memory_mib)
 	return jobs < 1 ? 1 : jobs;
 }
 
+/* Whether a boot still to run reads the image as a disk (every boot but
+ * --xen=sci, which hands QEMU the package file). */
+static int need_disk(const struct scimg_boot_one *boots, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (boots[i].state != SCIMG_BOOT_DONE && boots[i].xen != SCIMG_BOOT_XEN_SCI)
+			return 1;
+	return 0;
+}
+
 /* Whether QEMU may read the image directly: raw, or qcow2 naming no other
  * file, from a local path.  Otherwise it is converted first. */
 static int qemu_reads_directly(struct scimg_image *img, const char *path, const char **qfmt)
@@ -345,7 +355,7 @@ int scimg_boot_test(struct scimg_ctx *ctx, const struct scimg_boot_opts *uopts,
 	struct scimg_image *img = NULL;
 	struct done_ctx dctx;
 	regex_t expect;
-	int have_expect = 0, r, jobs, nok = 0, nremain = 0;
+	int have_expect = 0, r, jobs, nok = 0, nremain = 0, sci_ok;
 	char content[200], qemu[4096], why[2][512], *disk = NULL, *tmpdir = NULL, *blanket = NULL;
 	char *carrier = NULL;
 	const char *qfmt = NULL, *fmtname = NULL, *blanket_fmt = NULL;
@@ -370,9 +380,9 @@ int scimg_boot_test(struct scimg_ctx *ctx, const struct scimg_boot_opts *uopts,
 		o.firmware = SCIMG_BOOT_FW_BIOS;
 	if (!o.blanket_firmware)
 		o.blanket_firmware = SCIMG_BOOT_FW_BIOS;
-	if (o.xen & ~7u || o.blanket_firmware & ~3u)
+	if (o.xen & ~15u || o.blanket_firmware & ~3u)
 		return scimg_int_err(ctx, -EINVAL, "scimg_boot_test: unknown Xen loader (0x%x) or "
-				     "blanket firmware (0x%x) bits", o.xen & ~7u, o.blanket_firmware & ~3u);
+				     "blanket firmware (0x%x) bits", o.xen & ~15u, o.blanket_firmware & ~3u);
 	if (o.buses & ~SCIMG_BOOT_BUS_ALL || o.firmware & ~3u)
 		return scimg_int_err(ctx, -EINVAL, "scimg_boot_test: unknown bus (0x%x) or firmware "
 				     "(0x%x) bits", o.buses & ~SCIMG_BOOT_BUS_ALL, o.firmware & ~3u);
@@ -410,6 +420,7 @@ int scimg_boot_test(struct scimg_ctx *ctx, const struct scimg_boot_opts *uopts,
 		scimg_int_detect_content(head, headlen, content, sizeof(content));
 	else
 		snprintf(content, sizeof(content), "nothing (the image is empty)");
+	sci_ok = !strcmp(fmtname, "sci") && !scimg_int_name_is_url(o.path);
 	for (int f = 0; f < 2; f++)
 		if ((o.firmware & fw_order[f]) &&
 		    not_bootable(fw_order[f], head, headlen, content, why[f], sizeof(why[f])))
@@ -417,7 +428,7 @@ int scimg_boot_test(struct scimg_ctx *ctx, const struct scimg_boot_opts *uopts,
 
 	/* the boots, bus by bus */
 	boots = calloc(SCIMG_ARRAY_SIZE(bus_order) * SCIMG_ARRAY_SIZE(fw_order) +
-		       3 * SCIMG_ARRAY_SIZE(fw_order), sizeof(*boots));
+		       4 * SCIMG_ARRAY_SIZE(fw_order), sizeof(*boots));
 	if (!boots) {
 		r = scimg_int_err(ctx, -ENOMEM, "out of memory");
 		goto out;
@@ -426,14 +437,28 @@ int scimg_boot_test(struct scimg_ctx *ctx, const struct scimg_boot_opts *uopts,
 	dctx.opts = &o;
 	/* the Xen boots first: they take longest; b->fw is the blanket's */
 	for (size_t f = 0; f < SCIMG_ARRAY_SIZE(fw_order); f++)
-		for (unsigned x = SCIMG_BOOT_XEN_PYGRUB; x <= SCIMG_BOOT_XEN_DIRECT; x <<= 1)
+		for (unsigned x = SCIMG_BOOT_XEN_PYGRUB; x <= SCIMG_BOOT_XEN_SCI; x <<= 1)
 			if ((o.xen & x) && (o.blanket_firmware & fw_order[f])) {
-				boots[n].xen = x;
-				boots[n].fw = fw_order[f];
-				boots[n].con_fd = -1;
-				boots[n].tcg = 1;
-				n++;
-				nremain++;
+				struct scimg_boot_one *b = &boots[n++];
+
+				b->xen = x;
+				b->fw = fw_order[f];
+				b->con_fd = -1;
+				b->tcg = 1;
+				if (x == SCIMG_BOOT_XEN_SCI && !sci_ok) {
+					/* fails at once: nothing to start */
+					b->state = SCIMG_BOOT_DONE;
+					b->result = SCIMG_BOOT_RES_FAIL;
+					snprintf(b->reason, sizeof(b->reason), "--xen=sci starts a Supercloud "
+						 "image package with its own xl.cfg: the image is %s%s",
+						 scimg_int_name_is_url(o.path) ? "a URL, not a local " : "",
+						 scimg_int_name_is_url(o.path) ? "file" : fmtname);
+					b->tcg = -1;
+					b->reported = 1;
+					on_done(&dctx, b);
+				} else {
+					nremain++;
+				}
 			}
 	for (size_t f = 0; f < SCIMG_ARRAY_SIZE(fw_order); f++)
 		for (size_t i = 0; i < SCIMG_ARRAY_SIZE(bus_order); i++) {
@@ -492,7 +517,11 @@ int scimg_boot_test(struct scimg_ctx *ctx, const struct scimg_boot_opts *uopts,
 		if ((r = scimg_int_tmp_dir(ctx, "boot", NULL, "/var/tmp", &tmpdir)) < 0)
 			goto out;
 		env.tmpdir = tmpdir;
-		if (qemu_reads_directly(img, o.path, &qfmt)) {
+		env.sci = sci_ok ? o.path : NULL;
+		if (!need_disk(boots, n)) {
+			/* --xen=sci alone: QEMU reads the package itself */
+			env.disk = NULL;
+		} else if (qemu_reads_directly(img, o.path, &qfmt)) {
 			env.disk = o.path;
 			env.disk_format = qfmt;
 		} else {

@@ -49,7 +49,7 @@ const char *scimg_int_boot_fw_name(unsigned fw)
 const char *scimg_int_boot_xen_name(unsigned xen)
 {
 	return xen == SCIMG_BOOT_XEN_PYGRUB ? "pygrub" : xen == SCIMG_BOOT_XEN_PVGRUB2 ? "pvgrub2"
-	       : xen == SCIMG_BOOT_XEN_DIRECT ? "direct" : "?";
+	       : xen == SCIMG_BOOT_XEN_DIRECT ? "direct" : xen == SCIMG_BOOT_XEN_SCI ? "sci" : "?";
 }
 
 const char *scimg_int_boot_res_name(enum scimg_boot_res r)
@@ -366,8 +366,21 @@ static int xen_disks(struct scimg_boot_env *env, struct scimg_boot_one *b, struc
 	arg(a, "-device");
 	arg(a, "virtio-blk-pci,drive=bl,bootindex=0");
 	arg(a, "-drive");
-	arg(a, "file=%s,format=%s,if=none,id=d0,snapshot=on,cache=unsafe,media=disk",
-	    disk, env->disk_format);
+	if (b->xen == SCIMG_BOOT_XEN_SCI) {
+		/* the package file itself: dom0 reads its xl.cfg and members */
+		char *sci = env->sci ? qemu_path(env->sci) : NULL;
+
+		if (!sci) {
+			free(bl);
+			return scimg_int_err(env->ctx, env->sci ? -ENOMEM : -EINVAL,
+					     "--xen=sci without an SCI package");
+		}
+		arg(a, "file=%s,format=raw,if=none,id=d0,snapshot=on,cache=unsafe,media=disk", sci);
+		free(sci);
+	} else {
+		arg(a, "file=%s,format=%s,if=none,id=d0,snapshot=on,cache=unsafe,media=disk",
+		    disk, env->disk_format);
+	}
 	arg(a, "-device");
 	arg(a, "virtio-blk-pci,drive=d0,serial=scimg-bt-%s", scimg_int_boot_xen_name(b->xen));
 	free(bl);
@@ -389,12 +402,19 @@ static int xen_disks(struct scimg_boot_env *env, struct scimg_boot_one *b, struc
 
 static int build_argv(struct scimg_boot_env *env, struct scimg_boot_one *b, struct argv *a)
 {
-	char *disk = qemu_path(env->disk), *con = qemu_path(b->con_path), *code = NULL, *vars = NULL;
+	/* --xen=sci alone has no converted disk: QEMU opens the package */
+	char *disk = env->disk ? qemu_path(env->disk) : strdup("");
+	char *con = qemu_path(b->con_path), *code = NULL, *vars = NULL;
 	const char *machine = b->bus == SCIMG_BOOT_BUS_SATA ? "q35" : "pc";
 	int r = 0;
 
 	if (!disk || !con)
 		goto oom;
+	if (!env->disk && b->xen != SCIMG_BOOT_XEN_SCI) {
+		free(disk);
+		free(con);
+		return scimg_int_err(env->ctx, -EINVAL, "a boot without its disk");
+	}
 	arg(a, "%s", env->qemu);
 	arg(a, "-nodefaults");
 	arg(a, "-no-user-config");

@@ -54,10 +54,76 @@ rc=0; "$SCIMG" boot-test --blanket "$TMPD/nonexistent.qcow2" --xen all "$TMPD/g.
 rc=0; "$SCIMG" boot-test --xen grub4dos "$TMPD/g.img" 2> "$TMPD/l.err" || rc=$?
 [ $rc = 2 ] && grep -q "unknown 'grub4dos'" "$TMPD/l.err" || { cat "$TMPD/l.err"; fail "--xen: bad loader"; }
 rc=0; "$SCIMG" check --boot=virtio-blk,pvgrub2,lilo "$TMPD/g.img" 2> "$TMPD/c.err" > /dev/null || rc=$?
-[ $rc = 2 ] && grep -q "pygrub, pvgrub2, direct, xen" "$TMPD/c.err" || { cat "$TMPD/c.err"; fail "check --boot: Xen loaders not listed"; }
+[ $rc = 2 ] && grep -q "pygrub, pvgrub2, direct, sci, xen" "$TMPD/c.err" || { cat "$TMPD/c.err"; fail "check --boot: Xen loaders not listed"; }
 for o in "--xen=all" "--blanket=F"; do
   "$SCIMG" boot-test --help | grep -q -- "${o%%=*}" || fail "boot-test --help lacks ${o%%=*}"
 done
+
+# --xen=sci on an image that is not an SCI package: that boot fails at
+# once with the reason, no blanket or QEMU needed (exit 1: a boot failed)
+rc=0; SCIMG_BLANKET_CACHE=$TMPD/cache timeout 60 "$SCIMG" boot-test --xen=sci --output=json \
+  "$TMPD/g.img" > "$TMPD/s.json" 2> "$TMPD/s.err" || rc=$?
+[ $rc = 1 ] || { cat "$TMPD/s.err" "$TMPD/s.json"; fail "--xen=sci on a raw image: exit $rc, expected 1"; }
+python3 - "$TMPD/s.json" <<'PY' || fail "--xen=sci on a raw image: report"
+import json, sys
+b = json.load(open(sys.argv[1]))["boots"]
+assert len(b) == 1 and b[0]["method"] == "xen-pv-sci" and b[0]["result"] == "fail", b
+assert "Supercloud image package" in b[0]["reason"] and b[0]["accel"] is None, b
+PY
+
+# the service's reader of an attached SCI package (the python inside
+# sci_read, run here on packages made to order): what it prints is
+# eval'ed by dom0's shell, so only SCI_KEY=[A-Za-z0-9._-]* lines; the
+# xl.cfg keys that would boot something else are refused
+sed -n "/<<'PY' 2>\/dev\/null\$/,/^PY\$/p" "$top_srcdir/lib/boot/blanket-dom0.sh" | sed '1d;$d' > "$TMPD/sci_read.py"
+[ "$(wc -l < "$TMPD/sci_read.py")" -gt 40 ] || fail "sci_read's python not found in blanket-dom0.sh"
+python3 - "$TMPD" <<'PY' || fail "the blanket's SCI package reader"
+import io, os, re, subprocess, sys, tarfile
+d = sys.argv[1]
+def pkg(name, cfg, disk=b"\x00" * 4096, first="supercloud.xml", dname="disk0.raw", extra=None):
+    p = os.path.join(d, name)
+    with tarfile.open(p, "w", format=tarfile.USTAR_FORMAT) as t:
+        for n, data in ((first, b"<x/>"), (dname, disk), ("xl.cfg", cfg.encode())):
+            i = tarfile.TarInfo(n); i.size = len(data); i.mode = 0o644
+            t.addfile(i, io.BytesIO(data))
+        if extra:
+            t.addfile(extra)
+    return p
+def run(p):
+    out = subprocess.run([sys.executable, os.path.join(d, "sci_read.py"), p],
+                         capture_output=True, text=True, timeout=30).stdout
+    for line in out.splitlines():
+        assert re.fullmatch(r"SCI_[A-Z]+=[A-Za-z0-9._-]*", line), (p, line)
+    return dict(l[4:].split("=", 1) for l in out.splitlines())
+good = 'name = "web-1"\ntype = "pv"\nbootloader = "pygrub"\nmemory = 1024\nvcpus = 2\n' \
+       'disk = [ "format=raw, vdev=xvda, access=rw, target=disk0.raw" ]\nvif = [ "bridge=xenbr0" ]\n'
+r = run(pkg("good.sci", good))
+assert r.get("LOADER") == "pygrub" and r["MEM"] == "1024" and r["VCPUS"] == "2" and r["FMT"] == "raw", r
+assert r["MEMBER"] == "disk0.raw" and r["SIZE"] == "4096" and int(r["OFF"]) % 512 == 0, r
+with open(os.path.join(d, "good.sci"), "rb") as f:      # the offset is the member's bytes
+    f.seek(int(r["OFF"])); assert f.read(4096) == b"\x00" * 4096
+r = run(pkg("pv2.sci", good.replace('bootloader = "pygrub"',
+        'kernel = "/usr/lib/grub-xen/grub-x86_64-xen.bin"').replace("raw", "qcow2"), dname="disk0.qcow2"))
+assert r.get("LOADER") == "pvgrub2" and r["FMT"] == "qcow2", r
+r = run(pkg("name.sci", good.replace('"web-1"', '"$(reboot);`id` x"')))
+assert r.get("LOADER") == "pygrub" and "$" not in r["NAME"], r
+for bad, why in ((good.replace('bootloader = "pygrub"', 'kernel = "/boot/vmlinuz"'), "kernel"),
+                 (good.replace('bootloader = "pygrub"', 'bootloader = "/bin/sh"'), "bootloader"),
+                 (good + 'ramdisk = "/etc/shadow"\n', "ramdisk"),
+                 (good + 'extra = "init=/bin/sh"\n', "extra"),
+                 (good.replace('type = "pv"', 'type = "hvm"'), "type"),
+                 (good.replace("memory = 1024", "memory = 99999999999"), "memory"),
+                 (good.replace("target=disk0.raw", "target=/dev/xvda"), "disk"),
+                 (good.replace('bootloader = "pygrub"\n', ""), "loader")):
+    r = run(pkg("bad.sci", bad))
+    assert "ERR" in r and why in r["ERR"] and "LOADER" not in r, (why, r)
+link = tarfile.TarInfo("extra"); link.type = tarfile.SYMTYPE; link.linkname = "/etc/passwd"
+assert "ERR" in run(pkg("link.sci", good, extra=link))
+assert run(pkg("other.tar", good, first="README")) == {}           # a tar, not an SCI
+with open(os.path.join(d, "mbr.img"), "wb") as f:                   # a guest disk
+    f.write(b"\xeb\x63" + b"\x00" * 508 + b"\x55\xaa" + b"\x00" * 4096)
+assert run(os.path.join(d, "mbr.img")) == {}
+PY
 
 # the dom0 service compiled into the library is the one in the tree
 cmp -s <(sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$/\\n"/' "$top_srcdir/lib/boot/blanket-dom0.sh") \
