@@ -78,6 +78,8 @@ static const struct scimg_create_option sci_help[] = {
 	{ "sign-cert", "PEM certificate of sign-key, stored in the signature", NULL },
 	{ "guest", "fix (inject drivers and fix the boot), inspect (describe only) or skip", "fix" },
 	{ "disk-format", "format of the disk inside the package: qcow2 or raw", "qcow2" },
+	{ "verify", "boot the fixed disk before packaging (scimg boot-test) and record the boot "
+		    "methods as measured: buses, bios/uefi, pygrub/pvgrub2 joined by '+'", NULL },
 	END
 };
 

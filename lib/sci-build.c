@@ -37,7 +37,7 @@
 #include "bootfix/bootfix-int.h"
 
 static const char *const sci_create_opts[] = {
-	"name", "sign-key", "sign-cert", "guest", "disk-format", NULL,
+	"name", "sign-key", "sign-cert", "guest", "disk-format", "verify", NULL,
 };
 
 /* -p of convert -O sci: the copy's data phases, the guest fix's steps, the
@@ -433,6 +433,173 @@ static char *make_xlcfg(struct build *b, const char *name, json_object *boot)
 	return s;
 }
 
+/* -o verify=LIST: boots of the fixed disk, separated by '+' or ',' (",," on
+ * the command line): buses (ide, sata, virtio-blk, virtio-scsi, nvme, all),
+ * firmware (bios, uefi) and Xen loaders (pygrub, pvgrub2, xen: both). */
+static int parse_verify(struct scimg_ctx *ctx, const char *s, unsigned *buses, unsigned *fw,
+			unsigned *xen)
+{
+	static const char *const names[] = { "ide", "sata", "virtio-blk", "virtio-scsi", "nvme", "all",
+					     "bios", "uefi", "pygrub", "pvgrub2", "xen" };
+	static const unsigned bits[] = { SCIMG_BOOT_BUS_IDE, SCIMG_BOOT_BUS_SATA,
+		SCIMG_BOOT_BUS_VIRTIO_BLK, SCIMG_BOOT_BUS_VIRTIO_SCSI, SCIMG_BOOT_BUS_NVME,
+		SCIMG_BOOT_BUS_ALL, SCIMG_BOOT_FW_BIOS, SCIMG_BOOT_FW_UEFI, SCIMG_BOOT_XEN_PYGRUB,
+		SCIMG_BOOT_XEN_PVGRUB2, SCIMG_BOOT_XEN_PYGRUB | SCIMG_BOOT_XEN_PVGRUB2 };
+	const char *p = s;
+
+	*buses = *fw = *xen = 0;
+	while (*p) {
+		size_t len = strcspn(p, "+,"), i;
+
+		for (i = 0; i < SCIMG_ARRAY_SIZE(names); i++)
+			if (strlen(names[i]) == len && !strncmp(p, names[i], len))
+				break;
+		if (i == SCIMG_ARRAY_SIZE(names))
+			return scimg_int_err(ctx, -EINVAL, "sci: verify=%s: unknown '%.*s' (expected "
+					     "ide, sata, virtio-blk, virtio-scsi, nvme, all, bios, uefi, "
+					     "pygrub, pvgrub2, xen; separated by '+')", s, (int)len, p);
+		if (i <= 5)
+			*buses |= bits[i];
+		else if (i <= 7)
+			*fw |= bits[i];
+		else
+			*xen |= bits[i];
+		p += len;
+		if (*p)
+			p++;
+	}
+	if (!*buses && !*fw && !*xen)
+		return scimg_int_err(ctx, -EINVAL, "sci: verify= names no boot");
+	return 0;
+}
+
+/* The descriptor's method (name, loader) a boot-test method proves, or 0
+ * (xen-pv-direct, xen-pv-sci: nothing the descriptor claims). */
+static int desc_method(const char *bm, const char **name, const char **loader)
+{
+	*loader = NULL;
+	if (!strcmp(bm, "xen-pv-pygrub") || !strcmp(bm, "xen-pv-pvgrub2")) {
+		*name = "xen-pv";
+		*loader = bm + 7;
+	} else if (!strncmp(bm, "hvm-bios-", 9)) {
+		*name = "hvm-bios";
+	} else if (!strncmp(bm, "hvm-uefi-", 9)) {
+		*name = "hvm-uefi";
+	} else {
+		return 0;
+	}
+	return 1;
+}
+
+static int basis_is(json_object *m, const char *basis)
+{
+	const char *v = jget(m, "basis") ? json_object_get_string(jget(m, "basis")) : NULL;
+
+	return v && !strcmp(v, basis);
+}
+
+static json_object *find_method(json_object *methods, const char *name, const char *loader,
+				size_t *idx)
+{
+	for (size_t i = 0; i < json_object_array_length(methods); i++) {
+		json_object *m = json_object_array_get_idx(methods, i);
+		const char *l = jget(m, "loader") ? json_object_get_string(jget(m, "loader")) : NULL;
+
+		if (!strcmp(json_object_get_string(jget(m, "name")), name) &&
+		    (!loader == !l) && (!loader || !strcmp(loader, l))) {
+			if (idx)
+				*idx = i;
+			return m;
+		}
+	}
+	return NULL;
+}
+
+/* -o verify: boot the fixed working disk (scimg_boot_test: never written,
+ * QEMU runs on an overlay) and make BOOT's methods what the boots showed:
+ * a method whose every boot worked is "measured" (added when the rules did
+ * not predict it); a method the rules predicted that a boot could not
+ * start fails the build, naming the boot and its reason, since the package
+ * would claim it. */
+static int verify_boots(struct build *b, json_object *boot, const char *list, unsigned buses,
+			unsigned fw, unsigned xen)
+{
+	struct scimg_boot_opts bo;
+	json_object *rep = NULL, *boots, *methods = jget(boot, "methods");
+	int r;
+
+	memset(&bo, 0, sizeof(bo));
+	bo.size = sizeof(bo);
+	bo.path = b->workdisk;
+	bo.format = b->disk_format;
+	bo.buses = buses;
+	bo.firmware = fw;
+	bo.xen = xen;
+	relay_phase(&b->relay, "verifying");
+	r = scimg_boot_test(b->ctx, &bo, &rep);
+	if (r < 0) {
+		scimg_int_err_prefix(b->ctx, "sci: verify=%s", list);
+		return r;
+	}
+	if (!methods || !json_object_object_get_ex(rep, "boots", &boots)) {
+		json_object_put(rep);
+		return scimg_int_err(b->ctx, -EIO, "sci: verify: no boot report");
+	}
+	/* every failure first: one failed boot of a method outweighs the rest */
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t i = 0; i < json_object_array_length(boots); i++) {
+			json_object *bt = json_object_array_get_idx(boots, i), *m;
+			const char *bm = json_object_get_string(jget(bt, "method"));
+			const char *res = json_object_get_string(jget(bt, "result"));
+			const char *name, *loader;
+			int ok = res && !strcmp(res, "ok");
+
+			if (!bm || !desc_method(bm, &name, &loader) || ok != pass)
+				continue;
+			m = find_method(methods, name, loader, NULL);
+			if (m && basis_is(m, "failed"))
+				continue; /* failed as predicted: nothing to claim */
+			if (!ok && m) {
+				r = scimg_int_err(b->ctx, -EPROTO, "sci: verify: %s failed (%s) after "
+						  "%.0f s, but the package would claim %s%s%s works; "
+						  "nothing written", bm,
+						  json_object_get_string(jget(bt, "reason")),
+						  json_object_get_double(jget(bt, "seconds")), name,
+						  loader ? " with " : "", loader ? loader : "");
+				json_object_put(rep);
+				return r;
+			}
+			if (!ok) {
+				/* predicted not to work and it did not: nothing claimed;
+				 * a later ok boot of the same method must not claim it */
+				m = json_object_new_object();
+				json_object_object_add(m, "name", json_object_new_string(name));
+				if (loader)
+					json_object_object_add(m, "loader", json_object_new_string(loader));
+				json_object_object_add(m, "basis", json_object_new_string("failed"));
+				json_object_array_add(methods, m);
+				continue;
+			}
+			if (!m) {
+				m = json_object_new_object();
+				json_object_object_add(m, "name", json_object_new_string(name));
+				if (loader)
+					json_object_object_add(m, "loader", json_object_new_string(loader));
+				json_object_array_add(methods, m);
+			}
+			json_object_object_add(m, "basis", json_object_new_string("measured"));
+		}
+	/* drop the markers of boots that failed as predicted */
+	for (size_t i = json_object_array_length(methods); i-- > 0;) {
+		json_object *m = json_object_array_get_idx(methods, i);
+
+		if (basis_is(m, "failed"))
+			json_object_array_del_idx(methods, i, 1);
+	}
+	json_object_put(rep);
+	return 0;
+}
+
 /* The final descriptor XML over PENDING, its placeholder at OFF in the
  * finished tar (checked to be there first). */
 static int put_descriptor(struct build *b, uint64_t off, const char *pending,
@@ -487,7 +654,8 @@ int scimg_int_sci_convert(struct scimg_ctx *ctx, const struct scimg_convert_opts
 	struct build b;
 	struct sci_tar_writer *w = NULL;
 	json_object *d, *src, *guest, *boot, *disks, *files, *changes, *f;
-	const char *gmode, *key, *cert, *v;
+	const char *gmode, *key, *cert, *v, *verify;
+	unsigned vbuses = 0, vfw = 0, vxen = 0;
 	char *name = NULL, *xml = NULL, *xl = NULL, created[32];
 	uint8_t *sig = NULL;
 	size_t xlen = 0, siglen = 0;
@@ -535,6 +703,14 @@ int scimg_int_sci_convert(struct scimg_ctx *ctx, const struct scimg_convert_opts
 				    b.disk_format);
 		goto out;
 	}
+	/* -o verify: checked before anything is copied */
+	verify = scimg_int_opts_get(&b.opts, "verify");
+	if (verify && !strcmp(gmode, "skip")) {
+		ret = scimg_int_err(ctx, -EINVAL, "sci: verify= needs the guest (not guest=skip)");
+		goto out;
+	}
+	if (verify && (ret = parse_verify(ctx, verify, &vbuses, &vfw, &vxen)) < 0)
+		goto out;
 	v = scimg_int_opts_get(&b.opts, "name");
 	name = v ? strdup(v) : default_name(o->dst);
 	if (!name) {
@@ -603,6 +779,11 @@ int scimg_int_sci_convert(struct scimg_ctx *ctx, const struct scimg_convert_opts
 		json_object_object_add(guest, "inspected", json_object_new_boolean(0));
 		boot = json_object_new_object();
 		json_object_object_add(boot, "methods", json_object_new_array());
+	}
+	if (verify && (ret = verify_boots(&b, boot, verify, vbuses, vfw, vxen)) < 0) {
+		json_object_put(guest);
+		json_object_put(boot);
+		goto out_arrays;
 	}
 	json_object_object_add(d, "guest", guest);
 	json_object_object_add(d, "boot", boot);

@@ -205,4 +205,13 @@ else
   ls -a | grep -q '\.scimg' && fail "SIGTERM left temporary files: $(ls -a | grep scimg)"
 fi
 rm -f big.raw
+
+# -o verify: a bad list or verify with guest=skip is refused at once,
+# before any copy, and nothing is written
+for o in "guest=fix,verify=lilo" "guest=fix,verify=nvme++" "guest=skip,verify=nvme" "guest=fix,verify="; do
+  rc=0; "$SCIMG" convert -O sci -o "$o" d.raw v.sci 2> v.err || rc=$?
+  [ $rc = 2 ] || { cat v.err; fail "-o $o: exit $rc, expected 2"; }
+  grep -q "verify" v.err || { cat v.err; fail "-o $o: the message does not name verify"; }
+  [ ! -e v.sci ] && ! ls -a | grep -q '^\.v\.sci' || fail "-o $o left files"
+done
 echo ok
