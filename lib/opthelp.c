@@ -80,6 +80,8 @@ static const struct scimg_create_option sci_help[] = {
 	{ "disk-format", "format of the disk inside the package: qcow2 or raw", "qcow2" },
 	{ "verify", "boot the fixed disk before packaging (scimg boot-test) and record the boot "
 		    "methods as measured: buses, bios/uefi, pygrub/pvgrub2 joined by '+'", NULL },
+	{ "verify-expect", "with verify: a console line matching this POSIX extended regular "
+			   "expression also proves a boot (boot-test --expect)", NULL },
 	END
 };
 

@@ -25,6 +25,7 @@
  */
 #include <fcntl.h>
 #include <limits.h>
+#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +38,7 @@
 #include "bootfix/bootfix-int.h"
 
 static const char *const sci_create_opts[] = {
-	"name", "sign-key", "sign-cert", "guest", "disk-format", "verify", NULL,
+	"name", "sign-key", "sign-cert", "guest", "disk-format", "verify", "verify-expect", NULL,
 };
 
 /* -p of convert -O sci: the copy's data phases, the guest fix's steps, the
@@ -535,6 +536,7 @@ static int verify_boots(struct build *b, json_object *boot, const char *list, un
 	bo.buses = buses;
 	bo.firmware = fw;
 	bo.xen = xen;
+	bo.expect = scimg_int_opts_get(&b->opts, "verify-expect");
 	relay_phase(&b->relay, "verifying");
 	r = scimg_boot_test(b->ctx, &bo, &rep);
 	if (r < 0) {
@@ -711,6 +713,20 @@ int scimg_int_sci_convert(struct scimg_ctx *ctx, const struct scimg_convert_opts
 	}
 	if (verify && (ret = parse_verify(ctx, verify, &vbuses, &vfw, &vxen)) < 0)
 		goto out;
+	if (scimg_int_opts_get(&b.opts, "verify-expect")) {
+		regex_t re;
+
+		if (!verify) {
+			ret = scimg_int_err(ctx, -EINVAL, "sci: verify-expect= goes with verify=");
+			goto out;
+		}
+		if (regcomp(&re, scimg_int_opts_get(&b.opts, "verify-expect"), REG_EXTENDED | REG_NOSUB)) {
+			ret = scimg_int_err(ctx, -EINVAL, "sci: verify-expect=%s is not a POSIX extended "
+					    "regular expression", scimg_int_opts_get(&b.opts, "verify-expect"));
+			goto out;
+		}
+		regfree(&re);
+	}
 	v = scimg_int_opts_get(&b.opts, "name");
 	name = v ? strdup(v) : default_name(o->dst);
 	if (!name) {
