@@ -215,7 +215,8 @@ static void end_line(struct matcher *m, struct scimg_boot_one *b)
 }
 
 /* Feed console bytes: escape sequences (colours, cursor moves) and control
- * characters are dropped, lines are matched as they end. */
+ * characters are dropped, non-ASCII characters become '?', lines are
+ * matched as they end. */
 static void feed(struct matcher *m, struct scimg_boot_one *b, const unsigned char *p, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -240,6 +241,15 @@ static void feed(struct matcher *m, struct scimg_boot_one *b, const unsigned cha
 		}
 		if (c == '\t')
 			c = ' ';
+		/* beyond ASCII: one '?' per character (a lead byte; the
+		 * continuation bytes are dropped), so that lines cut anywhere
+		 * and whatever bytes the guest prints stay valid UTF-8 in the
+		 * JSON report (a pygrub console once gave a lone 0x80) */
+		if (c >= 0x80) {
+			if (c < 0xc0)
+				continue;
+			c = '?';
+		}
 		if (c < 0x20 || c == 0x7f)
 			continue;
 		if (b->linelen >= SCIMG_BOOT_LINE_MAX - 1)
