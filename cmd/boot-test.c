@@ -111,39 +111,15 @@ static void on_boot_done(void *opaque, json_object *b)
 	print_boot(b);
 }
 
-static int parse_list(const char *s, const char *const *names, const unsigned *bits, unsigned all,
-		      unsigned *out, const char *opt)
+/* --OPT=LIST of the KINDS of boot names (scimg_boot_parse_list) */
+static int parse_list(const char *sub, const char *opt, const char *s, unsigned kinds,
+		      unsigned *buses, unsigned *firmware, unsigned *xen)
 {
-	char *dup = strdup(s), *save = NULL, *t;
-	int r = 0;
+	char err[400];
 
-	*out = 0;
-	if (!dup)
-		return usage_error("boot-test", "out of memory");
-	for (t = strtok_r(dup, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-		size_t i;
-
-		if (!strcmp(t, "all")) {
-			*out |= all;
-			continue;
-		}
-		for (i = 0; names[i] && strcmp(names[i], t); i++)
-			;
-		if (!names[i]) {
-			char known[200] = "";
-			for (i = 0; names[i]; i++) {
-				strcat(known, names[i]);
-				strcat(known, ", ");
-			}
-			r = usage_error("boot-test", "--%s: unknown '%s' (expected %sall)", opt, t, known);
-			break;
-		}
-		*out |= bits[i];
-	}
-	if (!r && !*out)
-		r = usage_error("boot-test", "--%s: empty list", opt);
-	free(dup);
-	return r;
+	if (scimg_boot_parse_list(s, ",", kinds, ~0u, buses, firmware, xen, err, sizeof(err)) < 0)
+		return usage_error(sub, "--%s: %s", opt, err);
+	return 0;
 }
 
 static int parse_int(const char *s, int min, int max, int *out, const char *opt)
@@ -160,41 +136,12 @@ static int parse_int(const char *s, int min, int max, int *out, const char *opt)
 	return 0;
 }
 
-int parse_boot_list(const char *sub, const char *s, unsigned *buses, unsigned *firmware,
-		    unsigned *xen)
+int parse_boot_list(const char *sub, const char *opt, const char *s, unsigned *buses,
+		    unsigned *firmware, unsigned *xen)
 {
-	char *dup = strdup(s), *save = NULL, *t;
-	int r = 0;
-
-	*buses = *firmware = *xen = 0;
-	if (!dup)
-		return usage_error(sub, "out of memory");
-	for (t = strtok_r(dup, ",", &save); t && !r; t = strtok_r(NULL, ",", &save)) {
-		static const char *const names[] = { "ide", "sata", "virtio-blk", "virtio-scsi", "nvme",
-						     "bios", "uefi", "all", "pygrub", "pvgrub2", "direct",
-						     "sci", "xen", NULL };
-		static const unsigned bits[] = { SCIMG_BOOT_BUS_IDE, SCIMG_BOOT_BUS_SATA,
-			SCIMG_BOOT_BUS_VIRTIO_BLK, SCIMG_BOOT_BUS_VIRTIO_SCSI, SCIMG_BOOT_BUS_NVME,
-			SCIMG_BOOT_FW_BIOS, SCIMG_BOOT_FW_UEFI, SCIMG_BOOT_BUS_ALL,
-			SCIMG_BOOT_XEN_PYGRUB, SCIMG_BOOT_XEN_PVGRUB2, SCIMG_BOOT_XEN_DIRECT,
-			SCIMG_BOOT_XEN_SCI, 3u };
-		size_t i;
-
-		for (i = 0; names[i] && strcmp(names[i], t); i++)
-			;
-		if (!names[i])
-			r = usage_error(sub, "--boot: unknown '%s' (expected buses ide, sata, virtio-blk, "
-					"virtio-scsi, nvme, all, firmware bios, uefi and Xen loaders "
-					"pygrub, pvgrub2, direct, sci, xen)", t);
-		else if (i == 5 || i == 6)
-			*firmware |= bits[i];
-		else if (i >= 8)
-			*xen |= bits[i];
-		else
-			*buses |= bits[i];
-	}
-	free(dup);
-	return r;
+	return parse_list(sub, opt, s,
+			  SCIMG_BOOT_LIST_BUS | SCIMG_BOOT_LIST_FIRMWARE | SCIMG_BOOT_LIST_XEN, buses,
+			  firmware, xen);
 }
 
 int cmd_boot_test(int argc, char **argv)
@@ -214,14 +161,6 @@ int cmd_boot_test(int argc, char **argv)
 		{ "no-backing", no_argument, NULL, 'B' },
 		LONG_OPTIONS_END,
 	};
-	static const char *const bus_names[] = { "ide", "sata", "virtio-blk", "virtio-scsi", "nvme", NULL };
-	static const unsigned bus_bits[] = { SCIMG_BOOT_BUS_IDE, SCIMG_BOOT_BUS_SATA,
-		SCIMG_BOOT_BUS_VIRTIO_BLK, SCIMG_BOOT_BUS_VIRTIO_SCSI, SCIMG_BOOT_BUS_NVME };
-	static const char *const fw_names[] = { "bios", "uefi", NULL };
-	static const unsigned fw_bits[] = { SCIMG_BOOT_FW_BIOS, SCIMG_BOOT_FW_UEFI };
-	static const char *const xen_names[] = { "pygrub", "pvgrub2", "direct", "sci", NULL };
-	static const unsigned xen_bits[] = { SCIMG_BOOT_XEN_PYGRUB, SCIMG_BOOT_XEN_PVGRUB2,
-					     SCIMG_BOOT_XEN_DIRECT, SCIMG_BOOT_XEN_SCI };
 	struct scimg_boot_opts o;
 	struct scimg_ctx *ctx;
 	json_object *report = NULL, *a;
@@ -232,11 +171,12 @@ int cmd_boot_test(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, ":b:e:t:m:j:f:hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'b':
-			if (parse_list(optarg, bus_names, bus_bits, SCIMG_BOOT_BUS_ALL, &o.buses, "bus"))
+			if (parse_list("boot-test", "bus", optarg, SCIMG_BOOT_LIST_BUS, &o.buses, NULL, NULL))
 				return EXIT_ERROR;
 			break;
 		case 'F':
-			if (parse_list(optarg, fw_names, fw_bits, 3u, &o.firmware, "firmware"))
+			if (parse_list("boot-test", "firmware", optarg, SCIMG_BOOT_LIST_FIRMWARE, NULL,
+				       &o.firmware, NULL))
 				return EXIT_ERROR;
 			break;
 		case 'e': o.expect = optarg; break;
@@ -254,13 +194,13 @@ int cmd_boot_test(int argc, char **argv)
 			break;
 		case 'f': o.format = optarg; break;
 		case 'X':
-			if (parse_list(optarg, xen_names, xen_bits, 3u, &o.xen, "xen"))
+			if (parse_list("boot-test", "xen", optarg, SCIMG_BOOT_LIST_XEN, NULL, NULL, &o.xen))
 				return EXIT_ERROR;
 			break;
 		case 'L': o.blanket = optarg; break;
 		case 'U':
-			if (parse_list(optarg, fw_names, fw_bits, 3u, &o.blanket_firmware,
-				       "blanket-firmware"))
+			if (parse_list("boot-test", "blanket-firmware", optarg, SCIMG_BOOT_LIST_FIRMWARE,
+				       NULL, &o.blanket_firmware, NULL))
 				return EXIT_ERROR;
 			break;
 		case 'o':

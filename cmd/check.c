@@ -178,7 +178,7 @@ int cmd_check(int argc, char **argv)
 		case OPT_TRUST_CHAIN: opt_trust_chain = 1; break;
 		case 'T':
 			boot = 1;
-			if (optarg && parse_boot_list("check", optarg, &buses, &firmware, &xen))
+			if (optarg && parse_boot_list("check", "boot", optarg, &buses, &firmware, &xen))
 				return EXIT_ERROR;
 			break;
 		case 'h': help(); return EXIT_OK;

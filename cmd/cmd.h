@@ -25,8 +25,8 @@ int cmd_blanket(int argc, char **argv);
 /* Parse check --boot's LIST: bus names, all, bios/uefi and the Xen
  * loaders pygrub, pvgrub2, direct (xen: pygrub and pvgrub2); 0 or
  * EXIT_ERROR after a usage message for SUB. */
-int parse_boot_list(const char *sub, const char *s, unsigned *buses, unsigned *firmware,
-		    unsigned *xen);
+int parse_boot_list(const char *sub, const char *opt, const char *s, unsigned *buses,
+		    unsigned *firmware, unsigned *xen);
 /* Put the boots of a boot-test report into a "boot-methods" array (the
  * guest model's): works becomes what the boot showed, basis "measured",
  * predicted the rules' verdict, boot the boot; a contradiction is added to

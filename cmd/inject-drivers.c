@@ -346,7 +346,7 @@ int cmd_inject_drivers(int argc, char **argv)
 		case 'O': out_fmt = optarg; break;
 		case 'v':
 			do_verify = 1;
-			if (optarg && parse_boot_list("inject-drivers", optarg, &buses, &firmware, &xen))
+			if (optarg && parse_boot_list("inject-drivers", "verify", optarg, &buses, &firmware, &xen))
 				return EXIT_ERROR;
 			break;
 		case 'E': expect = optarg; break;

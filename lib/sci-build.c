@@ -435,42 +435,18 @@ static char *make_xlcfg(struct build *b, const char *name, json_object *boot)
 }
 
 /* -o verify=LIST: boots of the fixed disk, separated by '+' or ',' (",," on
- * the command line): buses (ide, sata, virtio-blk, virtio-scsi, nvme, all),
- * firmware (bios, uefi) and Xen loaders (pygrub, pvgrub2, xen: both). */
+ * the command line): buses, firmware and the Xen loaders pygrub and pvgrub2
+ * (the two an xl.cfg of the package can name). */
 static int parse_verify(struct scimg_ctx *ctx, const char *s, unsigned *buses, unsigned *fw,
 			unsigned *xen)
 {
-	static const char *const names[] = { "ide", "sata", "virtio-blk", "virtio-scsi", "nvme", "all",
-					     "bios", "uefi", "pygrub", "pvgrub2", "xen" };
-	static const unsigned bits[] = { SCIMG_BOOT_BUS_IDE, SCIMG_BOOT_BUS_SATA,
-		SCIMG_BOOT_BUS_VIRTIO_BLK, SCIMG_BOOT_BUS_VIRTIO_SCSI, SCIMG_BOOT_BUS_NVME,
-		SCIMG_BOOT_BUS_ALL, SCIMG_BOOT_FW_BIOS, SCIMG_BOOT_FW_UEFI, SCIMG_BOOT_XEN_PYGRUB,
-		SCIMG_BOOT_XEN_PVGRUB2, SCIMG_BOOT_XEN_PYGRUB | SCIMG_BOOT_XEN_PVGRUB2 };
-	const char *p = s;
+	char err[400];
 
-	*buses = *fw = *xen = 0;
-	while (*p) {
-		size_t len = strcspn(p, "+,"), i;
-
-		for (i = 0; i < SCIMG_ARRAY_SIZE(names); i++)
-			if (strlen(names[i]) == len && !strncmp(p, names[i], len))
-				break;
-		if (i == SCIMG_ARRAY_SIZE(names))
-			return scimg_int_err(ctx, -EINVAL, "sci: verify=%s: unknown '%.*s' (expected "
-					     "ide, sata, virtio-blk, virtio-scsi, nvme, all, bios, uefi, "
-					     "pygrub, pvgrub2, xen; separated by '+')", s, (int)len, p);
-		if (i <= 5)
-			*buses |= bits[i];
-		else if (i <= 7)
-			*fw |= bits[i];
-		else
-			*xen |= bits[i];
-		p += len;
-		if (*p)
-			p++;
-	}
-	if (!*buses && !*fw && !*xen)
-		return scimg_int_err(ctx, -EINVAL, "sci: verify= names no boot");
+	if (scimg_boot_parse_list(s, "+,", SCIMG_BOOT_LIST_BUS | SCIMG_BOOT_LIST_FIRMWARE |
+					   SCIMG_BOOT_LIST_XEN,
+				  SCIMG_BOOT_XEN_PYGRUB | SCIMG_BOOT_XEN_PVGRUB2, buses, fw, xen, err,
+				  sizeof(err)) < 0)
+		return scimg_int_err(ctx, -EINVAL, "sci: verify=%s: %s", s, err);
 	return 0;
 }
 

@@ -624,6 +624,28 @@ struct scimg_boot_opts {
 SCIMG_API int scimg_boot_test(struct scimg_ctx *ctx, const struct scimg_boot_opts *opts,
 		    json_object **report);
 
+/* What scimg_boot_parse_list() accepts (bit mask KINDS). */
+enum {
+	SCIMG_BOOT_LIST_BUS = 1u << 0,      /* ide, sata, virtio-blk, virtio-scsi, nvme */
+	SCIMG_BOOT_LIST_FIRMWARE = 1u << 1, /* bios, uefi */
+	SCIMG_BOOT_LIST_XEN = 1u << 2,      /* pygrub, pvgrub2, direct, sci; xen: the
+					     * first two */
+};
+
+/* Parse LIST, boot names separated by any character of SEPS (empty items
+ * are skipped), into the bus, firmware and Xen bits of struct
+ * scimg_boot_opts, ORed together.  Only names of the KINDS given are
+ * known, and of the Xen loaders only those in XEN_ALLOWED
+ * (SCIMG_BOOT_XEN_*).  "all" means every bus when KINDS has buses, else
+ * both firmwares, or pygrub and pvgrub2.  Returns 0, or -EINVAL with a
+ * message in ERR (at most ERRLEN bytes) that names the unknown item and
+ * the known ones, or says the list is empty; the caller prefixes the
+ * option's name.  Only the kinds asked for are written (and only on
+ * success); BUSES, FIRMWARE and XEN may be NULL for the others. */
+SCIMG_API int scimg_boot_parse_list(const char *list, const char *seps, unsigned kinds,
+				    unsigned xen_allowed, unsigned *buses, unsigned *firmware,
+				    unsigned *xen, char *err, size_t errlen);
+
 /* ---- the blanket (the nested Xen layer) --------------------------------- */
 
 /* Options of scimg_blanket_path() and scimg_blanket_create(); SIZE as for

@@ -346,6 +346,121 @@ static int direct_carrier(struct scimg_ctx *ctx, const struct scimg_boot_opts *o
 	return nfail;
 }
 
+/* ---- boot lists (--bus, --firmware, --xen, --boot, -o verify) ------------ */
+
+static const struct {
+	const char *name;
+	unsigned kind, bits;
+} list_names[] = {
+	{ "ide", SCIMG_BOOT_LIST_BUS, SCIMG_BOOT_BUS_IDE },
+	{ "sata", SCIMG_BOOT_LIST_BUS, SCIMG_BOOT_BUS_SATA },
+	{ "virtio-blk", SCIMG_BOOT_LIST_BUS, SCIMG_BOOT_BUS_VIRTIO_BLK },
+	{ "virtio-scsi", SCIMG_BOOT_LIST_BUS, SCIMG_BOOT_BUS_VIRTIO_SCSI },
+	{ "nvme", SCIMG_BOOT_LIST_BUS, SCIMG_BOOT_BUS_NVME },
+	{ "bios", SCIMG_BOOT_LIST_FIRMWARE, SCIMG_BOOT_FW_BIOS },
+	{ "uefi", SCIMG_BOOT_LIST_FIRMWARE, SCIMG_BOOT_FW_UEFI },
+	{ "pygrub", SCIMG_BOOT_LIST_XEN, SCIMG_BOOT_XEN_PYGRUB },
+	{ "pvgrub2", SCIMG_BOOT_LIST_XEN, SCIMG_BOOT_XEN_PVGRUB2 },
+	{ "direct", SCIMG_BOOT_LIST_XEN, SCIMG_BOOT_XEN_DIRECT },
+	{ "sci", SCIMG_BOOT_LIST_XEN, SCIMG_BOOT_XEN_SCI },
+	{ "xen", SCIMG_BOOT_LIST_XEN, SCIMG_BOOT_XEN_PYGRUB | SCIMG_BOOT_XEN_PVGRUB2 },
+};
+
+/* "all": every bus when buses are asked for, else both of the one kind */
+static unsigned list_all(unsigned kinds, unsigned *kind)
+{
+	if (kinds & SCIMG_BOOT_LIST_BUS) {
+		*kind = SCIMG_BOOT_LIST_BUS;
+		return SCIMG_BOOT_BUS_ALL;
+	}
+	*kind = kinds & SCIMG_BOOT_LIST_FIRMWARE ? SCIMG_BOOT_LIST_FIRMWARE : SCIMG_BOOT_LIST_XEN;
+	return *kind == SCIMG_BOOT_LIST_FIRMWARE ? SCIMG_BOOT_FW_BIOS | SCIMG_BOOT_FW_UEFI
+						 : SCIMG_BOOT_XEN_PYGRUB | SCIMG_BOOT_XEN_PVGRUB2;
+}
+
+static int list_known(size_t i, unsigned kinds, unsigned xen_allowed)
+{
+	return (list_names[i].kind & kinds) &&
+	       (list_names[i].kind != SCIMG_BOOT_LIST_XEN ||
+		(list_names[i].bits & ~xen_allowed) == 0);
+}
+
+int scimg_boot_parse_list(const char *list, const char *seps, unsigned kinds,
+			  unsigned xen_allowed, unsigned *buses, unsigned *firmware,
+			  unsigned *xen, char *err, size_t errlen)
+{
+	unsigned out[3] = { 0, 0, 0 }, any = 0; /* bus, firmware, xen */
+	const char *p = list ? list : "";
+
+	if (errlen)
+		*err = '\0';
+	kinds &= SCIMG_BOOT_LIST_BUS | SCIMG_BOOT_LIST_FIRMWARE | SCIMG_BOOT_LIST_XEN;
+	if (!kinds || !seps || !*seps || (kinds & SCIMG_BOOT_LIST_BUS && !buses) ||
+	    (kinds & SCIMG_BOOT_LIST_FIRMWARE && !firmware) || (kinds & SCIMG_BOOT_LIST_XEN && !xen)) {
+		snprintf(err, errlen, "invalid arguments");
+		return -EINVAL;
+	}
+	while (*p) {
+		size_t len = strcspn(p, seps), i;
+		unsigned kind = 0, bits = 0;
+
+		if (len == 3 && !strncmp(p, "all", 3)) {
+			bits = list_all(kinds, &kind);
+		} else {
+			for (i = 0; i < SCIMG_ARRAY_SIZE(list_names); i++)
+				if (strlen(list_names[i].name) == len && !strncmp(p, list_names[i].name, len) &&
+				    list_known(i, kinds, xen_allowed))
+					break;
+			if (len && i == SCIMG_ARRAY_SIZE(list_names)) {
+				size_t n = 0;
+				int w = snprintf(err, errlen, "unknown '%.*s' (expected ",
+						 (int)(len > 64 ? 64 : len), p);
+
+				n = w > 0 ? (size_t)w : 0;
+				for (i = 0; i < SCIMG_ARRAY_SIZE(list_names); i++) {
+					if (!list_known(i, kinds, xen_allowed))
+						continue;
+					if (n < errlen && (w = snprintf(err + n, errlen - n, "%s, ",
+									list_names[i].name)) > 0)
+						n += (size_t)w;
+					/* with buses, "all" follows them */
+					if (i == 4 && (kinds & SCIMG_BOOT_LIST_BUS) && n < errlen &&
+					    (w = snprintf(err + n, errlen - n, "all, ")) > 0)
+						n += (size_t)w;
+				}
+				if (!(kinds & SCIMG_BOOT_LIST_BUS) && n < errlen &&
+				    (w = snprintf(err + n, errlen - n, "all, ")) > 0)
+					n += (size_t)w;
+				if (n >= 2 && n - 2 < errlen)
+					snprintf(err + n - 2, errlen - (n - 2), ")");
+				return -EINVAL;
+			}
+			if (len) {
+				kind = list_names[i].kind;
+				bits = list_names[i].bits;
+			}
+		}
+		if (kind) {
+			out[kind == SCIMG_BOOT_LIST_BUS ? 0 : kind == SCIMG_BOOT_LIST_FIRMWARE ? 1 : 2] |= bits;
+			any = 1;
+		}
+		p += len;
+		if (*p)
+			p++;
+	}
+	if (!any) {
+		snprintf(err, errlen, "empty list");
+		return -EINVAL;
+	}
+	if (kinds & SCIMG_BOOT_LIST_BUS)
+		*buses = out[0];
+	if (kinds & SCIMG_BOOT_LIST_FIRMWARE)
+		*firmware = out[1];
+	if (kinds & SCIMG_BOOT_LIST_XEN)
+		*xen = out[2];
+	return 0;
+}
+
 int scimg_boot_test(struct scimg_ctx *ctx, const struct scimg_boot_opts *uopts,
 		    json_object **report)
 {

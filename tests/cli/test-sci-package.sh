@@ -208,7 +208,7 @@ rm -f big.raw
 
 # -o verify: a bad list or verify with guest=skip is refused at once,
 # before any copy, and nothing is written
-for o in "guest=fix,verify=lilo" "guest=fix,verify=nvme++" "guest=skip,verify=nvme" "guest=fix,verify=" \
+for o in "guest=fix,verify=lilo" "guest=fix,verify=+" "guest=skip,verify=nvme" "guest=fix,verify=" \
          "guest=fix,verify-expect=x" "guest=fix,verify=nvme,verify-expect=a(b"; do
   rc=0; "$SCIMG" convert -O sci -o "$o" d.raw v.sci 2> v.err || rc=$?
   [ $rc = 2 ] || { cat v.err; fail "-o $o: exit $rc, expected 2"; }
