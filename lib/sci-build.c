@@ -468,13 +468,6 @@ static int desc_method(const char *bm, const char **name, const char **loader)
 	return 1;
 }
 
-static int basis_is(json_object *m, const char *basis)
-{
-	const char *v = jget(m, "basis") ? json_object_get_string(jget(m, "basis")) : NULL;
-
-	return v && !strcmp(v, basis);
-}
-
 static json_object *find_method(json_object *methods, const char *name, const char *loader,
 				size_t *idx)
 {
@@ -523,56 +516,62 @@ static int verify_boots(struct build *b, json_object *boot, const char *list, un
 		json_object_put(rep);
 		return scimg_int_err(b->ctx, -EIO, "sci: verify: no boot report");
 	}
-	/* every failure first: one failed boot of a method outweighs the rest */
-	for (int pass = 0; pass < 2; pass++)
-		for (size_t i = 0; i < json_object_array_length(boots); i++) {
-			json_object *bt = json_object_array_get_idx(boots, i), *m;
-			const char *bm = json_object_get_string(jget(bt, "method"));
-			const char *res = json_object_get_string(jget(bt, "result"));
-			const char *name, *loader;
-			int ok = res && !strcmp(res, "ok");
+	/* per descriptor method: its boots, and the first that failed */
+	struct {
+		const char *name, *loader;
+		json_object *failed;
+	} t[8];
+	size_t nt = 0;
 
-			if (!bm || !desc_method(bm, &name, &loader) || ok != pass)
-				continue;
-			m = find_method(methods, name, loader, NULL);
-			if (m && basis_is(m, "failed"))
-				continue; /* failed as predicted: nothing to claim */
-			if (!ok && m) {
-				r = scimg_int_err(b->ctx, -EPROTO, "sci: verify: %s failed (%s) after "
-						  "%.0f s, but the package would claim %s%s%s works; "
-						  "nothing written", bm,
-						  json_object_get_string(jget(bt, "reason")),
-						  json_object_get_double(jget(bt, "seconds")), name,
-						  loader ? " with " : "", loader ? loader : "");
-				json_object_put(rep);
-				return r;
-			}
-			if (!ok) {
-				/* predicted not to work and it did not: nothing claimed;
-				 * a later ok boot of the same method must not claim it */
-				m = json_object_new_object();
-				json_object_object_add(m, "name", json_object_new_string(name));
-				if (loader)
-					json_object_object_add(m, "loader", json_object_new_string(loader));
-				json_object_object_add(m, "basis", json_object_new_string("failed"));
-				json_object_array_add(methods, m);
-				continue;
-			}
-			if (!m) {
-				m = json_object_new_object();
-				json_object_object_add(m, "name", json_object_new_string(name));
-				if (loader)
-					json_object_object_add(m, "loader", json_object_new_string(loader));
-				json_object_array_add(methods, m);
-			}
-			json_object_object_add(m, "basis", json_object_new_string("measured"));
+	for (size_t i = 0; i < json_object_array_length(boots); i++) {
+		json_object *bt = json_object_array_get_idx(boots, i);
+		const char *bm = json_object_get_string(jget(bt, "method"));
+		const char *res = json_object_get_string(jget(bt, "result"));
+		const char *name, *loader;
+		size_t k;
+
+		if (!bm || !desc_method(bm, &name, &loader))
+			continue;
+		for (k = 0; k < nt; k++)
+			if (!strcmp(t[k].name, name) && !(t[k].loader ? !loader || strcmp(t[k].loader, loader)
+								      : loader != NULL))
+				break;
+		if (k == nt) {
+			if (nt == SCIMG_ARRAY_SIZE(t))
+				continue; /* cannot happen: four descriptor methods */
+			t[nt].name = name;
+			t[nt].loader = loader;
+			t[nt++].failed = NULL;
 		}
-	/* drop the markers of boots that failed as predicted */
-	for (size_t i = json_object_array_length(methods); i-- > 0;) {
-		json_object *m = json_object_array_get_idx(methods, i);
+		if ((!res || strcmp(res, "ok")) && !t[k].failed)
+			t[k].failed = bt;
+	}
+	/* then once per method: all ok -> measured (added when not predicted);
+	 * a failure of a predicted method -> nothing is written; a failure of
+	 * a method not predicted -> nothing claimed */
+	for (size_t k = 0; k < nt; k++) {
+		json_object *m = find_method(methods, t[k].name, t[k].loader, NULL), *bt = t[k].failed;
 
-		if (basis_is(m, "failed"))
-			json_object_array_del_idx(methods, i, 1);
+		if (bt && m) {
+			r = scimg_int_err(b->ctx, -EPROTO, "sci: verify: %s failed (%s) after %.0f s, "
+					  "but the package would claim %s%s%s works; nothing written",
+					  json_object_get_string(jget(bt, "method")),
+					  json_object_get_string(jget(bt, "reason")),
+					  json_object_get_double(jget(bt, "seconds")), t[k].name,
+					  t[k].loader ? " with " : "", t[k].loader ? t[k].loader : "");
+			json_object_put(rep);
+			return r;
+		}
+		if (bt)
+			continue;
+		if (!m) {
+			m = json_object_new_object();
+			json_object_object_add(m, "name", json_object_new_string(t[k].name));
+			if (t[k].loader)
+				json_object_object_add(m, "loader", json_object_new_string(t[k].loader));
+			json_object_array_add(methods, m);
+		}
+		json_object_object_add(m, "basis", json_object_new_string("measured"));
 	}
 	json_object_put(rep);
 	return 0;
