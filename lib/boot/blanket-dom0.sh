@@ -185,16 +185,8 @@ boot_one() {
       esac
     } > "$cfg"
     rm -f "$log"
-    if [ "$m" = direct ]; then
-      # created paused and started once xenconsoled has its console (the
-      # domU's early console waits for room in the ring)
-      say "direct: xl create $(grep -E '^(kernel|ramdisk|extra)' "$cfg" | tr '\n' ' ')"
-      if xl create -p "$cfg" >/run/$name.create 2>&1; then
-        w=0; while [ ! -e "$log" ] && [ $w -lt 30 ]; do sleep 1; w=$((w + 1)); done
-        say "direct: console log $( [ -e "$log" ] && echo "there after ${w}s" || echo "missing after ${w}s"); xenconsoled: $(pgrep -c xenconsoled) running"
-        xl unpause "$name"; mode=$m; break
-      fi
-    elif xl create "$cfg" >/run/$name.create 2>&1; then mode=$m; break; fi
+    [ "$m" = direct ] && say "direct: xl create $(grep -E '^(kernel|ramdisk|extra)' "$cfg" | tr '\n' ' ')"
+    if xl create "$cfg" >/run/$name.create 2>&1; then mode=$m; break; fi
     say "xl create with $m failed: $(tail -n 3 /run/$name.create | tr '\n' ' ')"
     mode=failed
   done
@@ -230,11 +222,13 @@ boot_one() {
   esac
 }
 
-# boot_sci N DISK TEST: the SCI package on DISK, as its xl.cfg says
+# boot_sci N DISK TEST [INFO]: the SCI package on DISK, as its xl.cfg
+# says; INFO: what sci_read printed for DISK already (read here if not given)
 boot_sci() {
   n=$1; sdisk=$2; stest=$3
   SCI_ERR=; SCI_NAME=
-  eval "$(sci_read "$sdisk")"
+  if [ $# -ge 4 ]; then info=$4; else info=$(sci_read "$sdisk"); fi
+  eval "$info"
   if [ -z "$SCI_ERR$SCI_NAME" ]; then
     SCI_ERR="not_a_Supercloud_image_package"
   fi
@@ -275,13 +269,16 @@ boot_sci() {
 n=0; ntest=0
 for d in $DISKS; do
   serial=$(lsblk -dno SERIAL "$d" 2>/dev/null | tr -d ' ')
-  # a Supercloud image package attached as it is: its own xl.cfg
+  # a Supercloud image package attached as it is: its own xl.cfg (read
+  # once, and handed on)
+  info=
   if [ -z "$serial" ] || [ "${serial#scimg-bt-}" = "$serial" ]; then
-    [ -n "$(sci_read "$d")" ] && serial=scimg-sci
+    info=$(sci_read "$d")
+    [ -n "$info" ] && serial=scimg-sci
   fi
   case "$serial" in
     scimg-bt-sci) boot_sci $n "$d" 1; ntest=$((ntest + 1)) ;;
-    scimg-sci) boot_sci $n "$d" 0 ;;
+    scimg-sci) boot_sci $n "$d" 0 "$info" ;;
     scimg-bt-pygrub) boot_one $n "$d" pygrub 1; ntest=$((ntest + 1)) ;;
     scimg-bt-pvgrub2) boot_one $n "$d" pvgrub2 1; ntest=$((ntest + 1)) ;;
     scimg-bt-direct) boot_one $n "$d" direct 1; ntest=$((ntest + 1)) ;;
