@@ -358,7 +358,7 @@ static char *qemu_path(const char *p)
 /* A Xen boot: the blanket boots (its GRUB sees SMBIOS product
  * "scimg-boot-test" and adds the options TCG needs) and the image is its
  * second disk, whose serial tells the blanket's service the loader.  A
- * direct boot adds a third, read-only disk: the carrier (serial
+ * direct boot adds a disk on the IDE controller: the carrier (serial
  * scimg-bt-files), a tar of the guest's kernel, initramfs and command line
  * that the service unpacks and gives xl. */
 static int xen_disks(struct scimg_boot_env *env, struct scimg_boot_one *b, struct argv *a,
