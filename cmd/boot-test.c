@@ -37,7 +37,7 @@ static void help(void)
 	       "  -f, --format=FMT       read IMAGE as FMT instead of probing\n"
 	       "      --xen=LIST         also boot IMAGE as a Xen PV domU inside the blanket\n"
 	       "                         with these loaders: pygrub, pvgrub2, or all (those\n"
-	       "                         two); direct (one boot so far, not in CI: no loader,\n"
+	       "                         two); direct (opt-in, not in CI's tests: no loader,\n"
 	       "                         xl gets the guest's default kernel, initramfs and\n"
 	       "                         command line, read from IMAGE's grub.cfg) only\n"
 	       "                         when named; sci (IMAGE a Supercloud image\n"

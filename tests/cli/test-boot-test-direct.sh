@@ -26,7 +26,7 @@ EOF
 # ---- names --------------------------------------------------------------
 truncate -s 64M "$TMPD/blank.img"
 truncate -s 1M "$TMPD/fakebl.img"
-"$SCIMG" boot-test --help | grep -q "direct (one boot so far, not in CI" || fail "--help does not list direct (and say how far it is proven)"
+"$SCIMG" boot-test --help | grep -q "direct (opt-in, not in CI's tests" || fail "--help does not list direct (and say how far it is proven)"
 rc=0; "$SCIMG" boot-test --xen grub4dos "$TMPD/blank.img" 2> "$TMPD/l.err" || rc=$?
 [ $rc = 2 ] && grep -q "expected pygrub, pvgrub2, direct, sci, xen, all" "$TMPD/l.err" ||
   { cat "$TMPD/l.err"; fail "--xen: direct not among the loaders"; }
